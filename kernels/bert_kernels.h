@@ -1,0 +1,83 @@
+/* bert_kernels.h: the layer kernels of BERT, as forward/backward pairs (llm.c's shape).
+ * Dimension letters: B batch, T tokens, C hidden channels, NH heads (head size HS = C/NH),
+ * OC output channels, N rows (= B*T where a layer works per token), L labels, V vocabulary.
+ * All float buffers are float32, row-major, contiguous. Backward functions ACCUMULATE (+=) into
+ * every gradient they write (dinp, dweight, dbias), so the model zeroes gradients once per step;
+ * a NULL gradient pointer means "not needed" and is skipped.
+ * Dropout draws from Philox (runtime/rng.h): element i keeps iff uniform(seed, RNG_STREAM_DROPOUT,
+ * offset + i) > p, kept values are scaled by 1/(1-p); backward regenerates the same mask from
+ * (seed, offset), so no mask is stored. p == 0 means no dropout. */
+#ifndef BL_BERT_KERNELS_H
+#define BL_BERT_KERNELS_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- embeddings -------------------------------------------------------------------------------- */
+/* out[B,T,C] = wte[ids[b,t]] + wpe[t] + wtt[types[b,t]]; types may be NULL (all 0). Ids are checked
+ * by the caller. */
+void k_embeddings_forward(float *out, const int64_t *ids, const int64_t *types, const float *wte,
+                          const float *wpe, const float *wtt, int B, int T, int C);
+void k_embeddings_backward(float *dwte, float *dwpe, float *dwtt, const float *dout,
+                           const int64_t *ids, const int64_t *types, int B, int T, int C);
+
+/* ---- layer normalisation over the last dimension ------------------------------------------------ */
+/* out[N,C] = (inp - mean) * rstd * weight + bias; caches mean[N] and rstd[N] (1/sqrt(var + eps),
+ * biased variance as torch). */
+void k_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                         const float *bias, int N, int C, float eps);
+void k_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                          const float *inp, const float *mean, const float *rstd, const float *weight,
+                          int N, int C);
+
+/* ---- linear (torch.nn.Linear layout: weight[OC,C]) --------------------------------------------- */
+/* out[N,OC] = inp[N,C] @ weight[OC,C]^T + bias[OC] (bias may be NULL). */
+void k_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
+                      int C, int OC);
+/* dinp[N,C] += dout @ weight; dweight[OC,C] += dout^T @ inp; dbias[OC] += column sums of dout. */
+void k_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                       const float *weight, int N, int C, int OC);
+
+/* ---- self-attention core ----------------------------------------------------------------------- */
+/* qkv[B,T,3C] holds q | k | v along the last dimension (head h at columns h*HS..h*HS+HS-1 of each).
+ * att[B,NH,T,T] = softmax_j(q_i . k_j / sqrt(HS) + mask_add[b,j])  (cached, before dropout);
+ * out[B,T,C]: out[b,i,h*HS+d] = sum_j dropout(att)[b,h,i,j] * v[b,j,h*HS+d].
+ * mask_add[B,T] is 0 for real tokens and -FLT_MAX (torch.finfo(float32).min) for padding, as
+ * Hugging Face extends attention_mask. Dropout on att with (p, seed, offset); the mask covers
+ * B*NH*T*T elements in att's order. */
+void k_attention_forward(float *out, float *att, const float *qkv, const float *mask_add, int B, int T,
+                         int C, int NH, float p, uint64_t seed, uint64_t offset);
+/* scratch[B,NH,T,T] is work space; dqkv[B,T,3C] += gradient. */
+void k_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                          const float *att, int B, int T, int C, int NH, float p, uint64_t seed,
+                          uint64_t offset);
+
+/* ---- pointwise ----------------------------------------------------------------------------------- */
+/* GELU, erf form: 0.5 * x * (1 + erf(x / sqrt(2))). */
+void k_gelu_forward(float *out, const float *inp, size_t n);
+void k_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+/* tanh (the pooler); backward uses the forward's output. */
+void k_tanh_forward(float *out, const float *inp, size_t n);
+void k_tanh_backward(float *dinp, const float *out, const float *dout, size_t n);
+/* out = dropout(inp) (out may equal inp); p == 0 copies. */
+void k_dropout_forward(float *out, const float *inp, size_t n, float p, uint64_t seed, uint64_t offset);
+void k_dropout_backward(float *dinp, const float *dout, size_t n, float p, uint64_t seed,
+                        uint64_t offset);
+/* out = a + b (the residual connections); backward is two accumulations, done with k_accumulate. */
+void k_residual_forward(float *out, const float *a, const float *b, size_t n);
+/* dst += src */
+void k_accumulate(float *dst, const float *src, size_t n);
+
+/* ---- [CLS] gather ------------------------------------------------------------------------------ */
+/* out[B,C] = inp[b,0,:] ; dinp[b,0,:] += dout[b,:] */
+void k_cls_forward(float *out, const float *inp, int B, int T, int C);
+void k_cls_backward(float *dinp, const float *dout, int B, int T, int C);
+
+/* ---- classification loss ----------------------------------------------------------------------- */
+/* probs[B,L] = softmax(logits); loss[0] = mean over b of -log probs[b, targets[b]]. */
+void k_crossentropy_forward(float *loss, float *probs, const float *logits, const int64_t *targets,
+                            int B, int L);
+/* dlogits[B,L] += dloss * (probs - onehot(targets)) / B */
+void k_crossentropy_backward(float *dlogits, const float *probs, const int64_t *targets, int B, int L,
+                             float dloss);
+
+#endif

@@ -1,0 +1,36 @@
+/* kernels.h: the one interface to bertlab's math. Each function takes raw pointers and dimensions
+ * (never tensors or Lua), so a CUDA launcher with the same signature can sit beside the CPU one and
+ * a test can run both and compare. CPU implementations live in kernels/cpu/, CUDA in kernels/cuda/.
+ * Dimension letters: B batch, T tokens, C channels (hidden), H heads, V vocabulary, OC out channels.
+ * Layer pairs follow llm.c: layer_forward(out, cache..., inp, weights..., dims) and
+ * layer_backward(dinp, dweights..., dout, inp, cache..., weights..., dims); backward accumulates (+=). */
+#ifndef BL_KERNELS_H
+#define BL_KERNELS_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- elementwise ------------------------------------------------------------------------------- */
+void k_add_f32(float *out, const float *a, const float *b, size_t n, int b_scalar);
+void k_mul_f32(float *out, const float *a, const float *b, size_t n, int b_scalar);
+void k_add_i64(int64_t *out, const int64_t *a, const int64_t *b, size_t n, int b_scalar);
+void k_mul_i64(int64_t *out, const int64_t *a, const int64_t *b, size_t n, int b_scalar);
+
+/* ---- matrix multiply (row-major, through BLAS) ------------------------------------------------- */
+/* C[M,N] = alpha * op(A) @ op(B) + beta * C, op = transpose when trans_* is set; lda/ldb/ldc row strides. */
+void k_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+            const float *B, int ldb, float beta, float *C, int ldc);
+/* `batch` independent gemms with element strides between consecutive A, B and C matrices. */
+void k_gemm_batched(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                    int lda, long stride_a, const float *B, int ldb, long stride_b, float beta,
+                    float *C, int ldc, long stride_c, int batch);
+
+/* Layer kernels (embeddings, layernorm, attention, GELU, softmax/cross-entropy, dropout, AdamW)
+ * are declared in kernels/bert_kernels.h and kernels/optim_kernels.h by the issues that add them. */
+
+/* ---- devices ---------------------------------------------------------------------------------- */
+/* 1 when this binary was built with CUDA and a GPU is visible; 0 otherwise (never fails). */
+int k_cuda_available(void);
+/* A one-line description of the CUDA device or why there is none. */
+const char *k_cuda_describe(void);
+
+#endif

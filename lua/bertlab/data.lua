@@ -1,0 +1,2 @@
+-- bertlab.data: pure-Lua helpers of the data part (filled in by its issue).
+return function(bl) end

@@ -1,0 +1,2 @@
+-- bertlab.model: pure-Lua helpers of the model part (filled in by its issue).
+return function(bl) end

@@ -1,0 +1,56 @@
+-- testlib.lua: the Lua tests' harness. Each check prints "ok - name" or "not ok - name: why";
+-- tests/run.sh counts the lines. T.done() exits non-zero when a check failed.
+local T = { failed = 0 }
+
+local function report(ok, name, why)
+  if ok then
+    print("ok - " .. name)
+  else
+    T.failed = T.failed + 1
+    print("not ok - " .. name .. (why and (": " .. why) or ""))
+  end
+  io.stdout:flush()
+  return ok
+end
+
+function T.check(cond, name, why) return report(cond and true or false, name, why) end
+
+function T.eq(got, want, name)
+  return report(got == want, name, ("got %s, expected %s"):format(tostring(got), tostring(want)))
+end
+
+function T.near(got, want, tol, name)
+  local ok = type(got) == "number" and math.abs(got - want) <= tol
+  return report(ok, name, ("got %s, expected %s (tol %g)"):format(tostring(got), tostring(want), tol))
+end
+
+-- Deep equality of plain tables/values.
+local function deq(a, b)
+  if type(a) ~= type(b) then return false end
+  if type(a) ~= "table" then return a == b end
+  for k, v in pairs(a) do if not deq(v, b[k]) then return false end end
+  for k in pairs(b) do if a[k] == nil then return false end end
+  return true
+end
+T.deep_equal = deq
+
+function T.same(got, want, name)
+  return report(deq(got, want), name, "tables differ")
+end
+
+-- checkerror(pattern, f, ...): f must raise an error whose text matches the Lua pattern.
+function T.checkerror(pattern, name, f, ...)
+  local ok, err = pcall(f, ...)
+  if ok then return report(false, name, "no error raised") end
+  err = tostring(err)
+  return report(err:find(pattern) ~= nil, name, ("error %q does not match %q"):format(err, pattern))
+end
+
+function T.skip(name, reason) print("skip - " .. name .. ": " .. reason) end
+
+function T.done()
+  if T.failed > 0 then os.exit(1) end
+  os.exit(0)
+end
+
+return T
