@@ -26,6 +26,8 @@ int luaopen_bertlab_core(lua_State *L) {
     lua_setfield(L, -2, "cuda_describe");
     bl_open_tensor(L);
     bl_open_data(L);
+    bl_open_tokenizer(L);
+    bl_open_io(L);
     bl_open_model(L);
     bl_open_train(L);
     return 1;

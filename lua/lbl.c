@@ -123,11 +123,13 @@ void lbl_newclass(lua_State *L, const char *name, const luaL_Reg *methods, const
     int has_index = !lua_isnil(L, -1);
     lua_pop(L, 1);
     if (!has_index && methods) {
-        luaL_newlib(L, methods);
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
         lua_setfield(L, -2, "__index");
     } else if (methods) {
         /* a custom __index: keep the methods reachable in field "methods" */
-        luaL_newlib(L, methods);
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
         lua_setfield(L, -2, "methods");
     }
     lua_pop(L, 1);

@@ -43,6 +43,8 @@ void lbl_newclass(lua_State *L, const char *name, const luaL_Reg *methods, const
 /* Each binding file registers its functions into the module table on top of the stack. */
 void bl_open_tensor(lua_State *L);
 void bl_open_data(lua_State *L);
+void bl_open_tokenizer(lua_State *L);
+void bl_open_io(lua_State *L);
 void bl_open_model(lua_State *L);
 void bl_open_train(lua_State *L);
 

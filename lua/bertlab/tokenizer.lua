@@ -1,0 +1,2 @@
+-- bertlab.tokenizer: pure-Lua helpers of the tokenizer part (filled in by its issue).
+return function(bl) end
