@@ -1,4 +1,381 @@
-/* l_train.c: Lua bindings for the train part of bertlab (filled in by its issue). */
+/* l_train.c: Lua bindings of the training part: the bertlab.AdamW optimizer, gradient clipping,
+ * bl.parameter (attach a gradient to a tensor), and two small OS helpers the progress bar needs
+ * (bl.isatty, bl.now). Schedules, metrics and progress bars are pure Lua (lua/bertlab/). */
 #include "lbl.h"
+#include "../runtime/error.h"
+#include "../runtime/optim.h"
+#include <lualib.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
-void bl_open_train(lua_State *L) { (void)L; }
+#define LBL_ADAMW "bertlab.AdamW"
+
+typedef struct {
+    adamw_t *o;    /* NULL once freed */
+    float **p, **g; /* [nparams] scratch pointer arrays, reused every step */
+} ladamw_t;
+
+/* ---- parameters and their gradients ------------------------------------------------------------ */
+
+/* Pushes (and returns) a description of parameter i (1-based) of the list at idx:
+ * "parameter 3 ('bert.pooler.dense.weight')". Used only on the way to an error. */
+static const char *param_label(lua_State *L, int list_idx, lua_Integer i) {
+    lua_geti(L, list_idx, i);
+    if (lbl_totensor(L, -1) && lbl_getattr(L, -1, "name") == LUA_TSTRING)
+        return lua_pushfstring(L, "parameter %d ('%s')", (int)i, lua_tostring(L, -1));
+    return lua_pushfstring(L, "parameter %d", (int)i);
+}
+
+/* The float32 tensor at position i of the list at idx, or an error naming it. */
+static tensor_t *check_param(lua_State *L, const char *fn, int list_idx, lua_Integer i) {
+    lua_geti(L, list_idx, i);
+    tensor_t *t = lbl_totensor(L, -1);
+    lua_pop(L, 1);
+    if (!t) {
+        lua_geti(L, list_idx, i);
+        const char *tn = luaL_typename(L, -1);
+        lua_pop(L, 1);
+        luaL_error(L, "%s: parameter %d is a %s, expected a bertlab.Tensor (freed or missing?)", fn, (int)i, tn);
+    }
+    if (t->dtype != DT_F32) {
+        const char *lab = param_label(L, list_idx, i);
+        luaL_error(L, "%s: %s is %s, expected float32", fn, lab, dtype_name(t->dtype));
+    }
+    return t;
+}
+
+/* The gradient of parameter i (a float32 tensor of the same size), or an error naming it. */
+static tensor_t *check_grad(lua_State *L, const char *fn, int list_idx, lua_Integer i, const tensor_t *p) {
+    lua_geti(L, list_idx, i);
+    int ty = lbl_getattr(L, -1, "grad");
+    tensor_t *g = lbl_totensor(L, -1);
+    lua_pop(L, 2);
+    if (!g) {
+        const char *lab = param_label(L, list_idx, i);
+        luaL_error(L, "%s: %s has no gradient (.grad is %s; attach one with bl.parameter)", fn, lab,
+                   ty == LUA_TNIL ? "nil" : "not a tensor");
+    }
+    if (g->dtype != DT_F32 || g->numel != p->numel) {
+        char s1[96], s2[96];
+        const char *lab = param_label(L, list_idx, i);
+        luaL_error(L, "%s: the gradient of %s is %s %s, expected float32 %s", fn, lab, dtype_name(g->dtype),
+                   tensor_shape_str(g, s1, sizeof s1), tensor_shape_str(p, s2, sizeof s2));
+    }
+    return g;
+}
+
+/* bl.parameter(t[, grad]): attaches `grad` (default: zeros of t's shape) as t.grad; returns t. */
+static int l_parameter(lua_State *L) {
+    tensor_t *t = lbl_checktensor(L, 1);
+    if (t->dtype != DT_F32) luaL_argerror(L, 1, "parameters must be float32 tensors");
+    if (lua_isnoneornil(L, 2)) {
+        lbl_pushtensor(L, tensor_new(DT_F32, t->ndim, t->shape));
+    } else {
+        tensor_t *g = lbl_checktensor(L, 2);
+        if (g->dtype != DT_F32 || g->numel != t->numel) {
+            char s1[96], s2[96];
+            lua_pushfstring(L, "gradient is %s %s, expected float32 %s", dtype_name(g->dtype),
+                            tensor_shape_str(g, s1, sizeof s1), tensor_shape_str(t, s2, sizeof s2));
+            luaL_argerror(L, 2, lua_tostring(L, -1));
+        }
+        lua_pushvalue(L, 2);
+    }
+    lbl_setattr(L, 1, "grad");
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* ---- AdamW ------------------------------------------------------------------------------------ */
+
+static ladamw_t *check_adamw(lua_State *L, int idx) {
+    ladamw_t *u = luaL_checkudata(L, idx, LBL_ADAMW);
+    if (!u->o) luaL_argerror(L, idx, "optimizer was freed");
+    return u;
+}
+
+static int adamw_gc(lua_State *L) {
+    ladamw_t *u = luaL_checkudata(L, 1, LBL_ADAMW);
+    adamw_free(u->o);
+    free(u->p);
+    free(u->g);
+    u->o = NULL;
+    u->p = u->g = NULL;
+    return 0;
+}
+
+/* bl.AdamW(params, {lr=1e-3, betas={0.9,0.999}, eps=1e-6, weight_decay=0 (0.01 for torch),
+ *                   correct_bias=true, variant="transformers"|"torch"}) */
+static int l_adamw(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+    adamw_config_t cfg;
+    const char *variant = lbl_optfield_str(L, 2, "variant", "transformers");
+    if (!strcmp(variant, "transformers")) cfg.variant = ADAMW_TRANSFORMERS;
+    else if (!strcmp(variant, "torch")) cfg.variant = ADAMW_TORCH;
+    else return luaL_error(L, "AdamW: option 'variant' must be \"transformers\" or \"torch\", got \"%s\"", variant);
+    cfg.lr = lbl_optfield_num(L, 2, "lr", 1e-3);
+    cfg.eps = lbl_optfield_num(L, 2, "eps", cfg.variant == ADAMW_TORCH ? 1e-8 : 1e-6);
+    cfg.weight_decay = lbl_optfield_num(L, 2, "weight_decay", cfg.variant == ADAMW_TORCH ? 1e-2 : 0.0);
+    cfg.correct_bias = lbl_optfield_bool(L, 2, "correct_bias", 1);
+    if (cfg.variant == ADAMW_TORCH && !cfg.correct_bias)
+        return luaL_error(L, "AdamW: correct_bias=false exists only in the transformers variant");
+    cfg.beta1 = 0.9;
+    cfg.beta2 = 0.999;
+    if (!lua_isnoneornil(L, 2) && lua_getfield(L, 2, "betas") != LUA_TNIL) {
+        int bi = lua_gettop(L);
+        if (!lua_istable(L, bi) || luaL_len(L, bi) != 2)
+            return luaL_error(L, "AdamW: option 'betas' must be a table of two numbers, e.g. {0.9, 0.999}");
+        for (int k = 1; k <= 2; k++) {
+            lua_geti(L, bi, k);
+            int ok;
+            double b = lua_tonumberx(L, -1, &ok);
+            if (!ok) return luaL_error(L, "AdamW: betas[%d] must be a number, got %s", k, luaL_typename(L, -1));
+            if (k == 1) cfg.beta1 = b; else cfg.beta2 = b;
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    } else if (!lua_isnoneornil(L, 2)) {
+        lua_pop(L, 1);
+    }
+    if (adamw_config_check(&cfg)) return luaL_error(L, "AdamW: %s", bl_errmsg());
+
+    lua_Integer n = luaL_len(L, 1);
+    if (n == 0) return luaL_error(L, "AdamW: the parameter list is empty");
+    if (n > 1000000) return luaL_error(L, "AdamW: too many parameters (%d)", (int)n);
+    /* the optimizer keeps its own copy of the list, so later edits to the caller's table don't matter */
+    lua_createtable(L, (int)n, 0);
+    int list = lua_gettop(L);
+    for (lua_Integer i = 1; i <= n; i++) {
+        check_param(L, "AdamW", 1, i);
+        lua_geti(L, 1, i);
+        lua_rawseti(L, list, i);
+    }
+    ladamw_t *u = lua_newuserdatauv(L, sizeof *u, 1);
+    u->o = NULL;
+    u->p = u->g = NULL;
+    luaL_setmetatable(L, LBL_ADAMW);
+    lua_pushvalue(L, list);
+    lua_setiuservalue(L, -2, 1);
+    int64_t *numel = lua_newuserdatauv(L, (size_t)n * sizeof *numel, 0);
+    u->p = calloc((size_t)n, sizeof *u->p);
+    u->g = calloc((size_t)n, sizeof *u->g);
+    if (!u->p || !u->g) return luaL_error(L, "AdamW: out of memory");
+    for (lua_Integer i = 1; i <= n; i++) {
+        tensor_t *t = check_param(L, "AdamW", list, i);
+        numel[i - 1] = t->numel;
+        u->p[i - 1] = t->data;
+    }
+    /* the same tensor twice would be updated twice per step */
+    for (lua_Integer i = 0; i < n; i++)
+        for (lua_Integer j = 0; j < i; j++)
+            if (u->p[i] == u->p[j] && numel[i] > 0)
+                return luaL_error(L, "AdamW: parameters %d and %d are the same tensor", (int)j + 1, (int)i + 1);
+    u->o = adamw_new(&cfg, (int)n, numel);
+    if (!u->o) return luaL_error(L, "AdamW: %s", bl_errmsg());
+    lua_pop(L, 1); /* numel */
+    return 1;
+}
+
+/* opt:step(): one update of every parameter from its .grad. */
+static int adamw_step_l(lua_State *L) {
+    ladamw_t *u = check_adamw(L, 1);
+    lua_getiuservalue(L, 1, 1);
+    int list = lua_gettop(L);
+    for (int i = 0; i < u->o->nparams; i++) {
+        tensor_t *p = check_param(L, "AdamW:step", list, i + 1);
+        if (p->numel != u->o->numel[i]) {
+            const char *lab = param_label(L, list, i + 1);
+            return luaL_error(L, "AdamW:step: %s changed size since the optimizer was created", lab);
+        }
+        tensor_t *g = check_grad(L, "AdamW:step", list, i + 1, p);
+        u->p[i] = p->data;
+        u->g[i] = g->data;
+    }
+    adamw_step(u->o, u->p, (const float *const *)u->g);
+    return 0;
+}
+
+/* opt:zero_grad(): sets every parameter's gradient to zero (parameters without one are skipped). */
+static int adamw_zero_grad(lua_State *L) {
+    ladamw_t *u = check_adamw(L, 1);
+    lua_getiuservalue(L, 1, 1);
+    int list = lua_gettop(L);
+    for (int i = 1; i <= u->o->nparams; i++) {
+        lua_geti(L, list, i);
+        lbl_getattr(L, -1, "grad");
+        tensor_t *g = lbl_totensor(L, -1);
+        if (g && g->data) memset(g->data, 0, (size_t)g->numel * dtype_size(g->dtype));
+        lua_pop(L, 2);
+    }
+    return 0;
+}
+
+static double check_lr(lua_State *L, int idx) {
+    double lr = luaL_checknumber(L, idx);
+    if (!(lr >= 0.0)) luaL_argerror(L, idx, "learning rate must be >= 0");
+    return lr;
+}
+
+static int adamw_set_lr(lua_State *L) {
+    ladamw_t *u = check_adamw(L, 1);
+    u->o->cfg.lr = check_lr(L, 2);
+    return 0;
+}
+
+static int adamw_get_lr(lua_State *L) {
+    lua_pushnumber(L, check_adamw(L, 1)->o->cfg.lr);
+    return 1;
+}
+
+/* opt:params(): the parameter list (a copy of the table given to bl.AdamW). */
+static int adamw_params(lua_State *L) {
+    check_adamw(L, 1);
+    lua_getiuservalue(L, 1, 1);
+    int src = lua_gettop(L);
+    lua_Integer n = luaL_len(L, src);
+    lua_createtable(L, (int)n, 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, src, i);
+        lua_rawseti(L, -2, i);
+    }
+    return 1;
+}
+
+/* opt:state_dict(): {step=, lr=, ..., exp_avg=Tensor[total], exp_avg_sq=Tensor[total]} (copies). */
+static int adamw_state_dict(lua_State *L) {
+    adamw_t *o = check_adamw(L, 1)->o;
+    lua_createtable(L, 0, 10);
+    lua_pushinteger(L, o->t); lua_setfield(L, -2, "step");
+    lua_pushnumber(L, o->cfg.lr); lua_setfield(L, -2, "lr");
+    lua_pushnumber(L, o->cfg.eps); lua_setfield(L, -2, "eps");
+    lua_pushnumber(L, o->cfg.weight_decay); lua_setfield(L, -2, "weight_decay");
+    lua_pushboolean(L, o->cfg.correct_bias); lua_setfield(L, -2, "correct_bias");
+    lua_pushstring(L, o->cfg.variant == ADAMW_TORCH ? "torch" : "transformers"); lua_setfield(L, -2, "variant");
+    lua_createtable(L, 2, 0);
+    lua_pushnumber(L, o->cfg.beta1); lua_rawseti(L, -2, 1);
+    lua_pushnumber(L, o->cfg.beta2); lua_rawseti(L, -2, 2);
+    lua_setfield(L, -2, "betas");
+    int64_t shape[1] = {o->total};
+    for (int k = 0; k < 2; k++) {
+        tensor_t *t = tensor_new(DT_F32, 1, shape);
+        if (t && o->total) memcpy(t->data, k ? o->v : o->m, (size_t)o->total * sizeof(float));
+        lbl_pushtensor(L, t);
+        lua_setfield(L, -2, k ? "exp_avg_sq" : "exp_avg");
+    }
+    return 1;
+}
+
+static int adamw_tostring(lua_State *L) {
+    ladamw_t *u = luaL_checkudata(L, 1, LBL_ADAMW);
+    if (!u->o) { lua_pushstring(L, "AdamW(<freed>)"); return 1; }
+    adamw_config_t *c = &u->o->cfg;
+    lua_pushfstring(L, "AdamW(variant=%s, lr=%f, betas=(%f, %f), eps=%f, weight_decay=%f, params=%d, step=%d)",
+                    c->variant == ADAMW_TORCH ? "torch" : "transformers", c->lr, c->beta1, c->beta2, c->eps,
+                    c->weight_decay, u->o->nparams, (int)u->o->t);
+    return 1;
+}
+
+static const luaL_Reg adamw_methods[] = {
+    {"step", adamw_step_l}, {"zero_grad", adamw_zero_grad}, {"set_lr", adamw_set_lr},
+    {"get_lr", adamw_get_lr}, {"params", adamw_params}, {"state_dict", adamw_state_dict},
+    {"free", adamw_gc}, {NULL, NULL}};
+
+/* opt.key: methods, then the read-only fields lr, eps, weight_decay, betas, variant, num_steps. */
+static int adamw_index(lua_State *L) {
+    luaL_checkudata(L, 1, LBL_ADAMW);
+    lua_getmetatable(L, 1);
+    lua_getfield(L, -1, "methods");
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, -2) != LUA_TNIL) return 1;
+    lua_settop(L, 2);
+    const char *k = lua_tostring(L, 2);
+    if (!k) return 0;
+    adamw_t *o = check_adamw(L, 1)->o;
+    if (!strcmp(k, "lr")) lua_pushnumber(L, o->cfg.lr);
+    else if (!strcmp(k, "eps")) lua_pushnumber(L, o->cfg.eps);
+    else if (!strcmp(k, "weight_decay")) lua_pushnumber(L, o->cfg.weight_decay);
+    else if (!strcmp(k, "correct_bias")) lua_pushboolean(L, o->cfg.correct_bias);
+    else if (!strcmp(k, "variant")) lua_pushstring(L, o->cfg.variant == ADAMW_TORCH ? "torch" : "transformers");
+    else if (!strcmp(k, "num_steps")) lua_pushinteger(L, o->t);
+    else if (!strcmp(k, "betas")) {
+        lua_createtable(L, 2, 0);
+        lua_pushnumber(L, o->cfg.beta1); lua_rawseti(L, -2, 1);
+        lua_pushnumber(L, o->cfg.beta2); lua_rawseti(L, -2, 2);
+    } else lua_pushnil(L);
+    return 1;
+}
+
+/* opt.lr = x is the only writable field. */
+static int adamw_newindex(lua_State *L) {
+    ladamw_t *u = check_adamw(L, 1);
+    const char *k = luaL_checkstring(L, 2);
+    if (strcmp(k, "lr")) return luaL_error(L, "AdamW: field '%s' cannot be set (only 'lr' can)", k);
+    u->o->cfg.lr = check_lr(L, 3);
+    return 0;
+}
+
+static const luaL_Reg adamw_meta[] = {
+    {"__index", adamw_index}, {"__newindex", adamw_newindex}, {"__gc", adamw_gc},
+    {"__close", adamw_gc}, {"__tostring", adamw_tostring}, {NULL, NULL}};
+
+/* ---- clipping ----------------------------------------------------------------------------------- */
+
+/* bl.clip_grad_norm(params, max_norm) → total norm before clipping (as torch's clip_grad_norm_). */
+static int l_clip_grad_norm(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    double max_norm = luaL_checknumber(L, 2);
+    if (!(max_norm >= 0.0)) luaL_argerror(L, 2, "max_norm must be >= 0");
+    lua_Integer n = luaL_len(L, 1);
+    float **g = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *g, 0);
+    int64_t *numel = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *numel, 0);
+    lua_Integer k = 0;
+    for (lua_Integer i = 1; i <= n; i++) {
+        tensor_t *p = check_param(L, "clip_grad_norm", 1, i);
+        lua_geti(L, 1, i);
+        int ty = lbl_getattr(L, -1, "grad");
+        lua_pop(L, 2);
+        if (ty == LUA_TNIL) continue; /* torch skips parameters without a gradient */
+        tensor_t *gt = check_grad(L, "clip_grad_norm", 1, i, p);
+        g[k] = gt->data;
+        numel[k] = gt->numel;
+        k++;
+    }
+    lua_pushnumber(L, clip_grad_norm(g, numel, (int)k, max_norm));
+    return 1;
+}
+
+/* ---- OS helpers for progress reporting ------------------------------------------------------------ */
+
+/* bl.isatty(f): f an io file handle or a file descriptor number; true when it is a terminal. */
+static int l_isatty(lua_State *L) {
+    int fd;
+    if (lua_type(L, 1) == LUA_TNUMBER) {
+        fd = (int)luaL_checkinteger(L, 1);
+    } else {
+        luaL_Stream *s = luaL_testudata(L, 1, LUA_FILEHANDLE);
+        if (!s) return luaL_argerror(L, 1, "file handle or descriptor number expected");
+        if (!s->closef || !s->f) return luaL_argerror(L, 1, "file is closed");
+        fd = fileno(s->f);
+    }
+    lua_pushboolean(L, fd >= 0 && isatty(fd));
+    return 1;
+}
+
+/* bl.now(): seconds from a monotonic clock (wall time, unlike os.clock which counts CPU time). */
+static int l_now(lua_State *L) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (double)ts.tv_sec + ts.tv_nsec * 1e-9);
+    return 1;
+}
+
+static const luaL_Reg train_funcs[] = {
+    {"AdamW", l_adamw}, {"parameter", l_parameter}, {"clip_grad_norm", l_clip_grad_norm},
+    {"isatty", l_isatty}, {"now", l_now}, {NULL, NULL}};
+
+void bl_open_train(lua_State *L) {
+    lbl_newclass(L, LBL_ADAMW, adamw_methods, adamw_meta);
+    luaL_setfuncs(L, train_funcs, 0);
+}

@@ -1,0 +1,42 @@
+/* optim.h: the AdamW optimizer (transformers v4 and torch.optim variants) and global-norm gradient
+ * clipping, on float32 parameter arrays. Pure C: the Lua layer hands in the data pointers of each
+ * parameter and its gradient every step. Non-goals: parameter groups, sparse gradients, AMSGrad. */
+#ifndef BL_OPTIM_H
+#define BL_OPTIM_H
+#include <stdint.h>
+
+typedef enum { ADAMW_TRANSFORMERS = 0, ADAMW_TORCH = 1 } adamw_variant_t;
+
+typedef struct {
+    double lr, beta1, beta2, eps, weight_decay;
+    int correct_bias;         /* transformers only: scale the step by sqrt(1-b2^t)/(1-b1^t) */
+    adamw_variant_t variant;
+} adamw_config_t;
+
+typedef struct {
+    adamw_config_t cfg;       /* cfg.lr may change between steps (schedules) */
+    int64_t t;                /* steps taken */
+    int nparams;
+    int64_t *numel;           /* [nparams] element count of each parameter */
+    int64_t *offset;          /* [nparams] where each parameter's state starts in m and v */
+    int64_t total;            /* sum of numel */
+    float *state;             /* [2, total]: m then v, one allocation */
+    float *m, *v;             /* state and state + total */
+} adamw_t;
+
+/* Checks the hyperparameters like torch does ("Invalid learning rate: -1"); 0 or -1 with bl_errmsg. */
+int adamw_config_check(const adamw_config_t *cfg);
+/* A new optimizer for nparams float32 parameters of the given sizes, state zeroed; NULL on error. */
+adamw_t *adamw_new(const adamw_config_t *cfg, int nparams, const int64_t *numel);
+/* One update: params[i] and grads[i] point at numel[i] floats. Runs of parameters that are adjacent
+ * in memory (with adjacent gradients) go through the kernel in one call. Returns 0. */
+int adamw_step(adamw_t *opt, float *const *params, const float *const *grads);
+/* Frees the optimizer and its state; accepts NULL. */
+void adamw_free(adamw_t *opt);
+
+/* Global L2 norm of all gradients (accumulated in double), as torch.nn.utils.clip_grad_norm_:
+ * coef = max_norm / (norm + 1e-6), and when coef < 1 every gradient is multiplied by coef.
+ * Returns the norm before clipping. */
+double clip_grad_norm(float *const *grads, const int64_t *numel, int n, double max_norm);
+
+#endif
