@@ -1,2 +1,210 @@
--- bertlab.metrics: pure-Lua helpers of the metrics part (filled in by its issue).
-return function(bl) end
+-- bertlab.metrics: classification metrics as scikit-learn defines them (f1_score, precision_score,
+-- recall_score, accuracy_score, confusion_matrix) and the tutorial's accuracy_per_class.
+-- Predictions and targets are 0-based class ids: Lua arrays of integers, 1-D int64 tensors, or
+-- (predictions only) a 2-D float tensor of logits whose argmax over the last dimension is taken.
+return function(bl)
+  -- A Lua array of integer class ids from an array, an int64 tensor, or 2-D logits.
+  local function ids(x, fn, what)
+    if bl.is_tensor(x) then
+      if x:dtype() == "float32" then
+        if x:dim() ~= 2 then
+          error(("%s: %s is a float tensor of %d dimensions; expected 2-D logits [N, classes] or int64 ids"):format(fn, what, x:dim()), 3)
+        end
+        x = x:argmax(2)
+      end
+      if x:dim() ~= 1 then error(("%s: %s must be a 1-D tensor of class ids, got %d dimensions"):format(fn, what, x:dim()), 3) end
+      return x:totable()
+    end
+    if type(x) ~= "table" then error(("%s: %s must be a list or tensor of class ids, got %s"):format(fn, what, type(x)), 3) end
+    local out = {}
+    for i = 1, #x do
+      local v = x[i]
+      if math.type(v) ~= "integer" then
+        if type(v) == "number" and v == math.floor(v) then v = math.tointeger(v)
+        else error(("%s: element %d of %s is %s, expected an integer class id"):format(fn, i, what, tostring(v)), 3) end
+      end
+      out[i] = v
+    end
+    return out
+  end
+
+  local function pair(pred, truth, fn)
+    local p, t = ids(pred, fn, "pred"), ids(truth, fn, "true")
+    if #p ~= #t then error(("%s: pred has %d elements but true has %d"):format(fn, #p, #t), 3) end
+    return p, t
+  end
+
+  local function sorted_union(p, t)
+    local seen, out = {}, {}
+    for _, list in ipairs({ p, t }) do
+      for _, v in ipairs(list) do if not seen[v] then seen[v] = true; out[#out + 1] = v end end
+    end
+    table.sort(out)
+    return out
+  end
+
+  local function check_labels(labels, fn)
+    if labels == nil then return nil end
+    if type(labels) ~= "table" or #labels == 0 then error(fn .. ": option 'labels' must be a non-empty list of class ids", 3) end
+    local seen = {}
+    for i, v in ipairs(labels) do
+      if math.type(v) ~= "integer" then error(("%s: labels[%d] is %s, expected an integer class id"):format(fn, i, tostring(v)), 3) end
+      if seen[v] then error(("%s: label %d appears twice in 'labels'"):format(fn, v), 3) end
+      seen[v] = true
+    end
+    return labels
+  end
+
+  local function opts_table(opts, fn)
+    if opts == nil then return {} end
+    if type(opts) ~= "table" then error(("%s: argument #3 must be an options table, got %s"):format(fn, type(opts)), 3) end
+    return opts
+  end
+
+  -- bl.accuracy(pred, true): fraction of equal ids (sklearn accuracy_score).
+  function bl.accuracy(pred, truth)
+    local p, t = pair(pred, truth, "accuracy")
+    if #t == 0 then return 0.0 end
+    local ok = 0
+    for i = 1, #t do if p[i] == t[i] then ok = ok + 1 end end
+    return ok / #t
+  end
+  bl.accuracy_score = bl.accuracy
+
+  -- bl.confusion_matrix(pred, true, {labels=}) → rows true, columns pred (label order), and the labels.
+  function bl.confusion_matrix(pred, truth, opts)
+    local fn = "confusion_matrix"
+    opts = opts_table(opts, fn)
+    local p, t = pair(pred, truth, fn)
+    local labels = check_labels(opts.labels, fn) or sorted_union(p, t)
+    local pos = {}
+    for i, l in ipairs(labels) do pos[l] = i end
+    if opts.labels then
+      local any = false
+      for _, v in ipairs(t) do if pos[v] then any = true; break end end
+      if not any and #t > 0 then error(fn .. ": at least one label specified must be in true", 2) end
+    end
+    local cm = {}
+    for i = 1, #labels do
+      cm[i] = {}
+      for j = 1, #labels do cm[i][j] = 0 end
+    end
+    for k = 1, #t do
+      local i, j = pos[t[k]], pos[p[k]]
+      if i and j then cm[i][j] = cm[i][j] + 1 end -- samples with a label outside `labels` are ignored
+    end
+    return cm, labels
+  end
+
+  -- Per-label precision, recall, F1 and support, averaged as sklearn's precision_recall_fscore_support.
+  local AVERAGES = { weighted = true, macro = true, micro = true }
+  local function prfs(pred, truth, opts, fn)
+    opts = opts_table(opts, fn)
+    local p, t = pair(pred, truth, fn)
+    local average = opts.average
+    if average ~= nil and not AVERAGES[average] then
+      error(("%s: option 'average' must be \"weighted\", \"macro\", \"micro\" or nil (per class), got %s"):format(fn, tostring(average)), 3)
+    end
+    local zd = opts.zero_division
+    if zd == nil or zd == "warn" then zd = 0.0
+    elseif zd ~= 0 and zd ~= 1 then error(fn .. ": option 'zero_division' must be 0, 1 or \"warn\"", 3) end
+    zd = zd + 0.0
+    local labels = check_labels(opts.labels, fn) or sorted_union(p, t)
+    local idx = {}
+    for i, l in ipairs(labels) do idx[l] = i end
+    local tp, ps, ts = {}, {}, {}
+    for i = 1, #labels do tp[i], ps[i], ts[i] = 0, 0, 0 end
+    for k = 1, #t do
+      local a, b = idx[t[k]], idx[p[k]]
+      if a then ts[a] = ts[a] + 1 end
+      if b then ps[b] = ps[b] + 1 end
+      if a and t[k] == p[k] then tp[a] = tp[a] + 1 end
+    end
+    if average == "micro" then
+      local a, b, c = 0, 0, 0
+      for i = 1, #labels do a, b, c = a + tp[i], b + ps[i], c + ts[i] end
+      tp, ps, ts = { a }, { b }, { c }
+    end
+    local function div(n, d) if d == 0 then return zd end return n / d end
+    local P, R, F = {}, {}, {}
+    for i = 1, #tp do
+      P[i] = div(tp[i], ps[i])
+      R[i] = div(tp[i], ts[i])
+      F[i] = div(2.0 * tp[i], ts[i] + ps[i])
+    end
+    if average == nil then return P, R, F, ts, labels end
+    local function avg(x)
+      local wsum, s = 0, 0.0
+      if average == "weighted" then
+        for i = 1, #x do wsum = wsum + ts[i]; s = s + x[i] * ts[i] end
+        if wsum > 0 then return s / wsum end
+        s = 0.0 -- all weights zero: sklearn falls back to the plain mean
+      end
+      for i = 1, #x do s = s + x[i] end
+      return s / #x
+    end
+    return avg(P), avg(R), avg(F), nil, labels
+  end
+
+  -- bl.f1_score(pred, true, {average=, labels=, zero_division=0}): a number, or a list per label.
+  function bl.f1_score(pred, truth, opts)
+    local _, _, f = prfs(pred, truth, opts, "f1_score")
+    return f
+  end
+
+  function bl.precision_score(pred, truth, opts)
+    local p = prfs(pred, truth, opts, "precision_score")
+    return p
+  end
+
+  function bl.recall_score(pred, truth, opts)
+    local _, r = prfs(pred, truth, opts, "recall_score")
+    return r
+  end
+
+  -- bl.precision_recall_fscore_support(pred, true, opts) → precision, recall, f1, support, labels.
+  function bl.precision_recall_fscore_support(pred, truth, opts)
+    return prfs(pred, truth, opts, "precision_recall_fscore_support")
+  end
+
+  -- The name of class id `id` from a table keyed by 0-based ids (names[0] present) or a plain list.
+  local function label_name(names, id)
+    if names == nil then return tostring(id) end
+    local v
+    if names[0] ~= nil then v = names[id] else v = names[id + 1] end
+    return v ~= nil and tostring(v) or tostring(id)
+  end
+  bl.label_name = label_name
+
+  -- bl.accuracy_per_class(pred, true, labels, {quiet=false, out=io.stdout}): the tutorial's report,
+  -- one entry per class present in `true` (sorted by id): {id=, name=, correct=, total=}.
+  function bl.accuracy_per_class(pred, truth, names, opts)
+    local fn = "accuracy_per_class"
+    if names ~= nil and type(names) ~= "table" then
+      error(fn .. ": argument #3 must be a table of class names (id → name), got " .. type(names), 2)
+    end
+    opts = opts or {}
+    local p, t = pair(pred, truth, fn)
+    local present, order = {}, {}
+    for _, v in ipairs(t) do if not present[v] then present[v] = true; order[#order + 1] = v end end
+    table.sort(order)
+    local out = opts.out or io.stdout
+    local result = {}
+    for _, id in ipairs(order) do
+      local correct, total = 0, 0
+      for k = 1, #t do
+        if t[k] == id then
+          total = total + 1
+          if p[k] == id then correct = correct + 1 end
+        end
+      end
+      local name = label_name(names, id)
+      result[#result + 1] = { id = id, name = name, correct = correct, total = total }
+      result[name] = result[#result]
+      if not opts.quiet then
+        out:write(("Class: %s\nAccuracy: %d/%d\n\n"):format(name, correct, total))
+      end
+    end
+    return result
+  end
+end
