@@ -28,7 +28,7 @@ LUA_OBJ  := $(patsubst %.c,build/%.o,$(LUA_SRC))
 CTESTS   := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/test_*.c))
 DEPS_STAMP := build/.deps-ok
 
-.PHONY: all deps test demo bench data model fixtures clean
+.PHONY: all deps test demo bench data model fixtures clean cuda-check
 all: $(DEPS_STAMP) bin/bertlab $(CTESTS)
 
 $(DEPS_STAMP): scripts/deps.sh
@@ -85,3 +85,11 @@ clean:
 	rm -rf build bin/bertlab
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# cuda-check: GPU-only checks (Philox parity with cuRAND); needs nvcc and a GPU.
+cuda-check: build/cuda_check/philox_parity
+	build/cuda_check/philox_parity
+build/cuda_check/philox_parity: tests/cuda/philox_parity.cu runtime/rng.c runtime/rng.h
+	@mkdir -p build/cuda_check
+	$(CC) $(CFLAGS) -c runtime/rng.c -o build/cuda_check/rng.o
+	$(NVCC) -O2 tests/cuda/philox_parity.cu build/cuda_check/rng.o -o $@ -lcurand

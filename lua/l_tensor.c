@@ -116,22 +116,22 @@ static void table_shape(lua_State *L, int idx, int depth, int64_t *shape, int *n
     if (depth == *ndim) {
         shape[depth] = n;
         (*ndim)++;
-        if (n > 0) {
-            lua_geti(L, idx, 1);
-            if (lua_istable(L, -1)) table_shape(L, lua_gettop(L), depth + 1, shape, ndim, all_int);
-            lua_pop(L, 1);
-        }
     } else if (shape[depth] != n) {
         luaL_error(L, "bl.tensor: ragged nested table (a row of length %d where %d was expected)", (int)n,
                    (int)shape[depth]);
     }
     for (lua_Integer i = 1; i <= n; i++) {
         int ty = lua_geti(L, idx, i);
-        if (depth + 1 < *ndim) {
-            if (ty != LUA_TTABLE) luaL_error(L, "bl.tensor: ragged nested table (expected a table at depth %d, got %s)", depth + 2, luaL_typename(L, -1));
+        if (ty == LUA_TTABLE) {
+            if (depth + 1 < *ndim || (depth + 1 == *ndim && i == 1))
+                table_shape(L, lua_gettop(L), depth + 1, shape, ndim, all_int);
+            else
+                luaL_error(L, "bl.tensor: ragged nested table (a table where a number was expected at depth %d)", depth + 1);
         } else if (ty != LUA_TNUMBER) {
             luaL_error(L, "bl.tensor: element %d at depth %d is %s, expected a number", (int)i, depth + 1,
                        luaL_typename(L, -1));
+        } else if (depth + 1 < *ndim) {
+            luaL_error(L, "bl.tensor: ragged nested table (a number where a table was expected at depth %d)", depth + 1);
         } else if (!lua_isinteger(L, -1)) {
             *all_int = 0;
         }
