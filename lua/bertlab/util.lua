@@ -147,7 +147,7 @@ return function(bl)
       os.exit(0)
     end
     if spec.raise then error(prog .. ": " .. err .. " (see --help)", 2) end
-    io.stderr:write(("%s: error: %s\n%s"):format(prog, err, usage(spec)))
+    io.stderr:write(("%s: error: %s\n%s(see --help)\n"):format(prog, err, usage(spec):match("^[^\n]*\n")))
     os.exit(2)
   end
 
