@@ -172,7 +172,7 @@ static int l_adamw(lua_State *L) {
         for (lua_Integer j = 0; j < i; j++)
             if (u->p[i] == u->p[j] && numel[i] > 0)
                 return luaL_error(L, "AdamW: parameters %d and %d are the same tensor", (int)j + 1, (int)i + 1);
-    u->o = adamw_new(&cfg, (int)n, numel);
+    u->o = adamw_new(&cfg, (int)n, numel, u->p);
     if (!u->o) return luaL_error(L, "AdamW: %s", bl_errmsg());
     lua_pop(L, 1); /* numel */
     return 1;
@@ -258,12 +258,17 @@ static int adamw_state_dict(lua_State *L) {
     lua_pushnumber(L, o->cfg.beta2); lua_rawseti(L, -2, 2);
     lua_setfield(L, -2, "betas");
     int64_t shape[1] = {o->total};
-    for (int k = 0; k < 2; k++) {
-        tensor_t *t = tensor_new(DT_F32, 1, shape);
-        if (t && o->total) memcpy(t->data, k ? o->v : o->m, (size_t)o->total * sizeof(float));
-        lbl_pushtensor(L, t);
-        lua_setfield(L, -2, k ? "exp_avg_sq" : "exp_avg");
+    lbl_pushtensor(L, tensor_new(DT_F32, 1, shape));
+    tensor_t *mt = lbl_checktensor(L, -1);
+    lbl_pushtensor(L, tensor_new(DT_F32, 1, shape));
+    tensor_t *vt = lbl_checktensor(L, -1);
+    int64_t pos = 0; /* list order, whatever the internal layout */
+    for (int i = 0; i < o->nparams; i++) {
+        adamw_get_state(o, i, (float *)mt->data + pos, (float *)vt->data + pos);
+        pos += o->numel[i];
     }
+    lua_setfield(L, -3, "exp_avg_sq");
+    lua_setfield(L, -2, "exp_avg");
     return 1;
 }
 
@@ -342,7 +347,9 @@ static int l_clip_grad_norm(lua_State *L) {
         numel[k] = gt->numel;
         k++;
     }
-    lua_pushnumber(L, clip_grad_norm(g, numel, (int)k, max_norm));
+    double norm = clip_grad_norm(g, numel, (int)k, max_norm);
+    if (norm < 0) return luaL_error(L, "%s", bl_errmsg());
+    lua_pushnumber(L, norm);
     return 1;
 }
 

@@ -5,6 +5,7 @@
 #include "error.h"
 #include "../kernels/optim_kernels.h"
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 int adamw_config_check(const adamw_config_t *c) {
@@ -16,7 +17,37 @@ int adamw_config_check(const adamw_config_t *c) {
     return 0;
 }
 
-adamw_t *adamw_new(const adamw_config_t *cfg, int nparams, const int64_t *numel) {
+/* Sorting indices by address (qsort has no context argument: sort (address, index) pairs). */
+typedef struct {
+    uintptr_t addr;
+    int idx;
+} addr_idx_t;
+
+static int cmp_addr(const void *a, const void *b) {
+    const addr_idx_t *x = a, *y = b;
+    if (x->addr != y->addr) return x->addr < y->addr ? -1 : 1;
+    return x->idx - y->idx;
+}
+
+/* order[k] = the index of the k-th lowest address (stable); identity when ptrs is NULL. */
+static int address_order(int n, const void *const *ptrs, int *order) {
+    if (!ptrs) {
+        for (int i = 0; i < n; i++) order[i] = i;
+        return 0;
+    }
+    addr_idx_t *a = malloc((size_t)(n ? n : 1) * sizeof *a);
+    if (!a) return bl_fail("out of memory");
+    for (int i = 0; i < n; i++) {
+        a[i].addr = (uintptr_t)ptrs[i];
+        a[i].idx = i;
+    }
+    qsort(a, (size_t)n, sizeof *a, cmp_addr);
+    for (int i = 0; i < n; i++) order[i] = a[i].idx;
+    free(a);
+    return 0;
+}
+
+adamw_t *adamw_new(const adamw_config_t *cfg, int nparams, const int64_t *numel, float *const *params) {
     if (adamw_config_check(cfg)) return NULL;
     if (nparams < 0) { bl_fail("AdamW: negative parameter count"); return NULL; }
     adamw_t *o = calloc(1, sizeof *o);
@@ -25,8 +56,11 @@ adamw_t *adamw_new(const adamw_config_t *cfg, int nparams, const int64_t *numel)
     o->nparams = nparams;
     o->numel = calloc((size_t)(nparams ? nparams : 1), sizeof *o->numel);
     o->offset = calloc((size_t)(nparams ? nparams : 1), sizeof *o->offset);
-    if (!o->numel || !o->offset) goto oom;
-    for (int i = 0; i < nparams; i++) {
+    o->order = calloc((size_t)(nparams ? nparams : 1), sizeof *o->order);
+    if (!o->numel || !o->offset || !o->order) goto oom;
+    if (address_order(nparams, (const void *const *)params, o->order)) goto oom;
+    for (int k = 0; k < nparams; k++) {
+        int i = o->order[k];
         if (numel[i] < 0) { bl_fail("AdamW: parameter %d has a negative size", i + 1); adamw_free(o); return NULL; }
         o->numel[i] = numel[i];
         o->offset[i] = o->total;
@@ -48,6 +82,7 @@ void adamw_free(adamw_t *o) {
     free(o->state);
     free(o->numel);
     free(o->offset);
+    free(o->order);
     free(o);
 }
 
@@ -76,30 +111,66 @@ static k_adamw_hparams_t step_hparams(const adamw_config_t *c, int64_t t) {
 int adamw_step(adamw_t *o, float *const *params, const float *const *grads) {
     o->t++;
     k_adamw_hparams_t hp = step_hparams(&o->cfg, o->t);
-    int i = 0;
-    while (i < o->nparams) {
-        /* extend the run while the next parameter and its gradient follow in memory */
-        int j = i;
+    int k = 0;
+    while (k < o->nparams) {
+        /* extend the run while the next parameter, its gradient and its state follow in memory */
+        int i = o->order[k], last = i, j = k;
         int64_t n = o->numel[i];
-        while (j + 1 < o->nparams && params[j + 1] == params[j] + o->numel[j] &&
-               grads[j + 1] == grads[j] + o->numel[j]) {
+        while (j + 1 < o->nparams) {
+            int nx = o->order[j + 1];
+            if (params[nx] != params[last] + o->numel[last] || grads[nx] != grads[last] + o->numel[last] ||
+                o->offset[nx] != o->offset[last] + o->numel[last])
+                break;
+            n += o->numel[nx];
+            last = nx;
             j++;
-            n += o->numel[j];
         }
         if (n > 0)
             k_adamw_step(params[i], grads[i], o->m + o->offset[i], o->v + o->offset[i], (size_t)n, hp);
-        i = j + 1;
+        k = j + 1;
     }
     return 0;
 }
 
+void adamw_get_state(const adamw_t *o, int i, float *m_out, float *v_out) {
+    for (int64_t e = 0; e < o->numel[i]; e++) {
+        m_out[e] = o->m[o->offset[i] + e];
+        v_out[e] = o->v[o->offset[i] + e];
+    }
+}
+
 double clip_grad_norm(float *const *grads, const int64_t *numel, int n, double max_norm) {
+    int *order = malloc((size_t)(n ? n : 1) * sizeof *order);
+    float **run_ptr = malloc((size_t)(n ? n : 1) * sizeof *run_ptr);
+    int64_t *run_len = malloc((size_t)(n ? n : 1) * sizeof *run_len);
+    if (!order || !run_ptr || !run_len || address_order(n, (const void *const *)grads, order)) {
+        free(order);
+        free(run_ptr);
+        free(run_len);
+        return bl_fail("clip_grad_norm: out of memory");
+    }
+    /* runs of gradients adjacent in memory (a model's one gradient allocation is a single run) */
+    int nruns = 0;
+    for (int k = 0; k < n;) {
+        int last = order[k], j = k;
+        int64_t len = numel[last];
+        while (j + 1 < n && grads[order[j + 1]] == grads[last] + numel[last]) {
+            last = order[++j];
+            len += numel[last];
+        }
+        run_ptr[nruns] = grads[order[k]];
+        run_len[nruns++] = len;
+        k = j + 1;
+    }
     double ss = 0.0;
-    for (int i = 0; i < n; i++) ss += k_sumsq_f32(grads[i], (size_t)numel[i]);
+    for (int r = 0; r < nruns; r++) ss += k_sumsq_f32(run_ptr[r], (size_t)run_len[r]);
     double norm = sqrt(ss);
     /* torch computes the coefficient on float32 tensors */
     float coef = (float)max_norm / ((float)norm + 1e-6f);
     if (coef < 1.0f)
-        for (int i = 0; i < n; i++) k_scale_f32(grads[i], (size_t)numel[i], coef);
+        for (int r = 0; r < nruns; r++) k_scale_f32(run_ptr[r], (size_t)run_len[r], coef);
+    free(order);
+    free(run_ptr);
+    free(run_len);
     return norm;
 }

@@ -19,6 +19,8 @@ typedef struct {
     int nparams;
     int64_t *numel;           /* [nparams] element count of each parameter */
     int64_t *offset;          /* [nparams] where each parameter's state starts in m and v */
+    int *order;               /* [nparams] update order (by memory address at creation), so that
+                                 parameters adjacent in memory have adjacent state */
     int64_t total;            /* sum of numel */
     float *state;             /* [2, total]: m then v, one allocation */
     float *m, *v;             /* state and state + total */
@@ -26,17 +28,22 @@ typedef struct {
 
 /* Checks the hyperparameters like torch does ("Invalid learning rate: -1"); 0 or -1 with bl_errmsg. */
 int adamw_config_check(const adamw_config_t *cfg);
-/* A new optimizer for nparams float32 parameters of the given sizes, state zeroed; NULL on error. */
-adamw_t *adamw_new(const adamw_config_t *cfg, int nparams, const int64_t *numel);
+/* A new optimizer for nparams float32 parameters of the given sizes, state zeroed; NULL on error.
+ * `params` (may be NULL) are their current data pointers: the state is laid out in address order,
+ * so a model's parameters (one allocation, listed in another order) become one contiguous run. */
+adamw_t *adamw_new(const adamw_config_t *cfg, int nparams, const int64_t *numel, float *const *params);
 /* One update: params[i] and grads[i] point at numel[i] floats. Runs of parameters that are adjacent
- * in memory (with adjacent gradients) go through the kernel in one call. Returns 0. */
+ * in memory (with adjacent gradients and state) go through the kernel in one call. Returns 0. */
 int adamw_step(adamw_t *opt, float *const *params, const float *const *grads);
+/* Copies the state of parameter i (list order) into m_out / v_out (numel[i] floats each). */
+void adamw_get_state(const adamw_t *opt, int i, float *m_out, float *v_out);
 /* Frees the optimizer and its state; accepts NULL. */
 void adamw_free(adamw_t *opt);
 
 /* Global L2 norm of all gradients (accumulated in double), as torch.nn.utils.clip_grad_norm_:
  * coef = max_norm / (norm + 1e-6), and when coef < 1 every gradient is multiplied by coef.
- * Returns the norm before clipping. */
+ * Gradients adjacent in memory are processed as one run. Returns the norm before clipping, or -1
+ * (bl_errmsg) when out of memory. */
 double clip_grad_norm(float *const *grads, const int64_t *numel, int n, double max_norm);
 
 #endif

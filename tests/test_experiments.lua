@@ -77,6 +77,44 @@ else
   T.eq(after2, after, "same seed: identical final loss")
   local _, _, losses3 = tiny_run(8, 45)
   T.check(not T.deep_equal(losses3, losses), "another seed: different losses (dropout and init use the seed)")
+
+  -- a model's parameters live in one allocation: AdamW and clipping update them as one run in
+  -- address order; the same updates on separate copies (one kernel call each) must agree
+  bl.seed(3)
+  local model = bl.BertForSequenceClassification.from_pretrained(TINY, { quiet = true })
+  local params = model:parameters()
+  local copies = {}
+  for i, p in ipairs(params) do copies[i] = bl.parameter(p:clone()) end
+  local opt_a = bl.AdamW(params, { lr = 1e-2, weight_decay = 0.01 })
+  local opt_b = bl.AdamW(copies, { lr = 1e-2, weight_decay = 0.01 })
+  local ids, mask, labels = synthetic(6, 8)
+  local worst, worst_norm = 0, 0
+  for _ = 1, 3 do
+    model:zero_grad()
+    local out = model:forward({ input_ids = ids, attention_mask = mask, labels = labels })
+    out.loss:backward()
+    for i, p in ipairs(params) do bl.parameter(copies[i], p.grad:clone()) end
+    local na = bl.clip_grad_norm(params, 0.05)
+    local nb = bl.clip_grad_norm(copies, 0.05)
+    worst_norm = math.max(worst_norm, math.abs(na - nb) / nb)
+    opt_a:step()
+    opt_b:step()
+  end
+  for i, p in ipairs(params) do
+    local a, b = p:totable(), copies[i]:totable()
+    local function flat(t, acc) for _, x in ipairs(t) do if type(x) == "table" then flat(x, acc) else acc[#acc + 1] = x end end return acc end
+    a, b = flat(a, {}), flat(b, {})
+    for k = 1, #a do worst = math.max(worst, math.abs(a[k] - b[k])) end
+  end
+  print(("# one-run vs per-tensor updates: max param diff %.3g, norm rel diff %.3g"):format(worst, worst_norm))
+  T.check(worst <= 1e-6, "AdamW over the model's one allocation = per-tensor updates", ("max diff %.3g"):format(worst))
+  T.check(worst_norm <= 1e-9, "clip_grad_norm over one allocation = per tensor", ("rel diff %.3g"):format(worst_norm))
+  local sd = opt_a:state_dict()
+  local first = params[1]:numel()
+  local m_first = sd.exp_avg:index({ 1 }):item()
+  T.check(math.abs(m_first - opt_b:state_dict().exp_avg:index({ 1 }):item()) < 1e-9 and first > 0,
+    "state_dict lists the moments in parameter-list order")
+  model:free()
 end
 
 -- end to end on the default model and the tutorial's data
