@@ -305,6 +305,7 @@ static uint32_t check_seed(lua_State *L, int idx, const char *what) {
 static int l_train_test_split(lua_State *L) {
     static const char *const keys[] = {"test_size", "train_size", "random_state", "stratify", "shuffle", NULL};
     const char *fname = "train_test_split";
+    lua_settop(L, 2); /* the options stay at 2 whatever is pushed later */
     int64_t n;
     tensor_t *t = lbl_totensor(L, 1);
     if (lua_isinteger(L, 1)) n = lua_tointeger(L, 1);
@@ -539,6 +540,7 @@ typedef struct {
 static int l_dataloader(lua_State *L) {
     static const char *const keys[] = {"batch_size", "sampler", "drop_last", "pad", "mask", NULL};
     const char *fname = "DataLoader";
+    lua_settop(L, 2);
     ldataset_t *ds = luaL_checkudata(L, 1, LBL_DATASET);
     check_option_keys(L, 2, fname, keys, "shuffle", "use sampler=\"random\" or sampler=\"sequential\"");
     lua_Integer bs = lbl_optfield_int(L, 2, "batch_size", 1);
