@@ -196,4 +196,14 @@ local ms_none, w_none = time_epoch("none")
 local ms_long, w_long = time_epoch("longest")
 T.check(w_none == 256 and w_long == 31, ("tutorial-sized epoch widths: none %d, longest %d"):format(w_none, w_long))
 print(("# one epoch of 67 batches (2130 x 256): pad=none %.1f ms, pad=longest %.1f ms"):format(ms_none, ms_long))
+
+-- every name the data part exports has a heading in docs/api/data.md
+local doc = io.open("docs/api/data.md"):read("a")
+local missing = {}
+for _, name in ipairs({ "bl.read_csv", "df:column", "df:nrows", "df:columns", "bl.unique", "bl.value_counts",
+  "bl.train_test_split", "bl.RandomState", "rs:randint", "rs:random_sample", "rs:permutation", "rs:choice",
+  "rs:u32", "bl.TensorDataset", "ds:size", "ds:tensors", "bl.DataLoader", "loader:iter", "loader:dataset" }) do
+  if not doc:find("\n## " .. name .. "\n", 1, true) then missing[#missing + 1] = name end
+end
+T.eq(table.concat(missing, ", "), "", "docs/api/data.md has a heading for every exported name (missing)")
 T.done()
