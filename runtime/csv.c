@@ -200,7 +200,7 @@ csv_table_t *csv_table_read(const char *path) {
             else data = d;
         }
     }
-    int err = ferror(f);
+    int err = ferror(f) ? (errno ? errno : EIO) : 0;
     fclose(f);
     if (!data) {
         bl_fail("%s: out of memory", path);
@@ -208,7 +208,7 @@ csv_table_t *csv_table_read(const char *path) {
     }
     if (err) {
         free(data);
-        bl_fail("%s: read error", path);
+        bl_fail("%s: %s", path, strerror(err));
         return NULL;
     }
     csv_table_t *t = csv_table_parse(path, data, len);
