@@ -1,4 +1,663 @@
-/* l_data.c: Lua bindings for the data part of bertlab (filled in by its issue). */
+/* l_data.c: Lua bindings of the data part: bl.read_csv (data frames of string columns),
+ * bl.train_test_split and bl.RandomState (scikit-learn / NumPy legacy parity), bl.TensorDataset and
+ * bl.DataLoader (batches collated in C by runtime/loader.c). */
 #include "lbl.h"
+#include "../runtime/csv.h"
+#include "../runtime/error.h"
+#include "../runtime/loader.h"
+#include "../runtime/rng.h"
+#include "../runtime/split.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
-void bl_open_data(lua_State *L) { (void)L; }
+#define LBL_DATAFRAME "bertlab.DataFrame"
+#define LBL_RANDOMSTATE "bertlab.RandomState"
+#define LBL_DATASET "bertlab.TensorDataset"
+#define LBL_LOADER "bertlab.DataLoader"
+
+/* Rejects option keys other than `allowed` (NULL-terminated), so a typo is not silently ignored. */
+static void check_option_keys(lua_State *L, int idx, const char *fname, const char *const *allowed,
+                              const char *hint_key, const char *hint) {
+    if (lua_isnoneornil(L, idx)) return;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    idx = lua_absindex(L, idx);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        int ok = 0;
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            const char *k = lua_tostring(L, -1);
+            for (int i = 0; allowed[i]; i++) ok |= strcmp(k, allowed[i]) == 0;
+            if (!ok && hint_key && strcmp(k, hint_key) == 0) luaL_error(L, "%s: unknown option '%s' (%s)", fname, k, hint);
+            if (!ok) {
+                luaL_Buffer b;
+                luaL_buffinit(L, &b);
+                for (int i = 0; allowed[i]; i++) {
+                    if (i) luaL_addstring(&b, ", ");
+                    luaL_addstring(&b, allowed[i]);
+                }
+                luaL_pushresult(&b);
+                luaL_error(L, "%s: unknown option '%s' (options: %s)", fname, k, lua_tostring(L, -1));
+            }
+        } else {
+            luaL_error(L, "%s: option keys must be strings, got %s", fname, luaL_typename(L, -1));
+        }
+    }
+}
+
+/* ---- bl.read_csv ------------------------------------------------------------------------------- */
+/* A data frame is a table {_path=, _names={...}, _cols={name = {strings}}, _nrows=} whose metatable
+ * resolves df.<Column> and the methods; an unknown column is an error naming the file. */
+
+static void push_column(lua_State *L, int df, const char *name) {
+    lua_getfield(L, df, "_cols");
+    if (lua_getfield(L, -1, name) != LUA_TNIL) {
+        lua_remove(L, -2);
+        return;
+    }
+    lua_pop(L, 2);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    lua_getfield(L, df, "_path");
+    luaL_addstring(&b, lua_tostring(L, -1) ? lua_tostring(L, -1) : "data frame");
+    lua_pop(L, 1);
+    luaL_addstring(&b, ": no column '");
+    luaL_addstring(&b, name);
+    luaL_addstring(&b, "' (columns: ");
+    lua_getfield(L, df, "_names");
+    lua_Integer n = luaL_len(L, -1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, -1, i);
+        const char *s = lua_tostring(L, -1);
+        lua_pop(L, 1);
+        if (i > 1) luaL_addstring(&b, ", ");
+        luaL_addstring(&b, s ? s : "?");
+    }
+    lua_pop(L, 1);
+    luaL_addstring(&b, ")");
+    luaL_pushresult(&b);
+    lua_error(L);
+}
+
+static int df_column(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    push_column(L, 1, luaL_checkstring(L, 2));
+    return 1;
+}
+
+static int df_nrows(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getfield(L, 1, "_nrows");
+    return 1;
+}
+
+static int df_columns(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getfield(L, 1, "_names");
+    lua_Integer n = luaL_len(L, -1);
+    lua_createtable(L, (int)n, 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, -2, i);
+        lua_rawseti(L, -2, i);
+    }
+    return 1;
+}
+
+static int df_tostring(lua_State *L) {
+    lua_getfield(L, 1, "_path");
+    lua_getfield(L, 1, "_nrows");
+    lua_pushfstring(L, "DataFrame(%s: %d rows)", lua_tostring(L, -2), (int)lua_tointeger(L, -1));
+    return 1;
+}
+
+static int df_index(lua_State *L) {
+    if (lua_type(L, 2) != LUA_TSTRING) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_getmetatable(L, 1);
+    lua_getfield(L, -1, "methods");
+    if (lua_getfield(L, -1, lua_tostring(L, 2)) != LUA_TNIL) return 1;
+    lua_pop(L, 3);
+    push_column(L, 1, lua_tostring(L, 2));
+    return 1;
+}
+
+static const luaL_Reg df_methods[] = {
+    {"column", df_column}, {"nrows", df_nrows}, {"columns", df_columns}, {NULL, NULL}};
+static const luaL_Reg df_meta[] = {{"__index", df_index}, {"__tostring", df_tostring}, {NULL, NULL}};
+
+static int l_read_csv(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    csv_table_t *t = csv_table_read(path);
+    if (!t) return lbl_error(L);
+    /* pushes can raise only on memory errors; the table is freed before any Lua error below */
+    if (!lua_checkstack(L, 8)) {
+        csv_table_free(t);
+        return luaL_error(L, "read_csv: Lua stack overflow");
+    }
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, path);
+    lua_setfield(L, -2, "_path");
+    lua_pushinteger(L, t->nrows);
+    lua_setfield(L, -2, "_nrows");
+    lua_createtable(L, t->ncols, 0);
+    lua_createtable(L, 0, t->ncols);
+    for (int c = 0; c < t->ncols; c++) {
+        size_t len;
+        const char *name = csv_table_field(t, -1, c, &len);
+        lua_pushlstring(L, name, len);
+        lua_rawseti(L, -3, c + 1);
+        lua_createtable(L, (int)t->nrows, 0);
+        for (int64_t r = 0; r < t->nrows; r++) {
+            const char *s = csv_table_field(t, r, c, &len);
+            lua_pushlstring(L, s, len);
+            lua_rawseti(L, -2, r + 1);
+        }
+        lua_setfield(L, -2, name);
+    }
+    csv_table_free(t);
+    lua_setfield(L, -3, "_cols");
+    lua_setfield(L, -2, "_names");
+    luaL_setmetatable(L, LBL_DATAFRAME);
+    return 1;
+}
+
+/* ---- labels → class ranks (np.unique(y, return_inverse=True)) ------------------------------------ */
+
+typedef struct {
+    int is_str, is_int;
+    lua_Integer i;
+    double d;
+    const char *s;
+    size_t len;
+    int64_t pos;
+} label_t;
+
+static int label_cmp(const label_t *a, const label_t *b) {
+    if (a->is_str) {
+        size_t n = a->len < b->len ? a->len : b->len;
+        int c = memcmp(a->s, b->s, n);
+        if (c) return c;
+        return (a->len > b->len) - (a->len < b->len);
+    }
+    if (a->is_int && b->is_int) return (a->i > b->i) - (a->i < b->i);
+    return (a->d > b->d) - (a->d < b->d);
+}
+
+static int label_qcmp(const void *x, const void *y) {
+    const label_t *a = x, *b = y;
+    int c = label_cmp(a, b);
+    return c ? c : (a->pos > b->pos) - (a->pos < b->pos);
+}
+
+/* Reads the labels at idx (a Lua array of strings or numbers, or a 1-D tensor) into ranks[n];
+ * the stack keeps the strings alive. Raises errors naming the option. */
+static void labels_to_ranks(lua_State *L, int idx, int64_t n, int64_t *ranks, const char *fname) {
+    tensor_t *t = lbl_totensor(L, idx);
+    label_t *lab = lua_newuserdatauv(L, sizeof(label_t) * (size_t)(n ? n : 1), 0);
+    if (t) {
+        if (t->numel != n || t->ndim != 1)
+            luaL_error(L, "%s: stratify has %d labels, expected %d (one per sample)", fname, (int)t->numel, (int)n);
+        for (int64_t i = 0; i < n; i++) {
+            lab[i] = (label_t){.is_int = t->dtype == DT_I64, .pos = i};
+            if (t->dtype == DT_I64) lab[i].i = ((int64_t *)t->data)[i];
+            lab[i].d = tensor_get(t, i);
+        }
+    } else {
+        luaL_checktype(L, idx, LUA_TTABLE);
+        lua_Integer m = luaL_len(L, idx);
+        if (m != n) luaL_error(L, "%s: stratify has %d labels, expected %d (one per sample)", fname, (int)m, (int)n);
+        int kind = -1;
+        for (int64_t i = 0; i < n; i++) {
+            int ty = lua_geti(L, idx, i + 1);
+            if (ty != LUA_TSTRING && ty != LUA_TNUMBER)
+                luaL_error(L, "%s: stratify[%d] is %s, expected a string or a number", fname, (int)i + 1, luaL_typename(L, -1));
+            if (kind >= 0 && kind != ty)
+                luaL_error(L, "%s: stratify mixes strings and numbers (stratify[%d] is a %s)", fname, (int)i + 1, luaL_typename(L, -1));
+            kind = ty;
+            lab[i] = (label_t){.is_str = ty == LUA_TSTRING, .pos = i};
+            if (ty == LUA_TSTRING) lab[i].s = lua_tolstring(L, -1, &lab[i].len);
+            else {
+                lab[i].is_int = lua_isinteger(L, -1);
+                lab[i].i = lua_tointeger(L, -1);
+                lab[i].d = lua_tonumber(L, -1);
+                if (lab[i].d != lab[i].d) luaL_error(L, "%s: stratify[%d] is NaN", fname, (int)i + 1);
+            }
+            lua_pop(L, 1); /* the string stays alive in the table */
+        }
+    }
+    qsort(lab, (size_t)n, sizeof *lab, label_qcmp);
+    int64_t rank = -1;
+    for (int64_t i = 0; i < n; i++) {
+        if (i == 0 || label_cmp(&lab[i], &lab[i - 1]) != 0) rank++;
+        ranks[lab[i].pos] = rank;
+    }
+    /* sklearn's message for a class with a single member, naming it */
+    luaL_Buffer b;
+    int nbad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int single = (i == 0 || label_cmp(&lab[i], &lab[i - 1]) != 0) &&
+                     (i == n - 1 || label_cmp(&lab[i], &lab[i + 1]) != 0);
+        if (!single) continue;
+        if (nbad++ == 0) {
+            luaL_buffinit(L, &b);
+            luaL_addstring(&b, "The least populated classes in y have only 1 member, which is too few. The minimum "
+                               "number of groups for any class cannot be less than 2. Classes with too few members are: [");
+        } else {
+            luaL_addstring(&b, ", ");
+        }
+        if (lab[i].is_str) {
+            luaL_addchar(&b, '\'');
+            luaL_addlstring(&b, lab[i].s, lab[i].len);
+            luaL_addchar(&b, '\'');
+        } else if (lab[i].is_int) {
+            lua_pushfstring(L, "%I", (LUAI_UACINT)lab[i].i);
+            luaL_addvalue(&b);
+        } else {
+            lua_pushfstring(L, "%f", lab[i].d);
+            luaL_addvalue(&b);
+        }
+    }
+    if (nbad) {
+        luaL_addstring(&b, "]");
+        luaL_pushresult(&b);
+        luaL_error(L, "%s: %s", fname, lua_tostring(L, -1));
+    }
+    lua_pop(L, 1); /* lab */
+}
+
+/* ---- bl.train_test_split ---------------------------------------------------------------------------- */
+
+static split_size_kind_t opt_size(lua_State *L, int idx, const char *key, double *v) {
+    if (lua_isnoneornil(L, idx)) return SPLIT_SIZE_NONE;
+    int ty = lua_getfield(L, idx, key);
+    split_size_kind_t kind = SPLIT_SIZE_NONE;
+    if (ty == LUA_TNUMBER) {
+        kind = lua_isinteger(L, -1) ? SPLIT_SIZE_COUNT : SPLIT_SIZE_FRACTION;
+        *v = lua_tonumber(L, -1);
+    } else if (ty != LUA_TNIL) {
+        luaL_error(L, "train_test_split: option '%s' must be a number (a fraction like 0.15 or a count like 300), got %s",
+                   key, luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+    return kind;
+}
+
+static void push_index_list(lua_State *L, const int64_t *idx, int64_t n) {
+    lua_createtable(L, (int)n, 0);
+    for (int64_t i = 0; i < n; i++) {
+        lua_pushinteger(L, idx[i] + 1);
+        lua_rawseti(L, -2, i + 1);
+    }
+}
+
+static uint32_t check_seed(lua_State *L, int idx, const char *what) {
+    int ok;
+    lua_Integer s = lua_tointegerx(L, idx, &ok);
+    if (!ok || s < 0 || s > (lua_Integer)0xffffffffu)
+        luaL_error(L, "%s: Seed must be between 0 and 2**32 - 1, got %s", what,
+                   lua_type(L, idx) == LUA_TNUMBER ? lua_tostring(L, idx) : luaL_typename(L, idx));
+    return (uint32_t)s;
+}
+
+static int l_train_test_split(lua_State *L) {
+    static const char *const keys[] = {"test_size", "train_size", "random_state", "stratify", "shuffle", NULL};
+    const char *fname = "train_test_split";
+    lua_settop(L, 2); /* the options stay at 2 whatever is pushed later */
+    int64_t n;
+    tensor_t *t = lbl_totensor(L, 1);
+    if (lua_isinteger(L, 1)) n = lua_tointeger(L, 1);
+    else if (t) n = t->ndim ? t->shape[0] : 1;
+    else if (lua_istable(L, 1)) n = luaL_len(L, 1);
+    else return luaL_argerror(L, 1, "number of samples, Lua array or tensor expected");
+    if (n < 0) return luaL_argerror(L, 1, "number of samples must be non-negative");
+    if (n == 0) return luaL_error(L, "%s: With n_samples=0, the resulting train set will be empty.", fname);
+    check_option_keys(L, 2, fname, keys, NULL, NULL);
+    split_opts_t o = {0};
+    o.test_kind = opt_size(L, 2, "test_size", &o.test_size);
+    o.train_kind = opt_size(L, 2, "train_size", &o.train_size);
+    o.shuffle = lbl_optfield_bool(L, 2, "shuffle", 1);
+    if (!lua_isnoneornil(L, 2) && lua_getfield(L, 2, "random_state") != LUA_TNIL) {
+        o.random_state = check_seed(L, -1, fname);
+        lua_pop(L, 1);
+    } else {
+        if (!lua_isnoneornil(L, 2)) lua_pop(L, 1);
+        o.random_state = rng_u32(rng_stream(RNG_STREAM_USER + 1));
+    }
+    int64_t n_train, n_test;
+    if (split_sizes(n, &o, &n_train, &n_test)) return luaL_error(L, "%s: %s", fname, bl_errmsg());
+    int64_t *buf = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)(2 * n + 1), 0);
+    int64_t *ranks = buf, *train = buf + n, *test = train + n_train;
+    if (!lua_isnoneornil(L, 2) && lua_getfield(L, 2, "stratify") != LUA_TNIL) {
+        int sidx = lua_gettop(L);
+        if (o.shuffle) labels_to_ranks(L, sidx, n, ranks, fname);
+        o.stratify = ranks;
+    }
+    if (split_train_test(n, &o, train, test)) return luaL_error(L, "%s: %s", fname, bl_errmsg());
+    push_index_list(L, train, n_train);
+    push_index_list(L, test, n_test);
+    return 2;
+}
+
+/* ---- bl.RandomState --------------------------------------------------------------------------------- */
+
+#define check_rs(L) ((randomstate_t *)luaL_checkudata(L, 1, LBL_RANDOMSTATE))
+
+static int l_randomstate(lua_State *L) {
+    uint32_t seed = check_seed(L, 1, "RandomState");
+    randomstate_t *rs = lua_newuserdatauv(L, sizeof *rs, 0);
+    randomstate_seed(rs, seed);
+    luaL_setmetatable(L, LBL_RANDOMSTATE);
+    return 1;
+}
+
+/* Optional count argument: returns -1 when absent (a single value is returned). */
+static int64_t opt_count(lua_State *L, int idx) {
+    if (lua_isnoneornil(L, idx)) return -1;
+    lua_Integer n = luaL_checkinteger(L, idx);
+    if (n < 0) luaL_argerror(L, idx, "size must be non-negative");
+    return n;
+}
+
+static int rs_randint(lua_State *L) {
+    randomstate_t *rs = check_rs(L);
+    lua_Integer low = luaL_checkinteger(L, 2), high;
+    int64_t size;
+    if (lua_isnoneornil(L, 3)) { high = low; low = 0; size = -1; }
+    else { high = luaL_checkinteger(L, 3); size = opt_count(L, 4); }
+    if (high <= low) return luaL_error(L, "randint: low >= high (%I >= %I)", (LUAI_UACINT)low, (LUAI_UACINT)high);
+    if (size < 0) {
+        lua_pushinteger(L, randomstate_randint(rs, low, high));
+        return 1;
+    }
+    lua_createtable(L, (int)size, 0);
+    for (int64_t i = 0; i < size; i++) {
+        lua_pushinteger(L, randomstate_randint(rs, low, high));
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+static int rs_random(lua_State *L) {
+    randomstate_t *rs = check_rs(L);
+    int64_t size = opt_count(L, 2);
+    if (size < 0) {
+        lua_pushnumber(L, randomstate_double(rs));
+        return 1;
+    }
+    lua_createtable(L, (int)size, 0);
+    for (int64_t i = 0; i < size; i++) {
+        lua_pushnumber(L, randomstate_double(rs));
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+static int rs_permutation(lua_State *L) {
+    randomstate_t *rs = check_rs(L);
+    if (lua_istable(L, 2)) { /* permutation(list): the elements shuffled, as a new list */
+        lua_Integer n = luaL_len(L, 2);
+        int64_t *perm = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)(n + 1), 0);
+        for (lua_Integer i = 0; i < n; i++) perm[i] = i;
+        randomstate_shuffle(rs, perm, n);
+        lua_createtable(L, (int)n, 0);
+        for (lua_Integer i = 0; i < n; i++) {
+            lua_geti(L, 2, perm[i] + 1);
+            lua_rawseti(L, -2, i + 1);
+        }
+        return 1;
+    }
+    lua_Integer n = luaL_checkinteger(L, 2);
+    if (n < 0) return luaL_argerror(L, 2, "n must be non-negative");
+    int64_t *perm = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)(n + 1), 0);
+    randomstate_permutation(rs, n, perm);
+    lua_createtable(L, (int)n, 0);
+    for (lua_Integer i = 0; i < n; i++) { /* numpy's values (0-based), not Lua positions */
+        lua_pushinteger(L, perm[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+static int rs_choice(lua_State *L) {
+    randomstate_t *rs = check_rs(L);
+    lua_Integer pop = luaL_checkinteger(L, 2);
+    int64_t size = opt_count(L, 3);
+    int replace = lua_isnoneornil(L, 4) ? 1 : lbl_optfield_bool(L, 4, "replace", 1);
+    int64_t m = size < 0 ? 1 : size;
+    int64_t *out = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)(m + 1), 0);
+    if (randomstate_choice(rs, pop, m, replace, out)) return lbl_error(L);
+    if (size < 0) {
+        lua_pushinteger(L, out[0]);
+        return 1;
+    }
+    lua_createtable(L, (int)m, 0);
+    for (int64_t i = 0; i < m; i++) {
+        lua_pushinteger(L, out[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+static int rs_u32(lua_State *L) {
+    lua_pushinteger(L, randomstate_u32(check_rs(L)));
+    return 1;
+}
+
+static const luaL_Reg rs_methods[] = {{"randint", rs_randint}, {"random_sample", rs_random},
+                                      {"permutation", rs_permutation}, {"choice", rs_choice},
+                                      {"u32", rs_u32}, {NULL, NULL}};
+
+/* ---- bl.TensorDataset ------------------------------------------------------------------------------ */
+/* A userdata holding the row count; its user value is the list of tensors. */
+
+typedef struct {
+    int64_t n;
+    int nt;
+} ldataset_t;
+
+#define MAX_DATASET_TENSORS 64
+
+/* Gathers the dataset's tensors (raising if one was freed or changed size) into ts[]. */
+static int dataset_tensors(lua_State *L, int idx, const tensor_t **ts, const char *what) {
+    ldataset_t *ds = luaL_checkudata(L, idx, LBL_DATASET);
+    lua_getiuservalue(L, idx, 1);
+    for (int i = 0; i < ds->nt; i++) {
+        lua_geti(L, -1, i + 1);
+        ts[i] = lbl_totensor(L, -1);
+        if (!ts[i]) luaL_error(L, "%s: tensor %d of the dataset was freed", what, i + 1);
+        if (ts[i]->ndim < 1 || ts[i]->shape[0] != ds->n)
+            luaL_error(L, "%s: tensor %d of the dataset no longer has %d rows", what, i + 1, (int)ds->n);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return ds->nt;
+}
+
+static int l_tensor_dataset(lua_State *L) {
+    int nt = lua_gettop(L);
+    const tensor_t *ts[MAX_DATASET_TENSORS];
+    const char *names[MAX_DATASET_TENSORS];
+    if (nt == 0) return luaL_error(L, "TensorDataset: at least one tensor expected");
+    if (nt > MAX_DATASET_TENSORS) return luaL_error(L, "TensorDataset: at most %d tensors", MAX_DATASET_TENSORS);
+    for (int i = 0; i < nt; i++) {
+        ts[i] = lbl_checktensor(L, i + 1);
+        lbl_getattr(L, i + 1, "name");
+        names[i] = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL; /* kept on the stack */
+    }
+    int64_t n = loader_check_dataset(ts, nt, names);
+    if (n < 0) return luaL_error(L, "TensorDataset: %s", bl_errmsg());
+    ldataset_t *ds = lua_newuserdatauv(L, sizeof *ds, 1);
+    ds->n = n;
+    ds->nt = nt;
+    luaL_setmetatable(L, LBL_DATASET);
+    lua_createtable(L, nt, 0);
+    for (int i = 0; i < nt; i++) {
+        lua_pushvalue(L, i + 1);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setiuservalue(L, -2, 1);
+    return 1;
+}
+
+static int ds_size(lua_State *L) {
+    lua_pushinteger(L, ((ldataset_t *)luaL_checkudata(L, 1, LBL_DATASET))->n);
+    return 1;
+}
+
+static int ds_tensors(lua_State *L) {
+    ldataset_t *ds = luaL_checkudata(L, 1, LBL_DATASET);
+    lua_getiuservalue(L, 1, 1);
+    lua_createtable(L, ds->nt, 0);
+    for (int i = 1; i <= ds->nt; i++) {
+        lua_geti(L, -2, i);
+        lua_rawseti(L, -2, i);
+    }
+    return 1;
+}
+
+static int ds_tostring(lua_State *L) {
+    ldataset_t *ds = luaL_checkudata(L, 1, LBL_DATASET);
+    lua_pushfstring(L, "TensorDataset(%d rows, %d tensors)", (int)ds->n, ds->nt);
+    return 1;
+}
+
+static const luaL_Reg ds_methods[] = {{"size", ds_size}, {"tensors", ds_tensors}, {NULL, NULL}};
+static const luaL_Reg ds_meta[] = {{"__len", ds_size}, {"__tostring", ds_tostring}, {NULL, NULL}};
+
+/* ---- bl.DataLoader ----------------------------------------------------------------------------------- */
+
+typedef struct {
+    int64_t batch_size;
+    int shuffle, drop_last;
+    int mask; /* 0-based tensor number of the attention mask, or -1: no trimming */
+} lloader_t;
+
+#define check_loader(L, i) ((lloader_t *)luaL_checkudata(L, i, LBL_LOADER))
+
+static int l_dataloader(lua_State *L) {
+    static const char *const keys[] = {"batch_size", "sampler", "drop_last", "pad", "mask", NULL};
+    const char *fname = "DataLoader";
+    lua_settop(L, 2);
+    ldataset_t *ds = luaL_checkudata(L, 1, LBL_DATASET);
+    check_option_keys(L, 2, fname, keys, "shuffle", "use sampler=\"random\" or sampler=\"sequential\"");
+    lua_Integer bs = lbl_optfield_int(L, 2, "batch_size", 1);
+    if (bs < 1) return luaL_error(L, "%s: batch_size must be a positive integer, got %I", fname, (LUAI_UACINT)bs);
+    const char *sampler = lbl_optfield_str(L, 2, "sampler", "sequential");
+    int shuffle;
+    if (strcmp(sampler, "random") == 0) shuffle = 1;
+    else if (strcmp(sampler, "sequential") == 0) shuffle = 0;
+    else return luaL_error(L, "%s: sampler must be \"random\" or \"sequential\", got \"%s\"", fname, sampler);
+    int drop_last = lbl_optfield_bool(L, 2, "drop_last", 0);
+    const char *pad = lbl_optfield_str(L, 2, "pad", "none");
+    lua_Integer mask = lbl_optfield_int(L, 2, "mask", 2);
+    int trim;
+    if (strcmp(pad, "longest") == 0) trim = 1;
+    else if (strcmp(pad, "none") == 0) trim = 0;
+    else return luaL_error(L, "%s: pad must be \"longest\" or \"none\", got \"%s\"", fname, pad);
+    if (trim) {
+        const tensor_t *ts[MAX_DATASET_TENSORS];
+        dataset_tensors(L, 1, ts, fname);
+        if (mask < 1 || mask > ds->nt)
+            return luaL_error(L, "%s: mask=%I names no tensor of the dataset (it has %d)", fname, (LUAI_UACINT)mask, ds->nt);
+        if (ts[mask - 1]->ndim != 2) {
+            char s[96];
+            return luaL_error(L, "%s: pad=\"longest\" needs tensor %d (the mask) to be 2-D [N, L], got shape %s", fname,
+                              (int)mask, tensor_shape_str(ts[mask - 1], s, sizeof s));
+        }
+    }
+    lloader_t *ld = lua_newuserdatauv(L, sizeof *ld, 1);
+    ld->batch_size = bs;
+    ld->shuffle = shuffle;
+    ld->drop_last = drop_last;
+    ld->mask = trim ? (int)mask - 1 : -1;
+    luaL_setmetatable(L, LBL_LOADER);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1);
+    return 1;
+}
+
+static int loader_len(lua_State *L) {
+    lloader_t *ld = check_loader(L, 1);
+    lua_getiuservalue(L, 1, 1);
+    ldataset_t *ds = luaL_checkudata(L, -1, LBL_DATASET);
+    lua_pushinteger(L, loader_num_batches(ds->n, ld->batch_size, ld->drop_last));
+    return 1;
+}
+
+/* The epoch state of one iter(): the order and the next position. */
+typedef struct {
+    int64_t n, pos, nbatches, done;
+    int64_t order[];
+} lepoch_t;
+
+static int loader_step(lua_State *L) {
+    lloader_t *ld = check_loader(L, lua_upvalueindex(1));
+    lepoch_t *ep = lua_touserdata(L, lua_upvalueindex(2));
+    if (ep->done >= ep->nbatches) return 0;
+    lua_getiuservalue(L, lua_upvalueindex(1), 1);
+    int dsi = lua_gettop(L);
+    const tensor_t *ts[MAX_DATASET_TENSORS];
+    tensor_t *out[MAX_DATASET_TENSORS];
+    int nt = dataset_tensors(L, dsi, ts, "DataLoader");
+    int64_t B = ep->n - ep->pos < ld->batch_size ? ep->n - ep->pos : ld->batch_size;
+    if (loader_collate(ts, nt, ep->order + ep->pos, B, ld->mask, out)) return luaL_error(L, "DataLoader: %s", bl_errmsg());
+    ep->pos += B;
+    ep->done++;
+    lua_createtable(L, nt, 0);
+    for (int i = 0; i < nt; i++) {
+        lbl_pushtensor(L, out[i]); /* raises only when Lua is out of memory */
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+static int loader_iter(lua_State *L) {
+    lloader_t *ld = check_loader(L, 1);
+    lua_getiuservalue(L, 1, 1);
+    ldataset_t *ds = luaL_checkudata(L, -1, LBL_DATASET);
+    lua_pop(L, 1);
+    lepoch_t *ep = lua_newuserdatauv(L, sizeof *ep + sizeof(int64_t) * (size_t)ds->n, 0);
+    ep->n = ds->n;
+    ep->pos = 0;
+    ep->done = 0;
+    ep->nbatches = loader_num_batches(ds->n, ld->batch_size, ld->drop_last);
+    loader_order(ep->order, ds->n, ld->shuffle);
+    lua_pushvalue(L, 1);
+    lua_insert(L, -2);
+    lua_pushcclosure(L, loader_step, 2);
+    return 1;
+}
+
+static int loader_dataset(lua_State *L) {
+    check_loader(L, 1);
+    lua_getiuservalue(L, 1, 1);
+    return 1;
+}
+
+static int loader_tostring(lua_State *L) {
+    lloader_t *ld = check_loader(L, 1);
+    lua_pushfstring(L, "DataLoader(batch_size=%d, sampler=%s, drop_last=%s, pad=%s)", (int)ld->batch_size,
+                    ld->shuffle ? "random" : "sequential", ld->drop_last ? "true" : "false",
+                    ld->mask >= 0 ? "longest" : "none");
+    return 1;
+}
+
+static const luaL_Reg loader_methods[] = {{"iter", loader_iter}, {"dataset", loader_dataset}, {NULL, NULL}};
+static const luaL_Reg loader_meta[] = {{"__len", loader_len}, {"__tostring", loader_tostring}, {NULL, NULL}};
+
+/* ---- registration ------------------------------------------------------------------------------------- */
+
+static const luaL_Reg data_funcs[] = {
+    {"read_csv", l_read_csv}, {"train_test_split", l_train_test_split}, {"RandomState", l_randomstate},
+    {"TensorDataset", l_tensor_dataset}, {"DataLoader", l_dataloader}, {NULL, NULL}};
+
+void bl_open_data(lua_State *L) {
+    lbl_newclass(L, LBL_DATAFRAME, df_methods, df_meta);
+    lbl_newclass(L, LBL_RANDOMSTATE, rs_methods, NULL);
+    lbl_newclass(L, LBL_DATASET, ds_methods, ds_meta);
+    lbl_newclass(L, LBL_LOADER, loader_methods, loader_meta);
+    luaL_setfuncs(L, data_funcs, 0);
+}
