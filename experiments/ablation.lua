@@ -18,6 +18,7 @@ local args = bl.parse_args(arg, {
     { "max-length", type = "int", default = D.max_length, help = "truncate titles to this many tokens" },
     { "seed", type = "int", default = D.seed, help = "random seed of every cell" },
     { "limit", type = "int", help = "use only the first N training titles" },
+    { "val-limit", type = "int", help = "use only the first N validation titles" },
     { "out", metavar = "DIR", help = "output folder (default runs/ablation-<timestamp>)" },
     { "save", type = "flag", help = "keep every cell's checkpoints (large)" },
     { "quiet", type = "flag", help = "no progress bars" },
@@ -60,7 +61,7 @@ local function main()
         io.stderr:write(("== batch %d, %d epochs, lr %g -> %s\n"):format(bs, ep, lr, cell))
         local res = bl.run_experiment({
           model = args.model, data = args.data, epochs = ep, batch_size = bs, lr = lr, eps = args.eps,
-          max_length = args.max_length, seed = args.seed, limit = args.limit, out = cell,
+          max_length = args.max_length, seed = args.seed, limit = args.limit, val_limit = args.val_limit, out = cell,
           save = args.save, progress = not args.quiet, per_class = false,
           log = function() end,
         })

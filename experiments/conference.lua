@@ -29,6 +29,7 @@ local args = bl.parse_args(arg, {
     { "device", default = D.device, choices = { "cpu", "cuda" }, help = "where to train (cuda: not yet)" },
     { "out", metavar = "DIR", help = "output folder (default runs/conference-<timestamp>)" },
     { "limit", type = "int", help = "use only the first N training titles (tests, smoke runs)" },
+    { "val-limit", type = "int", help = "use only the first N validation titles (tests, smoke runs)" },
     { "eval-epoch", type = "int", help = "epoch to reload at the end (default: best weighted F1)" },
     { "no-save", type = "flag", help = "do not write checkpoints (results files are still written)" },
     { "quiet", type = "flag", help = "no progress bars" },
@@ -40,7 +41,7 @@ local ok, res = pcall(bl.run_experiment, {
   model = args.model, data = args.data, epochs = args.epochs, batch_size = args.batch_size,
   val_batch_size = args.val_batch_size, lr = args.lr, eps = args.eps, weight_decay = args.weight_decay,
   warmup = args.warmup, max_length = args.max_length, pad = args.pad, seed = args.seed,
-  device = args.device, out = out, limit = args.limit, eval_epoch = args.eval_epoch,
+  device = args.device, out = out, limit = args.limit, val_limit = args.val_limit, eval_epoch = args.eval_epoch,
   save = not args.no_save, progress = not args.quiet,
 })
 if not ok then

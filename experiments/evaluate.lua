@@ -16,6 +16,7 @@ local args = bl.parse_args(arg, {
     { "batch-size", type = "int", default = D.val_batch_size, help = "evaluation batch size" },
     { "max-length", type = "int", default = D.max_length, help = "truncate titles to this many tokens" },
     { "pad", default = D.pad, choices = { "longest", "max_length" }, help = "padding of the batches" },
+    { "val-limit", type = "int", help = "use only the first N validation titles (as conference.lua --val-limit)" },
     { "quiet", type = "flag", help = "only the summary line" },
   },
 })
@@ -25,7 +26,7 @@ local function main()
   if not bl.file_exists(ckpt .. "/config.json") and not ckpt:match("%.safetensors$") then
     error(("checkpoint '%s' not found (expected a folder with config.json and model.safetensors)"):format(ckpt))
   end
-  local d = bl.load_text_classification(args.data)
+  local d = bl.load_text_classification(args.data, { val_limit = args.val_limit })
   local vocab_dir = bl.file_exists(ckpt .. "/vocab.txt") and ckpt or (args.tokenizer or args.model)
   local tok = bl.BertTokenizer.from_pretrained(vocab_dir, { do_lower_case = true })
   local ds = bl.encode_dataset(tok, d.val.texts, d.val.labels, { max_length = args.max_length, pad = args.pad })

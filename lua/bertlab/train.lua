@@ -119,11 +119,14 @@ return function(bl)
     -- the tutorial selects df[df.data_type == 'train'], i.e. rows in file order
     table.sort(train_idx)
     table.sort(val_idx)
-    if opts.limit then
-      if math.type(opts.limit) ~= "integer" or opts.limit < 1 then
-        error("load_text_classification: limit must be a positive integer, got " .. tostring(opts.limit), 2)
+    for key, idx in pairs({ limit = train_idx, val_limit = val_idx }) do
+      local n = opts[key]
+      if n ~= nil then
+        if math.type(n) ~= "integer" or n < 1 then
+          error(("load_text_classification: %s must be a positive integer, got %s"):format(key, tostring(n)), 2)
+        end
+        while #idx > n do idx[#idx] = nil end
       end
-      while #train_idx > opts.limit do train_idx[#train_idx] = nil end
     end
     local function subset(idx)
       local s = { texts = {}, labels = {}, rows = idx }
@@ -330,7 +333,8 @@ return function(bl)
     local t_start = bl.now()
 
     bl.seed(o.seed)
-    local d = bl.load_text_classification(o.data, { test_size = o.test_size, random_state = o.random_state, limit = o.limit })
+    local d = bl.load_text_classification(o.data, { test_size = o.test_size, random_state = o.random_state,
+                                                    limit = o.limit, val_limit = o.val_limit })
     local tok = bl.BertTokenizer.from_pretrained(o.model, { do_lower_case = true })
     local ds_train = bl.encode_dataset(tok, d.train.texts, d.train.labels, o)
     local ds_val = bl.encode_dataset(tok, d.val.texts, d.val.labels, o)
