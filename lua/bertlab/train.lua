@@ -320,6 +320,12 @@ return function(bl)
     if math.type(o.warmup) ~= "integer" or o.warmup < 0 then
       error("run_experiment: warmup must be a non-negative integer, got " .. tostring(o.warmup), 2)
     end
+    if o.eval_epoch ~= nil and (math.type(o.eval_epoch) ~= "integer" or o.eval_epoch < 1 or o.eval_epoch > o.epochs) then
+      error(("run_experiment: eval_epoch must be between 1 and %d, got %s"):format(o.epochs, tostring(o.eval_epoch)), 2)
+    end
+    if o.eval_epoch ~= nil and o.eval_epoch ~= o.epochs and not (o.out and o.save) then
+      error("run_experiment: eval_epoch needs checkpoints (an out folder and save=true)", 2)
+    end
     if not bl.file_exists(o.data) then
       error(("run_experiment: data file '%s' not found (run `make data`)"):format(o.data), 2)
     end
@@ -349,13 +355,14 @@ return function(bl)
     log(("%d training and %d validation titles, %d classes; %d batches of %d per epoch, %d epochs, %d steps"):format(
       #d.train.texts, #d.val.texts, #d.names, #train_loader, o.batch_size, o.epochs, total_steps))
 
-    local rows = {}
+    local rows, last_ev = {}, nil
     for epoch = 1, o.epochs do
       local t0 = bl.now()
       local lr = opt.lr
       local train_loss = bl.train_epoch(model, train_loader, opt, sched,
         { clip = o.clip, desc = ("Epoch %d"):format(epoch), progress = o.progress, out = o.progress_out })
       local ev = bl.evaluate(model, val_loader)
+      last_ev = ev
       local row = { epoch = epoch, train_loss = train_loss, val_loss = ev.loss, val_f1 = ev.f1,
                     val_accuracy = ev.accuracy, lr = lr, seconds = bl.now() - t0 }
       if out and o.save then
@@ -384,12 +391,7 @@ return function(bl)
     -- the best epoch (highest weighted F1, the earliest on ties) or the one asked for
     local best = 1
     for i, r in ipairs(rows) do if r.val_f1 > rows[best].val_f1 then best = i end end
-    if o.eval_epoch then
-      if math.type(o.eval_epoch) ~= "integer" or o.eval_epoch < 1 or o.eval_epoch > #rows then
-        error(("run_experiment: eval_epoch must be between 1 and %d, got %s"):format(#rows, tostring(o.eval_epoch)), 2)
-      end
-      best = o.eval_epoch
-    end
+    if o.eval_epoch then best = o.eval_epoch end
     local final
     if out and o.save then
       local path = ("%s/epoch_%d"):format(out, best)
@@ -399,7 +401,7 @@ return function(bl)
       log(("\nReloaded %s (epoch %d): validation loss %.6f, weighted F1 %.6f, accuracy %.4f"):format(
         path, best, final.loss, final.f1, final.accuracy))
     else
-      final = bl.evaluate(model, val_loader)
+      final = last_ev -- the model as it ended (no checkpoint to reload)
       log(("\nFinal model (epoch %d, no checkpoints saved): weighted F1 %.6f"):format(#rows, final.f1))
     end
     if o.per_class ~= false then
