@@ -45,21 +45,21 @@ static const char *checkstr(lua_State *L, int idx, size_t *len) {
 /* ---- construction ------------------------------------------------------------------------------ */
 
 /* BertTokenizer.from_pretrained(dir_or_vocab_txt[, {do_lower_case=true, strip_accents=nil,
- * tokenize_chinese_chars=true}]) */
+ * tokenize_chinese_chars=true}]); options not given come from the folder's tokenizer_config.json if any */
 static int l_from_pretrained(lua_State *L) {
     static const char *const known[] = {"do_lower_case", "strip_accents", "tokenize_chinese_chars", NULL};
     const char *path = checkstr(L, 1, NULL);
     check_known_opts(L, 2, "from_pretrained", known);
     wordpiece_opts_t o = wordpiece_default_opts();
-    o.do_lower_case = lbl_optfield_bool(L, 2, "do_lower_case", 1);
-    o.tokenize_chinese_chars = lbl_optfield_bool(L, 2, "tokenize_chinese_chars", 1);
+    o.do_lower_case = lbl_optfield_bool(L, 2, "do_lower_case", -1);
+    o.tokenize_chinese_chars = lbl_optfield_bool(L, 2, "tokenize_chinese_chars", -1);
     o.strip_accents = lbl_optfield_bool(L, 2, "strip_accents", -1);
     ltok_t *u = lua_newuserdatauv(L, sizeof *u, 0);
     memset(u, 0, sizeof *u); /* safe, empty state before anything can fail */
     luaL_setmetatable(L, LBL_TOKENIZER);
     u->wp = wordpiece_load(path, &o);
     if (!u->wp) return luaL_error(L, "BertTokenizer.from_pretrained: %s", bl_errmsg());
-    u->do_lower_case = o.do_lower_case;
+    u->do_lower_case = wordpiece_get_opts(u->wp).do_lower_case;
     return 1;
 }
 
@@ -172,8 +172,10 @@ static int tok_encode(lua_State *L) {
     const char *s = checkstr(L, 2, &len);
     wp_batch_opts_t o = read_encode_opts(L, 3, "encode", 0);
     int64_t off[2];
+    wp_batch_opts_t enc = o;
+    enc.padding = WP_PAD_NONE; /* as transformers: a longer text without truncation stays longer */
     u->ids.n = 0;
-    if (wordpiece_encode_batch(u->wp, 1, &s, &len, &o, &u->ids, off)) {
+    if (wordpiece_encode_batch(u->wp, 1, &s, &len, &enc, &u->ids, off)) {
         const char *m = bl_errmsg();
         if (!strncmp(m, "text 1: ", 8)) m += 8;
         return luaL_error(L, "encode: %s", m);

@@ -6,6 +6,7 @@
 #include "wordpiece.h"
 #include "error.h"
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,8 +84,33 @@ static inline int32_t lookup_cont(const wordpiece_t *wp, const char *key, size_t
 }
 
 wordpiece_opts_t wordpiece_default_opts(void) {
-    wordpiece_opts_t o = {.do_lower_case = 1, .strip_accents = -1, .tokenize_chinese_chars = 1};
+    wordpiece_opts_t o = {.do_lower_case = -1, .strip_accents = -1, .tokenize_chinese_chars = -1};
     return o;
+}
+
+wordpiece_opts_t wordpiece_get_opts(const wordpiece_t *wp) { return wp->opts; }
+
+/* Fills options not given from <dir>/tokenizer_config.json when it exists (as transformers'
+ * from_pretrained does); a JSON null leaves the option unset. */
+static int read_tokenizer_config(const char *dir, wordpiece_opts_t *o) {
+    char file[4096];
+    snprintf(file, sizeof file, "%s%stokenizer_config.json", dir, dir[strlen(dir) - 1] == '/' ? "" : "/");
+    struct stat st;
+    if (stat(file, &st) != 0) return 0;
+    json_error_t err;
+    json_t *root = json_load_file(file, 0, &err);
+    if (!root) return bl_fail("%s:%d: %s", file, err.line, err.text);
+    static const char *const keys[] = {"do_lower_case", "strip_accents", "tokenize_chinese_chars"};
+    int *fields[] = {&o->do_lower_case, &o->strip_accents, &o->tokenize_chinese_chars};
+    int rc = 0;
+    for (int i = 0; i < 3 && rc == 0; i++) {
+        json_t *v = json_is_object(root) ? json_object_get(root, keys[i]) : NULL;
+        if (!v || json_is_null(v) || *fields[i] != -1) continue;
+        if (!json_is_boolean(v)) rc = bl_fail("%s: '%s' must be a boolean or null", file, keys[i]);
+        else *fields[i] = json_is_true(v);
+    }
+    json_decref(root);
+    return rc;
 }
 
 static char *read_file(const char *path, size_t *len) {
@@ -139,16 +165,20 @@ wordpiece_t *wordpiece_load(const char *path, const wordpiece_opts_t *opts) {
         bl_fail("vocabulary path is empty");
         return NULL;
     }
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+    wordpiece_opts_t o = opts ? *opts : wordpiece_default_opts();
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
         snprintf(file, sizeof file, "%s%svocab.txt", path, path[strlen(path) - 1] == '/' ? "" : "/");
-    else
+        if (read_tokenizer_config(path, &o)) return NULL;
+    } else
         snprintf(file, sizeof file, "%s", path);
+    if (o.do_lower_case < 0) o.do_lower_case = 1;
+    if (o.tokenize_chinese_chars < 0) o.tokenize_chinese_chars = 1;
     size_t len;
     char *text = read_file(file, &len);
     if (!text) return NULL;
     wordpiece_t *wp = calloc(1, sizeof *wp);
     if (!wp) { free(text); bl_fail("out of memory"); return NULL; }
-    wp->opts = opts ? *opts : wordpiece_default_opts();
+    wp->opts = o;
     wp->pool = text;
     /* Lines end at \n, \r\n or \r (Python's universal newlines); the terminator becomes the NUL. */
     size_t nlines = 0;

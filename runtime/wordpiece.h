@@ -11,10 +11,12 @@
 
 typedef struct wordpiece wordpiece_t;
 
+/* Tokenizer options; -1 means "not given": taken from the folder's tokenizer_config.json when there
+ * is one, else the default of bert-base-uncased. */
 typedef struct {
-    int do_lower_case;          /* 1 (default): lower-case, and strip accents unless strip_accents == 0 */
-    int strip_accents;          /* -1 (default): follow do_lower_case; 0: never; 1: always */
-    int tokenize_chinese_chars; /* 1 (default): put spaces around CJK ideographs */
+    int do_lower_case;          /* default 1: lower-case, and strip accents unless strip_accents == 0 */
+    int strip_accents;          /* default -1: follow do_lower_case; 0: never; 1: always */
+    int tokenize_chinese_chars; /* default 1: put spaces around CJK ideographs */
 } wordpiece_opts_t;
 
 /* A growable list of token ids (append-only; reset by setting n = 0). */
@@ -23,13 +25,17 @@ typedef struct {
     size_t n, cap;
 } wp_ids_t;
 
-/* The default options of bert-base-uncased (lower-case, strip accents, split CJK). */
+/* Options with every field "not given" (-1). */
 wordpiece_opts_t wordpiece_default_opts(void);
 
 /* Loads a vocabulary: `path` is a vocab.txt file or a folder holding one (one token per line, id =
- * line number - 1). NULL with bl_errmsg() set ("x/vocab.txt: cannot open: ...", "...: empty vocabulary",
- * "vocab.txt:12: invalid UTF-8", "vocab.txt: no '[UNK]' token"). */
+ * line number - 1) and maybe a tokenizer_config.json (do_lower_case, strip_accents,
+ * tokenize_chinese_chars, used for options not given). NULL with bl_errmsg() set ("x/vocab.txt: cannot
+ * open vocabulary: ...", "...: empty vocabulary", "vocab.txt:12: invalid UTF-8 ...", "vocab.txt: no
+ * '[UNK]' token", "x/tokenizer_config.json: 'do_lower_case' must be a boolean"). */
 wordpiece_t *wordpiece_load(const char *path, const wordpiece_opts_t *opts);
+/* The options in effect (resolved: do_lower_case and tokenize_chinese_chars are 0 or 1). */
+wordpiece_opts_t wordpiece_get_opts(const wordpiece_t *wp);
 /* Frees the tokenizer; accepts NULL. */
 void wordpiece_free(wordpiece_t *wp);
 

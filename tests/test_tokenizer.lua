@@ -209,6 +209,28 @@ do
   f:write("[UNK]\nx\n")
   f:close()
   T.eq(bl.BertTokenizer.from_pretrained(dir):vocab_size(), 2, "from_pretrained(folder) reads folder/vocab.txt")
+  f = assert(io.open(dir .. "/tokenizer_config.json", "wb"))
+  f:write('{"do_lower_case": false, "strip_accents": null, "model_max_length": 512}')
+  f:close()
+  f = assert(io.open(dir .. "/vocab.txt", "wb"))
+  f:write("[UNK]\nx\nX\n")
+  f:close()
+  local cfg = bl.BertTokenizer.from_pretrained(dir)
+  T.same(cfg:tokenize("X x"), { "X", "x" }, "tokenizer_config.json do_lower_case=false is used")
+  T.check(tostring(cfg):find("do_lower_case=false") ~= nil, "tostring shows the option from tokenizer_config.json")
+  T.same(bl.BertTokenizer.from_pretrained(dir, { do_lower_case = true }):tokenize("X x"), { "x", "x" },
+    "an explicit option overrides tokenizer_config.json")
+  f = assert(io.open(dir .. "/tokenizer_config.json", "wb"))
+  f:write('{"do_lower_case": "yes"}')
+  f:close()
+  T.checkerror("tokenizer_config.json: 'do_lower_case' must be a boolean", "bad tokenizer_config.json value",
+    bl.BertTokenizer.from_pretrained, dir)
+  f = assert(io.open(dir .. "/tokenizer_config.json", "wb"))
+  f:write('{"do_lower_case": tru')
+  f:close()
+  T.checkerror("tokenizer_config.json:1: ", "malformed tokenizer_config.json names the file and line",
+    bl.BertTokenizer.from_pretrained, dir)
+  os.remove(dir .. "/tokenizer_config.json")
   os.remove(dir .. "/vocab.txt")
   os.remove(dir)
   local t3 <close> = bl.BertTokenizer.from_pretrained(VOCAB)
@@ -270,7 +292,7 @@ do
   local doc = f and f:read("a") or ""
   if f then f:close() end
   local missing = {}
-  local names = { "BertTokenizer.from_pretrained" }
+  local names = { "BertTokenizer.from_pretrained", "BertTokenizer.methods" }
   for k in pairs(bl.BertTokenizer.methods) do names[#names + 1] = "tok:" .. k end
   for _, n in ipairs(names) do
     if not doc:find("\n## " .. n:gsub("%p", "%%%0"), 1) then missing[#missing + 1] = n end
