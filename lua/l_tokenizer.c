@@ -146,12 +146,27 @@ static int64_t opt_max_length(lua_State *L, int idx, int64_t def) {
 /* Reads the encode options shared by encode and batch_encode_plus. */
 static wp_batch_opts_t read_encode_opts(lua_State *L, int idx, const char *fname, int is_batch) {
     static const char *const known_batch[] = {"add_special_tokens", "return_attention_mask", "return_token_type_ids",
-                                              "padding", "max_length", "truncation", NULL};
+                                              "padding", "max_length", "truncation", "pad_to_max_length",
+                                              "return_tensors", NULL};
     static const char *const known_single[] = {"add_special_tokens", "padding", "max_length", "truncation", NULL};
     check_known_opts(L, idx, fname, is_batch ? known_batch : known_single);
     wp_batch_opts_t o;
     o.add_special_tokens = lbl_optfield_bool(L, idx, "add_special_tokens", 1);
     o.padding = opt_padding(L, idx, is_batch ? WP_PAD_MAX_LENGTH : WP_PAD_NONE);
+    if (is_batch) {
+        /* the tutorial's spelling (transformers 2/3): pad_to_max_length=true, return_tensors="pt" */
+        int ptml = lbl_optfield_bool(L, idx, "pad_to_max_length", -1);
+        if (ptml >= 0) {
+            int has_padding = lua_getfield(L, idx, "padding") != LUA_TNIL;
+            lua_pop(L, 1);
+            if (has_padding) luaL_error(L, "%s: give either 'padding' or 'pad_to_max_length', not both", fname);
+            o.padding = ptml ? WP_PAD_MAX_LENGTH : WP_PAD_NONE;
+        }
+        const char *rt = lbl_optfield_str(L, idx, "return_tensors", "pt");
+        if (strcmp(rt, "pt"))
+            luaL_error(L, "%s: return_tensors must be \"pt\" (bertlab always returns its own tensors), got \"%s\"",
+                       fname, rt);
+    }
     o.max_length = opt_max_length(L, idx, is_batch ? 256 : -1);
     /* as transformers: a max_length without an explicit truncation (and without padding) truncates */
     int def_trunc = is_batch ? o.max_length >= 0 : (o.max_length >= 0 && o.padding == WP_PAD_NONE);

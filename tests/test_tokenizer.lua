@@ -142,6 +142,14 @@ do
   r = tok:batch_encode_plus({ "a" }, { return_attention_mask = false, return_token_type_ids = false })
   T.check(r.attention_mask == nil and r.token_type_ids == nil and bl.is_tensor(r.input_ids),
     "return_attention_mask=false, return_token_type_ids=false")
+  local tut = tok:batch_encode_plus({ "hello world", "a" }, { add_special_tokens = true, return_attention_mask = true,
+    pad_to_max_length = true, max_length = 256, return_tensors = "pt" })
+  local ref = tok:batch_encode_plus({ "hello world", "a" }, { padding = "max_length", max_length = 256 })
+  T.same(tut.input_ids:totable(), ref.input_ids:totable(), "tutorial spelling pad_to_max_length=true, return_tensors='pt'")
+  T.checkerror("return_tensors must be \"pt\"", "return_tensors other than pt",
+    function() return tok:batch_encode_plus({ "a" }, { return_tensors = "np" }) end)
+  T.checkerror("either 'padding' or 'pad_to_max_length'", "padding and pad_to_max_length together",
+    function() return tok:batch_encode_plus({ "a" }, { padding = "longest", pad_to_max_length = true }) end)
   r = tok:batch_encode_plus({}, {})
   T.same(r.input_ids:shape(), { 0, 256 }, "empty batch gives [0, 256]")
   local ep = tok:encode_plus("hello world")
