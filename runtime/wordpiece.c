@@ -588,9 +588,25 @@ static int unicode_segment(wordpiece_t *wp, const char *s, size_t n, wp_ids_t *o
     return 0;
 }
 
+/* Text between special tokens. ASCII whitespace is a boundary for every step (NFC never composes
+ * across a space), so each chunk between ASCII spaces takes the fast path unless it has non-ASCII bytes. */
 static int basic_segment(wordpiece_t *wp, const char *s, size_t n, int ascii, wp_ids_t *out) {
     if (n == 0) return 0;
-    return ascii ? ascii_segment(wp, s, n, out) : unicode_segment(wp, s, n, out);
+    if (ascii) return ascii_segment(wp, s, n, out);
+    size_t st = 0;
+    int chunk_ascii = 1;
+    for (size_t i = 0; i <= n; i++) {
+        unsigned char c = i < n ? (unsigned char)s[i] : ' ';
+        if (c >= 0x80) chunk_ascii = 0;
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') continue;
+        if (i > st) {
+            int rc = chunk_ascii ? ascii_segment(wp, s + st, i - st, out) : unicode_segment(wp, s + st, i - st, out);
+            if (rc) return -1;
+        }
+        st = i + 1;
+        chunk_ascii = 1;
+    }
+    return 0;
 }
 
 int wordpiece_encode(wordpiece_t *wp, const char *text, size_t len, wp_ids_t *out) {
@@ -657,7 +673,8 @@ int wordpiece_pad_batch(const wordpiece_t *wp, int64_t n, const wp_ids_t *ids, c
         if (offsets[i + 1] - offsets[i] > L) L = offsets[i + 1] - offsets[i];
     if (o->padding == WP_PAD_MAX_LENGTH) {
         if (L > o->max_length)
-            return bl_fail("a row of %lld tokens is longer than max_length %lld", (long long)L, (long long)o->max_length);
+            return bl_fail("a row of %lld tokens is longer than max_length %lld", (long long)L,
+                           (long long)o->max_length);
         L = o->max_length;
     }
     int32_t pad = wp->special[WP_PAD];
@@ -714,7 +731,8 @@ char *wordpiece_decode(const wordpiece_t *wp, const int64_t *ids, size_t n, int 
     for (size_t i = 0; i < n; i++) {
         size_t tl;
         if (!wordpiece_id_token(wp, ids[i], &tl)) {
-            bl_fail("id %lld at position %zu is out of range [0, %lld)", (long long)ids[i], i + 1, (long long)wp->nids);
+            bl_fail("id %lld at position %zu is out of range [0, %lld)", (long long)ids[i], i + 1,
+                    (long long)wp->nids);
             return NULL;
         }
         total += tl + 1;
