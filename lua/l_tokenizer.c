@@ -208,6 +208,17 @@ static int tok_encode(lua_State *L) {
 
 /* Reads a list of integer ids (or one integer) at idx into an int64 userdata buffer on the stack. */
 static int64_t *check_id_list(lua_State *L, int idx, const char *fname, size_t *n, int *single) {
+    tensor_t *t = lbl_totensor(L, idx);
+    if (t || luaL_testudata(L, idx, LBL_TENSOR)) {
+        t = lbl_checktensor(L, idx);
+        if (t->dtype != DT_I64 || t->ndim != 1)
+            luaL_argerror(L, idx, "a 1-D int64 tensor of ids expected (use batch_decode for 2-D)");
+        *single = 0;
+        *n = (size_t)t->numel;
+        int64_t *v = lua_newuserdatauv(L, (*n ? *n : 1) * sizeof *v, 0);
+        if (*n) memcpy(v, t->data, *n * sizeof *v);
+        return v;
+    }
     *single = lua_type(L, idx) == LUA_TNUMBER;
     if (*single) {
         int64_t *v = lua_newuserdatauv(L, sizeof *v, 0);
@@ -217,7 +228,7 @@ static int64_t *check_id_list(lua_State *L, int idx, const char *fname, size_t *
         *n = 1;
         return v;
     }
-    if (lua_type(L, idx) != LUA_TTABLE) luaL_typeerror(L, idx, "table of ids");
+    if (lua_type(L, idx) != LUA_TTABLE) luaL_typeerror(L, idx, "table or tensor of ids");
     *n = (size_t)luaL_len(L, idx);
     int64_t *v = lua_newuserdatauv(L, (*n ? *n : 1) * sizeof *v, 0);
     for (size_t i = 0; i < *n; i++) {

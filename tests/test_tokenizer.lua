@@ -178,6 +178,9 @@ do
   T.eq(bad.text, 0, "decode matches HF")
   T.eq(bad.skip, 0, "decode(skip_special_tokens=true) matches HF")
   T.eq(bad.raw, 0, "decode(clean_up_tokenization_spaces=false) matches HF")
+  T.eq(tok:decode(bl.tensor({ 101, 7592, 102 })), "[CLS] hello [SEP]", "decode of a 1-D int64 tensor")
+  T.checkerror("1%-D int64 tensor of ids expected", "decode of a 2-D tensor",
+    function() return tok:decode(bl.tensor({ { 101 } })) end)
   local d = tok:batch_decode({ { 101, 7592, 102 }, { 2088 } }, { skip_special_tokens = true })
   T.same(d, { "hello", "world" }, "batch_decode")
 
