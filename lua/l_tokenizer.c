@@ -305,8 +305,8 @@ static int tok_ids_to_tokens(lua_State *L) {
         size_t tl;
         const char *t = wordpiece_id_token(u->wp, ids[i], &tl);
         if (!t)
-            return luaL_error(L, "convert_ids_to_tokens: id %d at position %d is out of range [0, %d)", (int)ids[i],
-                              (int)i + 1, (int)wordpiece_num_ids(u->wp));
+            return luaL_error(L, "convert_ids_to_tokens: id %I at position %d is out of range [0, %d)",
+                              (lua_Integer)ids[i], (int)i + 1, (int)wordpiece_num_ids(u->wp));
         if (skip && wordpiece_is_special_id(u->wp, ids[i])) continue;
         lua_pushlstring(L, t, tl);
         lua_rawseti(L, -2, ++k);
