@@ -324,7 +324,7 @@ static int l_train_test_split(lua_State *L) {
         lua_pop(L, 1);
     } else {
         if (!lua_isnoneornil(L, 2)) lua_pop(L, 1);
-        o.random_state = rng_u32(rng_stream(RNG_STREAM_USER + 1));
+        o.random_state = rng_u32(rng_stream(RNG_STREAM_SPLIT));
     }
     int64_t n_train, n_test;
     if (split_sizes(n, &o, &n_train, &n_test)) return luaL_error(L, "%s: %s", fname, bl_errmsg());

@@ -21,7 +21,13 @@ int bl_fail_prefix(const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, errbuf, sizeof old);
-    snprintf(errbuf, sizeof errbuf, "%s%s", prefix, old);
+    size_t n = strlen(prefix);
+    if (n >= sizeof errbuf) n = sizeof errbuf - 1;
+    memcpy(errbuf, prefix, n);
+    size_t room = sizeof errbuf - 1 - n, m = strlen(old);
+    if (m > room) m = room;
+    memcpy(errbuf + n, old, m);
+    errbuf[n + m] = 0;
     return -1;
 }
 

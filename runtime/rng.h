@@ -8,7 +8,7 @@
 
 /* Subsequences owned by bertlab's consumers; new consumers take new numbers. */
 enum { RNG_STREAM_INIT = 1, RNG_STREAM_DROPOUT = 2, RNG_STREAM_SAMPLER = 3, RNG_STREAM_RANDN = 4,
-       RNG_STREAM_USER = 16 };
+       RNG_STREAM_USER = 16, RNG_STREAM_SPLIT = 17 /* train_test_split without random_state */ };
 
 typedef struct rng {
     uint64_t seed;        /* the key */
