@@ -56,7 +56,7 @@ local n_exports = 0
 for k, v in pairs(bl) do
   if type(k) == "string" and k:sub(1, 1) ~= "_" then
     n_exports = n_exports + 1
-    if type(v) == "table" and getmetatable(v) == nil and next(v) ~= nil and type(select(2, next(v))) == "function" then
+    if type(v) == "table" then
       if not class_documented(k) then missing[#missing + 1] = "bl." .. k end
     else
       need(k, "bl." .. k)
