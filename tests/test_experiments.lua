@@ -115,6 +115,8 @@ else
   T.check(math.abs(m_first - opt_b:state_dict().exp_avg:index({ 1 }):item()) < 1e-9 and first > 0,
     "state_dict lists the moments in parameter-list order")
   model:free()
+  T.checkerror("parameter 1 %('bert%.embeddings%.word_embeddings%.weight'%) changed size", "step after model:free(): an error naming the parameter",
+    opt_a.step, opt_a)
 end
 
 -- end to end on the default model and the tutorial's data
