@@ -207,6 +207,18 @@ else
   local rc5, out5 = run("bin/bertlab experiments/predict.lua --checkpoint /nonexistent 'x'")
   T.check(rc5 ~= 0 and out5:find("checkpoint '/nonexistent' not found", 1, true) ~= nil, "predict.lua: clear error for a missing checkpoint", out5)
 
+  -- ablation: two cells, a CSV and a Markdown table
+  local adir = dir .. "-ablation"
+  local rc6, out6 = run(("bin/bertlab experiments/ablation.lua --batch-sizes 3,6 --epochs 1 --limit 6 --val-limit 6 --quiet --out %s"):format(adir))
+  T.eq(rc6, 0, "ablation.lua exits 0")
+  local acsv = read(adir .. "/ablation.csv") or ""
+  local nlines = select(2, acsv:gsub("\n", ""))
+  T.eq(nlines, 3, "ablation.csv: header and one line per cell")
+  T.check(acsv:find("^batch_size,epochs,lr,train_loss,val_loss,best_f1,best_epoch,last_f1,seconds\n3,1,1e%-05,") ~= nil,
+    "ablation.csv columns and first cell", acsv)
+  T.check(out6:find("| batch | epochs | lr |", 1, true) and out6:find("\n| 6 | 1 | 1e-05 |", 1, true), "ablation prints a Markdown table", out6)
+  os.execute("rm -rf " .. bl.shell_quote(adir))
+
   -- reproducibility of the whole experiment (in-process, no files)
   local function quick()
     local res = bl.run_experiment({ limit = 9, val_limit = 9, epochs = 1, progress = false, per_class = false,
