@@ -247,6 +247,9 @@ do
   T.checkerror("data file 'nope.csv' not found", "run_experiment: missing data file", bl.run_experiment,
     { data = "nope.csv", progress = false })
   T.checkerror("epochs must be a positive integer", "run_experiment: bad epochs", bl.run_experiment, { epochs = 0 })
+  T.checkerror("unknown option 'batchsize'", "run_experiment: unknown option", bl.run_experiment, { batchsize = 3 })
+  T.checkerror("model folder 'nowhere' not found", "run_experiment: missing model folder", bl.run_experiment,
+    { model = "nowhere", data = "tests/test_experiments.lua" })
   T.checkerror("eval_epoch must be between 1 and 2", "run_experiment: eval_epoch out of range", bl.run_experiment,
     { epochs = 2, eval_epoch = 3 })
   T.checkerror("eval_epoch needs checkpoints", "run_experiment: eval_epoch without checkpoints", bl.run_experiment,

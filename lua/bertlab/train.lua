@@ -301,10 +301,19 @@ return function(bl)
 
   -- bl.run_experiment(opts) → {epochs={per-epoch rows}, best_epoch=, final=, out=, ...}: the
   -- tutorial's fine-tuning run (see docs/api/train.md for every option and the files written).
+  local EXTRA_OPTIONS = { limit = true, val_limit = true, out = true, eval_epoch = true, log = true, on_epoch = true,
+                          per_class = true, quiet = true, quiet_model = true, progress_out = true }
+
   function bl.run_experiment(opts)
+    if opts ~= nil and type(opts) ~= "table" then error("run_experiment: argument #1 must be an options table", 2) end
     local o = {}
     for k, v in pairs(DEFAULTS) do o[k] = v end
-    for k, v in pairs(opts or {}) do o[k] = v end
+    for k, v in pairs(opts or {}) do
+      if DEFAULTS[k] == nil and not EXTRA_OPTIONS[k] then
+        error(("run_experiment: unknown option '%s'"):format(tostring(k)), 2)
+      end
+      o[k] = v
+    end
     local log = o.log or function(s) io.stdout:write(s, "\n"); io.stdout:flush() end
     if o.device ~= "cpu" then
       if o.device == "cuda" then
@@ -328,6 +337,9 @@ return function(bl)
     end
     if not bl.file_exists(o.data) then
       error(("run_experiment: data file '%s' not found (run `make data`)"):format(o.data), 2)
+    end
+    if not (bl.file_exists(o.model .. "/config.json") and bl.file_exists(o.model .. "/vocab.txt")) then
+      error(("run_experiment: model folder '%s' not found or incomplete (needs config.json, model.safetensors, vocab.txt; run `make model`)"):format(o.model), 2)
     end
     local out = o.out
     if out then
