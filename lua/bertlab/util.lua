@@ -170,7 +170,16 @@ return function(bl)
     elseif ty == "number" then
       if v ~= v or v == math.huge or v == -math.huge then out[#out + 1] = "null"
       elseif math.type(v) == "integer" then out[#out + 1] = tostring(v)
-      else out[#out + 1] = ("%.17g"):format(v) end
+      else
+        -- the shortest of %.15g/%.16g/%.17g that reads back as the same double
+        local str
+        for _, prec in ipairs({ 15, 16, 17 }) do
+          str = ("%." .. prec .. "g"):format(v)
+          if tonumber(str) == v then break end
+        end
+        if not str:find("[%.eEn]") then str = str .. ".0" end
+        out[#out + 1] = str
+      end
     elseif ty == "string" then
       out[#out + 1] = '"' .. v:gsub('[%c"\\]', function(c) return ESC[c] or ("\\u%04x"):format(c:byte()) end) .. '"'
     elseif ty == "table" then
