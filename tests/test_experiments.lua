@@ -229,6 +229,23 @@ else
   local a, b = quick(), quick()
   T.eq(b.train_loss, a.train_loss, "run_experiment twice with the same seed: identical training loss")
   T.eq(b.val_loss, a.val_loss, "run_experiment twice: identical validation loss")
+
+  -- dynamic padding (the default) gives the model outputs of the tutorial's fixed padding (with
+  -- dropout on, training runs differ only in their random masks, drawn over the padded shape)
+  do
+    local dd = bl.load_text_classification(DATA, { val_limit = 12 })
+    local tok = bl.BertTokenizer.from_pretrained(MODEL)
+    local ds = bl.encode_dataset(tok, dd.val.texts, dd.val.labels, { pad = "max_length", max_length = 64 })
+    bl.seed(17)
+    local model = bl.BertForSequenceClassification.from_pretrained(MODEL, { num_labels = 5, quiet = true })
+    local ev_l = bl.evaluate(model, bl.DataLoader(ds, { batch_size = 4, sampler = "sequential", pad = "longest", mask = 2 }))
+    local ev_m = bl.evaluate(model, bl.DataLoader(ds, { batch_size = 4, sampler = "sequential", pad = "none" }))
+    model:free()
+    local dv = math.abs(ev_l.loss - ev_m.loss)
+    print(("# pad longest vs max_length 64 (eval): loss diff %.3g"):format(dv))
+    T.check(dv < 1e-5, "--pad longest = --pad max_length in evaluation (loss within 1e-5)", ("%.3g"):format(dv))
+    T.same(ev_l.preds, ev_m.preds, "--pad longest = --pad max_length: same predictions")
+  end
   os.execute("rm -rf " .. bl.shell_quote(dir))
 end
 
