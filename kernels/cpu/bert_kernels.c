@@ -1,0 +1,417 @@
+/* bert_kernels.c: the CPU implementation of kernels/bert_kernels.h, BERT's layer forward/backward
+ * pairs on raw float32 buffers. Matrix multiplies go through k_gemm (cblas_sgemm); the attention core
+ * is a fused loop per (batch, head), which beats per-head GEMM calls at the short sequences we train
+ * on (T ~ 20..64). Loops are OpenMP-parallel only where the work outweighs the fork (~tens of us).
+ * Non-goals: argument validation (the model checks shapes and ids), memory allocation (the model
+ * passes every buffer, including scratch).
+ * Dimension letters: B batch, T tokens, C channels, NH heads, HS head size, N rows, OC out channels,
+ * L labels. */
+#include "../bert_kernels.h"
+#include "../kernels.h"
+#include "../../runtime/rng.h"
+#include <float.h>
+#include <math.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+static inline int omp_nthreads(void) { return omp_get_num_threads(); }
+static inline int omp_tid(void) { return omp_get_thread_num(); }
+#else
+static inline int omp_nthreads(void) { return 1; }
+static inline int omp_tid(void) { return 0; }
+#endif
+
+/* Below this many floats a loop runs on one thread: forking costs more than the work. */
+#define PAR_MIN 32768
+
+/* ---- dropout masks --------------------------------------------------------------------------- */
+
+/* The curand_uniform mapping of rng_uniform: word * 2^-32 + 2^-33, in (0, 1]. */
+static inline float word_uniform(uint32_t w) {
+    return (float)w * 2.3283064e-10f + (2.3283064e-10f / 2.0f);
+}
+
+/* Fills u[0..n) with the uniforms at indices start..start+n-1 of the dropout stream of `seed`,
+ * one Philox block per four values (rng_word_at computes a whole block for each word). */
+static void dropout_uniforms(float *u, uint64_t seed, uint64_t start, size_t n) {
+    uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+    uint64_t sub = RNG_STREAM_DROPOUT;
+    size_t i = 0;
+    while (i < n) {
+        uint64_t idx = start + i;
+        uint64_t blk = idx >> 2;
+        uint32_t ctr[4] = {(uint32_t)blk, (uint32_t)(blk >> 32), (uint32_t)sub,
+                           (uint32_t)(sub >> 32)};
+        uint32_t out[4];
+        philox4x32_10(ctr, key, out);
+        for (unsigned w = (unsigned)(idx & 3); w < 4 && i < n; w++, i++) u[i] = word_uniform(out[w]);
+    }
+}
+
+/* Multiplies x[0..n) in place by the dropout factor of indices start..: 1/(1-p) where kept, 0 where
+ * dropped. */
+static void dropout_apply(float *x, size_t n, float p, uint64_t seed, uint64_t start) {
+    float scale = 1.0f / (1.0f - p);
+    float u[256];
+    for (size_t done = 0; done < n; done += 256) {
+        size_t m = n - done < 256 ? n - done : 256;
+        dropout_uniforms(u, seed, start + done, m);
+        for (size_t i = 0; i < m; i++) x[done + i] = u[i] > p ? x[done + i] * scale : 0.0f;
+    }
+}
+
+/* ---- embeddings -------------------------------------------------------------------------------- */
+
+void k_embeddings_forward(float *out, const int64_t *ids, const int64_t *types, const float *wte,
+                          const float *wpe, const float *wtt, int B, int T, int C) {
+    int N = B * T;
+#pragma omp parallel for if ((long)N * C > PAR_MIN)
+    for (int n = 0; n < N; n++) {
+        int t = n % T;
+        const float *e = wte + (size_t)ids[n] * C;
+        const float *pe = wpe + (size_t)t * C;
+        const float *te = wtt + (size_t)(types ? types[n] : 0) * C;
+        float *o = out + (size_t)n * C;
+        for (int c = 0; c < C; c++) o[c] = e[c] + pe[c] + te[c];
+    }
+}
+
+void k_embeddings_backward(float *dwte, float *dwpe, float *dwtt, const float *dout,
+                           const int64_t *ids, const int64_t *types, int B, int T, int C) {
+    /* Rows may repeat (the same token twice), so threads split the channels, never the rows. */
+    int N = B * T;
+#pragma omp parallel if ((long)N * C > PAR_MIN)
+    {
+        int nth = omp_nthreads(), tid = omp_tid();
+        int c0 = (int)((long)C * tid / nth), c1 = (int)((long)C * (tid + 1) / nth);
+        for (int n = 0; n < N; n++) {
+            const float *d = dout + (size_t)n * C;
+            if (dwte) {
+                float *g = dwte + (size_t)ids[n] * C;
+                for (int c = c0; c < c1; c++) g[c] += d[c];
+            }
+            if (dwpe) {
+                float *g = dwpe + (size_t)(n % T) * C;
+                for (int c = c0; c < c1; c++) g[c] += d[c];
+            }
+            if (dwtt) {
+                float *g = dwtt + (size_t)(types ? types[n] : 0) * C;
+                for (int c = c0; c < c1; c++) g[c] += d[c];
+            }
+        }
+    }
+}
+
+/* ---- layer normalisation ----------------------------------------------------------------------- */
+
+void k_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                         const float *bias, int N, int C, float eps) {
+#pragma omp parallel for if ((long)N * C > PAR_MIN)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float *o = out + (size_t)n * C;
+        float s = 0.0f;
+        for (int c = 0; c < C; c++) s += x[c];
+        float m = s / C;
+        float v = 0.0f; /* two passes: no cancellation when |mean| >> std */
+        for (int c = 0; c < C; c++) {
+            float d = x[c] - m;
+            v += d * d;
+        }
+        float r = 1.0f / sqrtf(v / C + eps);
+        for (int c = 0; c < C; c++) o[c] = (x[c] - m) * r * weight[c] + bias[c];
+        if (mean) mean[n] = m;
+        if (rstd) rstd[n] = r;
+    }
+}
+
+void k_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                          const float *inp, const float *mean, const float *rstd, const float *weight,
+                          int N, int C) {
+    int par = (long)N * C > PAR_MIN;
+    if (dinp) {
+#pragma omp parallel for if (par)
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+            float m = mean[n], r = rstd[n];
+            float sd = 0.0f, sdn = 0.0f; /* mean of dnorm and of dnorm * norm */
+            for (int c = 0; c < C; c++) {
+                float dn = d[c] * weight[c];
+                sd += dn;
+                sdn += dn * (x[c] - m) * r;
+            }
+            sd /= C;
+            sdn /= C;
+            float *g = dinp + (size_t)n * C;
+            for (int c = 0; c < C; c++) {
+                float norm = (x[c] - m) * r;
+                g[c] += (d[c] * weight[c] - sd - norm * sdn) * r;
+            }
+        }
+    }
+    if (dweight || dbias) {
+        /* column sums over rows: threads split the channels so no reduction is needed */
+#pragma omp parallel if (par)
+        {
+            int nth = omp_nthreads(), tid = omp_tid();
+            int c0 = (int)((long)C * tid / nth), c1 = (int)((long)C * (tid + 1) / nth);
+            for (int n = 0; n < N; n++) {
+                const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+                float m = mean[n], r = rstd[n];
+                if (dweight)
+                    for (int c = c0; c < c1; c++) dweight[c] += d[c] * (x[c] - m) * r;
+                if (dbias)
+                    for (int c = c0; c < c1; c++) dbias[c] += d[c];
+            }
+        }
+    }
+}
+
+/* ---- linear ------------------------------------------------------------------------------------ */
+
+void k_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
+                      int C, int OC) {
+    float beta = 0.0f;
+    if (bias) { /* seed the output with the bias, then one sgemm adds inp @ W^T */
+        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, sizeof(float) * OC);
+        beta = 1.0f;
+    }
+    k_gemm(0, 1, N, OC, C, 1.0f, inp, C, weight, C, beta, out, OC);
+}
+
+void k_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                       const float *weight, int N, int C, int OC) {
+    if (dinp) k_gemm(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
+    if (dweight) k_gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
+    if (dbias) {
+        for (int n = 0; n < N; n++) {
+            const float *d = dout + (size_t)n * OC;
+            for (int o = 0; o < OC; o++) dbias[o] += d[o];
+        }
+    }
+}
+
+/* ---- self-attention core ----------------------------------------------------------------------- */
+
+void k_attention_forward(float *out, float *att, const float *qkv, const float *mask_add, int B, int T,
+                         int C, int NH, float p, uint64_t seed, uint64_t offset) {
+    int HS = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)HS);
+    long work = (long)B * NH * T * T * HS;
+#pragma omp parallel for collapse(2) if (work > 4 * PAR_MIN)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            float w[T]; /* the dropped-out row of att, as used for the output */
+            const float *base = qkv + (size_t)b * T * C3 + h * HS;
+            const float *ma = mask_add ? mask_add + (size_t)b * T : NULL;
+            for (int i = 0; i < T; i++) {
+                const float *q = base + (size_t)i * C3;
+                float *a = att + (((size_t)b * NH + h) * T + i) * T;
+                float mx = -INFINITY;
+                for (int j = 0; j < T; j++) {
+                    const float *k = base + (size_t)j * C3 + C;
+                    float s = 0.0f;
+                    for (int d = 0; d < HS; d++) s += q[d] * k[d];
+                    s *= scale;
+                    if (ma) s += ma[j];
+                    a[j] = s;
+                    if (s > mx) mx = s;
+                }
+                float sum = 0.0f;
+                for (int j = 0; j < T; j++) {
+                    a[j] = expf(a[j] - mx);
+                    sum += a[j];
+                }
+                float inv = 1.0f / sum;
+                for (int j = 0; j < T; j++) a[j] *= inv;
+                memcpy(w, a, sizeof(float) * T);
+                if (p > 0.0f) dropout_apply(w, T, p, seed, offset + (size_t)(a - att));
+                float *o = out + ((size_t)b * T + i) * C + h * HS;
+                for (int d = 0; d < HS; d++) o[d] = 0.0f;
+                for (int j = 0; j < T; j++) {
+                    const float *v = base + (size_t)j * C3 + 2 * C;
+                    float wj = w[j];
+                    if (wj == 0.0f) continue;
+                    for (int d = 0; d < HS; d++) o[d] += wj * v[d];
+                }
+            }
+        }
+    }
+}
+
+void k_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                          const float *att, int B, int T, int C, int NH, float p, uint64_t seed,
+                          uint64_t offset) {
+    int HS = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)HS);
+    long work = (long)B * NH * T * T * HS;
+#pragma omp parallel for collapse(2) if (work > 4 * PAR_MIN)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            float w[T];
+            const float *base = qkv + (size_t)b * T * C3 + h * HS;
+            float *dbase = dqkv + (size_t)b * T * C3 + h * HS;
+            const float *abh = att + ((size_t)b * NH + h) * T * T;
+            float *dpre = scratch + ((size_t)b * NH + h) * T * T;
+            for (int i = 0; i < T; i++) {
+                const float *a = abh + (size_t)i * T;
+                const float *go = dout + ((size_t)b * T + i) * C + h * HS;
+                float *dp = dpre + (size_t)i * T;
+                /* the dropout factor of each element of this row (1 when p == 0) */
+                for (int j = 0; j < T; j++) w[j] = 1.0f;
+                if (p > 0.0f) dropout_apply(w, T, p, seed, offset + (size_t)(a - att));
+                /* dv_j += dropped(att)_ij * dout_i ; datt_ij = (dout_i . v_j) * factor_ij */
+                float dot = 0.0f;
+                for (int j = 0; j < T; j++) {
+                    const float *v = base + (size_t)j * C3 + 2 * C;
+                    float *dv = dbase + (size_t)j * C3 + 2 * C;
+                    float aw = a[j] * w[j];
+                    float s = 0.0f;
+                    for (int d = 0; d < HS; d++) {
+                        dv[d] += aw * go[d];
+                        s += go[d] * v[d];
+                    }
+                    dp[j] = s * w[j];
+                    dot += dp[j] * a[j];
+                }
+                /* softmax backward: dpre_ij = att_ij * (datt_ij - sum_k att_ik datt_ik) */
+                for (int j = 0; j < T; j++) dp[j] = a[j] * (dp[j] - dot) * scale;
+                const float *q = base + (size_t)i * C3;
+                float *dq = dbase + (size_t)i * C3;
+                for (int j = 0; j < T; j++) {
+                    float g = dp[j];
+                    if (g == 0.0f) continue;
+                    const float *k = base + (size_t)j * C3 + C;
+                    float *dk = dbase + (size_t)j * C3 + C;
+                    for (int d = 0; d < HS; d++) {
+                        dq[d] += g * k[d];
+                        dk[d] += g * q[d];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* ---- pointwise ----------------------------------------------------------------------------------- */
+
+void k_gelu_forward(float *out, const float *inp, size_t n) {
+#pragma omp parallel for if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
+    }
+}
+
+void k_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+    const float inv_sqrt_2pi = 0.3989422804014327f;
+#pragma omp parallel for if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float cdf = 0.5f * (1.0f + erff(x * (float)M_SQRT1_2));
+        float pdf = inv_sqrt_2pi * expf(-0.5f * x * x);
+        dinp[i] += dout[i] * (cdf + x * pdf);
+    }
+}
+
+void k_tanh_forward(float *out, const float *inp, size_t n) {
+#pragma omp parallel for if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) out[i] = tanhf(inp[i]);
+}
+
+void k_tanh_backward(float *dinp, const float *out, const float *dout, size_t n) {
+#pragma omp parallel for if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * (1.0f - out[i] * out[i]);
+}
+
+void k_dropout_forward(float *out, const float *inp, size_t n, float p, uint64_t seed,
+                       uint64_t offset) {
+    if (out != inp) memcpy(out, inp, sizeof(float) * n);
+    if (p <= 0.0f) return;
+    size_t chunk = 4096; /* chunks start at multiples of 4 from `offset`, so blocks are not split */
+    long nchunks = (long)((n + chunk - 1) / chunk);
+#pragma omp parallel for if (n > PAR_MIN)
+    for (long k = 0; k < nchunks; k++) {
+        size_t s = (size_t)k * chunk, m = n - s < chunk ? n - s : chunk;
+        dropout_apply(out + s, m, p, seed, offset + s);
+    }
+}
+
+void k_dropout_backward(float *dinp, const float *dout, size_t n, float p, uint64_t seed,
+                        uint64_t offset) {
+    if (p <= 0.0f) {
+        k_accumulate(dinp, dout, n);
+        return;
+    }
+    float scale = 1.0f / (1.0f - p);
+    size_t chunk = 4096;
+    long nchunks = (long)((n + chunk - 1) / chunk);
+#pragma omp parallel for if (n > PAR_MIN)
+    for (long k = 0; k < nchunks; k++) {
+        size_t s = (size_t)k * chunk, m = n - s < chunk ? n - s : chunk;
+        float u[256];
+        for (size_t done = 0; done < m; done += 256) {
+            size_t mm = m - done < 256 ? m - done : 256;
+            dropout_uniforms(u, seed, offset + s + done, mm);
+            for (size_t i = 0; i < mm; i++)
+                if (u[i] > p) dinp[s + done + i] += dout[s + done + i] * scale;
+        }
+    }
+}
+
+void k_residual_forward(float *out, const float *a, const float *b, size_t n) {
+#pragma omp parallel for if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void k_accumulate(float *dst, const float *src, size_t n) {
+#pragma omp parallel for if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+/* ---- [CLS] gather ------------------------------------------------------------------------------ */
+
+void k_cls_forward(float *out, const float *inp, int B, int T, int C) {
+    for (int b = 0; b < B; b++) memcpy(out + (size_t)b * C, inp + (size_t)b * T * C, sizeof(float) * C);
+}
+
+void k_cls_backward(float *dinp, const float *dout, int B, int T, int C) {
+    for (int b = 0; b < B; b++) {
+        float *g = dinp + (size_t)b * T * C;
+        const float *d = dout + (size_t)b * C;
+        for (int c = 0; c < C; c++) g[c] += d[c];
+    }
+}
+
+/* ---- classification loss ----------------------------------------------------------------------- */
+
+void k_crossentropy_forward(float *loss, float *probs, const float *logits, const int64_t *targets,
+                            int B, int L) {
+    double total = 0.0;
+    for (int b = 0; b < B; b++) {
+        const float *z = logits + (size_t)b * L;
+        float *pr = probs + (size_t)b * L;
+        float mx = -INFINITY;
+        for (int l = 0; l < L; l++)
+            if (z[l] > mx) mx = z[l];
+        double sum = 0.0;
+        for (int l = 0; l < L; l++) {
+            pr[l] = expf(z[l] - mx);
+            sum += pr[l];
+        }
+        for (int l = 0; l < L; l++) pr[l] = (float)(pr[l] / sum);
+        /* -log p_t from the log-sum-exp, exact even when p_t underflows */
+        if (targets) total += log(sum) - (double)(z[targets[b]] - mx);
+    }
+    if (loss) loss[0] = (float)(total / B);
+}
+
+void k_crossentropy_backward(float *dlogits, const float *probs, const int64_t *targets, int B, int L,
+                             float dloss) {
+    float s = dloss / B;
+    for (int b = 0; b < B; b++) {
+        const float *pr = probs + (size_t)b * L;
+        float *g = dlogits + (size_t)b * L;
+        for (int l = 0; l < L; l++) g[l] += s * (pr[l] - (l == targets[b] ? 1.0f : 0.0f));
+    }
+}
