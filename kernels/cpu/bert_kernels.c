@@ -110,15 +110,18 @@ void k_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float *o = out + (size_t)n * C;
-        float s = 0.0f;
+        /* double sums, two passes: exact enough when |mean| >> std (a float sum of 384 values near
+         * 50 is off by ~1e-5) */
+        double s = 0.0;
         for (int c = 0; c < C; c++) s += x[c];
-        float m = s / C;
-        float v = 0.0f; /* two passes: no cancellation when |mean| >> std */
+        double md = s / C;
+        double v = 0.0;
         for (int c = 0; c < C; c++) {
-            float d = x[c] - m;
+            double d = x[c] - md;
             v += d * d;
         }
-        float r = 1.0f / sqrtf(v / C + eps);
+        float m = (float)md;
+        float r = (float)(1.0 / sqrt(v / C + (double)eps));
         for (int c = 0; c < C; c++) o[c] = (x[c] - m) * r * weight[c] + bias[c];
         if (mean) mean[n] = m;
         if (rstd) rstd[n] = r;
