@@ -200,11 +200,13 @@ static int validate_layout(const char *path, st_entry_t *es, int n, size_t data_
 static int parse_header(safetensors_t *st, const char *path, const char *text, size_t n, size_t data_size) {
     long bad = utf8_invalid_at((const unsigned char *)text, n);
     if (bad >= 0) return bl_fail("%s: header is not valid UTF-8 (byte %ld of the header)", path, bad);
-    /* the reference refuses a header not starting with '{' before parsing */
-    if (n == 0 || text[0] != '{') return bl_fail("%s: header does not start with '{' (not a safetensors file?)", path);
     json_error_t jerr;
     json_t *root = json_loadb(text, n, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) return bl_fail("%s: header is not valid JSON: %s (header column %d)", path, jerr.text, jerr.column);
+    if (!root) {
+        if (strstr(jerr.text, "duplicate object key")) /* "duplicate object key near '"name"'" */
+            return bl_fail("%s: a tensor name appears twice in the header (%s)", path, jerr.text);
+        return bl_fail("%s: header is not valid JSON: %s (header column %d)", path, jerr.text, jerr.column);
+    }
     int rc = -1;
     if (!json_is_object(root)) {
         bl_fail("%s: header is not a JSON object", path);
