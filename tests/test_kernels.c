@@ -403,6 +403,23 @@ static void test_pointwise(void) {
         fd_check(tag, pw_loss, &c, x, n, wdx, 1, 1e-3f, 2e-3);
         free(x); free(dout); free(want); free(wdx); free(out); free(dx);
     }
+    /* GELU densely on [-10, 10] against libm's double erf/exp (the kernel uses polynomial erf/exp) */
+    {
+        long m = 20001;
+        float *gx = malloc(sizeof(float) * m), *go = zeros(m), *gd = zeros(m), *ones = malloc(sizeof(float) * m);
+        for (long i = 0; i < m; i++) { gx[i] = -10.0f + 20.0f * i / (m - 1); ones[i] = 1.0f; }
+        k_gelu_forward(go, gx, m);
+        k_gelu_backward(gd, gx, ones, m);
+        double ef = 0.0, eb = 0.0;
+        for (long i = 0; i < m; i++) {
+            double x = gx[i], cdf = 0.5 * (1.0 + erf(x / sqrt(2.0)));
+            ef = fmax(ef, fabs(go[i] - x * cdf));
+            eb = fmax(eb, fabs(gd[i] - (cdf + x * exp(-0.5 * x * x) / sqrt(2.0 * M_PI))));
+        }
+        CHECK(ef <= 2e-6 && eb <= 2e-6,
+              "gelu on 20001 points of [-10, 10] vs double erf: forward max |diff| %.3g, backward %.3g", ef, eb);
+        free(gx); free(go); free(gd); free(ones);
+    }
     /* residual and accumulate */
     float a[5] = {1, 2, 3, 4, 5}, b[5] = {0.5f, -2, 1e-3f, 7, -5}, o[5], want[5];
     for (int i = 0; i < 5; i++) want[i] = a[i] + b[i];

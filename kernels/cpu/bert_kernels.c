@@ -21,6 +21,10 @@ static inline int omp_nthreads(void) { return 1; }
 static inline int omp_tid(void) { return 0; }
 #endif
 
+/* Floating-point exceptions never trap in bertlab; telling GCC so lets it if-convert the clamps and
+ * selects of vexpf/verff and vectorise the GELU and softmax loops (the Makefile's flags do not). */
+#pragma GCC optimize("no-trapping-math")
+
 /* Below this many floats a loop runs on one thread: forking costs more than the work. */
 #define PAR_MIN 32768
 
@@ -31,20 +35,56 @@ static inline float word_uniform(uint32_t w) {
     return (float)w * 2.3283064e-10f + (2.3283064e-10f / 2.0f);
 }
 
-/* Fills u[0..n) with the uniforms at indices start..start+n-1 of the dropout stream of `seed`,
- * one Philox block per four values (rng_word_at computes a whole block for each word). */
+/* Philox4x32-10 on nb <= 64 consecutive blocks first_block.. of subsequence `sub` (the same function
+ * as runtime/rng.c's philox4x32_10, laid out as arrays so the compiler vectorises across blocks);
+ * w[k][j] is word k of block first_block + j. */
+#define PHILOX_BATCH 64
+static void philox_blocks(uint32_t w[4][PHILOX_BATCH], uint64_t seed, uint64_t sub,
+                          uint64_t first_block, int nb) {
+    uint32_t c0[PHILOX_BATCH], c1[PHILOX_BATCH], c2[PHILOX_BATCH], c3[PHILOX_BATCH];
+    for (int j = 0; j < nb; j++) {
+        uint64_t blk = first_block + (uint64_t)j;
+        c0[j] = (uint32_t)blk;
+        c1[j] = (uint32_t)(blk >> 32);
+        c2[j] = (uint32_t)sub;
+        c3[j] = (uint32_t)(sub >> 32);
+    }
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+    for (int r = 0; r < 10; r++) {
+        for (int j = 0; j < nb; j++) {
+            uint64_t p0 = (uint64_t)0xD2511F53u * c0[j];
+            uint64_t p1 = (uint64_t)0xCD9E8D57u * c2[j];
+            uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1[j] ^ k0;
+            uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3[j] ^ k1;
+            c1[j] = (uint32_t)p1;
+            c3[j] = (uint32_t)p0;
+            c0[j] = n0;
+            c2[j] = n2;
+        }
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    memcpy(w[0], c0, sizeof(uint32_t) * nb);
+    memcpy(w[1], c1, sizeof(uint32_t) * nb);
+    memcpy(w[2], c2, sizeof(uint32_t) * nb);
+    memcpy(w[3], c3, sizeof(uint32_t) * nb);
+}
+
+/* Fills u[0..n) with the uniforms at indices start..start+n-1 of the dropout stream of `seed`:
+ * element i is word i%4 of block i/4 (rng_word_at's layout). */
 static void dropout_uniforms(float *u, uint64_t seed, uint64_t start, size_t n) {
-    uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
-    uint64_t sub = RNG_STREAM_DROPOUT;
+    uint32_t w[4][PHILOX_BATCH];
     size_t i = 0;
     while (i < n) {
         uint64_t idx = start + i;
         uint64_t blk = idx >> 2;
-        uint32_t ctr[4] = {(uint32_t)blk, (uint32_t)(blk >> 32), (uint32_t)sub,
-                           (uint32_t)(sub >> 32)};
-        uint32_t out[4];
-        philox4x32_10(ctr, key, out);
-        for (unsigned w = (unsigned)(idx & 3); w < 4 && i < n; w++, i++) u[i] = word_uniform(out[w]);
+        uint64_t last = (start + n - 1) >> 2;
+        int nb = last - blk + 1 > PHILOX_BATCH ? PHILOX_BATCH : (int)(last - blk + 1);
+        philox_blocks(w, seed, RNG_STREAM_DROPOUT, blk, nb);
+        for (uint64_t e = idx; e < ((blk + nb) << 2) && i < n; e++, i++) {
+            uint64_t j = (e >> 2) - blk;
+            u[i] = word_uniform(w[e & 3][j]);
+        }
     }
 }
 
@@ -194,6 +234,39 @@ void k_linear_backward(float *dinp, float *dweight, float *dbias, const float *d
     }
 }
 
+/* ---- vectorisable exp and erf ------------------------------------------------------------------ */
+
+/* exp and erf as straight-line float arithmetic, so the loops below vectorise (glibc's expf/erff
+ * are scalar calls without -ffast-math). exp: Cephes' expf (range reduction by ln 2 split in two,
+ * degree-6 polynomial, 2^n through the exponent bits), relative error ~1e-7, exactly 0 below -87.3 so
+ * masked attention logits (-FLT_MAX) still get weight 0. erf: Abramowitz & Stegun 7.1.26, absolute
+ * error < 1.5e-7, the formula PyTorch's vectorised CPU erf uses. */
+static inline float vexpf(float x) {
+    float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    /* round to nearest by adding and subtracting 1.5 * 2^23 (no libm call, so it vectorises) */
+    float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
+    float y = 1.9875691500e-4f;
+    y = y * r + 1.3981999507e-3f;
+    y = y * r + 8.3334519073e-3f;
+    y = y * r + 4.1665795894e-2f;
+    y = y * r + 1.6666665459e-1f;
+    y = y * r + 5.0000001201e-1f;
+    y = y * r * r + r + 1.0f;
+    union { int32_t i; float f; } sc;
+    sc.i = ((int32_t)n + 127) << 23;
+    return x < -87.3f ? 0.0f : y * sc.f;
+}
+
+static inline float verff(float x) {
+    float ax = fabsf(x);
+    float t = 1.0f / (1.0f + 0.3275911f * ax);
+    float poly = t * (0.254829592f +
+                      t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+    float e = 1.0f - poly * vexpf(-ax * ax);
+    return copysignf(e, x);
+}
+
 /* ---- self-attention core ----------------------------------------------------------------------- */
 
 void k_attention_forward(float *out, float *att, const float *qkv, const float *mask_add, int B, int T,
@@ -220,11 +293,9 @@ void k_attention_forward(float *out, float *att, const float *qkv, const float *
                     a[j] = s;
                     if (s > mx) mx = s;
                 }
+                for (int j = 0; j < T; j++) a[j] = vexpf(a[j] - mx); /* masked: exactly 0 */
                 float sum = 0.0f;
-                for (int j = 0; j < T; j++) {
-                    a[j] = expf(a[j] - mx);
-                    sum += a[j];
-                }
+                for (int j = 0; j < T; j++) sum += a[j];
                 float inv = 1.0f / sum;
                 for (int j = 0; j < T; j++) a[j] *= inv;
                 memcpy(w, a, sizeof(float) * T);
@@ -299,20 +370,20 @@ void k_attention_backward(float *dqkv, float *scratch, const float *dout, const 
 /* ---- pointwise ----------------------------------------------------------------------------------- */
 
 void k_gelu_forward(float *out, const float *inp, size_t n) {
-#pragma omp parallel for if (n > PAR_MIN)
+#pragma omp parallel for simd if (n > PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
+        out[i] = 0.5f * x * (1.0f + verff(x * (float)M_SQRT1_2));
     }
 }
 
 void k_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
     const float inv_sqrt_2pi = 0.3989422804014327f;
-#pragma omp parallel for if (n > PAR_MIN)
+#pragma omp parallel for simd if (n > PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        float cdf = 0.5f * (1.0f + erff(x * (float)M_SQRT1_2));
-        float pdf = inv_sqrt_2pi * expf(-0.5f * x * x);
+        float cdf = 0.5f * (1.0f + verff(x * (float)M_SQRT1_2));
+        float pdf = inv_sqrt_2pi * vexpf(-0.5f * x * x);
         dinp[i] += dout[i] * (cdf + x * pdf);
     }
 }
