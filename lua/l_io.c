@@ -104,11 +104,12 @@ static int io_save_safetensors(lua_State *L) {
         if (lua_type(L, -2) != LUA_TSTRING)
             luaL_error(L, "bad argument #2 to 'save_safetensors' (tensor names must be strings, got %s)",
                        luaL_typename(L, -2));
-        tensor_t *t = lbl_totensor(L, -1);
-        if (!t)
+        ltensor_t *box = luaL_testudata(L, -1, LBL_TENSOR);
+        if (!box)
             luaL_error(L, "bad argument #2 to 'save_safetensors' (entry '%s' is %s, expected %s)",
                        lua_tostring(L, -2), luaL_typename(L, -1), LBL_TENSOR);
-        if (!t->data && t->numel > 0)
+        tensor_t *t = box->t;
+        if (!t || (!t->data && t->numel > 0))
             luaL_error(L, "bad argument #2 to 'save_safetensors' (tensor '%s' was freed)", lua_tostring(L, -2));
         if (t->device != DEV_CPU)
             luaL_error(L, "save_safetensors: tensor '%s' is on %s; move it to the CPU first", lua_tostring(L, -2),
