@@ -25,8 +25,15 @@ static inline int omp_tid(void) { return 0; }
  * selects of vexpf/verff and vectorise the GELU and softmax loops (the Makefile's flags do not). */
 #pragma GCC optimize("no-trapping-math")
 
-/* Below this many floats a loop runs on one thread: forking costs more than the work. */
-#define PAR_MIN 32768
+/* Thresholds (in elements, or multiply-adds for attention) below which a loop stays on one thread.
+ * They are set so the training shapes (B=3, T~24: N*C ~ 27k) run single-threaded outside OpenBLAS,
+ * whose own threads then have both cores: on a 2-core machine two thread pools that spin-wait
+ * (OpenMP's and OpenBLAS's) slow each other down badly, and forking costs more than these loops.
+ * Evaluation-sized batches (B=32) cross them. */
+#define PAR_CHEAP (1L << 20)  /* memory-bound loops: copies, sums, tanh backward */
+#define PAR_MIN (1L << 17)    /* loops of a few ns per element: layernorm, GELU, embeddings */
+#define PAR_DROPOUT (1L << 16) /* Philox draws, ~5 ns per element */
+#define PAR_ATTENTION (1L << 21)
 
 /* ---- dropout masks --------------------------------------------------------------------------- */
 
@@ -274,7 +281,7 @@ void k_attention_forward(float *out, float *att, const float *qkv, const float *
     int HS = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)HS);
     long work = (long)B * NH * T * T * HS;
-#pragma omp parallel for collapse(2) if (work > 4 * PAR_MIN)
+#pragma omp parallel for collapse(2) if (work > PAR_ATTENTION)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
             float w[T]; /* the dropped-out row of att, as used for the output */
@@ -319,7 +326,7 @@ void k_attention_backward(float *dqkv, float *scratch, const float *dout, const 
     int HS = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)HS);
     long work = (long)B * NH * T * T * HS;
-#pragma omp parallel for collapse(2) if (work > 4 * PAR_MIN)
+#pragma omp parallel for collapse(2) if (work > PAR_ATTENTION)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
             float w[T];
@@ -394,7 +401,7 @@ void k_tanh_forward(float *out, const float *inp, size_t n) {
 }
 
 void k_tanh_backward(float *dinp, const float *out, const float *dout, size_t n) {
-#pragma omp parallel for if (n > PAR_MIN)
+#pragma omp parallel for if (n > PAR_CHEAP)
     for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * (1.0f - out[i] * out[i]);
 }
 
@@ -404,7 +411,7 @@ void k_dropout_forward(float *out, const float *inp, size_t n, float p, uint64_t
     if (p <= 0.0f) return;
     size_t chunk = 4096; /* chunks start at multiples of 4 from `offset`, so blocks are not split */
     long nchunks = (long)((n + chunk - 1) / chunk);
-#pragma omp parallel for if (n > PAR_MIN)
+#pragma omp parallel for if (n > PAR_DROPOUT)
     for (long k = 0; k < nchunks; k++) {
         size_t s = (size_t)k * chunk, m = n - s < chunk ? n - s : chunk;
         dropout_apply(out + s, m, p, seed, offset + s);
@@ -420,7 +427,7 @@ void k_dropout_backward(float *dinp, const float *dout, size_t n, float p, uint6
     float scale = 1.0f / (1.0f - p);
     size_t chunk = 4096;
     long nchunks = (long)((n + chunk - 1) / chunk);
-#pragma omp parallel for if (n > PAR_MIN)
+#pragma omp parallel for if (n > PAR_DROPOUT)
     for (long k = 0; k < nchunks; k++) {
         size_t s = (size_t)k * chunk, m = n - s < chunk ? n - s : chunk;
         float u[256];
@@ -434,12 +441,12 @@ void k_dropout_backward(float *dinp, const float *dout, size_t n, float p, uint6
 }
 
 void k_residual_forward(float *out, const float *a, const float *b, size_t n) {
-#pragma omp parallel for if (n > PAR_MIN)
+#pragma omp parallel for if (n > PAR_CHEAP)
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
 void k_accumulate(float *dst, const float *src, size_t n) {
-#pragma omp parallel for if (n > PAR_MIN)
+#pragma omp parallel for if (n > PAR_CHEAP)
     for (size_t i = 0; i < n; i++) dst[i] += src[i];
 }
 
