@@ -106,7 +106,7 @@ T.check(io.open(path) == nil, "failed saves wrote nothing")
 -- every exported name is documented
 local doc = io.open("docs/api/io.md"):read("a")
 for _, name in ipairs({ "load_safetensors", "save_safetensors" }) do
-  T.check(doc:find("## bl." .. name, 1, true) ~= nil, "docs/api/io.md documents bl." .. name)
+  T.check(doc:find("\n## " .. name .. "\n", 1, true) ~= nil, "docs/api/io.md documents bl." .. name)
 end
 
 T.done()
