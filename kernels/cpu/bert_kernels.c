@@ -276,6 +276,9 @@ static inline float verff(float x) {
 
 /* ---- self-attention core ----------------------------------------------------------------------- */
 
+/* Per (b, h) the keys (forward) or values (backward) are copied transposed, [HS][T], into a stack
+ * buffer, so that the scores of one query against all keys are HS axpy loops over j that vectorise,
+ * instead of T short dot products that end in horizontal sums. */
 void k_attention_forward(float *out, float *att, const float *qkv, const float *mask_add, int B, int T,
                          int C, int NH, float p, uint64_t seed, uint64_t offset) {
     int HS = C / NH, C3 = 3 * C;
@@ -284,22 +287,28 @@ void k_attention_forward(float *out, float *att, const float *qkv, const float *
 #pragma omp parallel for collapse(2) if (work > PAR_ATTENTION)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
-            float w[T]; /* the dropped-out row of att, as used for the output */
+            float kt[HS * T]; /* kt[d*T + j] = k_j[d] */
+            float w[T];       /* the dropped-out row of att, as used for the output */
             const float *base = qkv + (size_t)b * T * C3 + h * HS;
             const float *ma = mask_add ? mask_add + (size_t)b * T : NULL;
+            for (int j = 0; j < T; j++) {
+                const float *k = base + (size_t)j * C3 + C;
+                for (int d = 0; d < HS; d++) kt[d * T + j] = k[d];
+            }
             for (int i = 0; i < T; i++) {
                 const float *q = base + (size_t)i * C3;
                 float *a = att + (((size_t)b * NH + h) * T + i) * T;
-                float mx = -INFINITY;
-                for (int j = 0; j < T; j++) {
-                    const float *k = base + (size_t)j * C3 + C;
-                    float s = 0.0f;
-                    for (int d = 0; d < HS; d++) s += q[d] * k[d];
-                    s *= scale;
-                    if (ma) s += ma[j];
-                    a[j] = s;
-                    if (s > mx) mx = s;
+                if (ma) memcpy(a, ma, sizeof(float) * T);
+                else memset(a, 0, sizeof(float) * T);
+                /* a_j = mask_j + sum_d (q_d * scale) k_j[d]; the mask goes first so that -FLT_MAX
+                 * plus a finite score stays finite */
+                for (int d = 0; d < HS; d++) {
+                    float qd = q[d] * scale;
+                    const float *kd = kt + d * T;
+                    for (int j = 0; j < T; j++) a[j] += qd * kd[j];
                 }
+                float mx = a[0];
+                for (int j = 1; j < T; j++) mx = a[j] > mx ? a[j] : mx;
                 for (int j = 0; j < T; j++) a[j] = vexpf(a[j] - mx); /* masked: exactly 0 */
                 float sum = 0.0f;
                 for (int j = 0; j < T; j++) sum += a[j];
@@ -329,11 +338,16 @@ void k_attention_backward(float *dqkv, float *scratch, const float *dout, const 
 #pragma omp parallel for collapse(2) if (work > PAR_ATTENTION)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
+            float vt[HS * T]; /* vt[d*T + j] = v_j[d] */
             float w[T];
             const float *base = qkv + (size_t)b * T * C3 + h * HS;
             float *dbase = dqkv + (size_t)b * T * C3 + h * HS;
             const float *abh = att + ((size_t)b * NH + h) * T * T;
             float *dpre = scratch + ((size_t)b * NH + h) * T * T;
+            for (int j = 0; j < T; j++) {
+                const float *v = base + (size_t)j * C3 + 2 * C;
+                for (int d = 0; d < HS; d++) vt[d * T + j] = v[d];
+            }
             for (int i = 0; i < T; i++) {
                 const float *a = abh + (size_t)i * T;
                 const float *go = dout + ((size_t)b * T + i) * C + h * HS;
@@ -341,21 +355,27 @@ void k_attention_backward(float *dqkv, float *scratch, const float *dout, const 
                 /* the dropout factor of each element of this row (1 when p == 0) */
                 for (int j = 0; j < T; j++) w[j] = 1.0f;
                 if (p > 0.0f) dropout_apply(w, T, p, seed, offset + (size_t)(a - att));
-                /* dv_j += dropped(att)_ij * dout_i ; datt_ij = (dout_i . v_j) * factor_ij */
+                /* dv_j += dropped(att)_ij * dout_i */
+                for (int j = 0; j < T; j++) {
+                    float aw = a[j] * w[j];
+                    if (aw == 0.0f) continue;
+                    float *dv = dbase + (size_t)j * C3 + 2 * C;
+                    for (int d = 0; d < HS; d++) dv[d] += aw * go[d];
+                }
+                /* datt_ij = (dout_i . v_j) * factor_ij */
+                for (int j = 0; j < T; j++) dp[j] = 0.0f;
+                for (int d = 0; d < HS; d++) {
+                    float gd = go[d];
+                    const float *vd = vt + d * T;
+                    for (int j = 0; j < T; j++) dp[j] += gd * vd[j];
+                }
                 float dot = 0.0f;
                 for (int j = 0; j < T; j++) {
-                    const float *v = base + (size_t)j * C3 + 2 * C;
-                    float *dv = dbase + (size_t)j * C3 + 2 * C;
-                    float aw = a[j] * w[j];
-                    float s = 0.0f;
-                    for (int d = 0; d < HS; d++) {
-                        dv[d] += aw * go[d];
-                        s += go[d] * v[d];
-                    }
-                    dp[j] = s * w[j];
+                    dp[j] *= w[j];
                     dot += dp[j] * a[j];
                 }
-                /* softmax backward: dpre_ij = att_ij * (datt_ij - sum_k att_ik datt_ik) */
+                /* softmax backward: dpre_ij = att_ij * (datt_ij - sum_k att_ik datt_ik), times the
+                 * 1/sqrt(HS) of the scores */
                 for (int j = 0; j < T; j++) dp[j] = a[j] * (dp[j] - dot) * scale;
                 const float *q = base + (size_t)i * C3;
                 float *dq = dbase + (size_t)i * C3;
