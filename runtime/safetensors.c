@@ -435,6 +435,10 @@ int safetensors_save(const char *path, const st_write_t *tensors, int n, const c
                 bl_fail("%s: tensor '%s': negative dimension %lld", path, w->name, (long long)w->shape[d]);
                 goto done;
             }
+        if (!w->data && write_nbytes(w) > 0) {
+            bl_fail("%s: tensor '%s' has no data", path, w->name);
+            goto done;
+        }
         order[i] = w;
     }
     qsort(order, (size_t)n, sizeof *order, cmp_write);

@@ -290,6 +290,9 @@ static void test_save_errors(void) {
     st_write_t bf[1] = {{"h", DT_BF16, 1, sh, v}};
     CHECK(safetensors_save(path, bf, 1, NULL) == -1 && strstr(bl_errmsg(), "only float32 and int64"),
           "bfloat16 tensors refused: %s", bl_errmsg());
+    st_write_t nodata[1] = {{"nd", DT_F32, 1, sh, NULL}};
+    CHECK(safetensors_save(path, nodata, 1, NULL) == -1 && strstr(bl_errmsg(), "tensor 'nd' has no data"),
+          "a tensor without data refused: %s", bl_errmsg());
     st_write_t ok[1] = {{"a", DT_F32, 1, sh, v}};
     CHECK(safetensors_save(path, ok, 1, "{\"a\":1}") == -1 && strstr(bl_errmsg(), "metadata value for 'a' is not a string"),
           "non-string metadata refused: %s", bl_errmsg());
