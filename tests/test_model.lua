@@ -181,6 +181,45 @@ local _, bmax = maxdiff(hp[#hp], hp[#hp])
 T.eq(bmax, 0, "missing classifier bias is zero")
 h1:free(); h2:free()
 
+-- half-precision checkpoints (a .safetensors file with config.json beside it)
+for _, tag in ipairs({ "f16", "bf16" }) do
+  local mh = bl.BertForSequenceClassification.from_pretrained(TINY .. "/model_" .. tag .. ".safetensors", { quiet = true })
+  local dh = maxdiff(mh:forward(batch).logits, fx["logits_" .. tag])
+  print(("# %s checkpoint logits: max |diff| = %.3g"):format(tag, dh))
+  T.check(dh <= 1e-4, tag .. " checkpoint: logits of the rounded weights within 1e-4 of transformers",
+    ("max diff %.3g"):format(dh))
+  mh:free()
+end
+
+-- the stderr report: newly initialised head, ignored tensors (names without "bert." in bf16)
+local function stderr_of(code)
+  local p = io.popen("bin/bertlab -e '" .. code .. "' 2>&1 >/dev/null")
+  local s = p:read("a"); p:close()
+  return s
+end
+local rep = stderr_of('local bl=require"bertlab"; bl.BertForSequenceClassification.from_pretrained("' .. tmp .. '/nohead", {num_labels=4})')
+T.check(rep:find("newly initialized: %['classifier%.weight', 'classifier%.bias'%]") ~= nil,
+  "missing classifier reported on stderr like transformers", rep)
+rep = stderr_of('local bl=require"bertlab"; bl.BertForSequenceClassification.from_pretrained("' .. TINY .. '/model_bf16.safetensors")')
+T.check(rep:find("ignored 1 tensor the model does not use: 'cls%.predictions%.bias'") ~= nil,
+  "unexpected tensors ignored with a note", rep)
+T.eq(stderr_of('local bl=require"bertlab"; bl.BertForSequenceClassification.from_pretrained("' .. TINY .. '")'), "",
+  "a complete checkpoint loads silently")
+
+-- vocab.txt travels with a saved folder
+os.execute("mkdir -p " .. tmp .. "/withvocab && cp " .. TINY .. "/config.json " .. TINY .. "/model.safetensors " .. tmp .. "/withvocab/")
+local vf = io.open(tmp .. "/withvocab/vocab.txt", "w"); vf:write("[PAD]\n[UNK]\nhello\n"); vf:close()
+local mv = bl.BertForSequenceClassification.from_pretrained(tmp .. "/withvocab")
+mv:save(tmp .. "/withvocab_out")
+local vo = io.open(tmp .. "/withvocab_out/vocab.txt")
+T.eq(vo and vo:read("a"), "[PAD]\n[UNK]\nhello\n", "save copies the source folder's vocab.txt")
+if vo then vo:close() end
+mv:save(tmp .. "/withvocab") -- saving over the source folder keeps its vocab.txt
+vo = io.open(tmp .. "/withvocab/vocab.txt")
+T.eq(vo and vo:read("a"), "[PAD]\n[UNK]\nhello\n", "save over the source folder keeps vocab.txt")
+if vo then vo:close() end
+mv:free()
+
 -- ---- MiniLM (the default model) -----------------------------------------------------------------
 local fm = io.open(MINILM .. "/model.safetensors")
 if not fm then
@@ -260,6 +299,9 @@ os.execute("mkdir -p " .. tmp .. "/corrupt && cp " .. TINY .. "/config.json " ..
 local cf = io.open(tmp .. "/corrupt/model.safetensors", "wb"); cf:write("\255\0\0\0\0\0\0\0{garbage"); cf:close()
 T.checkerror("from_pretrained: .*model%.safetensors", "corrupt checkpoint names the file",
   function() bl.BertForSequenceClassification.from_pretrained(tmp .. "/corrupt") end)
+os.execute("mkdir -p " .. tmp .. "/noconfig && cp " .. TINY .. "/model.safetensors " .. tmp .. "/noconfig/")
+T.checkerror("noconfig: no config.json beside the weights", "from_pretrained: config.json missing",
+  function() bl.BertForSequenceClassification.from_pretrained(tmp .. "/noconfig/model.safetensors") end)
 local missing = {}
 for k, v in pairs(st) do if k ~= "bert.encoder.layer.1.output.dense.weight" then missing[k] = v end end
 os.execute("mkdir -p " .. tmp .. "/missing && cp " .. TINY .. "/config.json " .. tmp .. "/missing/")
