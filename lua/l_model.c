@@ -253,6 +253,8 @@ static int model_config(lua_State *L) {
     SETN(initializer_range);
 #undef SETI
 #undef SETN
+    lua_pushnumber(L, checkmodel(L, 1)->classifier_dropout);
+    lua_setfield(L, -2, "classifier_dropout");
     lua_pushstring(L, c->hidden_act);
     lua_setfield(L, -2, "hidden_act");
     lua_createtable(L, c->num_labels, 1);

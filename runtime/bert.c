@@ -4,6 +4,7 @@
  * Legend: B batch, T tokens, C hidden, NH heads, I intermediate, NL layers, L labels, N = B*T. */
 #include "bert.h"
 #include <float.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +149,15 @@ int bert_init(bert_t *m, bert_config_t *cfg) {
     if (layout_params(m) != 0) {
         bert_free(m);
         return -1;
+    }
+    /* BertForSequenceClassification's dropout before the classifier: classifier_dropout when the
+     * config sets it, else hidden_dropout_prob (bert_config_t does not carry the field) */
+    m->classifier_dropout = c->hidden_dropout_prob;
+    if (c->json) {
+        json_t *root = json_loads(c->json, 0, NULL);
+        json_t *v = root ? json_object_get(root, "classifier_dropout") : NULL;
+        if (v && json_is_number(v)) m->classifier_dropout = (float)json_number_value(v);
+        json_decref(root);
     }
     return 0;
 }
@@ -335,7 +345,9 @@ int bert_from_pretrained(bert_t *m, const char *path, const bert_load_opts_t *op
         goto done;
     }
     if (bert_config_load(&cfg, cpath) != 0) goto done;
+    /* num_labels alone, equal to the config's, keeps the config's label names (as transformers) */
     if (opts && opts->num_labels > 0 &&
+        (opts->id2label || opts->num_labels != cfg.num_labels) &&
         bert_config_set_labels(&cfg, opts->num_labels, opts->id2label) != 0) {
         bert_config_free(&cfg);
         goto done;
@@ -605,6 +617,7 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
     /* dropout: masks drawn from (global seed, DROPOUT stream, running offset) */
     m->p_hidden = m->training ? c->hidden_dropout_prob : 0.0f;
     m->p_attn = m->training ? c->attention_probs_dropout_prob : 0.0f;
+    m->p_cls = m->training ? m->classifier_dropout : 0.0f;
     uint64_t off[3 * NL + 2];
     m->drop_seed = rng_global_seed();
     rng_t *ds = rng_stream(RNG_STREAM_DROPOUT);
@@ -646,7 +659,7 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
     k_cls_forward(a->cls, x, B, T, C);
     k_linear_forward(a->pool_pre, a->cls, p->poolw, p->poolb, B, C, C);
     k_tanh_forward(a->pooled, a->pool_pre, (size_t)B * C);
-    k_dropout_forward(a->pooled_d, a->pooled, (size_t)B * C, ph, seed, off[1 + 3 * NL]);
+    k_dropout_forward(a->pooled_d, a->pooled, (size_t)B * C, m->p_cls, seed, off[1 + 3 * NL]);
     k_linear_forward(a->logits, a->pooled_d, p->clsw, p->clsb, B, C, L);
     if (in->labels) {
         k_crossentropy_forward(a->loss, a->probs, a->logits, a->labels, B, L);
@@ -680,7 +693,7 @@ int bert_backward(bert_t *m, float dloss) {
     ZERO(a->d_bc1, bc);
     k_linear_backward(a->d_bc1, g->clsw, g->clsb, a->d_logits, a->pooled_d, p->clsw, B, C, L);
     ZERO(a->d_bc2, bc);
-    k_dropout_backward(a->d_bc2, a->d_bc1, bc, ph, seed, off[1 + 3 * NL]);
+    k_dropout_backward(a->d_bc2, a->d_bc1, bc, m->p_cls, seed, off[1 + 3 * NL]);
     ZERO(a->d_bc1, bc);
     k_tanh_backward(a->d_bc1, a->pooled, a->d_bc2, bc);
     ZERO(a->d_bc2, bc);

@@ -109,10 +109,11 @@ typedef struct {
     size_t acts_floats;
     int act_B, act_T; /* the activation allocation holds any batch with B <= act_B, T <= act_T */
     int training;     /* 1: dropout on */
+    float classifier_dropout; /* config's classifier_dropout, or hidden_dropout_prob when unset */
     /* the last forward, which backward differentiates */
     int B, T;
     int has_labels;
-    float p_hidden, p_attn;      /* dropout used by that forward (0 in eval) */
+    float p_hidden, p_attn, p_cls; /* dropout used by that forward (0 in eval) */
     uint64_t drop_seed;          /* seed and first offset of its dropout masks */
     uint64_t drop_offset;
     uint64_t forward_count;      /* increments with every forward */

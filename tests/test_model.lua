@@ -41,6 +41,7 @@ T.eq(cfg.hidden_size, 32, "config: hidden_size")
 T.eq(cfg.num_labels, 3, "config: num_labels")
 T.same(cfg.id2label, { [0] = "neg", [1] = "neu", [2] = "pos" }, "config: id2label (0-based keys)")
 T.eq(cfg.label2id.pos, 2, "config: label2id")
+T.eq(cfg.classifier_dropout, cfg.hidden_dropout_prob, "config: classifier_dropout null -> hidden_dropout_prob")
 T.check(tostring(model):find("^BertForSequenceClassification%(layers=2, hidden=32") ~= nil,
   "tostring", tostring(model))
 
@@ -170,6 +171,9 @@ bl.seed(3)
 local h2 = bl.BertForSequenceClassification.from_pretrained(tmp .. "/nohead",
   { num_labels = 5, id2label = { [0] = "a", "b", "c", "d", "e" }, quiet = true })
 T.eq(h1:config().num_labels, 5, "id2label option sets num_labels")
+local same = bl.BertForSequenceClassification.from_pretrained(TINY, { num_labels = 3 })
+T.eq(same:config().id2label[2], "pos", "num_labels equal to the config's keeps its label names")
+same:free()
 T.eq(h2:config().id2label[4], "e", "id2label with [0]= keys")
 local hp = h1:parameters()
 local cw = hp[#hp - 1]
