@@ -377,7 +377,7 @@ void k_attention_backward(float *dqkv, float *scratch, const float *dout, const 
 /* ---- pointwise ----------------------------------------------------------------------------------- */
 
 void k_gelu_forward(float *out, const float *inp, size_t n) {
-#pragma omp parallel for simd if (n > PAR_MIN)
+#pragma omp parallel for simd if (parallel: n > PAR_MIN) /* a bare if() would also turn simd off */
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         out[i] = 0.5f * x * (1.0f + verff(x * (float)M_SQRT1_2));
@@ -386,7 +386,7 @@ void k_gelu_forward(float *out, const float *inp, size_t n) {
 
 void k_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
     const float inv_sqrt_2pi = 0.3989422804014327f;
-#pragma omp parallel for simd if (n > PAR_MIN)
+#pragma omp parallel for simd if (parallel: n > PAR_MIN) /* a bare if() would also turn simd off */
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         float cdf = 0.5f * (1.0f + verff(x * (float)M_SQRT1_2));
