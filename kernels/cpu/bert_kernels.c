@@ -80,6 +80,7 @@ static void philox_blocks(uint32_t w[4][PHILOX_BATCH], uint64_t seed, uint64_t s
  * element i is word i%4 of block i/4 (rng_word_at's layout). */
 static void dropout_uniforms(float *u, uint64_t seed, uint64_t start, size_t n) {
     uint32_t w[4][PHILOX_BATCH];
+    float all[4 * PHILOX_BATCH];
     size_t i = 0;
     while (i < n) {
         uint64_t idx = start + i;
@@ -87,10 +88,12 @@ static void dropout_uniforms(float *u, uint64_t seed, uint64_t start, size_t n) 
         uint64_t last = (start + n - 1) >> 2;
         int nb = last - blk + 1 > PHILOX_BATCH ? PHILOX_BATCH : (int)(last - blk + 1);
         philox_blocks(w, seed, RNG_STREAM_DROPOUT, blk, nb);
-        for (uint64_t e = idx; e < ((blk + nb) << 2) && i < n; e++, i++) {
-            uint64_t j = (e >> 2) - blk;
-            u[i] = word_uniform(w[e & 3][j]);
-        }
+        for (int j = 0; j < nb; j++)
+            for (int k = 0; k < 4; k++) all[4 * j + k] = word_uniform(w[k][j]);
+        size_t from = (size_t)(idx & 3), m = 4 * (size_t)nb - from;
+        if (m > n - i) m = n - i;
+        memcpy(u + i, all + from, sizeof(float) * m);
+        i += m;
     }
 }
 
@@ -312,19 +315,20 @@ static void attention_forward_gemm(float *out, float *att, const float *qkv, con
                 k_gemm(0, 0, T, HS, T, 1.0f, a, T, v, C3, 0.0f, o, C);
                 continue;
             }
-            /* att stays undropped for backward: each output row from a dropped copy of its row */
+            /* att stays undropped for backward: the output comes from a dropped copy, of the whole
+             * head when it fits on the stack (T <= 128: 64 KB), else of one row at a time */
+            if (T <= 128) {
+                float w[T * T];
+                memcpy(w, a, sizeof(float) * T * T);
+                dropout_apply(w, (size_t)T * T, p, seed, offset + (size_t)(a - att));
+                k_gemm(0, 0, T, HS, T, 1.0f, w, T, v, C3, 0.0f, o, C);
+                continue;
+            }
             float w[T];
             for (int i = 0; i < T; i++) {
                 memcpy(w, a + (size_t)i * T, sizeof(float) * T);
                 dropout_apply(w, T, p, seed, offset + (size_t)(a - att) + (size_t)i * T);
-                float *oi = o + (size_t)i * C;
-                for (int d = 0; d < HS; d++) oi[d] = 0.0f;
-                for (int j = 0; j < T; j++) {
-                    float wj = w[j];
-                    if (wj == 0.0f) continue;
-                    const float *vj = v + (size_t)j * C3;
-                    for (int d = 0; d < HS; d++) oi[d] += wj * vj[d];
-                }
+                k_gemm(0, 0, 1, HS, T, 1.0f, w, T, v, C3, 0.0f, o + (size_t)i * C, C);
             }
         }
     }
