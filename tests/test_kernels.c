@@ -10,6 +10,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define FIXDIR "tests/fixtures/kernels/"
 #define TOL 1e-5 /* forward and gradients vs torch, float32 kernels vs float64 reference */
@@ -555,6 +558,86 @@ static void test_crossentropy(void) {
     free(z); free(wl); free(wp); free(wdz); free(y); free(probs); free(dz); free(z2);
 }
 
+/* ---- threaded paths ------------------------------------------------------------------------------ */
+
+/* Sizes above the kernels' threading thresholds against the same work done in pieces below them (the
+ * pieces take the single-threaded paths checked against torch above): results must be identical. */
+static void test_threaded_paths(void) {
+#ifdef _OPENMP
+    printf("# threaded paths with up to %d OpenMP threads\n", omp_get_max_threads());
+#endif
+    int N = 400, C = 384, F = 4 * C, V = 50; /* N*C = 153600 and N*F = 614400: both threaded */
+    long nc = (long)N * C, nf = (long)N * F;
+    float *x = randn(nc, 1.0f), *w = randn(C, 0.3f), *b = randn(C, 0.3f), *d = randn(nc, 1.0f);
+    float *o1 = zeros(nc), *o2 = zeros(nc), *m1 = zeros(N), *m2 = zeros(N), *r1 = zeros(N), *r2 = zeros(N);
+    k_layernorm_forward(o1, m1, r1, x, w, b, N, C, 1e-12f);
+    for (int n = 0; n < N; n++)
+        k_layernorm_forward(o2 + (long)n * C, m2 + n, r2 + n, x + (long)n * C, w, b, 1, C, 1e-12f);
+    check_close("layernorm forward N=400 C=384 (threaded) equals row-by-row", o1, o2, nc, 1.0, 0.0);
+    float *dx1 = zeros(nc), *dx2 = zeros(nc), *dw1 = zeros(C), *dw2 = zeros(C), *db1 = zeros(C), *db2 = zeros(C);
+    k_layernorm_backward(dx1, dw1, db1, d, x, m1, r1, w, N, C);
+    for (int n = 0; n < N; n++)
+        k_layernorm_backward(dx2 + (long)n * C, dw2, db2, d + (long)n * C, x + (long)n * C, m2 + n, r2 + n,
+                             w, 1, C);
+    check_close("layernorm backward dinp (threaded) equals row-by-row", dx1, dx2, nc, 1.0, 0.0);
+    check_close("layernorm backward dweight (threaded, split by channel) equals row-by-row", dw1, dw2, C, 1.0, 0.0);
+    check_close("layernorm backward dbias (threaded) equals row-by-row", db1, db2, C, 1.0, 0.0);
+    /* GELU */
+    float *h = randn(nf, 2.0f), *g = randn(nf, 1.0f), *h1 = zeros(nf), *h2 = zeros(nf);
+    float *gh1 = zeros(nf), *gh2 = zeros(nf);
+    k_gelu_forward(h1, h, nf);
+    k_gelu_backward(gh1, h, g, nf);
+    for (long i = 0; i < nf; i += 1000) {
+        long m = nf - i < 1000 ? nf - i : 1000;
+        k_gelu_forward(h2 + i, h + i, m);
+        k_gelu_backward(gh2 + i, h + i, g + i, m);
+    }
+    check_close("gelu forward on 614400 (threaded) equals pieces of 1000", h1, h2, nf, 1.0, 0.0);
+    check_close("gelu backward (threaded) equals pieces of 1000", gh1, gh2, nf, 1.0, 0.0);
+    /* dropout: the mask depends on (seed, offset + i) only, however the work is split */
+    float *y1 = zeros(nf), *y2 = zeros(nf), *gy1 = zeros(nf), *gy2 = zeros(nf);
+    k_dropout_forward(y1, h, nf, 0.1f, 5, 3);
+    k_dropout_backward(gy1, g, nf, 0.1f, 5, 3);
+    for (long i = 0; i < nf; i += 999) {
+        long m = nf - i < 999 ? nf - i : 999;
+        k_dropout_forward(y2 + i, h + i, m, 0.1f, 5, 3 + i);
+        k_dropout_backward(gy2 + i, g + i, m, 0.1f, 5, 3 + i);
+    }
+    check_close("dropout forward on 614400 (threaded) equals pieces of 999 at offset + i", y1, y2, nf, 1.0, 0.0);
+    check_close("dropout backward (threaded) equals pieces of 999", gy1, gy2, nf, 1.0, 0.0);
+    /* embeddings: rows repeat, the threaded backward splits channels */
+    int B = 8, T = 50;
+    int64_t *ids = malloc(sizeof(int64_t) * B * T), *types = malloc(sizeof(int64_t) * B * T);
+    for (int i = 0; i < B * T; i++) { ids[i] = (i * 7) % V; types[i] = i % 2; }
+    float *wte = randn((long)V * C, 1.0f), *wpe = randn((long)T * C, 1.0f), *wtt = randn(2L * C, 1.0f);
+    float *e1 = zeros(nc), *e2 = zeros(nc);
+    k_embeddings_forward(e1, ids, types, wte, wpe, wtt, B, T, C);
+    for (int bb = 0; bb < B; bb++)
+        k_embeddings_forward(e2 + (long)bb * T * C, ids + bb * T, types + bb * T, wte, wpe, wtt, 1, T, C);
+    check_close("embeddings forward B=8 T=50 (threaded) equals one sequence at a time", e1, e2, nc, 1.0, 0.0);
+    float *gte1 = zeros((long)V * C), *gte2 = zeros((long)V * C), *gpe1 = zeros((long)T * C);
+    float *gpe2 = zeros((long)T * C), *gtt1 = zeros(2L * C), *gtt2 = zeros(2L * C);
+    k_embeddings_backward(gte1, gpe1, gtt1, d, ids, types, B, T, C);
+    for (int bb = 0; bb < B; bb++)
+        k_embeddings_backward(gte2, gpe2, gtt2, d + (long)bb * T * C, ids + bb * T, types + bb * T, 1, T, C);
+    check_close("embeddings backward dwte (threaded, repeated ids) equals one sequence at a time", gte1, gte2,
+                (long)V * C, 1.0, 0.0);
+    check_close("embeddings backward dwpe (threaded) equals one sequence at a time", gpe1, gpe2, (long)T * C, 1.0, 0.0);
+    check_close("embeddings backward dwtt (threaded) equals one sequence at a time", gtt1, gtt2, 2L * C, 1.0, 0.0);
+    /* residual / accumulate above 1M elements */
+    long big = 1100000;
+    float *p1 = randn(big, 1.0f), *p2 = randn(big, 1.0f), *s1 = zeros(big), *s2 = zeros(big);
+    k_residual_forward(s1, p1, p2, big);
+    k_accumulate(s1, p2, big);
+    for (long i = 0; i < big; i++) s2[i] = (p1[i] + p2[i]) + p2[i];
+    check_close("residual + accumulate on 1.1M elements (threaded)", s1, s2, big, 1.0, 0.0);
+    free(x); free(w); free(b); free(d); free(o1); free(o2); free(m1); free(m2); free(r1); free(r2);
+    free(dx1); free(dx2); free(dw1); free(dw2); free(db1); free(db2); free(h); free(g); free(h1); free(h2);
+    free(gh1); free(gh2); free(y1); free(y2); free(gy1); free(gy2); free(ids); free(types); free(wte);
+    free(wpe); free(wtt); free(e1); free(e2); free(gte1); free(gte2); free(gpe1); free(gpe2); free(gtt1);
+    free(gtt2); free(p1); free(p2); free(s1); free(s2);
+}
+
 int main(void) {
     if (fx_load() != 0) {
         CHECK(0, "fixtures " FIXDIR "{index.txt,data.bin} readable (run tests/fixtures/gen_kernels.py)");
@@ -575,6 +658,7 @@ int main(void) {
     test_dropout();
     test_cls();
     test_crossentropy();
+    test_threaded_paths();
     free(fx_data);
     CT_DONE();
 }
