@@ -219,14 +219,15 @@ static int model_num_parameters(lua_State *L) {
 
 static int model_save(lua_State *L) {
     bert_t *m = checkmodel(L, 1);
-    const char *path = luaL_checkstring(L, 2);
-    lbl_check(L, bert_save(m, path), "save");
+    luaL_checktype(L, 2, LUA_TSTRING);
+    lbl_check(L, bert_save(m, lua_tostring(L, 2)), "save");
     return 0;
 }
 
 static int model_load(lua_State *L) {
     bert_t *m = checkmodel(L, 1);
-    const char *path = luaL_checkstring(L, 2);
+    luaL_checktype(L, 2, LUA_TSTRING);
+    const char *path = lua_tostring(L, 2);
     if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
     int strict = lbl_optfield_bool(L, lua_isnoneornil(L, 3) ? 0 : 3, "strict", 1);
     lbl_check(L, bert_load_weights(m, path, strict), "load");

@@ -157,6 +157,15 @@ int bert_init(bert_t *m, bert_config_t *cfg) {
         json_t *root = json_loads(c->json, 0, NULL);
         json_t *v = root ? json_object_get(root, "classifier_dropout") : NULL;
         if (v && json_is_number(v)) m->classifier_dropout = (float)json_number_value(v);
+        /* only absolute position embeddings are implemented */
+        v = root ? json_object_get(root, "position_embedding_type") : NULL;
+        if (v && json_is_string(v) && strcmp(json_string_value(v), "absolute") != 0) {
+            bl_fail("config.json: position_embedding_type '%s' is not supported (only 'absolute')",
+                    json_string_value(v));
+            json_decref(root);
+            bert_free(m);
+            return -1;
+        }
         json_decref(root);
     }
     return 0;

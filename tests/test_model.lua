@@ -321,6 +321,14 @@ T.checkerror("wrong%.safetensors: tensor 'bert.pooler.dense.weight' has shape %[
 T.checkerror("expected a model folder or a .safetensors file", "load: not a checkpoint",
   function() model:load(TINY .. "/config.json") end)
 
+T.checkerror("bad argument #1 to 'save' %(string expected, got no value%)", "save: path type",
+  function() model:save() end)
+os.execute("mkdir -p " .. tmp .. "/relative && cp " .. TINY .. "/model.safetensors " .. tmp .. "/relative/")
+local cj = io.open(TINY .. "/config.json"):read("a"):gsub('"vocab_size"', '"position_embedding_type": "relative_key",\n  "vocab_size"')
+local cw2 = io.open(tmp .. "/relative/config.json", "w"); cw2:write(cj); cw2:close()
+T.checkerror("position_embedding_type '?relative_key'? is not supported", "unsupported position embeddings",
+  function() bl.BertForSequenceClassification.from_pretrained(tmp .. "/relative") end)
+
 -- free
 local m4 = bl.BertForSequenceClassification.from_pretrained(TINY)
 local p4 = m4:parameters()
