@@ -23,13 +23,16 @@ static inline int omp_tid(void) { return 0; }
 
 /* Floating-point exceptions never trap in bertlab; telling GCC so lets it if-convert the clamps and
  * selects of vexpf/verff and vectorise the GELU and softmax loops (the Makefile's flags do not). */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("no-trapping-math")
+#endif
 
-/* Thresholds (in elements, or multiply-adds for attention) below which a loop stays on one thread.
+/* Thresholds (in elements) below which a loop stays on one thread.
  * They are set so the training shapes (B=3, T~24: N*C ~ 27k) run single-threaded outside OpenBLAS,
  * whose own threads then have both cores: on a 2-core machine two thread pools that spin-wait
  * (OpenMP's and OpenBLAS's) slow each other down badly, and forking costs more than these loops.
- * Evaluation-sized batches (B=32) cross them. */
+ * Evaluation-sized batches (B=32) cross them. Under load (other processes on the cores) a threaded
+ * loop waits for its slowest thread, so these are high on purpose. */
 #define PAR_CHEAP (1L << 20)  /* memory-bound loops: copies, sums, tanh backward */
 #define PAR_MIN (1L << 17)    /* loops of a few ns per element: layernorm, GELU, embeddings */
 #define PAR_DROPOUT (1L << 16) /* Philox draws, ~5 ns per element */
