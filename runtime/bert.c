@@ -471,10 +471,10 @@ static size_t layout_acts(const bert_t *m, int B_, int T_, bert_acts_t *a, float
         {a ? &a->emb_mean : NULL, N},       {a ? &a->emb_rstd : NULL, N},
         {a ? &a->x0 : NULL, N * C},         {a ? &a->qkv : NULL, NL * N * 3 * C},
         {a ? &a->att : NULL, NL * att},     {a ? &a->atty : NULL, NL * N * C},
-        {a ? &a->attproj : NULL, NL * N * C}, {a ? &a->res1 : NULL, NL * N * C},
+        {a ? &a->res1 : NULL, NL * N * C},
         {a ? &a->ln1 : NULL, NL * N * C},   {a ? &a->ln1_mean : NULL, NL * N},
         {a ? &a->ln1_rstd : NULL, NL * N},  {a ? &a->fch : NULL, NL * N * I},
-        {a ? &a->fch_gelu : NULL, NL * N * I}, {a ? &a->fcproj : NULL, NL * N * C},
+        {a ? &a->fch_gelu : NULL, NL * N * I},
         {a ? &a->res2 : NULL, NL * N * C},  {a ? &a->ln2 : NULL, NL * N * C},
         {a ? &a->ln2_mean : NULL, NL * N},  {a ? &a->ln2_rstd : NULL, NL * N},
         {a ? &a->cls : NULL, B * C},        {a ? &a->pool_pre : NULL, B * C},
@@ -644,23 +644,24 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
     for (int l = 0; l < NL; l++) {
         size_t nc = N * C, ni = N * I, att = (size_t)B * NH * T * T;
         size_t cc = (size_t)C * C, ic = (size_t)I * C;
-        float *qkv = a->qkv + l * 3 * nc, *atty = a->atty + l * nc, *attproj = a->attproj + l * nc;
+        float *qkv = a->qkv + l * 3 * nc, *atty = a->atty + l * nc;
         float *res1 = a->res1 + l * nc, *ln1 = a->ln1 + l * nc, *fch = a->fch + l * ni;
-        float *fchg = a->fch_gelu + l * ni, *fcproj = a->fcproj + l * nc, *res2 = a->res2 + l * nc;
+        float *fchg = a->fch_gelu + l * ni, *res2 = a->res2 + l * nc;
         float *ln2 = a->ln2 + l * nc;
         k_linear_forward(qkv, x, p->qkvw + l * 3 * cc, p->qkvb + l * 3 * C, (int)N, C, 3 * C);
         k_attention_forward(atty, a->att + l * att, qkv, a->mask_add, B, T, C, NH, pa, seed,
                             off[1 + 3 * l]);
-        k_linear_forward(attproj, atty, p->attprojw + l * cc, p->attprojb + l * C, (int)N, C, C);
-        k_dropout_forward(attproj, attproj, nc, ph, seed, off[2 + 3 * l]);
-        k_residual_forward(res1, attproj, x, nc);
+        /* dense, dropout and residual in place in res1: backward needs only the sum */
+        k_linear_forward(res1, atty, p->attprojw + l * cc, p->attprojb + l * C, (int)N, C, C);
+        k_dropout_forward(res1, res1, nc, ph, seed, off[2 + 3 * l]);
+        k_residual_forward(res1, res1, x, nc);
         k_layernorm_forward(ln1, a->ln1_mean + l * N, a->ln1_rstd + l * N, res1, p->ln1w + l * C,
                             p->ln1b + l * C, (int)N, C, c->layer_norm_eps);
         k_linear_forward(fch, ln1, p->fcw + l * ic, p->fcb + l * I, (int)N, C, I);
         k_gelu_forward(fchg, fch, ni);
-        k_linear_forward(fcproj, fchg, p->fcprojw + l * ic, p->fcprojb + l * C, (int)N, I, C);
-        k_dropout_forward(fcproj, fcproj, nc, ph, seed, off[3 + 3 * l]);
-        k_residual_forward(res2, fcproj, ln1, nc);
+        k_linear_forward(res2, fchg, p->fcprojw + l * ic, p->fcprojb + l * C, (int)N, I, C);
+        k_dropout_forward(res2, res2, nc, ph, seed, off[3 + 3 * l]);
+        k_residual_forward(res2, res2, ln1, nc);
         k_layernorm_forward(ln2, a->ln2_mean + l * N, a->ln2_rstd + l * N, res2, p->ln2w + l * C,
                             p->ln2b + l * C, (int)N, C, c->layer_norm_eps);
         x = ln2;

@@ -54,15 +54,13 @@ typedef struct {
     float *qkv;        /* [NL,N,3C] */
     float *att;        /* [NL,B,NH,T,T] attention probabilities (before dropout) */
     float *atty;       /* [NL,N,C] attention output (heads concatenated) */
-    float *attproj;    /* [NL,N,C] dense + dropout */
-    float *res1;       /* [NL,N,C] attproj + layer input */
+    float *res1;       /* [NL,N,C] dropout(attention dense) + layer input (computed in place) */
     float *ln1;        /* [NL,N,C] */
     float *ln1_mean;   /* [NL,N] */
     float *ln1_rstd;   /* [NL,N] */
     float *fch;        /* [NL,N,I] intermediate dense */
     float *fch_gelu;   /* [NL,N,I] */
-    float *fcproj;     /* [NL,N,C] output dense + dropout */
-    float *res2;       /* [NL,N,C] fcproj + ln1 */
+    float *res2;       /* [NL,N,C] dropout(output dense) + ln1 (computed in place) */
     float *ln2;        /* [NL,N,C] the layer's output */
     float *ln2_mean;   /* [NL,N] */
     float *ln2_rstd;   /* [NL,N] */
