@@ -96,7 +96,8 @@ static void bench(int B, int T) {
         k_linear_backward(dx, dwp, dbp, y, x, wp, N, C, C), 1);
     ROW("linear fc1 384->1536", k_linear_forward(h, x, w1, b1, N, C, F),
         k_linear_backward(dx, dw1, db1, h, x, w1, N, C, F), 1);
-    ROW("gelu [N,1536]", k_gelu_forward(h2, h, (size_t)N * F), k_gelu_backward(dh, h, h2, (size_t)N * F), 1);
+    ROW("gelu [N,1536]", k_gelu_forward(h2, h, (size_t)N * F),
+        k_gelu_backward(dh, h, h2, (size_t)N * F), 1);
     ROW("linear fc2 1536->384", k_linear_forward(y, h, w2, b2, N, F, C),
         k_linear_backward(dh, dw2, db2, y, h, w2, N, F, C), 1);
     ROW("dropout [N,384] p=0.1", k_dropout_forward(y, x, (size_t)N * C, p, 1, 0),

@@ -251,9 +251,10 @@ void k_linear_backward(float *dinp, float *dweight, float *dbias, const float *d
 /* exp and erf as straight-line float arithmetic, so the loops below vectorise (glibc's expf/erff
  * are scalar calls without -ffast-math). exp: Cephes' expf (range reduction by ln 2 split in two,
  * degree-6 polynomial, 2^n through the exponent bits), relative error ~1e-7; exactly 0 below -86
- * (where e^x < 4.5e-38), so masked attention logits (-FLT_MAX) get weight 0 and no step, not even in
- * the discarded lane of a select, makes a subnormal number (they cost ~100 cycles each on x86). erf: Abramowitz & Stegun 7.1.26, absolute
- * error < 1.5e-7, the formula PyTorch's vectorised CPU erf uses. */
+ * (where e^x < 4.5e-38), so masked attention logits (-FLT_MAX) get weight 0, and no step, not even
+ * the discarded lane of a select, makes a subnormal number (~100 cycles each on x86).
+ * erf: Abramowitz & Stegun 7.1.26, absolute error < 1.5e-7, the formula of PyTorch's vectorised
+ * CPU erf. */
 static inline float fminf_(float a, float b) { return a < b ? a : b; }
 
 static inline float vexpf(float x) {
@@ -313,7 +314,8 @@ static void attention_forward_gemm(float *out, float *att, const float *qkv, con
             float *a = att + ((size_t)b * NH + h) * T * T;
             float *o = out + (size_t)b * T * C + h * HS;
             k_gemm(0, 1, T, T, HS, scale, q, C3, k, C3, 0.0f, a, T);
-            for (int i = 0; i < T; i++) softmax_row(a + (size_t)i * T, mask_add ? mask_add + (size_t)b * T : NULL, T);
+            const float *ma = mask_add ? mask_add + (size_t)b * T : NULL;
+            for (int i = 0; i < T; i++) softmax_row(a + (size_t)i * T, ma, T);
             if (p <= 0.0f) {
                 k_gemm(0, 0, T, HS, T, 1.0f, a, T, v, C3, 0.0f, o, C);
                 continue;
