@@ -431,6 +431,11 @@ static void test_pointwise(void) {
     k_accumulate(o, b, 5);
     for (int i = 0; i < 5; i++) want[i] += b[i];
     check_close("accumulate adds", o, want, 5, 1.0, 0.0);
+    /* in place, as runtime/bert.c calls it: res = dropout(res) + x */
+    float r[5] = {1, 2, 3, 4, 5};
+    k_residual_forward(r, r, b, 5);
+    for (int i = 0; i < 5; i++) want[i] = a[i] + b[i];
+    check_close("residual forward in place (out == a)", r, want, 5, 1.0, 0.0);
 }
 
 /* ---- dropout --------------------------------------------------------------------------------------- */
