@@ -43,6 +43,7 @@ static int layout_params(bert_t *m) {
     if (!m->params_memory || !m->grads_memory || !m->info)
         return bl_fail("out of memory allocating %zu parameters", total);
     memset(m->params_memory, 0, total * sizeof(float));
+    m->wte_touched = calloc(V, 1); /* NULL only means zero_grad clears the whole [V,C] block */
     float **pp = (float **)&m->params, **gp = (float **)&m->grads;
     for (int i = 0; i < 21; i++) {
         pp[i] = m->params_memory + off[i];
@@ -181,13 +182,28 @@ void bert_free(bert_t *m) {
     free(m->grads_memory);
     free(m->acts_memory);
     free(m->info);
+    free(m->wte_touched);
     free(m->source_dir);
     bert_config_free(&m->config);
     memset(m, 0, sizeof *m);
 }
 
+/* Zeroes the gradients. The word-embedding gradient ([V,C], half of MiniLM's) is only ever written
+ * by backward at the rows of the batch's token ids, so only the rows marked since the last zeroing
+ * are cleared there; everything else is one memset. */
 void bert_zero_grad(bert_t *m) {
-    if (m->grads_memory) memset(m->grads_memory, 0, m->num_parameters * sizeof(float));
+    if (!m->grads_memory) return;
+    size_t C = m->config.hidden_size, V = m->config.vocab_size, wte = V * C;
+    memset(m->grads_memory + wte, 0, (m->num_parameters - wte) * sizeof(float));
+    if (!m->wte_touched) {
+        memset(m->grads_memory, 0, wte * sizeof(float));
+        return;
+    }
+    for (size_t v = 0; v < V; v++)
+        if (m->wte_touched[v]) {
+            memset(m->grads_memory + v * C, 0, C * sizeof(float));
+            m->wte_touched[v] = 0;
+        }
 }
 
 void bert_set_training(bert_t *m, int training) { m->training = training ? 1 : 0; }
@@ -757,6 +773,8 @@ int bert_backward(bert_t *m, float dloss) {
     k_layernorm_backward(db, g->emb_lnw, g->emb_lnb, da, a->emb, a->emb_mean, a->emb_rstd,
                          p->emb_lnw, (int)N, C);
     k_embeddings_backward(g->wte, g->wpe, g->wtt, db, a->ids, a->types, B, T, C);
+    if (m->wte_touched)
+        for (size_t i = 0; i < N; i++) m->wte_touched[a->ids[i]] = 1;
 #undef ZERO
     return 0;
 }

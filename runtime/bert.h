@@ -116,6 +116,7 @@ typedef struct {
     uint64_t drop_offset;
     uint64_t forward_count;      /* increments with every forward */
     char *source_dir;            /* folder the model came from (for vocab.txt on save), or NULL */
+    unsigned char *wte_touched;  /* [V] rows of the word-embedding gradient written since zero_grad */
 } bert_t;
 
 /* Inputs of one forward; types, mask and labels may be NULL. */
@@ -156,6 +157,8 @@ void bert_free(bert_t *m);
 int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss);
 /* Backpropagates the last forward's loss (scaled by dloss) into the gradients (accumulating). */
 int bert_backward(bert_t *m, float dloss);
+/* Sets every gradient to 0 (only the touched rows of the word-embedding gradient need clearing:
+ * nothing but bert_backward writes there, scaling such as gradient clipping keeps zeros zero). */
 void bert_zero_grad(bert_t *m);
 void bert_set_training(bert_t *m, int training);
 

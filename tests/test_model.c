@@ -99,6 +99,23 @@ int main(void) {
           worst);
     bert_set_training(&m, 0);
 
+    /* ---- zero_grad clears everything backward wrote (word-embedding rows included) ---- */
+    bert_set_training(&m, 0);
+    bert_forward(&m, &in, NULL);
+    bert_backward(&m, 1.0f);
+    int64_t other_ids[3][7] = {{2, 3, 4, 5, 6, 7, 8}, {9, 10, 11, 12, 0, 0, 0}, {13, 14, 15, 16, 17, 18, 0}};
+    tensor_t *oid = i64(2, 3, 7, &other_ids[0][0]);
+    bert_inputs_t ino = {oid, mask, types, labels};
+    bert_forward(&m, &ino, NULL);
+    bert_backward(&m, 1.0f); /* two batches accumulated: rows of both are non-zero */
+    size_t nz = 0;
+    for (size_t i = 0; i < m.num_parameters; i++) nz += m.grads_memory[i] != 0.0f;
+    bert_zero_grad(&m);
+    size_t left = 0;
+    for (size_t i = 0; i < m.num_parameters; i++) left += m.grads_memory[i] != 0.0f;
+    CHECK(nz > 1000 && left == 0, "zero_grad clears all %zu non-zero gradients (%zu left)", nz, left);
+    tensor_free(oid);
+
     /* ---- activations: reused for smaller batches, grown for larger ---- */
     float full[3][3];
     CHECK(bert_forward(&m, &in, NULL) == 0, "forward B=3 T=7");
