@@ -87,8 +87,12 @@ clean:
 -include $(shell find build -name '*.d' 2>/dev/null)
 
 # cuda-check: GPU-only checks (Philox parity with cuRAND); needs nvcc and a GPU.
-cuda-check: build/cuda_check/philox_parity
+cuda-check: build/cuda_check/philox_parity build/cuda_check/device_query
+	build/cuda_check/device_query
 	build/cuda_check/philox_parity
+build/cuda_check/device_query: tests/cuda/device_query.c kernels/cuda/device.cu kernels/kernels.h
+	@mkdir -p build/cuda_check
+	$(NVCC) -O2 -DBL_WITH_CUDA tests/cuda/device_query.c kernels/cuda/device.cu -o $@ -lcublas -lcurand
 build/cuda_check/philox_parity: tests/cuda/philox_parity.cu runtime/rng.c runtime/rng.h
 	@mkdir -p build/cuda_check
 	$(CC) $(CFLAGS) -c runtime/rng.c -o build/cuda_check/rng.o

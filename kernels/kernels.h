@@ -27,6 +27,11 @@ void k_gemm_batched(int trans_a, int trans_b, int M, int N, int K, float alpha, 
 /* Layer kernels (embeddings, layernorm, attention, GELU, softmax/cross-entropy, dropout, AdamW)
  * are declared in kernels/bert_kernels.h and kernels/optim_kernels.h by the issues that add them. */
 
+/* ---- threads --------------------------------------------------------------------------------- */
+/* Threads used by BLAS and the OpenMP loops (default: BERTLAB_NUM_THREADS, else the core count). */
+void k_set_num_threads(int n);
+int k_get_num_threads(void);
+
 /* ---- devices ---------------------------------------------------------------------------------- */
 /* 1 when this binary was built with CUDA and a GPU is visible; 0 otherwise (never fails). */
 int k_cuda_available(void);

@@ -1,6 +1,7 @@
 /* bertlab.c: the `bertlab.core` module: one table that each binding file fills in. */
 #include "lbl.h"
 #include "../kernels/kernels.h"
+#include <time.h>
 
 #ifndef BERTLAB_VERSION
 #define BERTLAB_VERSION "0.0.0"
@@ -16,6 +17,27 @@ static int l_cuda_describe(lua_State *L) {
     return 1;
 }
 
+/* bl.clock(): seconds on a monotonic wall clock (os.clock sums CPU time over threads). */
+static int l_clock(lua_State *L) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+    return 1;
+}
+
+/* bl.set_num_threads(n): threads for OpenBLAS and the OpenMP loops; bl.get_num_threads(). */
+static int l_set_num_threads(lua_State *L) {
+    lua_Integer n = luaL_checkinteger(L, 1);
+    if (n < 1 || n > 1024) return luaL_argerror(L, 1, "thread count must be between 1 and 1024");
+    k_set_num_threads((int)n);
+    return 0;
+}
+
+static int l_get_num_threads(lua_State *L) {
+    lua_pushinteger(L, k_get_num_threads());
+    return 1;
+}
+
 int luaopen_bertlab_core(lua_State *L) {
     lua_newtable(L);
     lua_pushstring(L, BERTLAB_VERSION);
@@ -24,6 +46,12 @@ int luaopen_bertlab_core(lua_State *L) {
     lua_setfield(L, -2, "cuda_available");
     lua_pushcfunction(L, l_cuda_describe);
     lua_setfield(L, -2, "cuda_describe");
+    lua_pushcfunction(L, l_clock);
+    lua_setfield(L, -2, "clock");
+    lua_pushcfunction(L, l_set_num_threads);
+    lua_setfield(L, -2, "set_num_threads");
+    lua_pushcfunction(L, l_get_num_threads);
+    lua_setfield(L, -2, "get_num_threads");
     bl_open_tensor(L);
     bl_open_data(L);
     bl_open_tokenizer(L);

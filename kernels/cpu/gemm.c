@@ -1,6 +1,14 @@
 /* gemm.c: matrix multiply on the CPU through OpenBLAS's cblas_sgemm (no hand-written GEMM). */
 #include "../kernels.h"
 #include <cblas.h>
+#include <omp.h>
+
+void k_set_num_threads(int n) {
+    openblas_set_num_threads(n);
+    omp_set_num_threads(n);
+}
+
+int k_get_num_threads(void) { return omp_get_max_threads(); }
 
 void k_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
             const float *B, int ldb, float beta, float *C, int ldc) {

@@ -9,7 +9,7 @@ extern "C" {
 #include "../kernels.h"
 }
 
-static char describe_buf[256];
+static char describe_buf[1024];
 
 extern "C" int k_cuda_available(void) {
     int n = 0;
@@ -33,7 +33,7 @@ extern "C" const char *k_cuda_describe(void) {
     if (cublasCreate(&h) == CUBLAS_STATUS_SUCCESS) { cublasGetVersion(h, &cublas_ver); cublasDestroy(h); }
     int curand_ver = 0;
     curandGetVersion(&curand_ver);
-    snprintf(describe_buf, sizeof describe_buf, "%s (sm_%d%d, %.1f GiB), cuBLAS %d, cuRAND %d", p.name,
+    snprintf(describe_buf, sizeof describe_buf, "%.256s (sm_%d%d, %.1f GiB), cuBLAS %d, cuRAND %d", p.name,
              p.major, p.minor, p.totalGlobalMem / 1073741824.0, cublas_ver, curand_ver);
     return describe_buf;
 }

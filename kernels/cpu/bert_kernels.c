@@ -1,0 +1,507 @@
+/* bert_kernels.c: the CPU implementation of kernels/bert_kernels.h, BERT's layer forward/backward
+ * pairs on raw float32 buffers. Matrix multiplies, the attention's per-head products included, go
+ * through k_gemm (cblas_sgemm); the rest are vectorisable loops, OpenMP-parallel only where the work
+ * outweighs the fork.
+ * Non-goals: argument validation (the model checks shapes and ids), memory allocation (the model
+ * passes every buffer, including scratch).
+ * Dimension letters: B batch, T tokens, C channels, NH heads, HS head size, N rows, OC out channels,
+ * L labels. */
+#include "../bert_kernels.h"
+#include "../kernels.h"
+#include "../../runtime/rng.h"
+#include <float.h>
+#include <math.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+static inline int omp_nthreads(void) { return omp_get_num_threads(); }
+static inline int omp_tid(void) { return omp_get_thread_num(); }
+#else
+static inline int omp_nthreads(void) { return 1; }
+static inline int omp_tid(void) { return 0; }
+#endif
+
+/* Floating-point exceptions never trap in bertlab; telling GCC so lets it if-convert the clamps and
+ * selects of vexpf/verff and vectorise the GELU and softmax loops (the Makefile's flags do not). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
+/* Thresholds (in elements) below which a loop stays on one thread.
+ * They are set so the training shapes (B=3, T~24: N*C ~ 27k) run single-threaded outside OpenBLAS,
+ * whose own threads then have both cores: on a 2-core machine two thread pools that spin-wait
+ * (OpenMP's and OpenBLAS's) slow each other down badly, and forking costs more than these loops.
+ * Evaluation-sized batches (B=32) cross them. Under load (other processes on the cores) a threaded
+ * loop waits for its slowest thread, so these are high on purpose. */
+#define PAR_CHEAP (1L << 20)  /* memory-bound loops: copies, sums, tanh backward */
+#define PAR_MIN (1L << 17)    /* loops of a few ns per element: layernorm, GELU, embeddings */
+#define PAR_DROPOUT (1L << 16) /* Philox draws, ~5 ns per element */
+
+/* ---- dropout masks --------------------------------------------------------------------------- */
+
+/* The curand_uniform mapping of rng_uniform: word * 2^-32 + 2^-33, in (0, 1]. */
+static inline float word_uniform(uint32_t w) {
+    return (float)w * 2.3283064e-10f + (2.3283064e-10f / 2.0f);
+}
+
+/* Philox4x32-10 on nb <= 64 consecutive blocks first_block.. of subsequence `sub` (the same function
+ * as runtime/rng.c's philox4x32_10, laid out as arrays so the compiler vectorises across blocks);
+ * w[k][j] is word k of block first_block + j. */
+#define PHILOX_BATCH 64
+static void philox_blocks(uint32_t w[4][PHILOX_BATCH], uint64_t seed, uint64_t sub,
+                          uint64_t first_block, int nb) {
+    uint32_t c0[PHILOX_BATCH], c1[PHILOX_BATCH], c2[PHILOX_BATCH], c3[PHILOX_BATCH];
+    for (int j = 0; j < nb; j++) {
+        uint64_t blk = first_block + (uint64_t)j;
+        c0[j] = (uint32_t)blk;
+        c1[j] = (uint32_t)(blk >> 32);
+        c2[j] = (uint32_t)sub;
+        c3[j] = (uint32_t)(sub >> 32);
+    }
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+    for (int r = 0; r < 10; r++) {
+        for (int j = 0; j < nb; j++) {
+            uint64_t p0 = (uint64_t)0xD2511F53u * c0[j];
+            uint64_t p1 = (uint64_t)0xCD9E8D57u * c2[j];
+            uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1[j] ^ k0;
+            uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3[j] ^ k1;
+            c1[j] = (uint32_t)p1;
+            c3[j] = (uint32_t)p0;
+            c0[j] = n0;
+            c2[j] = n2;
+        }
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    memcpy(w[0], c0, sizeof(uint32_t) * nb);
+    memcpy(w[1], c1, sizeof(uint32_t) * nb);
+    memcpy(w[2], c2, sizeof(uint32_t) * nb);
+    memcpy(w[3], c3, sizeof(uint32_t) * nb);
+}
+
+/* Fills u[0..n) with the uniforms at indices start..start+n-1 of the dropout stream of `seed`:
+ * element i is word i%4 of block i/4 (rng_word_at's layout). */
+static void dropout_uniforms(float *u, uint64_t seed, uint64_t start, size_t n) {
+    uint32_t w[4][PHILOX_BATCH];
+    float all[4 * PHILOX_BATCH];
+    size_t i = 0;
+    while (i < n) {
+        uint64_t idx = start + i;
+        uint64_t blk = idx >> 2;
+        uint64_t last = (start + n - 1) >> 2;
+        int nb = last - blk + 1 > PHILOX_BATCH ? PHILOX_BATCH : (int)(last - blk + 1);
+        philox_blocks(w, seed, RNG_STREAM_DROPOUT, blk, nb);
+        for (int j = 0; j < nb; j++)
+            for (int k = 0; k < 4; k++) all[4 * j + k] = word_uniform(w[k][j]);
+        size_t from = (size_t)(idx & 3), m = 4 * (size_t)nb - from;
+        if (m > n - i) m = n - i;
+        memcpy(u + i, all + from, sizeof(float) * m);
+        i += m;
+    }
+}
+
+/* Multiplies x[0..n) in place by the dropout factor of indices start..: 1/(1-p) where kept, 0 where
+ * dropped. */
+static void dropout_apply(float *x, size_t n, float p, uint64_t seed, uint64_t start) {
+    float scale = 1.0f / (1.0f - p);
+    float u[256];
+    for (size_t done = 0; done < n; done += 256) {
+        size_t m = n - done < 256 ? n - done : 256;
+        dropout_uniforms(u, seed, start + done, m);
+        for (size_t i = 0; i < m; i++) x[done + i] = u[i] > p ? x[done + i] * scale : 0.0f;
+    }
+}
+
+/* ---- embeddings -------------------------------------------------------------------------------- */
+
+void k_embeddings_forward(float *out, const int64_t *ids, const int64_t *types, const float *wte,
+                          const float *wpe, const float *wtt, int B, int T, int C) {
+    int N = B * T;
+#pragma omp parallel for if ((long)N * C > PAR_MIN)
+    for (int n = 0; n < N; n++) {
+        int t = n % T;
+        const float *e = wte + (size_t)ids[n] * C;
+        const float *pe = wpe + (size_t)t * C;
+        const float *te = wtt + (size_t)(types ? types[n] : 0) * C;
+        float *o = out + (size_t)n * C;
+        for (int c = 0; c < C; c++) o[c] = e[c] + pe[c] + te[c];
+    }
+}
+
+void k_embeddings_backward(float *dwte, float *dwpe, float *dwtt, const float *dout,
+                           const int64_t *ids, const int64_t *types, int B, int T, int C) {
+    /* Rows may repeat (the same token twice), so threads split the channels, never the rows. */
+    int N = B * T;
+#pragma omp parallel if ((long)N * C > PAR_MIN)
+    {
+        int nth = omp_nthreads(), tid = omp_tid();
+        int c0 = (int)((long)C * tid / nth), c1 = (int)((long)C * (tid + 1) / nth);
+        for (int n = 0; n < N; n++) {
+            const float *d = dout + (size_t)n * C;
+            if (dwte) {
+                float *g = dwte + (size_t)ids[n] * C;
+                for (int c = c0; c < c1; c++) g[c] += d[c];
+            }
+            if (dwpe) {
+                float *g = dwpe + (size_t)(n % T) * C;
+                for (int c = c0; c < c1; c++) g[c] += d[c];
+            }
+            if (dwtt) {
+                float *g = dwtt + (size_t)(types ? types[n] : 0) * C;
+                for (int c = c0; c < c1; c++) g[c] += d[c];
+            }
+        }
+    }
+}
+
+/* ---- layer normalisation ----------------------------------------------------------------------- */
+
+void k_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                         const float *bias, int N, int C, float eps) {
+#pragma omp parallel for if ((long)N * C > PAR_MIN)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float *o = out + (size_t)n * C;
+        /* double sums, two passes: exact enough when |mean| >> std (a float sum of 384 values near
+         * 50 is off by ~1e-5) */
+        double s = 0.0;
+        for (int c = 0; c < C; c++) s += x[c];
+        double md = s / C;
+        double v = 0.0;
+        for (int c = 0; c < C; c++) {
+            double d = x[c] - md;
+            v += d * d;
+        }
+        float m = (float)md;
+        float r = (float)(1.0 / sqrt(v / C + (double)eps));
+        for (int c = 0; c < C; c++) o[c] = (x[c] - m) * r * weight[c] + bias[c];
+        if (mean) mean[n] = m;
+        if (rstd) rstd[n] = r;
+    }
+}
+
+void k_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                          const float *inp, const float *mean, const float *rstd, const float *weight,
+                          int N, int C) {
+    int par = (long)N * C > PAR_MIN;
+    if (dinp) {
+#pragma omp parallel for if (par)
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+            float m = mean[n], r = rstd[n];
+            float sd = 0.0f, sdn = 0.0f; /* mean of dnorm and of dnorm * norm */
+            for (int c = 0; c < C; c++) {
+                float dn = d[c] * weight[c];
+                sd += dn;
+                sdn += dn * (x[c] - m) * r;
+            }
+            sd /= C;
+            sdn /= C;
+            float *g = dinp + (size_t)n * C;
+            for (int c = 0; c < C; c++) {
+                float norm = (x[c] - m) * r;
+                g[c] += (d[c] * weight[c] - sd - norm * sdn) * r;
+            }
+        }
+    }
+    if (dweight || dbias) {
+        /* column sums over rows: threads split the channels so no reduction is needed */
+#pragma omp parallel if (par)
+        {
+            int nth = omp_nthreads(), tid = omp_tid();
+            int c0 = (int)((long)C * tid / nth), c1 = (int)((long)C * (tid + 1) / nth);
+            for (int n = 0; n < N; n++) {
+                const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+                float m = mean[n], r = rstd[n];
+                if (dweight)
+                    for (int c = c0; c < c1; c++) dweight[c] += d[c] * (x[c] - m) * r;
+                if (dbias)
+                    for (int c = c0; c < c1; c++) dbias[c] += d[c];
+            }
+        }
+    }
+}
+
+/* ---- linear ------------------------------------------------------------------------------------ */
+
+void k_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
+                      int C, int OC) {
+    float beta = 0.0f;
+    if (bias) { /* seed the output with the bias, then one sgemm adds inp @ W^T */
+        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, sizeof(float) * OC);
+        beta = 1.0f;
+    }
+    k_gemm(0, 1, N, OC, C, 1.0f, inp, C, weight, C, beta, out, OC);
+}
+
+void k_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                       const float *weight, int N, int C, int OC) {
+    if (dinp) k_gemm(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
+    if (dweight) k_gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
+    if (dbias) {
+        for (int n = 0; n < N; n++) {
+            const float *d = dout + (size_t)n * OC;
+            for (int o = 0; o < OC; o++) dbias[o] += d[o];
+        }
+    }
+}
+
+/* ---- vectorisable exp and erf ------------------------------------------------------------------ */
+
+/* exp and erf as straight-line float arithmetic, so the loops below vectorise (glibc's expf/erff
+ * are scalar calls without -ffast-math). exp: Cephes' expf (range reduction by ln 2 split in two,
+ * degree-6 polynomial, 2^n through the exponent bits), relative error ~1e-7; exactly 0 below -86
+ * (where e^x < 4.5e-38), so masked attention logits (-FLT_MAX) get weight 0, and no step, not even
+ * the discarded lane of a select, makes a subnormal number (~100 cycles each on x86).
+ * erf: Abramowitz & Stegun 7.1.26, absolute error < 1.5e-7, the formula of PyTorch's vectorised
+ * CPU erf. */
+static inline float fminf_(float a, float b) { return a < b ? a : b; }
+
+static inline float vexpf(float x) {
+    float xc = x < -86.0f ? -86.0f : (x > 88.0f ? 88.0f : x);
+    /* round to nearest by adding and subtracting 1.5 * 2^23 (no libm call, so it vectorises) */
+    float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
+    float y = 1.9875691500e-4f;
+    y = y * r + 1.3981999507e-3f;
+    y = y * r + 8.3334519073e-3f;
+    y = y * r + 4.1665795894e-2f;
+    y = y * r + 1.6666665459e-1f;
+    y = y * r + 5.0000001201e-1f;
+    y = y * r * r + r + 1.0f;
+    union { int32_t i; float f; } sc;
+    sc.i = ((int32_t)n + 127) << 23;
+    return x < -86.0f ? 0.0f : y * sc.f;
+}
+
+static inline float verff(float x) {
+    float ax = fabsf(x);
+    float t = 1.0f / (1.0f + 0.3275911f * ax);
+    float poly = t * (0.254829592f +
+                      t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+    /* beyond |x| = 5.5 the exp term is below float's resolution of 1: clamping keeps it normal */
+    float e = 1.0f - poly * vexpf(-fminf_(ax * ax, 30.0f));
+    return copysignf(e, x);
+}
+
+/* ---- self-attention core ----------------------------------------------------------------------- */
+
+/* Per (b, h), the T x T x HS products are sgemm calls on strided views of qkv (row stride 3C): measured
+ * faster than fused loops at every T from 4 to 256 (B=3, T=24: 355 vs 482 us forward with dropout,
+ * 444 vs 510 us backward, one thread). The heads run one after another; sgemm may thread. */
+
+/* att row a[T] (scores) += mask, then softmax in place */
+static void softmax_row(float *a, const float *ma, int T) {
+    if (ma)
+        for (int j = 0; j < T; j++) a[j] += ma[j];
+    float mx = a[0];
+    for (int j = 1; j < T; j++) mx = a[j] > mx ? a[j] : mx;
+    for (int j = 0; j < T; j++) a[j] = vexpf(a[j] - mx);
+    float sum = 0.0f;
+    for (int j = 0; j < T; j++) sum += a[j];
+    float inv = 1.0f / sum;
+    for (int j = 0; j < T; j++) a[j] *= inv;
+}
+
+static void attention_forward_gemm(float *out, float *att, const float *qkv, const float *mask_add,
+                                   int B, int T, int C, int NH, float p, uint64_t seed,
+                                   uint64_t offset) {
+    int HS = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)HS);
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            const float *q = qkv + (size_t)b * T * C3 + h * HS, *k = q + C, *v = q + 2 * C;
+            float *a = att + ((size_t)b * NH + h) * T * T;
+            float *o = out + (size_t)b * T * C + h * HS;
+            k_gemm(0, 1, T, T, HS, scale, q, C3, k, C3, 0.0f, a, T);
+            const float *ma = mask_add ? mask_add + (size_t)b * T : NULL;
+            for (int i = 0; i < T; i++) softmax_row(a + (size_t)i * T, ma, T);
+            if (p <= 0.0f) {
+                k_gemm(0, 0, T, HS, T, 1.0f, a, T, v, C3, 0.0f, o, C);
+                continue;
+            }
+            /* att stays undropped for backward: the output comes from a dropped copy, of the whole
+             * head when it fits on the stack (T <= 128: 64 KB), else of one row at a time */
+            if (T <= 128) {
+                float w[T * T];
+                memcpy(w, a, sizeof(float) * T * T);
+                dropout_apply(w, (size_t)T * T, p, seed, offset + (size_t)(a - att));
+                k_gemm(0, 0, T, HS, T, 1.0f, w, T, v, C3, 0.0f, o, C);
+                continue;
+            }
+            float w[T];
+            for (int i = 0; i < T; i++) {
+                memcpy(w, a + (size_t)i * T, sizeof(float) * T);
+                dropout_apply(w, T, p, seed, offset + (size_t)(a - att) + (size_t)i * T);
+                k_gemm(0, 0, 1, HS, T, 1.0f, w, T, v, C3, 0.0f, o + (size_t)i * C, C);
+            }
+        }
+    }
+}
+
+static void attention_backward_gemm(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                                    const float *att, int B, int T, int C, int NH, float p,
+                                    uint64_t seed, uint64_t offset) {
+    int HS = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)HS);
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            size_t first = ((size_t)b * NH + h) * T * T; /* index of this head's att[0][0] */
+            const float *q = qkv + (size_t)b * T * C3 + h * HS, *k = q + C, *v = q + 2 * C;
+            float *dq = dqkv + (size_t)b * T * C3 + h * HS, *dk = dq + C, *dv = dq + 2 * C;
+            const float *a = att + first, *go = dout + (size_t)b * T * C + h * HS;
+            float *s = scratch + first;
+            /* dV += dropout(att)^T @ dout */
+            memcpy(s, a, sizeof(float) * T * T);
+            if (p > 0.0f) dropout_apply(s, (size_t)T * T, p, seed, offset + first);
+            k_gemm(1, 0, T, HS, T, 1.0f, s, T, go, C, 1.0f, dv, C3);
+            /* datt = (dout @ V^T) * dropout factor; softmax backward row by row */
+            k_gemm(0, 1, T, T, HS, 1.0f, go, C, v, C3, 0.0f, s, T);
+            if (p > 0.0f) dropout_apply(s, (size_t)T * T, p, seed, offset + first);
+            for (int i = 0; i < T; i++) {
+                float *si = s + (size_t)i * T;
+                const float *ai = a + (size_t)i * T;
+                float dot = 0.0f;
+                for (int j = 0; j < T; j++) dot += si[j] * ai[j];
+                for (int j = 0; j < T; j++) si[j] = ai[j] * (si[j] - dot) * scale;
+            }
+            /* dQ += dpre @ K ; dK += dpre^T @ Q */
+            k_gemm(0, 0, T, HS, T, 1.0f, s, T, k, C3, 1.0f, dq, C3);
+            k_gemm(1, 0, T, HS, T, 1.0f, s, T, q, C3, 1.0f, dk, C3);
+        }
+    }
+}
+
+void k_attention_forward(float *out, float *att, const float *qkv, const float *mask_add, int B, int T,
+                         int C, int NH, float p, uint64_t seed, uint64_t offset) {
+    attention_forward_gemm(out, att, qkv, mask_add, B, T, C, NH, p, seed, offset);
+}
+
+void k_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                          const float *att, int B, int T, int C, int NH, float p, uint64_t seed,
+                          uint64_t offset) {
+    attention_backward_gemm(dqkv, scratch, dout, qkv, att, B, T, C, NH, p, seed, offset);
+}
+
+/* ---- pointwise ----------------------------------------------------------------------------------- */
+
+void k_gelu_forward(float *out, const float *inp, size_t n) {
+#pragma omp parallel for simd if (parallel: n > PAR_MIN) /* a bare if() would also turn simd off */
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + verff(x * (float)M_SQRT1_2));
+    }
+}
+
+void k_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+    const float inv_sqrt_2pi = 0.3989422804014327f;
+#pragma omp parallel for simd if (parallel: n > PAR_MIN) /* a bare if() would also turn simd off */
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float cdf = 0.5f * (1.0f + verff(x * (float)M_SQRT1_2));
+        float pdf = inv_sqrt_2pi * vexpf(-0.5f * x * x);
+        dinp[i] += dout[i] * (cdf + x * pdf);
+    }
+}
+
+void k_tanh_forward(float *out, const float *inp, size_t n) {
+#pragma omp parallel for if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) out[i] = tanhf(inp[i]);
+}
+
+void k_tanh_backward(float *dinp, const float *out, const float *dout, size_t n) {
+#pragma omp parallel for if (n > PAR_CHEAP)
+    for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * (1.0f - out[i] * out[i]);
+}
+
+void k_dropout_forward(float *out, const float *inp, size_t n, float p, uint64_t seed,
+                       uint64_t offset) {
+    if (out != inp) memcpy(out, inp, sizeof(float) * n);
+    if (p <= 0.0f) return;
+    size_t chunk = 4096; /* chunks start at multiples of 4 from `offset`, so blocks are not split */
+    long nchunks = (long)((n + chunk - 1) / chunk);
+#pragma omp parallel for if (n > PAR_DROPOUT)
+    for (long k = 0; k < nchunks; k++) {
+        size_t s = (size_t)k * chunk, m = n - s < chunk ? n - s : chunk;
+        dropout_apply(out + s, m, p, seed, offset + s);
+    }
+}
+
+void k_dropout_backward(float *dinp, const float *dout, size_t n, float p, uint64_t seed,
+                        uint64_t offset) {
+    if (p <= 0.0f) {
+        k_accumulate(dinp, dout, n);
+        return;
+    }
+    float scale = 1.0f / (1.0f - p);
+    size_t chunk = 4096;
+    long nchunks = (long)((n + chunk - 1) / chunk);
+#pragma omp parallel for if (n > PAR_DROPOUT)
+    for (long k = 0; k < nchunks; k++) {
+        size_t s = (size_t)k * chunk, m = n - s < chunk ? n - s : chunk;
+        float u[256];
+        for (size_t done = 0; done < m; done += 256) {
+            size_t mm = m - done < 256 ? m - done : 256;
+            dropout_uniforms(u, seed, offset + s + done, mm);
+            for (size_t i = 0; i < mm; i++)
+                if (u[i] > p) dinp[s + done + i] += dout[s + done + i] * scale;
+        }
+    }
+}
+
+void k_residual_forward(float *out, const float *a, const float *b, size_t n) {
+#pragma omp parallel for if (n > PAR_CHEAP)
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void k_accumulate(float *dst, const float *src, size_t n) {
+#pragma omp parallel for if (n > PAR_CHEAP)
+    for (size_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+/* ---- [CLS] gather ------------------------------------------------------------------------------ */
+
+void k_cls_forward(float *out, const float *inp, int B, int T, int C) {
+    for (int b = 0; b < B; b++) memcpy(out + (size_t)b * C, inp + (size_t)b * T * C, sizeof(float) * C);
+}
+
+void k_cls_backward(float *dinp, const float *dout, int B, int T, int C) {
+    for (int b = 0; b < B; b++) {
+        float *g = dinp + (size_t)b * T * C;
+        const float *d = dout + (size_t)b * C;
+        for (int c = 0; c < C; c++) g[c] += d[c];
+    }
+}
+
+/* ---- classification loss ----------------------------------------------------------------------- */
+
+void k_crossentropy_forward(float *loss, float *probs, const float *logits, const int64_t *targets,
+                            int B, int L) {
+    double total = 0.0;
+    for (int b = 0; b < B; b++) {
+        const float *z = logits + (size_t)b * L;
+        float *pr = probs + (size_t)b * L;
+        float mx = -INFINITY;
+        for (int l = 0; l < L; l++)
+            if (z[l] > mx) mx = z[l];
+        double sum = 0.0;
+        for (int l = 0; l < L; l++) {
+            pr[l] = expf(z[l] - mx);
+            sum += pr[l];
+        }
+        for (int l = 0; l < L; l++) pr[l] = (float)(pr[l] / sum);
+        /* -log p_t from the log-sum-exp, exact even when p_t underflows */
+        if (targets) total += log(sum) - (double)(z[targets[b]] - mx);
+    }
+    if (loss) loss[0] = (float)(total / B);
+}
+
+void k_crossentropy_backward(float *dlogits, const float *probs, const int64_t *targets, int B, int L,
+                             float dloss) {
+    float s = dloss / B;
+    for (int b = 0; b < B; b++) {
+        const float *pr = probs + (size_t)b * L;
+        float *g = dlogits + (size_t)b * L;
+        for (int l = 0; l < L; l++) g[l] += s * (pr[l] - (l == targets[b] ? 1.0f : 0.0f));
+    }
+}

@@ -1,0 +1,165 @@
+/* bert.h: BertForSequenceClassification (Hugging Face's layout) in C: one parameter allocation, one
+ * gradient allocation with the same layout, one activation allocation grown to the largest batch.
+ * Forward, backward (every parameter), dropout in train mode, load/save as HF safetensors folders.
+ * Not here: other heads (MLM, token classification), regression (num_labels == 1), relative position
+ * embeddings, the GPU (a later issue keeps these structs and swaps the kernels).
+ * Dimension letters: B batch, T tokens, C hidden, NH heads, I intermediate, NL layers, V vocabulary,
+ * P max positions, TV token types, L labels, N = B*T. */
+#ifndef BL_BERT_H
+#define BL_BERT_H
+#include <stddef.h>
+#include <stdint.h>
+#include "bert_config.h"
+#include "tensor.h"
+
+/* Parameters (and, with the same layout, gradients). Per-layer tensors are stacked over NL layers,
+ * as llm.c does; q,k,v of a layer are one [3C,C] block (rows 0..C-1 query, C..2C-1 key, 2C..3C-1
+ * value) so a single linear produces qkv. */
+typedef struct {
+    float *wte;      /* [V,C]  embeddings.word_embeddings.weight */
+    float *wpe;      /* [P,C]  embeddings.position_embeddings.weight */
+    float *wtt;      /* [TV,C] embeddings.token_type_embeddings.weight */
+    float *emb_lnw;  /* [C]    embeddings.LayerNorm.weight */
+    float *emb_lnb;  /* [C]    embeddings.LayerNorm.bias */
+    float *qkvw;     /* [NL,3C,C] attention.self.{query,key,value}.weight */
+    float *qkvb;     /* [NL,3C]   attention.self.{query,key,value}.bias */
+    float *attprojw; /* [NL,C,C]  attention.output.dense.weight */
+    float *attprojb; /* [NL,C]    attention.output.dense.bias */
+    float *ln1w;     /* [NL,C]    attention.output.LayerNorm.weight */
+    float *ln1b;     /* [NL,C]    attention.output.LayerNorm.bias */
+    float *fcw;      /* [NL,I,C]  intermediate.dense.weight */
+    float *fcb;      /* [NL,I]    intermediate.dense.bias */
+    float *fcprojw;  /* [NL,C,I]  output.dense.weight */
+    float *fcprojb;  /* [NL,C]    output.dense.bias */
+    float *ln2w;     /* [NL,C]    output.LayerNorm.weight */
+    float *ln2b;     /* [NL,C]    output.LayerNorm.bias */
+    float *poolw;    /* [C,C]  pooler.dense.weight */
+    float *poolb;    /* [C]    pooler.dense.bias */
+    float *clsw;     /* [L,C]  classifier.weight */
+    float *clsb;     /* [L]    classifier.bias */
+} bert_params_t;
+
+/* Activations of the last forward, sized for (B,T) = (act_B, act_T) at most; also the scratch the
+ * backward needs. Per-layer buffers are stacked over NL. */
+typedef struct {
+    int64_t *ids;      /* [N] copy of input_ids (the caller may free its tensor before backward) */
+    int64_t *types;    /* [N] token_type_ids (zeros by default) */
+    int64_t *labels;   /* [B] */
+    float *mask_add;   /* [B,T] 0 for real tokens, -FLT_MAX for padding */
+    float *emb;        /* [N,C] word + position + type */
+    float *emb_ln;     /* [N,C] after LayerNorm */
+    float *emb_mean;   /* [N] */
+    float *emb_rstd;   /* [N] */
+    float *x0;         /* [N,C] after dropout: the input of layer 0 */
+    float *qkv;        /* [NL,N,3C] */
+    float *att;        /* [NL,B,NH,T,T] attention probabilities (before dropout) */
+    float *atty;       /* [NL,N,C] attention output (heads concatenated) */
+    float *res1;       /* [NL,N,C] dropout(attention dense) + layer input (computed in place) */
+    float *ln1;        /* [NL,N,C] */
+    float *ln1_mean;   /* [NL,N] */
+    float *ln1_rstd;   /* [NL,N] */
+    float *fch;        /* [NL,N,I] intermediate dense */
+    float *fch_gelu;   /* [NL,N,I] */
+    float *res2;       /* [NL,N,C] dropout(output dense) + ln1 (computed in place) */
+    float *ln2;        /* [NL,N,C] the layer's output */
+    float *ln2_mean;   /* [NL,N] */
+    float *ln2_rstd;   /* [NL,N] */
+    float *cls;        /* [B,C] hidden state of [CLS] */
+    float *pool_pre;   /* [B,C] pooler dense */
+    float *pooled;     /* [B,C] tanh */
+    float *pooled_d;   /* [B,C] dropout */
+    float *logits;     /* [B,L] */
+    float *probs;      /* [B,L] */
+    float *loss;       /* [1] */
+    /* backward scratch */
+    float *d_res;      /* [N,C] gradient of the residual stream */
+    float *d_a;        /* [N,C] */
+    float *d_b;        /* [N,C] */
+    float *d_qkv;      /* [N,3C] */
+    float *d_i1;       /* [N,I] */
+    float *d_i2;       /* [N,I] */
+    float *d_att;      /* [B,NH,T,T] */
+    float *d_bc1;      /* [B,C] */
+    float *d_bc2;      /* [B,C] */
+    float *d_logits;   /* [B,L] */
+} bert_acts_t;
+
+/* One parameter tensor under its Hugging Face name (without the "bert." prefix of the encoder). */
+typedef struct {
+    char name[96];
+    int ndim;
+    int64_t shape[2];
+    size_t offset; /* in floats, into the parameter (and gradient) allocation */
+    size_t numel;
+} bert_param_info_t;
+
+typedef struct {
+    bert_config_t config;
+    bert_params_t params;
+    bert_params_t grads;
+    float *params_memory; /* num_parameters floats */
+    float *grads_memory;  /* same layout */
+    size_t num_parameters;
+    bert_param_info_t *info; /* num_tensors entries, in HF's named_parameters() order */
+    int num_tensors;
+    bert_acts_t acts;
+    float *acts_memory;
+    size_t acts_floats;
+    int act_B, act_T; /* the activation allocation holds any batch with B <= act_B, T <= act_T */
+    int training;     /* 1: dropout on */
+    float classifier_dropout; /* config's classifier_dropout, or hidden_dropout_prob when unset */
+    /* the last forward, which backward differentiates */
+    int B, T;
+    int has_labels;
+    float p_hidden, p_attn, p_cls; /* dropout used by that forward (0 in eval) */
+    uint64_t drop_seed;          /* seed and first offset of its dropout masks */
+    uint64_t drop_offset;
+    uint64_t forward_count;      /* increments with every forward */
+    char *source_dir;            /* folder the model came from (for vocab.txt on save), or NULL */
+    unsigned char *wte_touched;  /* [V] rows of the word-embedding gradient written since zero_grad */
+} bert_t;
+
+/* Inputs of one forward; types, mask and labels may be NULL. */
+typedef struct {
+    const tensor_t *input_ids;      /* int64 [B,T] */
+    const tensor_t *attention_mask; /* int64 [B,T] 1 = real token, 0 = padding (default all 1) */
+    const tensor_t *token_type_ids; /* int64 [B,T] (default all 0) */
+    const tensor_t *labels;         /* int64 [B], 0..L-1 */
+} bert_inputs_t;
+
+/* Options of bert_from_pretrained: num_labels 0 keeps the config's; names may be NULL. */
+typedef struct {
+    int num_labels;
+    const char *const *id2label; /* num_labels names or NULL */
+    int quiet;                   /* 1: no stderr report of missing/unexpected tensors */
+} bert_load_opts_t;
+
+/* Allocates a model for `cfg` (taken over: the model frees it), parameters zero; -1 on failure. */
+int bert_init(bert_t *m, bert_config_t *cfg);
+/* Initialises every parameter as transformers' _init_weights does (normal(0, initializer_range)
+ * from RNG_STREAM_INIT for linear and embedding weights, zero biases, LayerNorm 1/0). */
+void bert_init_weights(bert_t *m);
+/* Loads a Hugging Face folder (config.json + model.safetensors) or a .safetensors file with a
+ * config.json beside it. A missing pooler/classifier is initialised as HF does and reported on
+ * stderr; other missing tensors are an error; unexpected ones are ignored with a note. */
+int bert_from_pretrained(bert_t *m, const char *path, const bert_load_opts_t *opts);
+/* Loads a checkpoint's tensors into an existing model (names with or without "bert.", shapes
+ * checked). strict: every parameter must be present; otherwise missing ones keep their values. */
+int bert_load_weights(bert_t *m, const char *path, int strict);
+/* Saves all parameters under HF names ("bert." prefix) as safetensors, plus config.json (and the
+ * source folder's vocab.txt) when `path` is a folder; just the file when it ends in .safetensors. */
+int bert_save(const bert_t *m, const char *path);
+/* Frees everything; accepts a zeroed or already-freed model. */
+void bert_free(bert_t *m);
+
+/* Runs the model on a batch; logits are left in m->acts.logits [B,L] and, with labels, the mean
+ * cross-entropy in *loss (may be NULL). Validates the inputs, naming the tensor at fault. */
+int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss);
+/* Backpropagates the last forward's loss (scaled by dloss) into the gradients (accumulating). */
+int bert_backward(bert_t *m, float dloss);
+/* Sets every gradient to 0 (only the touched rows of the word-embedding gradient need clearing:
+ * nothing but bert_backward writes there, scaling such as gradient clipping keeps zeros zero). */
+void bert_zero_grad(bert_t *m);
+void bert_set_training(bert_t *m, int training);
+
+#endif

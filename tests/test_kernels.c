@@ -1,0 +1,669 @@
+/* test_kernels.c: the BERT layer kernels (kernels/bert_kernels.h) against PyTorch (fixtures written
+ * by tests/fixtures/gen_kernels.py: float64 autograd from float32 inputs), against central finite
+ * differences of their own forwards, and for the semantics the model relies on: backward accumulates,
+ * NULL gradients are skipped, dropout masks come from (seed, offset) and backward reuses them.
+ * Run from the repository root (tests/run.sh does). */
+#include "../kernels/bert_kernels.h"
+#include "../runtime/rng.h"
+#include "ctest.h"
+#include <float.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define FIXDIR "tests/fixtures/kernels/"
+#define TOL 1e-5 /* forward and gradients vs torch, float32 kernels vs float64 reference */
+
+/* ---- fixtures: index.txt lines `name dtype offset shape`, data.bin raw little-endian ------------ */
+
+typedef struct fixture {
+    char name[64], dtype[8];
+    long offset, numel;
+} fixture_t;
+
+static fixture_t fx_index[256];
+static int fx_count = 0;
+static unsigned char *fx_data = NULL;
+static long fx_size = 0;
+
+static int fx_load(void) {
+    FILE *f = fopen(FIXDIR "index.txt", "r");
+    if (!f) return -1;
+    char shape[128];
+    while (fx_count < 256 && fscanf(f, "%63s %7s %ld %127s", fx_index[fx_count].name,
+                                    fx_index[fx_count].dtype, &fx_index[fx_count].offset, shape) == 4) {
+        long n = 1;
+        for (char *s = strtok(shape, ","); s; s = strtok(NULL, ",")) n *= atol(s);
+        fx_index[fx_count++].numel = n;
+    }
+    fclose(f);
+    f = fopen(FIXDIR "data.bin", "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    fx_size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    fx_data = malloc(fx_size);
+    long got = (long)fread(fx_data, 1, fx_size, f);
+    fclose(f);
+    return got == fx_size ? 0 : -1;
+}
+
+static const fixture_t *fx_find(const char *name, const char *dtype) {
+    for (int i = 0; i < fx_count; i++)
+        if (!strcmp(fx_index[i].name, name)) {
+            if (strcmp(fx_index[i].dtype, dtype) || fx_index[i].offset < 0 ||
+                fx_index[i].offset + fx_index[i].numel * (dtype[0] == 'f' ? 4 : 8) > fx_size) {
+                fprintf(stderr, "fixture %s: bad dtype or range\n", name);
+                exit(2);
+            }
+            return &fx_index[i];
+        }
+    fprintf(stderr, "fixture %s missing from " FIXDIR "index.txt (rerun gen_kernels.py)\n", name);
+    exit(2);
+}
+
+/* A fresh copy of fixture `name` (float32); *n gets its element count when n is not NULL. */
+static float *fxf(const char *name, long *n) {
+    const fixture_t *e = fx_find(name, "f32");
+    float *p = malloc(sizeof(float) * e->numel);
+    memcpy(p, fx_data + e->offset, sizeof(float) * e->numel);
+    if (n) *n = e->numel;
+    return p;
+}
+
+static int64_t *fxi(const char *name, long *n) {
+    const fixture_t *e = fx_find(name, "i64");
+    int64_t *p = malloc(sizeof(int64_t) * e->numel);
+    memcpy(p, fx_data + e->offset, sizeof(int64_t) * e->numel);
+    if (n) *n = e->numel;
+    return p;
+}
+
+static long fx_numel(const char *name) {
+    for (int i = 0; i < fx_count; i++)
+        if (!strcmp(fx_index[i].name, name)) return fx_index[i].numel;
+    return -1;
+}
+
+/* ---- comparisons --------------------------------------------------------------------------------- */
+
+static double max_abs_diff(const float *a, const float *b, long n, double scale_b) {
+    double m = 0.0;
+    for (long i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - scale_b * b[i]);
+        if (!(d <= m)) m = d; /* NaN propagates */
+    }
+    return m;
+}
+
+/* got[n] vs want[n] (times scale) within tol, printing the largest difference */
+static void check_close(const char *what, const float *got, const float *want, long n, double scale,
+                        double tol) {
+    double d = max_abs_diff(got, want, n, scale);
+    CHECK(d <= tol, "%s (max |diff| %.3g, tol %.0e)", what, d, tol);
+}
+
+static float *zeros(long n) { return calloc(n, sizeof(float)); }
+static float *copyf(const float *a, long n) {
+    float *p = malloc(sizeof(float) * n);
+    memcpy(p, a, sizeof(float) * n);
+    return p;
+}
+static float *randn(long n, float scale) {
+    static rng_t r = {7, RNG_STREAM_USER, 0};
+    float *p = malloc(sizeof(float) * n);
+    for (long i = 0; i < n; i++) p[i] = scale * rng_normal(&r);
+    return p;
+}
+static double dot(const float *a, const float *b, long n) {
+    double s = 0.0;
+    for (long i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+/* ---- finite differences -------------------------------------------------------------------------- */
+
+/* loss(ctx) = sum(forward(...) * R) in double; the kernel's backward with dout = R must equal its
+ * central difference. Checks every `step`-th element of x[n] and prints the largest error, scaled
+ * |fd - g| / max(1, |g|). */
+typedef double (*lossfn)(void *ctx);
+
+static void fd_check(const char *what, lossfn f, void *ctx, float *x, long n, const float *grad,
+                     long step, float eps, double tol) {
+    double worst = 0.0;
+    long worst_i = -1;
+    for (long i = 0; i < n; i += step) {
+        float x0 = x[i];
+        float xp = x0 + eps, xm = x0 - eps;
+        x[i] = xp;
+        double lp = f(ctx);
+        x[i] = xm;
+        double lm = f(ctx);
+        x[i] = x0;
+        double fd = (lp - lm) / ((double)xp - (double)xm);
+        double e = fabs(fd - grad[i]) / fmax(1.0, fabs(grad[i]));
+        if (!(e <= worst)) { worst = e; worst_i = i; }
+    }
+    CHECK(worst <= tol, "finite differences: %s (largest scaled error %.3g at %ld, tol %.0e)", what,
+          worst, worst_i, tol);
+}
+
+/* ---- embeddings ---------------------------------------------------------------------------------- */
+
+typedef struct { float *out, *wte, *wpe, *wtt, *R; int64_t *ids, *types; int B, T, C; } emb_ctx;
+static double emb_loss(void *p) {
+    emb_ctx *c = p;
+    k_embeddings_forward(c->out, c->ids, c->types, c->wte, c->wpe, c->wtt, c->B, c->T, c->C);
+    return dot(c->out, c->R, (long)c->B * c->T * c->C);
+}
+
+static void test_embeddings(void) {
+    long nte, npe, ntt, n;
+    int64_t *ids = fxi("emb.ids", &n), *types = fxi("emb.types", NULL);
+    float *wte = fxf("emb.wte", &nte), *wpe = fxf("emb.wpe", &npe), *wtt = fxf("emb.wtt", &ntt);
+    float *dout = fxf("emb.dout", NULL), *want = fxf("emb.out", NULL);
+    int B = 2, T = 5, C = 8;
+    float *out = zeros(n * C);
+    k_embeddings_forward(out, ids, types, wte, wpe, wtt, B, T, C);
+    check_close("embeddings forward vs torch", out, want, n * C, 1.0, TOL);
+    float *gte = zeros(nte), *gpe = zeros(npe), *gtt = zeros(ntt);
+    k_embeddings_backward(gte, gpe, gtt, dout, ids, types, B, T, C);
+    float *w1 = fxf("emb.dwte", NULL), *w2 = fxf("emb.dwpe", NULL), *w3 = fxf("emb.dwtt", NULL);
+    check_close("embeddings backward dwte (repeated ids) vs torch", gte, w1, nte, 1.0, TOL);
+    check_close("embeddings backward dwpe vs torch", gpe, w2, npe, 1.0, TOL);
+    check_close("embeddings backward dwtt vs torch", gtt, w3, ntt, 1.0, TOL);
+    k_embeddings_backward(gte, gpe, gtt, dout, ids, types, B, T, C);
+    check_close("embeddings backward accumulates (second call doubles dwte)", gte, w1, nte, 2.0, TOL);
+    check_close("embeddings backward accumulates (dwtt)", gtt, w3, ntt, 2.0, TOL);
+    memset(gpe, 0, sizeof(float) * npe);
+    k_embeddings_backward(NULL, gpe, NULL, dout, ids, types, B, T, C);
+    check_close("embeddings backward with NULL dwte/dwtt still fills dwpe", gpe, w2, npe, 1.0, TOL);
+    /* types == NULL means all type 0 */
+    int64_t *t0 = calloc(n, sizeof(int64_t));
+    float *o0 = zeros(n * C);
+    k_embeddings_forward(out, ids, NULL, wte, wpe, wtt, B, T, C);
+    k_embeddings_forward(o0, ids, t0, wte, wpe, wtt, B, T, C);
+    check_close("embeddings forward types=NULL equals all-zero types", out, o0, n * C, 1.0, 0.0);
+    /* finite differences through the word table */
+    emb_ctx c = {out, wte, wpe, wtt, dout, ids, types, B, T, C};
+    fd_check("embeddings dwte", emb_loss, &c, wte, nte, w1, 1, 1e-2f, 1e-3);
+    fd_check("embeddings dwpe", emb_loss, &c, wpe, npe, w2, 1, 1e-2f, 1e-3);
+    free(ids); free(types); free(t0); free(o0); free(wte); free(wpe); free(wtt); free(dout);
+    free(want); free(out); free(gte); free(gpe); free(gtt); free(w1); free(w2); free(w3);
+}
+
+/* ---- layernorm ----------------------------------------------------------------------------------- */
+
+typedef struct { float *out, *mean, *rstd, *x, *w, *b, *R; int N, C; } ln_ctx;
+static double ln_loss(void *p) {
+    ln_ctx *c = p;
+    k_layernorm_forward(c->out, c->mean, c->rstd, c->x, c->w, c->b, c->N, c->C, 1e-12f);
+    return dot(c->out, c->R, (long)c->N * c->C);
+}
+
+static void test_layernorm(const char *tag) {
+    char k[64];
+    long n, C;
+#define FX(s) (snprintf(k, sizeof k, "%s.%s", tag, s), fxf(k, NULL))
+    snprintf(k, sizeof k, "%s.w", tag);
+    C = fx_numel(k);
+    snprintf(k, sizeof k, "%s.x", tag);
+    n = fx_numel(k);
+    int N = (int)(n / C);
+    float *x = FX("x"), *w = FX("w"), *b = FX("b"), *dout = FX("dout"), *want = FX("out");
+    float *wm = FX("mean"), *wr = FX("rstd"), *wdx = FX("dx"), *wdw = FX("dw"), *wdb = FX("db");
+#undef FX
+    float *out = zeros(n), *mean = zeros(N), *rstd = zeros(N);
+    char what[128];
+    k_layernorm_forward(out, mean, rstd, x, w, b, N, (int)C, 1e-12f);
+    snprintf(what, sizeof what, "layernorm forward N=%d C=%ld eps=1e-12 vs torch", N, C);
+    check_close(what, out, want, n, 1.0, TOL);
+    check_close("layernorm cached mean", mean, wm, N, 1.0, TOL);
+    /* rstd of the row scaled by 1e-3 is ~1e3: compare relatively */
+    double worst = 0.0;
+    for (int i = 0; i < N; i++) worst = fmax(worst, fabs(rstd[i] - wr[i]) / wr[i]);
+    CHECK(worst <= 1e-5, "layernorm cached rstd (max relative diff %.3g)", worst);
+    float *dx = zeros(n), *dw = zeros(C), *db = zeros(C);
+    k_layernorm_backward(dx, dw, db, dout, x, mean, rstd, w, N, (int)C);
+    /* the 1e-3 row's dx scales with its rstd ~1e3: each row is compared relative to max(1, its
+     * largest |dx|) */
+    double dxmax = 0.0, rel = 0.0;
+    for (int r = 0; r < N; r++) {
+        double rm = 1.0, e = 0.0;
+        for (long c = 0; c < C; c++) rm = fmax(rm, fabs(wdx[r * C + c]));
+        for (long c = 0; c < C; c++) e = fmax(e, fabs(dx[r * C + c] - wdx[r * C + c]));
+        rel = fmax(rel, e / rm);
+        dxmax = fmax(dxmax, rm);
+    }
+    CHECK(rel <= TOL, "layernorm backward dx vs torch (max |diff| / max(1, row max |dx|) %.3g, tol %.0e)",
+          rel, TOL);
+    check_close("layernorm backward dweight vs torch", dw, wdw, C, 1.0, TOL);
+    check_close("layernorm backward dbias vs torch", db, wdb, C, 1.0, TOL);
+    k_layernorm_backward(dx, dw, db, dout, x, mean, rstd, w, N, (int)C);
+    check_close("layernorm backward accumulates (dx doubles)", dx, wdx, n, 2.0, 2 * TOL * fmax(1.0, dxmax));
+    check_close("layernorm backward accumulates (dweight doubles)", dw, wdw, C, 2.0, 2 * TOL);
+    memset(db, 0, sizeof(float) * C);
+    k_layernorm_backward(NULL, NULL, db, dout, x, mean, rstd, w, N, (int)C);
+    check_close("layernorm backward with NULL dinp/dweight still fills dbias", db, wdb, C, 1.0, TOL);
+    free(x); free(w); free(b); free(dout); free(want); free(wm); free(wr); free(wdx); free(wdw);
+    free(wdb); free(out); free(mean); free(rstd); free(dx); free(dw); free(db);
+}
+
+static void test_layernorm_fd(void) {
+    int N = 5, C = 24;
+    float *x = randn(N * C, 1.0f), *w = randn(C, 0.5f), *b = randn(C, 0.5f), *R = randn(N * C, 1.0f);
+    for (int i = 0; i < N * C; i++) x[i] += (float)(i / C); /* rows with different means */
+    float *out = zeros(N * C), *mean = zeros(N), *rstd = zeros(N);
+    float *dx = zeros(N * C), *dw = zeros(C), *db = zeros(C);
+    ln_ctx c = {out, mean, rstd, x, w, b, R, N, C};
+    ln_loss(&c);
+    k_layernorm_backward(dx, dw, db, R, x, mean, rstd, w, N, C);
+    fd_check("layernorm dinp", ln_loss, &c, x, N * C, dx, 1, 1e-2f, 2e-3);
+    fd_check("layernorm dweight", ln_loss, &c, w, C, dw, 1, 1e-2f, 2e-3);
+    fd_check("layernorm dbias", ln_loss, &c, b, C, db, 1, 1e-2f, 2e-3);
+    free(x); free(w); free(b); free(R); free(out); free(mean); free(rstd); free(dx); free(dw); free(db);
+}
+
+/* ---- linear -------------------------------------------------------------------------------------- */
+
+typedef struct { float *out, *x, *w, *b, *R; int N, C, OC; } lin_ctx;
+static double lin_loss(void *p) {
+    lin_ctx *c = p;
+    k_linear_forward(c->out, c->x, c->w, c->b, c->N, c->C, c->OC);
+    return dot(c->out, c->R, (long)c->N * c->OC);
+}
+
+static void test_linear(void) {
+    int N = 7, C = 12, OC = 9;
+    float *x = fxf("lin.x", NULL), *w = fxf("lin.w", NULL), *b = fxf("lin.b", NULL);
+    float *dout = fxf("lin.dout", NULL), *want = fxf("lin.out", NULL), *wdx = fxf("lin.dx", NULL);
+    float *wdw = fxf("lin.dw", NULL), *wdb = fxf("lin.db", NULL);
+    float *out = zeros(N * OC), *dx = zeros(N * C), *dw = zeros(OC * C), *db = zeros(OC);
+    k_linear_forward(out, x, w, b, N, C, OC);
+    check_close("linear forward vs torch", out, want, N * OC, 1.0, TOL);
+    k_linear_backward(dx, dw, db, dout, x, w, N, C, OC);
+    check_close("linear backward dinp vs torch", dx, wdx, N * C, 1.0, TOL);
+    check_close("linear backward dweight vs torch", dw, wdw, OC * C, 1.0, TOL);
+    check_close("linear backward dbias vs torch", db, wdb, OC, 1.0, TOL);
+    k_linear_backward(dx, dw, db, dout, x, w, N, C, OC);
+    check_close("linear backward accumulates (dinp doubles)", dx, wdx, N * C, 2.0, 2 * TOL);
+    check_close("linear backward accumulates (dweight doubles)", dw, wdw, OC * C, 2.0, 2 * TOL);
+    check_close("linear backward accumulates (dbias doubles)", db, wdb, OC, 2.0, 2 * TOL);
+    memset(dw, 0, sizeof(float) * OC * C);
+    k_linear_backward(NULL, dw, NULL, dout, x, w, N, C, OC);
+    check_close("linear backward with NULL dinp/dbias still fills dweight", dw, wdw, OC * C, 1.0, TOL);
+    /* bias NULL: out = x @ W^T; out - that = bias on every row */
+    float *o2 = zeros(N * OC);
+    k_linear_forward(o2, x, w, NULL, N, C, OC);
+    double d = 0.0;
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) d = fmax(d, fabs(out[n * OC + o] - o2[n * OC + o] - b[o]));
+    CHECK(d <= 1e-5, "linear forward with bias NULL (max |diff| %.3g)", d);
+    /* finite differences */
+    memset(dx, 0, sizeof(float) * N * C);
+    memset(dw, 0, sizeof(float) * OC * C);
+    memset(db, 0, sizeof(float) * OC);
+    k_linear_backward(dx, dw, db, dout, x, w, N, C, OC);
+    lin_ctx c = {out, x, w, b, dout, N, C, OC};
+    fd_check("linear dinp", lin_loss, &c, x, N * C, dx, 1, 1e-2f, 1e-3);
+    fd_check("linear dweight", lin_loss, &c, w, OC * C, dw, 1, 1e-2f, 1e-3);
+    fd_check("linear dbias", lin_loss, &c, b, OC, db, 1, 1e-2f, 1e-3);
+    free(x); free(w); free(b); free(dout); free(want); free(wdx); free(wdw); free(wdb); free(out);
+    free(dx); free(dw); free(db); free(o2);
+}
+
+/* ---- attention ------------------------------------------------------------------------------------- */
+
+typedef struct { float *out, *att, *qkv, *mask, *R; int B, T, C, NH; float p; uint64_t seed, off; } att_ctx;
+static double att_loss(void *p) {
+    att_ctx *c = p;
+    k_attention_forward(c->out, c->att, c->qkv, c->mask, c->B, c->T, c->C, c->NH, c->p, c->seed, c->off);
+    return dot(c->out, c->R, (long)c->B * c->T * c->C);
+}
+
+static void test_attention(const char *tag) {
+    char k[64];
+#define FX(s) (snprintf(k, sizeof k, "%s.%s", tag, s), fxf(k, NULL))
+    snprintf(k, sizeof k, "%s.dims", tag);
+    int64_t *dims = fxi(k, NULL);
+    float *pp = FX("p");
+    int B = (int)dims[0], T = (int)dims[1], C = (int)dims[2], NH = (int)dims[3];
+    uint64_t seed = (uint64_t)dims[4], off = (uint64_t)dims[5];
+    float p = pp[0];
+    float *qkv = FX("qkv"), *mask = FX("mask"), *dout = FX("dout"), *watt = FX("att");
+    float *wout = FX("out"), *wdqkv = FX("dqkv");
+#undef FX
+    long nqkv = (long)B * T * 3 * C, nout = (long)B * T * C, natt = (long)B * NH * T * T;
+    float *out = zeros(nout), *att = zeros(natt), *dqkv = zeros(nqkv), *scratch = zeros(natt);
+    char what[160];
+    k_attention_forward(out, att, qkv, mask, B, T, C, NH, p, seed, off);
+    snprintf(what, sizeof what, "attention forward B=%d T=%d C=%d NH=%d p=%g (padding masked) vs torch",
+             B, T, C, NH, p);
+    check_close(what, out, wout, nout, 1.0, TOL);
+    check_close("attention cached att (softmax before dropout) vs torch", att, watt, natt, 1.0, TOL);
+    /* padded keys get exactly zero weight */
+    int zero_ok = 1;
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < T; j++)
+            if (mask[b * T + j] != 0.0f)
+                for (int h = 0; h < NH; h++)
+                    for (int i = 0; i < T; i++)
+                        if (att[(((long)b * NH + h) * T + i) * T + j] != 0.0f) zero_ok = 0;
+    CHECK(zero_ok, "attention: masked keys (-FLT_MAX) get weight exactly 0");
+    k_attention_backward(dqkv, scratch, dout, qkv, att, B, T, C, NH, p, seed, off);
+    check_close("attention backward dqkv vs torch", dqkv, wdqkv, nqkv, 1.0, TOL);
+    k_attention_backward(dqkv, scratch, dout, qkv, att, B, T, C, NH, p, seed, off);
+    check_close("attention backward accumulates (dqkv doubles)", dqkv, wdqkv, nqkv, 2.0, 2 * TOL);
+    if (C <= 64) { /* finite differences on the small cases (every 37th element from T=80 on) */
+        memset(dqkv, 0, sizeof(float) * nqkv);
+        k_attention_backward(dqkv, scratch, dout, qkv, att, B, T, C, NH, p, seed, off);
+        att_ctx c = {out, att, qkv, mask, dout, B, T, C, NH, p, seed, off};
+        snprintf(what, sizeof what, "attention dqkv (T=%d, p=%g)", T, p);
+        fd_check(what, att_loss, &c, qkv, nqkv, dqkv, T >= 64 ? 37 : 1, 1e-2f, 2e-3);
+    }
+    free(dims); free(pp); free(qkv); free(mask); free(dout); free(watt); free(wout); free(wdqkv);
+    free(out); free(att); free(dqkv); free(scratch);
+}
+
+/* ---- pointwise ------------------------------------------------------------------------------------- */
+
+typedef struct { float *out, *x, *R; long n; int which; float p; uint64_t seed, off; } pw_ctx;
+static double pw_loss(void *q) {
+    pw_ctx *c = q;
+    if (c->which == 0) k_gelu_forward(c->out, c->x, c->n);
+    else if (c->which == 1) k_tanh_forward(c->out, c->x, c->n);
+    else k_dropout_forward(c->out, c->x, c->n, c->p, c->seed, c->off);
+    return dot(c->out, c->R, c->n);
+}
+
+static void test_pointwise(void) {
+    long n;
+    for (int which = 0; which < 2; which++) {
+        const char *tag = which ? "tanh" : "gelu";
+        char k[64], what[128];
+        snprintf(k, sizeof k, "%s.x", tag);
+        float *x = fxf(k, &n);
+        snprintf(k, sizeof k, "%s.dout", tag);
+        float *dout = fxf(k, NULL);
+        snprintf(k, sizeof k, "%s.out", tag);
+        float *want = fxf(k, NULL);
+        snprintf(k, sizeof k, "%s.dx", tag);
+        float *wdx = fxf(k, NULL);
+        float *out = zeros(n), *dx = zeros(n);
+        if (which) k_tanh_forward(out, x, n); else k_gelu_forward(out, x, n);
+        snprintf(what, sizeof what, "%s forward on [-6, 6] vs torch%s", tag, which ? "" : " (erf form)");
+        check_close(what, out, want, n, 1.0, TOL);
+        if (which) k_tanh_backward(dx, out, dout, n); else k_gelu_backward(dx, x, dout, n);
+        snprintf(what, sizeof what, "%s backward vs torch", tag);
+        check_close(what, dx, wdx, n, 1.0, TOL);
+        if (which) k_tanh_backward(dx, out, dout, n); else k_gelu_backward(dx, x, dout, n);
+        snprintf(what, sizeof what, "%s backward accumulates", tag);
+        check_close(what, dx, wdx, n, 2.0, 2 * TOL);
+        pw_ctx c = {out, x, dout, n, which, 0, 0, 0};
+        fd_check(tag, pw_loss, &c, x, n, wdx, 1, 1e-3f, 2e-3);
+        free(x); free(dout); free(want); free(wdx); free(out); free(dx);
+    }
+    /* GELU densely on [-10, 10] against libm's double erf/exp (the kernel uses polynomial erf/exp) */
+    {
+        long m = 20001;
+        float *gx = malloc(sizeof(float) * m), *go = zeros(m), *gd = zeros(m), *ones = malloc(sizeof(float) * m);
+        for (long i = 0; i < m; i++) { gx[i] = -10.0f + 20.0f * i / (m - 1); ones[i] = 1.0f; }
+        k_gelu_forward(go, gx, m);
+        k_gelu_backward(gd, gx, ones, m);
+        double ef = 0.0, eb = 0.0;
+        for (long i = 0; i < m; i++) {
+            double x = gx[i], cdf = 0.5 * (1.0 + erf(x / sqrt(2.0)));
+            ef = fmax(ef, fabs(go[i] - x * cdf));
+            eb = fmax(eb, fabs(gd[i] - (cdf + x * exp(-0.5 * x * x) / sqrt(2.0 * M_PI))));
+        }
+        CHECK(ef <= 2e-6 && eb <= 2e-6,
+              "gelu on 20001 points of [-10, 10] vs double erf: forward max |diff| %.3g, backward %.3g", ef, eb);
+        free(gx); free(go); free(gd); free(ones);
+    }
+    /* residual and accumulate */
+    float a[5] = {1, 2, 3, 4, 5}, b[5] = {0.5f, -2, 1e-3f, 7, -5}, o[5], want[5];
+    for (int i = 0; i < 5; i++) want[i] = a[i] + b[i];
+    k_residual_forward(o, a, b, 5);
+    check_close("residual forward", o, want, 5, 1.0, 0.0);
+    k_accumulate(o, b, 5);
+    for (int i = 0; i < 5; i++) want[i] += b[i];
+    check_close("accumulate adds", o, want, 5, 1.0, 0.0);
+    /* in place, as runtime/bert.c calls it: res = dropout(res) + x */
+    float r[5] = {1, 2, 3, 4, 5};
+    k_residual_forward(r, r, b, 5);
+    for (int i = 0; i < 5; i++) want[i] = a[i] + b[i];
+    check_close("residual forward in place (out == a)", r, want, 5, 1.0, 0.0);
+}
+
+/* ---- dropout --------------------------------------------------------------------------------------- */
+
+static void test_dropout(void) {
+    long n;
+    int64_t *dims = fxi("drop.dims", NULL);
+    float *pp = fxf("drop.p", NULL), *x = fxf("drop.x", &n), *dout = fxf("drop.dout", NULL);
+    float *want = fxf("drop.out", NULL), *wdx = fxf("drop.dx", NULL), *wu = fxf("drop.u", NULL);
+    float p = pp[0];
+    uint64_t seed = (uint64_t)dims[1], off = (uint64_t)dims[2];
+    /* the stream layout itself: uniforms from rng_word_at vs an independent Philox in numpy */
+    float u[16];
+    for (int i = 0; i < 16; i++)
+        u[i] = (float)rng_word_at(seed, RNG_STREAM_DROPOUT, i) * 2.3283064e-10f + 2.3283064e-10f / 2.0f;
+    check_close("dropout stream: rng_word_at uniforms vs numpy Philox4x32-10", u, wu, 16, 1.0, 0.0);
+    float *out = zeros(n), *dx = zeros(n);
+    k_dropout_forward(out, x, n, p, seed, off);
+    check_close("dropout forward p=0.1 (offset 7) vs numpy Philox mask", out, want, n, 1.0, TOL);
+    k_dropout_backward(dx, dout, n, p, seed, off);
+    check_close("dropout backward uses the same mask", dx, wdx, n, 1.0, TOL);
+    k_dropout_backward(dx, dout, n, p, seed, off);
+    check_close("dropout backward accumulates", dx, wdx, n, 2.0, 2 * TOL);
+    /* the header's definition, element by element through rng_word_at */
+    int defn = 1;
+    for (long i = 0; i < n; i++) {
+        float ui = (float)rng_word_at(seed, RNG_STREAM_DROPOUT, off + i) * 2.3283064e-10f +
+                   2.3283064e-10f / 2.0f;
+        if ((ui > p) != (out[i] != 0.0f)) defn = 0;
+    }
+    CHECK(defn, "dropout keeps element i iff uniform(seed, DROPOUT, offset + i) > p");
+    /* in place, and a sub-range at offset + k reproduces elements k.. of the whole */
+    float *y = copyf(x, n);
+    k_dropout_forward(y, y, n, p, seed, off);
+    check_close("dropout forward in place (out == inp)", y, out, n, 1.0, 0.0);
+    k_dropout_forward(y, x + 333, n - 333, p, seed, off + 333);
+    check_close("dropout mask is a function of (seed, offset + i)", y, out + 333, n - 333, 1.0, 0.0);
+    k_dropout_forward(y, x, n, p, seed + 1, off);
+    CHECK(max_abs_diff(y, out, n, 1.0) > 0, "dropout: another seed gives another mask");
+    /* p = 0: identity forward, plain accumulation backward */
+    k_dropout_forward(y, x, n, 0.0f, seed, off);
+    check_close("dropout p=0 forward is the identity", y, x, n, 1.0, 0.0);
+    memset(dx, 0, sizeof(float) * n);
+    k_dropout_backward(dx, dout, n, 0.0f, seed, off);
+    check_close("dropout p=0 backward passes dout", dx, dout, n, 1.0, 0.0);
+    /* finite differences (the mask does not depend on the values) */
+    memset(dx, 0, sizeof(float) * n);
+    k_dropout_backward(dx, dout, n, p, seed, off);
+    pw_ctx c = {out, x, dout, n, 2, p, seed, off};
+    fd_check("dropout", pw_loss, &c, x, n, dx, 7, 1e-2f, 1e-3);
+    /* kept fraction over a million elements, p = 0.1 and 0.5, scaled by 1/(1-p) */
+    long big = 1000000;
+    float *ones = malloc(sizeof(float) * big), *ob = zeros(big);
+    for (long i = 0; i < big; i++) ones[i] = 1.0f;
+    float ps[2] = {0.1f, 0.5f};
+    for (int k = 0; k < 2; k++) {
+        k_dropout_forward(ob, ones, big, ps[k], 99, 12345);
+        long kept = 0;
+        int scaled = 1;
+        for (long i = 0; i < big; i++) {
+            if (ob[i] != 0.0f) {
+                kept++;
+                if (fabsf(ob[i] - 1.0f / (1.0f - ps[k])) > 1e-6f) scaled = 0;
+            }
+        }
+        double frac = (double)kept / big;
+        CHECK(fabs(frac - (1.0 - ps[k])) < 3e-3 && scaled,
+              "dropout p=%g keeps %.4f of 1e6 elements (expect %.2f), kept values scaled by 1/(1-p)",
+              ps[k], frac, 1.0 - ps[k]);
+    }
+    free(ones); free(ob); free(dims); free(pp); free(x); free(dout); free(want); free(wdx); free(wu);
+    free(out); free(dx); free(y);
+}
+
+/* ---- [CLS] gather ------------------------------------------------------------------------------------ */
+
+static void test_cls(void) {
+    int B = 3, T = 4, C = 5;
+    float *x = randn(B * T * C, 1.0f), *out = zeros(B * C), *dx = zeros(B * T * C);
+    float *dout = randn(B * C, 1.0f);
+    k_cls_forward(out, x, B, T, C);
+    int ok = 1;
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) ok &= out[b * C + c] == x[(b * T) * C + c];
+    CHECK(ok, "cls forward takes token 0 of each sequence");
+    k_cls_backward(dx, dout, B, T, C);
+    k_cls_backward(dx, dout, B, T, C);
+    ok = 1;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int c = 0; c < C; c++)
+                ok &= dx[(b * T + t) * C + c] == (t == 0 ? 2 * dout[b * C + c] : 0.0f);
+    CHECK(ok, "cls backward accumulates into token 0 only");
+    free(x); free(out); free(dx); free(dout);
+}
+
+/* ---- cross-entropy ----------------------------------------------------------------------------------- */
+
+typedef struct { float *loss, *probs, *z; int64_t *y; int B, L; } ce_ctx;
+static double ce_loss(void *p) {
+    ce_ctx *c = p;
+    k_crossentropy_forward(c->loss, c->probs, c->z, c->y, c->B, c->L);
+    return c->loss[0];
+}
+
+static void test_crossentropy(void) {
+    int B = 4, L = 5;
+    float *z = fxf("ce.z", NULL), *wl = fxf("ce.loss", NULL), *wp = fxf("ce.probs", NULL);
+    float *wdz = fxf("ce.dz", NULL);
+    int64_t *y = fxi("ce.y", NULL);
+    float loss, *probs = zeros(B * L), *dz = zeros(B * L);
+    k_crossentropy_forward(&loss, probs, z, y, B, L);
+    check_close("cross-entropy loss (mean) vs torch, with a confident wrong row", &loss, wl, 1, 1.0, TOL);
+    check_close("cross-entropy probs vs torch", probs, wp, B * L, 1.0, TOL);
+    k_crossentropy_backward(dz, probs, y, B, L, 1.0f);
+    check_close("cross-entropy backward vs torch", dz, wdz, B * L, 1.0, TOL);
+    k_crossentropy_backward(dz, probs, y, B, L, 0.5f);
+    check_close("cross-entropy backward accumulates, scaled by dloss", dz, wdz, B * L, 1.5, TOL);
+    float *z2 = randn(B * L, 1.5f);
+    memset(dz, 0, sizeof(float) * B * L);
+    ce_ctx c = {&loss, probs, z2, y, B, L};
+    ce_loss(&c);
+    k_crossentropy_backward(dz, probs, y, B, L, 1.0f);
+    fd_check("cross-entropy dlogits", ce_loss, &c, z2, B * L, dz, 1, 1e-2f, 1e-3);
+    free(z); free(wl); free(wp); free(wdz); free(y); free(probs); free(dz); free(z2);
+}
+
+/* ---- threaded paths ------------------------------------------------------------------------------ */
+
+/* Sizes above the kernels' threading thresholds against the same work done in pieces below them (the
+ * pieces take the single-threaded paths checked against torch above): results must be identical. */
+static void test_threaded_paths(void) {
+#ifdef _OPENMP
+    printf("# threaded paths with up to %d OpenMP threads\n", omp_get_max_threads());
+#endif
+    int N = 400, C = 384, F = 4 * C, V = 50; /* N*C = 153600 and N*F = 614400: both threaded */
+    long nc = (long)N * C, nf = (long)N * F;
+    float *x = randn(nc, 1.0f), *w = randn(C, 0.3f), *b = randn(C, 0.3f), *d = randn(nc, 1.0f);
+    float *o1 = zeros(nc), *o2 = zeros(nc), *m1 = zeros(N), *m2 = zeros(N), *r1 = zeros(N), *r2 = zeros(N);
+    k_layernorm_forward(o1, m1, r1, x, w, b, N, C, 1e-12f);
+    for (int n = 0; n < N; n++)
+        k_layernorm_forward(o2 + (long)n * C, m2 + n, r2 + n, x + (long)n * C, w, b, 1, C, 1e-12f);
+    check_close("layernorm forward N=400 C=384 (threaded) equals row-by-row", o1, o2, nc, 1.0, 0.0);
+    float *dx1 = zeros(nc), *dx2 = zeros(nc), *dw1 = zeros(C), *dw2 = zeros(C), *db1 = zeros(C), *db2 = zeros(C);
+    k_layernorm_backward(dx1, dw1, db1, d, x, m1, r1, w, N, C);
+    for (int n = 0; n < N; n++)
+        k_layernorm_backward(dx2 + (long)n * C, dw2, db2, d + (long)n * C, x + (long)n * C, m2 + n, r2 + n,
+                             w, 1, C);
+    check_close("layernorm backward dinp (threaded) equals row-by-row", dx1, dx2, nc, 1.0, 0.0);
+    check_close("layernorm backward dweight (threaded, split by channel) equals row-by-row", dw1, dw2, C, 1.0, 0.0);
+    check_close("layernorm backward dbias (threaded) equals row-by-row", db1, db2, C, 1.0, 0.0);
+    /* GELU */
+    float *h = randn(nf, 2.0f), *g = randn(nf, 1.0f), *h1 = zeros(nf), *h2 = zeros(nf);
+    float *gh1 = zeros(nf), *gh2 = zeros(nf);
+    k_gelu_forward(h1, h, nf);
+    k_gelu_backward(gh1, h, g, nf);
+    for (long i = 0; i < nf; i += 1000) {
+        long m = nf - i < 1000 ? nf - i : 1000;
+        k_gelu_forward(h2 + i, h + i, m);
+        k_gelu_backward(gh2 + i, h + i, g + i, m);
+    }
+    check_close("gelu forward on 614400 (threaded) equals pieces of 1000", h1, h2, nf, 1.0, 0.0);
+    check_close("gelu backward (threaded) equals pieces of 1000", gh1, gh2, nf, 1.0, 0.0);
+    /* dropout: the mask depends on (seed, offset + i) only, however the work is split */
+    float *y1 = zeros(nf), *y2 = zeros(nf), *gy1 = zeros(nf), *gy2 = zeros(nf);
+    k_dropout_forward(y1, h, nf, 0.1f, 5, 3);
+    k_dropout_backward(gy1, g, nf, 0.1f, 5, 3);
+    for (long i = 0; i < nf; i += 999) {
+        long m = nf - i < 999 ? nf - i : 999;
+        k_dropout_forward(y2 + i, h + i, m, 0.1f, 5, 3 + i);
+        k_dropout_backward(gy2 + i, g + i, m, 0.1f, 5, 3 + i);
+    }
+    check_close("dropout forward on 614400 (threaded) equals pieces of 999 at offset + i", y1, y2, nf, 1.0, 0.0);
+    check_close("dropout backward (threaded) equals pieces of 999", gy1, gy2, nf, 1.0, 0.0);
+    /* embeddings: rows repeat, the threaded backward splits channels */
+    int B = 8, T = 50;
+    int64_t *ids = malloc(sizeof(int64_t) * B * T), *types = malloc(sizeof(int64_t) * B * T);
+    for (int i = 0; i < B * T; i++) { ids[i] = (i * 7) % V; types[i] = i % 2; }
+    float *wte = randn((long)V * C, 1.0f), *wpe = randn((long)T * C, 1.0f), *wtt = randn(2L * C, 1.0f);
+    float *e1 = zeros(nc), *e2 = zeros(nc);
+    k_embeddings_forward(e1, ids, types, wte, wpe, wtt, B, T, C);
+    for (int bb = 0; bb < B; bb++)
+        k_embeddings_forward(e2 + (long)bb * T * C, ids + bb * T, types + bb * T, wte, wpe, wtt, 1, T, C);
+    check_close("embeddings forward B=8 T=50 (threaded) equals one sequence at a time", e1, e2, nc, 1.0, 0.0);
+    float *gte1 = zeros((long)V * C), *gte2 = zeros((long)V * C), *gpe1 = zeros((long)T * C);
+    float *gpe2 = zeros((long)T * C), *gtt1 = zeros(2L * C), *gtt2 = zeros(2L * C);
+    k_embeddings_backward(gte1, gpe1, gtt1, d, ids, types, B, T, C);
+    for (int bb = 0; bb < B; bb++)
+        k_embeddings_backward(gte2, gpe2, gtt2, d + (long)bb * T * C, ids + bb * T, types + bb * T, 1, T, C);
+    check_close("embeddings backward dwte (threaded, repeated ids) equals one sequence at a time", gte1, gte2,
+                (long)V * C, 1.0, 0.0);
+    check_close("embeddings backward dwpe (threaded) equals one sequence at a time", gpe1, gpe2, (long)T * C, 1.0, 0.0);
+    check_close("embeddings backward dwtt (threaded) equals one sequence at a time", gtt1, gtt2, 2L * C, 1.0, 0.0);
+    /* residual / accumulate above 1M elements */
+    long big = 1100000;
+    float *p1 = randn(big, 1.0f), *p2 = randn(big, 1.0f), *s1 = zeros(big), *s2 = zeros(big);
+    k_residual_forward(s1, p1, p2, big);
+    k_accumulate(s1, p2, big);
+    for (long i = 0; i < big; i++) s2[i] = (p1[i] + p2[i]) + p2[i];
+    check_close("residual + accumulate on 1.1M elements (threaded)", s1, s2, big, 1.0, 0.0);
+    free(x); free(w); free(b); free(d); free(o1); free(o2); free(m1); free(m2); free(r1); free(r2);
+    free(dx1); free(dx2); free(dw1); free(dw2); free(db1); free(db2); free(h); free(g); free(h1); free(h2);
+    free(gh1); free(gh2); free(y1); free(y2); free(gy1); free(gy2); free(ids); free(types); free(wte);
+    free(wpe); free(wtt); free(e1); free(e2); free(gte1); free(gte2); free(gpe1); free(gpe2); free(gtt1);
+    free(gtt2); free(p1); free(p2); free(s1); free(s2);
+}
+
+int main(void) {
+    if (fx_load() != 0) {
+        CHECK(0, "fixtures " FIXDIR "{index.txt,data.bin} readable (run tests/fixtures/gen_kernels.py)");
+        CT_DONE();
+    }
+    test_embeddings();
+    test_layernorm("ln");
+    test_layernorm("ln384");
+    test_layernorm_fd();
+    test_linear();
+    test_attention("att");
+    test_attention("attd");
+    test_attention("att384");
+    test_attention("att80");  /* T >= 64: the sgemm path */
+    test_attention("att80d");
+    test_attention("att130d"); /* T > 128: dropout applied row by row in forward */
+    test_pointwise();
+    test_dropout();
+    test_cls();
+    test_crossentropy();
+    test_threaded_paths();
+    free(fx_data);
+    CT_DONE();
+}
