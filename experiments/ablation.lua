@@ -17,6 +17,7 @@ local args = bl.parse_args(arg, {
     { "eps", type = "number", default = D.eps, help = "AdamW epsilon" },
     { "max-length", type = "int", default = D.max_length, help = "truncate titles to this many tokens" },
     { "seed", type = "int", default = D.seed, help = "random seed of every cell" },
+    { "threads", type = "int", help = "CPU threads (default: all cores)" },
     { "limit", type = "int", help = "use only the first N training titles" },
     { "val-limit", type = "int", help = "use only the first N validation titles" },
     { "out", metavar = "DIR", help = "output folder (default runs/ablation-<timestamp>)" },
@@ -62,7 +63,7 @@ local function main()
         local res = bl.run_experiment({
           model = args.model, data = args.data, epochs = ep, batch_size = bs, lr = lr, eps = args.eps,
           max_length = args.max_length, seed = args.seed, limit = args.limit, val_limit = args.val_limit, out = cell,
-          save = args.save, progress = not args.quiet, per_class = false,
+          save = args.save, progress = not args.quiet, per_class = false, threads = args.threads,
           log = function() end,
         })
         local last = res.epochs[#res.epochs]

@@ -27,6 +27,7 @@ local args = bl.parse_args(arg, {
     { "max-length", type = "int", default = D.max_length, help = "truncate titles to this many tokens" },
     { "pad", default = D.pad, choices = { "longest", "max_length" }, help = "pad each batch to its longest title, or all to --max-length" },
     { "seed", type = "int", default = D.seed, help = "random seed" },
+    { "threads", type = "int", help = "CPU threads (OpenBLAS and OpenMP; default: all cores)" },
     { "device", default = D.device, choices = { "cpu", "cuda" }, help = "where to train (cuda: not yet)" },
     { "out", metavar = "DIR", help = "output folder (default runs/conference-<timestamp>)" },
     { "limit", type = "int", help = "use only the first N training titles (tests, smoke runs)" },
@@ -43,7 +44,7 @@ local ok, res = pcall(bl.run_experiment, {
   val_batch_size = args.val_batch_size, lr = args.lr, eps = args.eps, weight_decay = args.weight_decay,
   warmup = args.warmup, max_length = args.max_length, pad = args.pad, seed = args.seed,
   device = args.device, out = out, limit = args.limit, val_limit = args.val_limit, eval_epoch = args.eval_epoch,
-  save = not args.no_save, progress = not args.quiet,
+  save = not args.no_save, progress = not args.quiet, threads = args.threads,
 })
 if not ok then
   io.stderr:write("conference.lua: ", tostring(res):gsub("^[^:]*:%d+: ", ""), "\n")

@@ -1,13 +1,11 @@
 /* l_train.c: Lua bindings of the training part: the bertlab.AdamW optimizer, gradient clipping,
- * bl.parameter (attach a gradient to a tensor), and two small OS helpers the progress bar needs
- * (bl.isatty, bl.now). Schedules, metrics and progress bars are pure Lua (lua/bertlab/). */
+ * bl.parameter (attach a gradient to a tensor), and bl.isatty for the progress bar. Schedules, metrics and progress bars are pure Lua (lua/bertlab/). */
 #include "lbl.h"
 #include "../runtime/error.h"
 #include "../runtime/optim.h"
 #include <lualib.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define LBL_ADAMW "bertlab.AdamW"
@@ -370,17 +368,9 @@ static int l_isatty(lua_State *L) {
     return 1;
 }
 
-/* bl.now(): seconds from a monotonic clock (wall time, unlike os.clock which counts CPU time). */
-static int l_now(lua_State *L) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    lua_pushnumber(L, (double)ts.tv_sec + ts.tv_nsec * 1e-9);
-    return 1;
-}
-
 static const luaL_Reg train_funcs[] = {
     {"AdamW", l_adamw}, {"parameter", l_parameter}, {"clip_grad_norm", l_clip_grad_norm},
-    {"isatty", l_isatty}, {"now", l_now}, {NULL, NULL}};
+    {"isatty", l_isatty}, {NULL, NULL}};
 
 void bl_open_train(lua_State *L) {
     lbl_newclass(L, LBL_ADAMW, adamw_methods, adamw_meta);

@@ -302,7 +302,7 @@ return function(bl)
   -- bl.run_experiment(opts) → {epochs={per-epoch rows}, best_epoch=, final=, out=, ...}: the
   -- tutorial's fine-tuning run (see docs/api/train.md for every option and the files written).
   local EXTRA_OPTIONS = { limit = true, val_limit = true, out = true, eval_epoch = true, log = true, on_epoch = true,
-                          per_class = true, quiet = true, quiet_model = true, progress_out = true }
+                          per_class = true, quiet = true, quiet_model = true, progress_out = true, threads = true }
 
   function bl.run_experiment(opts)
     if opts ~= nil and type(opts) ~= "table" then error("run_experiment: argument #1 must be an options table", 2) end
@@ -349,6 +349,12 @@ return function(bl)
       bl.mkdir_p(out)
     end
     local t_start = bl.now()
+    if o.threads ~= nil then
+      if math.type(o.threads) ~= "integer" or o.threads < 1 then
+        error("run_experiment: threads must be a positive integer, got " .. tostring(o.threads), 2)
+      end
+      bl.set_num_threads(o.threads)
+    end
 
     bl.seed(o.seed)
     local d = bl.load_text_classification(o.data, { test_size = o.test_size, random_state = o.random_state,

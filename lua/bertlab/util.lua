@@ -1,6 +1,8 @@
 -- bertlab.util: small helpers the experiment scripts share: a command-line parser (bl.parse_args),
 -- JSON encoding, atomic file writes, directories and timestamps.
 return function(bl)
+  -- bl.now(): the monotonic wall clock (an alias of the runtime's bl.clock)
+  bl.now = bl.clock
   ---------------------------------------------------------------------------------------------------
   -- Command-line arguments
   ---------------------------------------------------------------------------------------------------
