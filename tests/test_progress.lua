@@ -63,7 +63,7 @@ do
   local bar = bl.progress(8, { desc = "E", out = io.stdout, tty = false, clock = clk.fn, width = 10 })
   clk.t = clk.t + 6
   bar:update(3)
-  T.eq(bar:line(), "E:  37%|███▊      | 3/8 [00:06<00:10, 2.00s/it]", "partial bar, ETA, s/it when slow")
+  T.eq(bar:line(), "E:  38%|███▊      | 3/8 [00:06<00:10, 2.00s/it]", "partial bar, ETA, s/it when slow (percentage rounded as tqdm)")
   bar:update(1, { acc = "n/a" })
   T.check(bar:line():find("acc=n/a", 1, true) ~= nil, "string postfix shown as is")
   local nb = bl.progress(nil, { out = io.stdout, tty = false, clock = clk.fn })

@@ -75,7 +75,7 @@ return function(bl)
         bar = bar .. (part > 0 and BLOCKS[part] or " ") .. (" "):rep(self.width - full - 1)
       end
       local eta = self.n > 0 and elapsed * (self.total - self.n) / self.n or nil
-      parts[#parts + 1] = ("%s%3d%%|%s| %d/%d [%s<%s, %s"):format(prefix, math.floor(frac * 100), bar, self.n,
+      parts[#parts + 1] = ("%s%3.0f%%|%s| %d/%d [%s<%s, %s"):format(prefix, frac * 100, bar, self.n,
         self.total, fmt_time(elapsed), fmt_time(eta), fmt_rate(self.n, elapsed))
     else
       parts[#parts + 1] = ("%s%d [%s, %s"):format(prefix, self.n, fmt_time(elapsed), fmt_rate(self.n, elapsed))
