@@ -8,12 +8,7 @@ local dir = arg and arg[1] or "models/all-MiniLM-L6-v2"
 
 -- wall clock (os.clock is CPU time summed over OpenMP threads); ~1 ms overhead, so every timing
 -- below spans many milliseconds
-local function now()
-  local p = io.popen("date +%s.%N")
-  local t = tonumber(p:read("l"))
-  p:close()
-  return t
-end
+local now = bl.clock
 
 -- a batch of B "titles": [CLS] w... [SEP] with real lengths spread over lo..hi, padded to T
 local function make_batch(B, T, lo, hi, seed)
@@ -70,7 +65,14 @@ local function bench(B, T, lo, hi, reps)
   return fwd, fb, fwd_cpu, fb_cpu
 end
 
-bench(32, 24, 10, 24, 5)
+-- One thread for the rows compared with PyTorch (bench_model.py does the same), so the ratio does
+-- not depend on how busy the second core is; then the default thread count for the demo estimate.
+bl.set_num_threads(1)
+local f32, fb32 = bench(32, 24, 10, 24, 5)
+local _, fb3 = bench(3, 20, 12, 20, 40)
+print(("result: model_forward_B32_T24.bertlab %.3f batches/s"):format(1000 / f32))
+print(("result: model_train_step_B3_T20.bertlab %.3f steps/s"):format(1000 / fb3))
+bl.set_num_threads(tonumber(os.getenv("BERTLAB_NUM_THREADS") or "2"))
 bench(32, 256, 10, 24, 1)
 local fwd3, step3, fwd3_cpu, step3_cpu = bench(3, 20, 12, 20, 40)
 
