@@ -75,8 +75,12 @@ test: all data model
 demo: all data model
 	bin/bertlab experiments/conference.lua $(DEMO_ARGS)
 
-bench: all data model
+bench: all data model build/bench_kernels
+	build/bench_kernels
 	@sh bench/run.sh
+
+build/bench_kernels: bench/bench_kernels.c build/libbertlab.a
+	$(CC) $(CFLAGS) -o $@ $< build/libbertlab.a $(LDLIBS)
 
 fixtures:
 	@sh tests/fixtures/generate.sh
