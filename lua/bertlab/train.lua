@@ -299,6 +299,29 @@ return function(bl)
 
   local function rm_rf(path) os.execute("rm -rf " .. bl.shell_quote(path)) end
 
+  -- bl.save_checkpoint(model, dir): saves a whole checkpoint folder atomically: the files are
+  -- written into a hidden sibling folder, which is then renamed to `dir`; an existing checkpoint is
+  -- never overwritten, and a run killed mid-save leaves no folder named `dir`.
+  function bl.save_checkpoint(model, dir)
+    if type(dir) ~= "string" or dir == "" then
+      error("save_checkpoint: argument #2 must be a folder path, got " .. type(dir), 2)
+    end
+    if bl.file_exists(dir .. "/config.json") or bl.file_exists(dir .. "/model.safetensors") then
+      error(("save_checkpoint: checkpoint '%s' already exists; refusing to overwrite it"):format(dir), 2)
+    end
+    local parent, name = dir:match("^(.*)/([^/]+)/*$")
+    if not parent then parent, name = ".", dir end
+    local tmp = ("%s/.%s.partial"):format(parent, name)
+    rm_rf(tmp)
+    model:save(tmp)
+    local ok, err = os.rename(tmp, dir)
+    if not ok then
+      rm_rf(tmp)
+      error(("save_checkpoint: cannot move the checkpoint into '%s': %s"):format(dir, err), 2)
+    end
+    return dir
+  end
+
   -- bl.run_experiment(opts) → {epochs={per-epoch rows}, best_epoch=, final=, out=, ...}: the
   -- tutorial's fine-tuning run (see docs/api/train.md for every option and the files written).
   local EXTRA_OPTIONS = { limit = true, val_limit = true, out = true, eval_epoch = true, log = true, on_epoch = true,
@@ -384,15 +407,7 @@ return function(bl)
       local row = { epoch = epoch, train_loss = train_loss, val_loss = ev.loss, val_f1 = ev.f1,
                     val_accuracy = ev.accuracy, lr = lr, seconds = bl.now() - t0 }
       if out and o.save then
-        local final = ("%s/epoch_%d"):format(out, epoch)
-        local tmp = ("%s/.epoch_%d.partial"):format(out, epoch)
-        rm_rf(tmp)
-        model:save(tmp)
-        if bl.file_exists(final .. "/config.json") then
-          error(("run_experiment: checkpoint '%s' already exists; refusing to overwrite it"):format(final), 2)
-        end
-        local ok, err = os.rename(tmp, final)
-        if not ok then error(("run_experiment: cannot move the checkpoint into '%s': %s"):format(final, err), 2) end
+        bl.save_checkpoint(model, ("%s/epoch_%d"):format(out, epoch))
         row.checkpoint = ("epoch_%d"):format(epoch)
       end
       rows[#rows + 1] = row
