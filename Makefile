@@ -6,7 +6,7 @@ PKGS    := lua5.4 openblas jansson libutf8proc
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS  ?= -O3 -march=native -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -fopenmp -DBERTLAB_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
+CFLAGS  += -std=gnu11 -fno-math-errno -Wall -Wextra -Wno-unused-parameter -fopenmp -DBERTLAB_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
 LDLIBS  := $(PKG_LIBS) -lcsv -lm -fopenmp
 
 # CUDA: on when nvcc is found (CUDA=0 turns it off). The binary still runs on the CPU without a GPU.
