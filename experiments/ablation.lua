@@ -80,8 +80,4 @@ local function main()
   print(("\nTable written to %s/ablation.csv"):format(out))
 end
 
-local ok, err = pcall(main)
-if not ok then
-  io.stderr:write("ablation.lua: ", (tostring(err):gsub("^[^:]*:%d+: ", "")), "\n")
-  os.exit(1)
-end
+bl.script_main("ablation.lua", main)

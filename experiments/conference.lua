@@ -156,8 +156,4 @@ local function main()
     out, best, bl.clock() - t_start))
 end
 
-local ok, err = pcall(main)
-if not ok then
-  io.stderr:write("conference.lua: ", (tostring(err):gsub("^[^:]*:%d+: ", "")), "\n")
-  os.exit(1)
-end
+bl.script_main("conference.lua", main)

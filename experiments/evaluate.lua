@@ -51,8 +51,4 @@ local function main()
     ckpt, #ev.labels, ev.loss, ev.accuracy, ev.f1))
 end
 
-local ok, err = pcall(main)
-if not ok then
-  io.stderr:write("evaluate.lua: ", (tostring(err):gsub("^[^:]*:%d+: ", "")), "\n")
-  os.exit(1)
-end
+bl.script_main("evaluate.lua", main)

@@ -47,8 +47,4 @@ local function main()
   end
 end
 
-local ok, err = pcall(main)
-if not ok then
-  io.stderr:write("predict.lua: ", (tostring(err):gsub("^[^:]*:%d+: ", "")), "\n")
-  os.exit(1)
-end
+bl.script_main("predict.lua", main)

@@ -137,6 +137,16 @@ return function(bl)
   -- bl.parse_args(arg, spec): the script's options as a table (dashes become underscores).
   -- --help prints the usage and exits 0; an error prints it and exits 2 (spec.raise: error instead,
   -- and --help returns nil, usage).
+  -- bl.script_main(name, main): runs a script's main function; an error is printed as
+  -- "name: message" (without the Lua position, which means nothing to a user) and exits 1.
+  function bl.script_main(name, main)
+    local ok, err = pcall(main)
+    if not ok then
+      io.stderr:write(name, ": ", (tostring(err):gsub("^[^:]*:%d+: ", "")), "\n")
+      os.exit(1)
+    end
+  end
+
   function bl.parse_args(argv, spec)
     if type(spec) ~= "table" then error("parse_args: argument #2 must be a spec table", 2) end
     argv = argv or {}
