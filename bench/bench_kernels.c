@@ -50,7 +50,7 @@ static double cpu_us;
     })
 
 static void bench(int B, int T) {
-    const int C = 384, NH = 12, F = 4 * C, V = 30522, L = 5;
+    const int C = 384, NH = 12, F = 4 * C, V = 30522, L = 5, P = 512; /* P: max_position_embeddings */
     int N = B * T;
     float p = 0.1f;
     float *x = buf((size_t)N * C), *y = buf((size_t)N * C), *dx = buf((size_t)N * C);
@@ -88,10 +88,10 @@ static void bench(int B, int T) {
         k_layernorm_backward(dx, dg, dbe, y, x, mean, rstd, g, N, C), 2);
     ROW("linear qkv 384->1152", k_linear_forward(qkv, x, wqkv, bqkv, N, C, 3 * C),
         k_linear_backward(dx, dwqkv, dbqkv, qkv, x, wqkv, N, C, 3 * C), 1);
-    ROW("attention (p=0.1, masked)", k_attention_forward(y, att, qkv, mask, B, T, C, NH, p, 1, 0),
-        k_attention_backward(dqkv, scr, x, qkv, att, B, T, C, NH, p, 1, 0), 1);
-    ROW("attention (p=0)", k_attention_forward(y, att, qkv, mask, B, T, C, NH, 0, 1, 0),
-        k_attention_backward(dqkv, scr, x, qkv, att, B, T, C, NH, 0, 1, 0), 0);
+    ROW("attention (p=0.1, masked)", k_attention_forward(y, att, qkv, mask, B, T, C, NH, P, p, 1, 0),
+        k_attention_backward(dqkv, scr, x, qkv, att, B, T, C, NH, P, p, 1, 0), 1);
+    ROW("attention (p=0)", k_attention_forward(y, att, qkv, mask, B, T, C, NH, P, 0, 1, 0),
+        k_attention_backward(dqkv, scr, x, qkv, att, B, T, C, NH, P, 0, 1, 0), 0);
     ROW("linear proj 384->384", k_linear_forward(y, x, wp, bp, N, C, C),
         k_linear_backward(dx, dwp, dbp, y, x, wp, N, C, C), 1);
     ROW("linear fc1 384->1536", k_linear_forward(h, x, w1, b1, N, C, F),
@@ -100,8 +100,8 @@ static void bench(int B, int T) {
         k_gelu_backward(dh, h, h2, (size_t)N * F), 1);
     ROW("linear fc2 1536->384", k_linear_forward(y, h, w2, b2, N, F, C),
         k_linear_backward(dh, dw2, db2, y, h, w2, N, F, C), 1);
-    ROW("dropout [N,384] p=0.1", k_dropout_forward(y, x, (size_t)N * C, p, 1, 0),
-        k_dropout_backward(dx, y, (size_t)N * C, p, 1, 0), 2);
+    ROW("dropout [N,384] p=0.1", k_dropout_forward(y, x, B, T, C, P, p, 1, 0),
+        k_dropout_backward(dx, y, B, T, C, P, p, 1, 0), 2);
     ROW("residual / accumulate [N,384]", k_residual_forward(y, x, dx, (size_t)N * C),
         k_accumulate(dx, y, (size_t)N * C), 2);
     double per_layer = layer, per_layer_cpu = layer_cpu;

@@ -5,8 +5,9 @@
 -- out/epoch_N (atomically), out/results.jsonl, out/results.csv and out/chart.svg; at the end it
 -- reloads the best epoch's checkpoint (or --eval-epoch) and prints the accuracy per class.
 -- Padding: the tutorial pads every title to 256 tokens; --pad longest (the default) trims each
--- batch to its longest title instead: the same model outputs (padded positions are masked), much
--- faster; in training only the random dropout masks differ, as they are drawn over the padded shape.
+-- batch to its longest title instead, much faster with the same results: padded positions are masked,
+-- and dropout masks depend on a token's position, not on the padded width, so training with either
+-- padding gives the same losses (tests/test_experiments.lua checks both).
 local bl = require("bertlab")
 
 local D = bl.EXPERIMENT_DEFAULTS

@@ -4,9 +4,18 @@
  * All float buffers are float32, row-major, contiguous. Backward functions ACCUMULATE (+=) into
  * every gradient they write (dinp, dweight, dbias), so the model zeroes gradients once per step;
  * a NULL gradient pointer means "not needed" and is skipped.
- * Dropout draws from Philox (runtime/rng.h): element i keeps iff uniform(seed, RNG_STREAM_DROPOUT,
- * offset + i) > p, kept values are scaled by 1/(1-p); backward regenerates the same mask from
- * (seed, offset), so no mask is stored. p == 0 means no dropout. */
+ * Dropout draws from Philox (runtime/rng.h): an element keeps iff
+ * uniform(seed, RNG_STREAM_DROPOUT, offset + idx) > p, kept values are scaled by 1/(1-p), where idx
+ * is the element's index in the tensor padded to P tokens (P = max_position_embeddings, a bound on T
+ * that does not depend on how a batch is padded):
+ *   hidden states [B,T,C]:            (b,t,c)   -> idx = (b*P + t)*C + c,          a call spans B*P*C;
+ *   attention probabilities [B,NH,T,T]: (b,h,i,j) -> idx = ((b*NH + h)*P + i)*P + j, spans B*NH*P*P.
+ * So a mask element depends on its logical coordinates only, never on the padded width T: a batch
+ * trimmed to its longest sequence draws, for every real token, the masks of the same batch padded to
+ * any wider T, and training gives the same results under both. The caller advances its offset by the
+ * span, whatever T is. Each row of C (hidden, T*C per b) or T (attention) elements is contiguous in
+ * the stream. Backward regenerates the same mask from (seed, offset), so no mask is stored.
+ * p == 0 means no dropout. */
 #ifndef BL_BERT_KERNELS_H
 #define BL_BERT_KERNELS_H
 #include <stddef.h>
@@ -42,14 +51,14 @@ void k_linear_backward(float *dinp, float *dweight, float *dbias, const float *d
  * att[B,NH,T,T] = softmax_j(q_i . k_j / sqrt(HS) + mask_add[b,j])  (cached, before dropout);
  * out[B,T,C]: out[b,i,h*HS+d] = sum_j dropout(att)[b,h,i,j] * v[b,j,h*HS+d].
  * mask_add[B,T] is 0 for real tokens and -FLT_MAX (torch.finfo(float32).min) for padding, as
- * Hugging Face extends attention_mask. Dropout on att with (p, seed, offset); the mask covers
- * B*NH*T*T elements in att's order. */
+ * Hugging Face extends attention_mask. Dropout on att with (p, seed, offset): att[b,h,i,j] uses
+ * stream index offset + ((b*NH + h)*P + i)*P + j (T <= P); the call spans B*NH*P*P indices. */
 void k_attention_forward(float *out, float *att, const float *qkv, const float *mask_add, int B, int T,
-                         int C, int NH, float p, uint64_t seed, uint64_t offset);
+                         int C, int NH, int P, float p, uint64_t seed, uint64_t offset);
 /* scratch[B,NH,T,T] is work space; dqkv[B,T,3C] += gradient. */
 void k_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                          const float *att, int B, int T, int C, int NH, float p, uint64_t seed,
-                          uint64_t offset);
+                          const float *att, int B, int T, int C, int NH, int P, float p,
+                          uint64_t seed, uint64_t offset);
 
 /* ---- pointwise ----------------------------------------------------------------------------------- */
 /* GELU, erf form: 0.5 * x * (1 + erf(x / sqrt(2))). */
@@ -58,10 +67,14 @@ void k_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n)
 /* tanh (the pooler); backward uses the forward's output. */
 void k_tanh_forward(float *out, const float *inp, size_t n);
 void k_tanh_backward(float *dinp, const float *out, const float *dout, size_t n);
-/* out = dropout(inp) (out may equal inp); p == 0 copies. */
-void k_dropout_forward(float *out, const float *inp, size_t n, float p, uint64_t seed, uint64_t offset);
-void k_dropout_backward(float *dinp, const float *dout, size_t n, float p, uint64_t seed,
-                        uint64_t offset);
+/* out[B,T,C] = dropout(inp) (out may equal inp); p == 0 copies. Element (b,t,c) uses stream index
+ * offset + (b*P + t)*C + c (T <= P); the call spans B*P*C indices. A [B,C] tensor (the pooled
+ * output) is B, 1, C, 1; a flat run of n elements at offset + i is 1, 1, n, 1. */
+void k_dropout_forward(float *out, const float *inp, int B, int T, int C, int P, float p,
+                       uint64_t seed, uint64_t offset);
+/* dinp[B,T,C] += dout * the forward's mask / (1-p) */
+void k_dropout_backward(float *dinp, const float *dout, int B, int T, int C, int P, float p,
+                        uint64_t seed, uint64_t offset);
 /* out = a + b (the residual connections); backward is two accumulations, done with k_accumulate. */
 void k_residual_forward(float *out, const float *a, const float *b, size_t n);
 /* dst += src */

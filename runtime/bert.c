@@ -530,17 +530,21 @@ static int ensure_acts(bert_t *m, int B, int T) {
 }
 
 /* Dropout offsets of one forward, in call order: embeddings, then per layer (attention probs,
- * attention output, feed-forward output), then the pooled output. Each starts on a Philox block. */
-static uint64_t drop_offsets(const bert_t *m, int B, int T, uint64_t start, uint64_t *off) {
-    uint64_t N = (uint64_t)B * T, C = m->config.hidden_size, NH = m->config.num_attention_heads;
+ * attention output, feed-forward output), then the pooled output. Each starts on a Philox block.
+ * The kernels index masks as if the batch were padded to P = max_position_embeddings tokens
+ * (kernels/bert_kernels.h), so the spans, and every mask of a real token, do not depend on the
+ * batch's T: dynamic padding trains exactly as fixed padding. */
+static uint64_t drop_offsets(const bert_t *m, int B, uint64_t start, uint64_t *off) {
+    uint64_t C = m->config.hidden_size, NH = m->config.num_attention_heads,
+             P = m->config.max_position_embeddings;
     int NL = m->config.num_hidden_layers, k = 0;
     uint64_t o = start;
 #define NEXT(n) (off[k++] = o, o += ((uint64_t)(n) + 3) & ~(uint64_t)3)
-    NEXT(N * C);
+    NEXT((uint64_t)B * P * C);
     for (int l = 0; l < NL; l++) {
-        NEXT((uint64_t)B * NH * T * T);
-        NEXT(N * C);
-        NEXT(N * C);
+        NEXT((uint64_t)B * NH * P * P);
+        NEXT((uint64_t)B * P * C);
+        NEXT((uint64_t)B * P * C);
     }
     NEXT((uint64_t)B * C);
 #undef NEXT
@@ -619,7 +623,7 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
     const bert_config_t *c = &m->config;
     int B = (int)in->input_ids->shape[0], T = (int)in->input_ids->shape[1];
     int C = c->hidden_size, NH = c->num_attention_heads, I = c->intermediate_size,
-        NL = c->num_hidden_layers, L = c->num_labels;
+        NL = c->num_hidden_layers, L = c->num_labels, P = c->max_position_embeddings;
     size_t N = (size_t)B * T;
     if (ensure_acts(m, B, T) != 0) return -1;
     bert_acts_t *a = &m->acts;
@@ -639,7 +643,8 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
                              ? -FLT_MAX
                              : 0.0f;
 
-    /* dropout: masks drawn from (global seed, DROPOUT stream, running offset) */
+    /* dropout: masks drawn from (global seed, DROPOUT stream, running offset); the offset advances
+     * by spans that depend on B only (drop_offsets) */
     m->p_hidden = m->training ? c->hidden_dropout_prob : 0.0f;
     m->p_attn = m->training ? c->attention_probs_dropout_prob : 0.0f;
     m->p_cls = m->training ? m->classifier_dropout : 0.0f;
@@ -647,7 +652,7 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
     m->drop_seed = rng_global_seed();
     rng_t *ds = rng_stream(RNG_STREAM_DROPOUT);
     m->drop_offset = ds->offset;
-    uint64_t end = drop_offsets(m, B, T, m->drop_offset, off);
+    uint64_t end = drop_offsets(m, B, m->drop_offset, off);
     if (m->training) ds->offset = end;
     float ph = m->p_hidden, pa = m->p_attn;
     uint64_t seed = m->drop_seed;
@@ -655,7 +660,7 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
     k_embeddings_forward(a->emb, a->ids, a->types, p->wte, p->wpe, p->wtt, B, T, C);
     k_layernorm_forward(a->emb_ln, a->emb_mean, a->emb_rstd, a->emb, p->emb_lnw, p->emb_lnb, (int)N,
                         C, c->layer_norm_eps);
-    k_dropout_forward(a->x0, a->emb_ln, N * C, ph, seed, off[0]);
+    k_dropout_forward(a->x0, a->emb_ln, B, T, C, P, ph, seed, off[0]);
     const float *x = a->x0;
     for (int l = 0; l < NL; l++) {
         size_t nc = N * C, ni = N * I, att = (size_t)B * NH * T * T;
@@ -665,18 +670,18 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
         float *fchg = a->fch_gelu + l * ni, *res2 = a->res2 + l * nc;
         float *ln2 = a->ln2 + l * nc;
         k_linear_forward(qkv, x, p->qkvw + l * 3 * cc, p->qkvb + l * 3 * C, (int)N, C, 3 * C);
-        k_attention_forward(atty, a->att + l * att, qkv, a->mask_add, B, T, C, NH, pa, seed,
+        k_attention_forward(atty, a->att + l * att, qkv, a->mask_add, B, T, C, NH, P, pa, seed,
                             off[1 + 3 * l]);
         /* dense, dropout and residual in place in res1: backward needs only the sum */
         k_linear_forward(res1, atty, p->attprojw + l * cc, p->attprojb + l * C, (int)N, C, C);
-        k_dropout_forward(res1, res1, nc, ph, seed, off[2 + 3 * l]);
+        k_dropout_forward(res1, res1, B, T, C, P, ph, seed, off[2 + 3 * l]);
         k_residual_forward(res1, res1, x, nc);
         k_layernorm_forward(ln1, a->ln1_mean + l * N, a->ln1_rstd + l * N, res1, p->ln1w + l * C,
                             p->ln1b + l * C, (int)N, C, c->layer_norm_eps);
         k_linear_forward(fch, ln1, p->fcw + l * ic, p->fcb + l * I, (int)N, C, I);
         k_gelu_forward(fchg, fch, ni);
         k_linear_forward(res2, fchg, p->fcprojw + l * ic, p->fcprojb + l * C, (int)N, I, C);
-        k_dropout_forward(res2, res2, nc, ph, seed, off[3 + 3 * l]);
+        k_dropout_forward(res2, res2, B, T, C, P, ph, seed, off[3 + 3 * l]);
         k_residual_forward(res2, res2, ln1, nc);
         k_layernorm_forward(ln2, a->ln2_mean + l * N, a->ln2_rstd + l * N, res2, p->ln2w + l * C,
                             p->ln2b + l * C, (int)N, C, c->layer_norm_eps);
@@ -685,7 +690,7 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
     k_cls_forward(a->cls, x, B, T, C);
     k_linear_forward(a->pool_pre, a->cls, p->poolw, p->poolb, B, C, C);
     k_tanh_forward(a->pooled, a->pool_pre, (size_t)B * C);
-    k_dropout_forward(a->pooled_d, a->pooled, (size_t)B * C, m->p_cls, seed, off[1 + 3 * NL]);
+    k_dropout_forward(a->pooled_d, a->pooled, B, 1, C, 1, m->p_cls, seed, off[1 + 3 * NL]);
     k_linear_forward(a->logits, a->pooled_d, p->clsw, p->clsb, B, C, L);
     if (in->labels) {
         k_crossentropy_forward(a->loss, a->probs, a->logits, a->labels, B, L);
@@ -701,14 +706,14 @@ int bert_backward(bert_t *m, float dloss) {
     const bert_config_t *c = &m->config;
     int B = m->B, T = m->T;
     int C = c->hidden_size, NH = c->num_attention_heads, I = c->intermediate_size,
-        NL = c->num_hidden_layers, L = c->num_labels;
+        NL = c->num_hidden_layers, L = c->num_labels, P = c->max_position_embeddings;
     size_t N = (size_t)B * T, nc = N * C, ni = N * I, bc = (size_t)B * C;
     size_t cc = (size_t)C * C, ic = (size_t)I * C, att = (size_t)B * NH * T * T;
     bert_acts_t *a = &m->acts;
     const bert_params_t *p = &m->params;
     bert_params_t *g = &m->grads;
     uint64_t off[3 * NL + 2];
-    drop_offsets(m, B, T, m->drop_offset, off);
+    drop_offsets(m, B, m->drop_offset, off);
     float ph = m->p_hidden, pa = m->p_attn;
     uint64_t seed = m->drop_seed;
 #define ZERO(ptr, n) memset((ptr), 0, (n) * sizeof(float))
@@ -719,7 +724,7 @@ int bert_backward(bert_t *m, float dloss) {
     ZERO(a->d_bc1, bc);
     k_linear_backward(a->d_bc1, g->clsw, g->clsb, a->d_logits, a->pooled_d, p->clsw, B, C, L);
     ZERO(a->d_bc2, bc);
-    k_dropout_backward(a->d_bc2, a->d_bc1, bc, m->p_cls, seed, off[1 + 3 * NL]);
+    k_dropout_backward(a->d_bc2, a->d_bc1, B, 1, C, 1, m->p_cls, seed, off[1 + 3 * NL]);
     ZERO(a->d_bc1, bc);
     k_tanh_backward(a->d_bc1, a->pooled, a->d_bc2, bc);
     ZERO(a->d_bc2, bc);
@@ -738,7 +743,7 @@ int bert_backward(bert_t *m, float dloss) {
         k_layernorm_backward(da, g->ln2w + l * C, g->ln2b + l * C, dres, res2, a->ln2_mean + l * N,
                              a->ln2_rstd + l * N, p->ln2w + l * C, (int)N, C);
         ZERO(db, nc); /* d fcproj (before dropout) */
-        k_dropout_backward(db, da, nc, ph, seed, off[3 + 3 * l]);
+        k_dropout_backward(db, da, B, T, C, P, ph, seed, off[3 + 3 * l]);
         ZERO(a->d_i1, ni);
         k_linear_backward(a->d_i1, g->fcprojw + l * ic, g->fcprojb + l * C, db, fchg,
                           p->fcprojw + l * ic, (int)N, I, C);
@@ -751,13 +756,13 @@ int bert_backward(bert_t *m, float dloss) {
         k_layernorm_backward(db, g->ln1w + l * C, g->ln1b + l * C, da, res1, a->ln1_mean + l * N,
                              a->ln1_rstd + l * N, p->ln1w + l * C, (int)N, C);
         ZERO(da, nc); /* d attproj (before dropout) */
-        k_dropout_backward(da, db, nc, ph, seed, off[2 + 3 * l]);
+        k_dropout_backward(da, db, B, T, C, P, ph, seed, off[2 + 3 * l]);
         ZERO(dres, nc); /* d atty */
         k_linear_backward(dres, g->attprojw + l * cc, g->attprojb + l * C, da, atty,
                           p->attprojw + l * cc, (int)N, C, C);
         ZERO(a->d_qkv, 3 * nc);
-        k_attention_backward(a->d_qkv, a->d_att, dres, qkv, a->att + l * att, B, T, C, NH, pa, seed,
-                             off[1 + 3 * l]);
+        k_attention_backward(a->d_qkv, a->d_att, dres, qkv, a->att + l * att, B, T, C, NH, P, pa,
+                             seed, off[1 + 3 * l]);
         /* d x = residual (db) + through the qkv projection */
         k_linear_backward(db, g->qkvw + l * 3 * cc, g->qkvb + l * 3 * C, a->d_qkv, x,
                           p->qkvw + l * 3 * cc, (int)N, C, 3 * C);
@@ -768,7 +773,7 @@ int bert_backward(bert_t *m, float dloss) {
 
     /* embeddings: dropout -> LayerNorm -> lookups */
     ZERO(da, nc);
-    k_dropout_backward(da, dres, nc, ph, seed, off[0]);
+    k_dropout_backward(da, dres, B, T, C, P, ph, seed, off[0]);
     ZERO(db, nc);
     k_layernorm_backward(db, g->emb_lnw, g->emb_lnb, da, a->emb, a->emb_mean, a->emb_rstd,
                          p->emb_lnw, (int)N, C);

@@ -2,7 +2,8 @@
 -- task in a few dozen AdamW steps; (2) the same seeded training twice gives identical losses;
 -- (3) experiments/conference.lua --limit 30 --epochs 1 on the default model writes well-formed
 -- results, checkpoints and chart, and evaluate.lua / predict.lua reload its checkpoint; (4) the
--- experiment is reproducible run to run. Parts not merged yet or absent files are skipped with why.
+-- experiment is reproducible run to run, and gives the same results with dynamic and fixed padding.
+-- Parts not merged yet or absent files are skipped with why.
 local T = require("testlib")
 local bl = require("bertlab")
 
@@ -230,8 +231,8 @@ else
   T.eq(b.train_loss, a.train_loss, "run_experiment twice with the same seed: identical training loss")
   T.eq(b.val_loss, a.val_loss, "run_experiment twice: identical validation loss")
 
-  -- dynamic padding (the default) gives the model outputs of the tutorial's fixed padding (with
-  -- dropout on, training runs differ only in their random masks, drawn over the padded shape)
+  -- dynamic padding (the default) gives the model outputs of the tutorial's fixed padding, in
+  -- evaluation and in training (dropout masks are indexed by a token's position, not the padded shape)
   do
     local dd = bl.load_text_classification(DATA, { val_limit = 12 })
     local tok = bl.BertTokenizer.from_pretrained(MODEL)
@@ -245,6 +246,21 @@ else
     print(("# pad longest vs max_length 64 (eval): loss diff %.3g"):format(dv))
     T.check(dv < 1e-5, "--pad longest = --pad max_length in evaluation (loss within 1e-5)", ("%.3g"):format(dv))
     T.same(ev_l.preds, ev_m.preds, "--pad longest = --pad max_length: same predictions")
+  end
+  do
+    local function train(pad)
+      local res = bl.run_experiment({ limit = 9, val_limit = 9, epochs = 1, pad = pad, max_length = 64,
+                                       progress = false, per_class = false, log = function() end })
+      res.model:free()
+      return res.epochs[1]
+    end
+    local l, m = train("longest"), train("max_length")
+    local dt, dv = math.abs(l.train_loss - m.train_loss), math.abs(l.val_loss - m.val_loss)
+    print(("# pad longest vs max_length 64 (training, 3 steps): train loss %.7f vs %.7f (diff %.3g), val loss diff %.3g")
+      :format(l.train_loss, m.train_loss, dt, dv))
+    T.check(dt < 1e-5, "--pad longest = --pad max_length in training (train loss within 1e-5)", ("%.3g"):format(dt))
+    T.check(dv < 1e-5, "--pad longest = --pad max_length in training: the trained models' val loss within 1e-5",
+      ("%.3g"):format(dv))
   end
   os.execute("rm -rf " .. bl.shell_quote(dir))
 end

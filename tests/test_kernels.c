@@ -1,7 +1,8 @@
 /* test_kernels.c: the BERT layer kernels (kernels/bert_kernels.h) against PyTorch (fixtures written
  * by tests/fixtures/gen_kernels.py: float64 autograd from float32 inputs), against central finite
  * differences of their own forwards, and for the semantics the model relies on: backward accumulates,
- * NULL gradients are skipped, dropout masks come from (seed, offset) and backward reuses them.
+ * NULL gradients are skipped, dropout masks come from (seed, offset) and the element's coordinates in
+ * the tensor padded to P tokens (not on T), and backward reuses them.
  * Run from the repository root (tests/run.sh does). */
 #include "../kernels/bert_kernels.h"
 #include "../runtime/rng.h"
@@ -317,10 +318,11 @@ static void test_linear(void) {
 
 /* ---- attention ------------------------------------------------------------------------------------- */
 
-typedef struct { float *out, *att, *qkv, *mask, *R; int B, T, C, NH; float p; uint64_t seed, off; } att_ctx;
+typedef struct { float *out, *att, *qkv, *mask, *R; int B, T, C, NH, P; float p; uint64_t seed, off; } att_ctx;
 static double att_loss(void *p) {
     att_ctx *c = p;
-    k_attention_forward(c->out, c->att, c->qkv, c->mask, c->B, c->T, c->C, c->NH, c->p, c->seed, c->off);
+    k_attention_forward(c->out, c->att, c->qkv, c->mask, c->B, c->T, c->C, c->NH, c->P, c->p, c->seed,
+                        c->off);
     return dot(c->out, c->R, (long)c->B * c->T * c->C);
 }
 
@@ -332,6 +334,7 @@ static void test_attention(const char *tag) {
     float *pp = FX("p");
     int B = (int)dims[0], T = (int)dims[1], C = (int)dims[2], NH = (int)dims[3];
     uint64_t seed = (uint64_t)dims[4], off = (uint64_t)dims[5];
+    int P = (int)dims[6];
     float p = pp[0];
     float *qkv = FX("qkv"), *mask = FX("mask"), *dout = FX("dout"), *watt = FX("att");
     float *wout = FX("out"), *wdqkv = FX("dqkv");
@@ -339,9 +342,10 @@ static void test_attention(const char *tag) {
     long nqkv = (long)B * T * 3 * C, nout = (long)B * T * C, natt = (long)B * NH * T * T;
     float *out = zeros(nout), *att = zeros(natt), *dqkv = zeros(nqkv), *scratch = zeros(natt);
     char what[160];
-    k_attention_forward(out, att, qkv, mask, B, T, C, NH, p, seed, off);
-    snprintf(what, sizeof what, "attention forward B=%d T=%d C=%d NH=%d p=%g (padding masked) vs torch",
-             B, T, C, NH, p);
+    k_attention_forward(out, att, qkv, mask, B, T, C, NH, P, p, seed, off);
+    snprintf(what, sizeof what,
+             "attention forward B=%d T=%d C=%d NH=%d P=%d p=%g (padding masked) vs torch", B, T, C, NH,
+             P, p);
     check_close(what, out, wout, nout, 1.0, TOL);
     check_close("attention cached att (softmax before dropout) vs torch", att, watt, natt, 1.0, TOL);
     /* padded keys get exactly zero weight */
@@ -353,16 +357,48 @@ static void test_attention(const char *tag) {
                     for (int i = 0; i < T; i++)
                         if (att[(((long)b * NH + h) * T + i) * T + j] != 0.0f) zero_ok = 0;
     CHECK(zero_ok, "attention: masked keys (-FLT_MAX) get weight exactly 0");
-    k_attention_backward(dqkv, scratch, dout, qkv, att, B, T, C, NH, p, seed, off);
+    k_attention_backward(dqkv, scratch, dout, qkv, att, B, T, C, NH, P, p, seed, off);
     check_close("attention backward dqkv vs torch", dqkv, wdqkv, nqkv, 1.0, TOL);
-    k_attention_backward(dqkv, scratch, dout, qkv, att, B, T, C, NH, p, seed, off);
+    k_attention_backward(dqkv, scratch, dout, qkv, att, B, T, C, NH, P, p, seed, off);
     check_close("attention backward accumulates (dqkv doubles)", dqkv, wdqkv, nqkv, 2.0, 2 * TOL);
     if (C <= 64) { /* finite differences on the small cases (every 37th element from T=80 on) */
         memset(dqkv, 0, sizeof(float) * nqkv);
-        k_attention_backward(dqkv, scratch, dout, qkv, att, B, T, C, NH, p, seed, off);
-        att_ctx c = {out, att, qkv, mask, dout, B, T, C, NH, p, seed, off};
+        k_attention_backward(dqkv, scratch, dout, qkv, att, B, T, C, NH, P, p, seed, off);
+        att_ctx c = {out, att, qkv, mask, dout, B, T, C, NH, P, p, seed, off};
         snprintf(what, sizeof what, "attention dqkv (T=%d, p=%g)", T, p);
         fd_check(what, att_loss, &c, qkv, nqkv, dqkv, T >= 64 ? 37 : 1, 1e-2f, 2e-3);
+    }
+    if (p > 0.0f && P > T) { /* the same batch padded to P: its real rows are unchanged */
+        int T2 = P;
+        long n2qkv = (long)B * T2 * 3 * C, n2out = (long)B * T2 * C, n2att = (long)B * NH * T2 * T2;
+        float *qkv2 = randn(n2qkv, 1.0f), *mask2 = zeros((long)B * T2), *dout2 = zeros(n2out);
+        float *out2 = zeros(n2out), *att2 = zeros(n2att), *dqkv2 = zeros(n2qkv);
+        float *scratch2 = zeros(n2att), *o2 = zeros(nout), *g2 = zeros(nqkv);
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T2; t++) {
+                mask2[b * T2 + t] = t < T ? mask[b * T + t] : -FLT_MAX;
+                if (t < T) {
+                    memcpy(qkv2 + ((long)b * T2 + t) * 3 * C, qkv + ((long)b * T + t) * 3 * C,
+                           sizeof(float) * 3 * C);
+                    memcpy(dout2 + ((long)b * T2 + t) * C, dout + ((long)b * T + t) * C,
+                           sizeof(float) * C);
+                }
+            }
+        k_attention_forward(out, att, qkv, mask, B, T, C, NH, P, p, seed, off); /* fd left others */
+        k_attention_forward(out2, att2, qkv2, mask2, B, T2, C, NH, P, p, seed, off);
+        k_attention_backward(dqkv2, scratch2, dout2, qkv2, att2, B, T2, C, NH, P, p, seed, off);
+        memset(dqkv, 0, sizeof(float) * nqkv);
+        k_attention_backward(dqkv, scratch, dout, qkv, att, B, T, C, NH, P, p, seed, off);
+        for (int b = 0; b < B; b++) {
+            memcpy(o2 + (long)b * T * C, out2 + (long)b * T2 * C, sizeof(float) * T * C);
+            memcpy(g2 + (long)b * T * 3 * C, dqkv2 + (long)b * T2 * 3 * C, sizeof(float) * T * 3 * C);
+        }
+        snprintf(what, sizeof what, "attention with dropout, T=%d padded to %d: same output rows", T, T2);
+        check_close(what, o2, out, nout, 1.0, 1e-6);
+        snprintf(what, sizeof what, "attention with dropout, T=%d padded to %d: same dqkv rows", T, T2);
+        check_close(what, g2, dqkv, nqkv, 1.0, 1e-6);
+        free(qkv2); free(mask2); free(dout2); free(out2); free(att2); free(dqkv2); free(scratch2);
+        free(o2); free(g2);
     }
     free(dims); free(pp); free(qkv); free(mask); free(dout); free(watt); free(wout); free(wdqkv);
     free(out); free(att); free(dqkv); free(scratch);
@@ -375,7 +411,7 @@ static double pw_loss(void *q) {
     pw_ctx *c = q;
     if (c->which == 0) k_gelu_forward(c->out, c->x, c->n);
     else if (c->which == 1) k_tanh_forward(c->out, c->x, c->n);
-    else k_dropout_forward(c->out, c->x, c->n, c->p, c->seed, c->off);
+    else k_dropout_forward(c->out, c->x, 1, 1, (int)c->n, 1, c->p, c->seed, c->off);
     return dot(c->out, c->R, c->n);
 }
 
@@ -441,10 +477,12 @@ static void test_pointwise(void) {
 /* ---- dropout --------------------------------------------------------------------------------------- */
 
 static void test_dropout(void) {
-    long n;
+    int n;
+    long nl;
     int64_t *dims = fxi("drop.dims", NULL);
-    float *pp = fxf("drop.p", NULL), *x = fxf("drop.x", &n), *dout = fxf("drop.dout", NULL);
+    float *pp = fxf("drop.p", NULL), *x = fxf("drop.x", &nl), *dout = fxf("drop.dout", NULL);
     float *want = fxf("drop.out", NULL), *wdx = fxf("drop.dx", NULL), *wu = fxf("drop.u", NULL);
+    n = (int)nl;
     float p = pp[0];
     uint64_t seed = (uint64_t)dims[1], off = (uint64_t)dims[2];
     /* the stream layout itself: uniforms from rng_word_at vs an independent Philox in numpy */
@@ -453,11 +491,11 @@ static void test_dropout(void) {
         u[i] = (float)rng_word_at(seed, RNG_STREAM_DROPOUT, i) * 2.3283064e-10f + 2.3283064e-10f / 2.0f;
     check_close("dropout stream: rng_word_at uniforms vs numpy Philox4x32-10", u, wu, 16, 1.0, 0.0);
     float *out = zeros(n), *dx = zeros(n);
-    k_dropout_forward(out, x, n, p, seed, off);
+    k_dropout_forward(out, x, 1, 1, n, 1, p, seed, off);
     check_close("dropout forward p=0.1 (offset 7) vs numpy Philox mask", out, want, n, 1.0, TOL);
-    k_dropout_backward(dx, dout, n, p, seed, off);
+    k_dropout_backward(dx, dout, 1, 1, n, 1, p, seed, off);
     check_close("dropout backward uses the same mask", dx, wdx, n, 1.0, TOL);
-    k_dropout_backward(dx, dout, n, p, seed, off);
+    k_dropout_backward(dx, dout, 1, 1, n, 1, p, seed, off);
     check_close("dropout backward accumulates", dx, wdx, n, 2.0, 2 * TOL);
     /* the header's definition, element by element through rng_word_at */
     int defn = 1;
@@ -469,30 +507,30 @@ static void test_dropout(void) {
     CHECK(defn, "dropout keeps element i iff uniform(seed, DROPOUT, offset + i) > p");
     /* in place, and a sub-range at offset + k reproduces elements k.. of the whole */
     float *y = copyf(x, n);
-    k_dropout_forward(y, y, n, p, seed, off);
+    k_dropout_forward(y, y, 1, 1, n, 1, p, seed, off);
     check_close("dropout forward in place (out == inp)", y, out, n, 1.0, 0.0);
-    k_dropout_forward(y, x + 333, n - 333, p, seed, off + 333);
+    k_dropout_forward(y, x + 333, 1, 1, n - 333, 1, p, seed, off + 333);
     check_close("dropout mask is a function of (seed, offset + i)", y, out + 333, n - 333, 1.0, 0.0);
-    k_dropout_forward(y, x, n, p, seed + 1, off);
+    k_dropout_forward(y, x, 1, 1, n, 1, p, seed + 1, off);
     CHECK(max_abs_diff(y, out, n, 1.0) > 0, "dropout: another seed gives another mask");
     /* p = 0: identity forward, plain accumulation backward */
-    k_dropout_forward(y, x, n, 0.0f, seed, off);
+    k_dropout_forward(y, x, 1, 1, n, 1, 0.0f, seed, off);
     check_close("dropout p=0 forward is the identity", y, x, n, 1.0, 0.0);
     memset(dx, 0, sizeof(float) * n);
-    k_dropout_backward(dx, dout, n, 0.0f, seed, off);
+    k_dropout_backward(dx, dout, 1, 1, n, 1, 0.0f, seed, off);
     check_close("dropout p=0 backward passes dout", dx, dout, n, 1.0, 0.0);
     /* finite differences (the mask does not depend on the values) */
     memset(dx, 0, sizeof(float) * n);
-    k_dropout_backward(dx, dout, n, p, seed, off);
+    k_dropout_backward(dx, dout, 1, 1, n, 1, p, seed, off);
     pw_ctx c = {out, x, dout, n, 2, p, seed, off};
     fd_check("dropout", pw_loss, &c, x, n, dx, 7, 1e-2f, 1e-3);
     /* kept fraction over a million elements, p = 0.1 and 0.5, scaled by 1/(1-p) */
-    long big = 1000000;
+    int big = 1000000;
     float *ones = malloc(sizeof(float) * big), *ob = zeros(big);
     for (long i = 0; i < big; i++) ones[i] = 1.0f;
     float ps[2] = {0.1f, 0.5f};
     for (int k = 0; k < 2; k++) {
-        k_dropout_forward(ob, ones, big, ps[k], 99, 12345);
+        k_dropout_forward(ob, ones, 1, 1, big, 1, ps[k], 99, 12345);
         long kept = 0;
         int scaled = 1;
         for (long i = 0; i < big; i++) {
@@ -508,6 +546,61 @@ static void test_dropout(void) {
     }
     free(ones); free(ob); free(dims); free(pp); free(x); free(dout); free(want); free(wdx); free(wu);
     free(out); free(dx); free(y);
+}
+
+/* [B,T,C] hidden-state dropout with the index padded to P: element (b,t,c) at offset + (b*P+t)*C+c */
+static void test_dropout_hidden(void) {
+    int64_t *dims = fxi("droph.dims", NULL);
+    int B = (int)dims[0], T = (int)dims[1], C = (int)dims[2], P = (int)dims[3];
+    uint64_t seed = (uint64_t)dims[4], off = (uint64_t)dims[5];
+    float *pp = fxf("droph.p", NULL), *x = fxf("droph.x", NULL), *dout = fxf("droph.dout", NULL);
+    float *want = fxf("droph.out", NULL), *wdx = fxf("droph.dx", NULL);
+    float p = pp[0];
+    long n = (long)B * T * C;
+    float *out = zeros(n), *dx = zeros(n);
+    char what[160];
+    k_dropout_forward(out, x, B, T, C, P, p, seed, off);
+    snprintf(what, sizeof what, "dropout [B=%d,T=%d,C=%d] P=%d p=%g vs numpy Philox at (b*P+t)*C+c", B, T,
+             C, P, p);
+    check_close(what, out, want, n, 1.0, TOL);
+    k_dropout_backward(dx, dout, B, T, C, P, p, seed, off);
+    check_close("dropout [B,T,C] backward uses the same mask", dx, wdx, n, 1.0, TOL);
+    k_dropout_backward(dx, dout, B, T, C, P, p, seed, off);
+    check_close("dropout [B,T,C] backward accumulates", dx, wdx, n, 2.0, 2 * TOL);
+    int defn = 1;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int c = 0; c < C; c++) {
+                uint64_t idx = off + ((uint64_t)b * P + t) * C + c;
+                float ui = (float)rng_word_at(seed, RNG_STREAM_DROPOUT, idx) * 2.3283064e-10f +
+                           2.3283064e-10f / 2.0f;
+                if ((ui > p) != (out[((long)b * T + t) * C + c] != 0.0f)) defn = 0;
+            }
+    CHECK(defn, "dropout [B,T,C] keeps (b,t,c) iff uniform(seed, DROPOUT, offset + (b*P + t)*C + c) > p");
+    /* the point of the layout: the same (b,t,c) gets the same mask at any padded width T2 <= P */
+    int T2 = P;
+    long n2 = (long)B * T2 * C;
+    float *x2 = randn(n2, 1.0f), *out2 = zeros(n2), *sub = zeros(n);
+    for (int b = 0; b < B; b++)
+        memcpy(x2 + (long)b * T2 * C, x + (long)b * T * C, sizeof(float) * T * C);
+    k_dropout_forward(out2, x2, B, T2, C, P, p, seed, off);
+    for (int b = 0; b < B; b++)
+        memcpy(sub + (long)b * T * C, out2 + (long)b * T2 * C, sizeof(float) * T * C);
+    snprintf(what, sizeof what, "dropout: T=%d and T=%d (padded) give (b,t,c) the same mask", T, T2);
+    check_close(what, sub, out, n, 1.0, 0.0);
+    float *d2 = zeros(n2), *dout2 = zeros(n2);
+    for (int b = 0; b < B; b++)
+        memcpy(dout2 + (long)b * T2 * C, dout + (long)b * T * C, sizeof(float) * T * C);
+    k_dropout_backward(d2, dout2, B, T2, C, P, p, seed, off);
+    for (int b = 0; b < B; b++)
+        memcpy(sub + (long)b * T * C, d2 + (long)b * T2 * C, sizeof(float) * T * C);
+    check_close("dropout backward: the padded batch's real rows get the same gradient", sub, wdx, n, 1.0, TOL);
+    /* P = 1, T = 1 is the flat layout: [B,C] at offset + b*C + c */
+    k_dropout_forward(out, x, B * T, 1, C, 1, p, seed, off);
+    k_dropout_forward(sub, x, 1, 1, (int)n, 1, p, seed, off);
+    check_close("dropout [B,C] (T = P = 1) is the flat run offset + i", out, sub, n, 1.0, 0.0);
+    free(dims); free(pp); free(x); free(dout); free(want); free(wdx); free(out); free(dx); free(x2);
+    free(out2); free(sub); free(d2); free(dout2);
 }
 
 /* ---- [CLS] gather ------------------------------------------------------------------------------------ */
@@ -601,15 +694,35 @@ static void test_threaded_paths(void) {
     check_close("gelu backward (threaded) equals pieces of 1000", gh1, gh2, nf, 1.0, 0.0);
     /* dropout: the mask depends on (seed, offset + i) only, however the work is split */
     float *y1 = zeros(nf), *y2 = zeros(nf), *gy1 = zeros(nf), *gy2 = zeros(nf);
-    k_dropout_forward(y1, h, nf, 0.1f, 5, 3);
-    k_dropout_backward(gy1, g, nf, 0.1f, 5, 3);
+    k_dropout_forward(y1, h, 1, 1, (int)nf, 1, 0.1f, 5, 3);
+    k_dropout_backward(gy1, g, 1, 1, (int)nf, 1, 0.1f, 5, 3);
     for (long i = 0; i < nf; i += 999) {
-        long m = nf - i < 999 ? nf - i : 999;
-        k_dropout_forward(y2 + i, h + i, m, 0.1f, 5, 3 + i);
-        k_dropout_backward(gy2 + i, g + i, m, 0.1f, 5, 3 + i);
+        int m = nf - i < 999 ? (int)(nf - i) : 999;
+        k_dropout_forward(y2 + i, h + i, 1, 1, m, 1, 0.1f, 5, 3 + i);
+        k_dropout_backward(gy2 + i, g + i, 1, 1, m, 1, 0.1f, 5, 3 + i);
     }
     check_close("dropout forward on 614400 (threaded) equals pieces of 999 at offset + i", y1, y2, nf, 1.0, 0.0);
     check_close("dropout backward (threaded) equals pieces of 999", gy1, gy2, nf, 1.0, 0.0);
+    /* strided [B,T,C] = [32,50,384] with P = 67 (threaded) against one row of C at a time, each at
+     * offset + (b*P + t)*C */
+    {
+        int B = 32, T = 50, P = 67;
+        memset(y2, 0, sizeof(float) * nf);
+        memset(gy1, 0, sizeof(float) * nf);
+        memset(gy2, 0, sizeof(float) * nf);
+        k_dropout_forward(y1, h, B, T, C, P, 0.1f, 5, 3);
+        k_dropout_backward(gy1, g, B, T, C, P, 0.1f, 5, 3);
+        for (int bb = 0; bb < B; bb++)
+            for (int t = 0; t < T; t++) {
+                long e = ((long)bb * T + t) * C;
+                uint64_t o = 3 + ((uint64_t)bb * P + t) * C;
+                k_dropout_forward(y2 + e, h + e, 1, 1, C, 1, 0.1f, 5, o);
+                k_dropout_backward(gy2 + e, g + e, 1, 1, C, 1, 0.1f, 5, o);
+            }
+        check_close("dropout [32,50,384] P=67 (threaded) equals rows of C at offset + (b*P + t)*C", y1, y2,
+                    nf, 1.0, 0.0);
+        check_close("dropout backward [32,50,384] P=67 (threaded) equals rows of C", gy1, gy2, nf, 1.0, 0.0);
+    }
     /* embeddings: rows repeat, the threaded backward splits channels */
     int B = 8, T = 50;
     int64_t *ids = malloc(sizeof(int64_t) * B * T), *types = malloc(sizeof(int64_t) * B * T);
@@ -661,6 +774,7 @@ int main(void) {
     test_attention("att130d"); /* T > 128: dropout applied row by row in forward */
     test_pointwise();
     test_dropout();
+    test_dropout_hidden();
     test_cls();
     test_crossentropy();
     test_threaded_paths();

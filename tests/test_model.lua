@@ -1,5 +1,6 @@
 -- test_model.lua: BertForSequenceClassification against transformers (tests/fixtures/gen_model.py):
--- logits, loss and every gradient of a tiny model, MiniLM logits, dropout, save/load, errors.
+-- logits, loss and every gradient of a tiny model, MiniLM logits, dropout (and that a train step
+-- does not depend on how wide the batch is padded), save/load, errors.
 local T = require("testlib")
 local bl = require("bertlab")
 
@@ -28,6 +29,81 @@ local function maxdiff(a, b)
   return d, m
 end
 local function shape_str(t) return "[" .. table.concat(t:shape(), ",") .. "]" end
+
+-- largest |x| of a tensor without leaving C (argmax of x and of -x), for MiniLM-sized gradients
+local function at_flat(t, k)
+  local sh, idx = t:shape(), {}
+  for d = #sh, 1, -1 do idx[d] = k % sh[d] + 1; k = k // sh[d] end
+  return t:get(table.unpack(idx))
+end
+local function maxabs(t)
+  return math.max(at_flat(t, t:argmax():item()), -at_flat(t, (t * -1):argmax():item()))
+end
+
+-- the batch's 2-D tensors cut or padded (id 0, mask 0, type 0) to `width` columns
+local function pad_to(b, width)
+  local out = { labels = b.labels }
+  for _, k in ipairs({ "input_ids", "attention_mask", "token_type_ids" }) do
+    local rows = {}
+    for i, row in ipairs(b[k]:totable()) do
+      rows[i] = {}
+      for j = 1, width do rows[i][j] = row[j] or 0 end
+    end
+    out[k] = bl.tensor(rows, "int64")
+  end
+  return out
+end
+local function longest(mask)
+  local n = 1
+  for _, row in ipairs(mask:totable()) do
+    for j, v in ipairs(row) do if v ~= 0 and j > n then n = j end end
+  end
+  return n
+end
+
+-- Dynamic padding trains as fixed padding: after bl.seed(17), one train-mode forward+backward of the
+-- batch trimmed to its longest sequence and of the same batch padded to `wide` columns give the same
+-- loss and gradients, because dropout masks are indexed by (b, t, c) in a tensor padded to
+-- max_position_embeddings, not by the padded shape (kernels/bert_kernels.h).
+local function padding_invariance(m, b, wide, what)
+  local short, long = pad_to(b, longest(b.attention_mask)), pad_to(b, wide)
+  local function step(batch)
+    bl.seed(17)
+    m:train()
+    m:zero_grad()
+    local out = m:forward(batch)
+    out.loss:backward()
+    local grads = {}
+    for i, p in ipairs(m:parameters()) do grads[i] = p.grad:clone() end
+    return out.loss:item(), grads
+  end
+  local l1, g1 = step(short)
+  local l2, g2 = step(long)
+  m:eval()
+  local le = m:forward(short).loss:item()
+  local names = {}
+  for i, p in ipairs(m:parameters()) do names[i] = p.name end
+  local gmax, scale = 0, {}
+  for i = 1, #g1 do scale[i] = maxabs(g1[i]); gmax = math.max(gmax, scale[i]) end
+  local worst, worst_name, worst_abs = 0, "", 0
+  for i = 1, #g1 do
+    local d = maxabs(g1[i] + g2[i] * -1)
+    -- relative to the tensor's largest gradient, floored at 1e-2 of the model's largest: the key
+    -- biases' true gradient is 0 (softmax ignores a shift shared by all keys), their ~1e-9 values
+    -- are rounding noise
+    local rel = d / math.max(scale[i], 1e-2 * gmax)
+    if rel > worst then worst, worst_name, worst_abs = rel, names[i], d end
+  end
+  local dl = math.abs(l1 - l2) / math.abs(l1)
+  print(("# %s: T=%d vs T=%d: loss %.7f vs %.7f (rel diff %.3g); largest gradient difference %s rel %.3g (abs %.3g); eval loss %.7f")
+    :format(what, short.input_ids:shape()[2], wide, l1, l2, dl, worst_name, worst, worst_abs, le))
+  T.check(math.abs(l1 - le) > 1e-4, what .. ": dropout is on (train-mode loss differs from eval-mode loss)",
+    ("train %.7f eval %.7f"):format(l1, le))
+  T.check(dl <= 1e-5, ("%s: train step padded to the longest (T=%d) and to %d: same loss"):format(what,
+    short.input_ids:shape()[2], wide), ("rel diff %.3g"):format(dl))
+  T.check(worst <= 1e-5, ("%s: ... and the same gradients, all %d tensors (within 1e-5 relative)"):format(what, #g1),
+    ("%s rel %.3g"):format(worst_name, worst))
+end
 
 local fx = bl.load_safetensors(FIX .. "tiny_batch.safetensors")
 local batch = { input_ids = fx.input_ids, attention_mask = fx.attention_mask,
@@ -139,6 +215,8 @@ for _, p in ipairs(params) do for _, v in ipairs(flat(p.grad)) do if v ~= v or m
 T.check(gfin, "train-mode backward gives finite gradients")
 model:eval()
 T.eq(maxdiff(model:forward(batch).logits, fx.logits) <= 1e-4, true, "eval() turns dropout off again")
+padding_invariance(model, batch, 64, "tiny")
+model:eval()
 
 -- ---- save / load round trip -------------------------------------------------------------------------
 local dir = tmp .. "/saved"
@@ -249,6 +327,8 @@ else
   -- transformers: sum(p.numel()) = 22,715,141 over 105 tensors for all-MiniLM-L6-v2 with 5 labels
   T.eq(mini:num_parameters(), 22715141, "MiniLM: num_parameters as transformers counts")
   T.eq(#mini:parameters(), 105, "MiniLM: 105 parameter tensors as transformers")
+  padding_invariance(mini, { input_ids = mb.input_ids, attention_mask = mb.attention_mask,
+    token_type_ids = mb.token_type_ids, labels = bl.tensor({ 0, 1, 2, 3, 4 }, "int64") }, 64, "MiniLM")
   mini:free()
 end
 

@@ -9,6 +9,7 @@
 #include "../bert_kernels.h"
 #include "../kernels.h"
 #include "../../runtime/rng.h"
+#include <assert.h>
 #include <float.h>
 #include <math.h>
 #include <string.h>
@@ -44,17 +45,16 @@ static inline float word_uniform(uint32_t w) {
     return (float)w * 2.3283064e-10f + (2.3283064e-10f / 2.0f);
 }
 
-/* Philox4x32-10 on nb <= 64 consecutive blocks first_block.. of subsequence `sub` (the same function
- * as runtime/rng.c's philox4x32_10, laid out as arrays so the compiler vectorises across blocks);
- * w[k][j] is word k of block first_block + j. */
+/* Philox4x32-10 on nb <= 64 blocks blk[0..nb) of subsequence `sub` (the same function as
+ * runtime/rng.c's philox4x32_10, laid out as arrays so the compiler vectorises across blocks);
+ * w[k][j] is word k of block blk[j]. */
 #define PHILOX_BATCH 64
 static void philox_blocks(uint32_t w[4][PHILOX_BATCH], uint64_t seed, uint64_t sub,
-                          uint64_t first_block, int nb) {
+                          const uint64_t *blk, int nb) {
     uint32_t c0[PHILOX_BATCH], c1[PHILOX_BATCH], c2[PHILOX_BATCH], c3[PHILOX_BATCH];
     for (int j = 0; j < nb; j++) {
-        uint64_t blk = first_block + (uint64_t)j;
-        c0[j] = (uint32_t)blk;
-        c1[j] = (uint32_t)(blk >> 32);
+        c0[j] = (uint32_t)blk[j];
+        c1[j] = (uint32_t)(blk[j] >> 32);
         c2[j] = (uint32_t)sub;
         c3[j] = (uint32_t)(sub >> 32);
     }
@@ -79,35 +79,69 @@ static void philox_blocks(uint32_t w[4][PHILOX_BATCH], uint64_t seed, uint64_t s
     memcpy(w[3], c3, sizeof(uint32_t) * nb);
 }
 
-/* Fills u[0..n) with the uniforms at indices start..start+n-1 of the dropout stream of `seed`:
- * element i is word i%4 of block i/4 (rng_word_at's layout). */
-static void dropout_uniforms(float *u, uint64_t seed, uint64_t start, size_t n) {
+/* The dropout stream seen through a strided layout: a tensor of rows of W elements whose row r
+ * starts at stream index start + r * stride (stride >= W; W = T*C and stride = P*C for hidden
+ * states, W = T and stride = P for attention rows). Fills u[0..n) with the uniforms of its
+ * elements e0..e0+n-1: element e is stream index idx = start + (e / W) * stride + e % W, word idx%4
+ * of block idx/4 (rng_word_at's layout). Each row's blocks are consecutive; the blocks of several
+ * short rows go into one batch of PHILOX_BATCH, so attention rows of ~24 elements still fill the
+ * vector lanes. */
+static void dropout_uniforms(float *u, uint64_t seed, uint64_t start, uint64_t W, uint64_t stride,
+                             uint64_t e0, size_t n) {
+    uint64_t blk[PHILOX_BATCH];
     uint32_t w[4][PHILOX_BATCH];
     float all[4 * PHILOX_BATCH];
+    size_t dst[PHILOX_BATCH], len[PHILOX_BATCH], from[PHILOX_BATCH]; /* pieces of rows in the batch */
+    int nb = 0, np = 0;
+    uint64_t r = e0 / W, col = e0 % W;
     size_t i = 0;
     while (i < n) {
-        uint64_t idx = start + i;
-        uint64_t blk = idx >> 2;
-        uint64_t last = (start + n - 1) >> 2;
-        int nb = last - blk + 1 > PHILOX_BATCH ? PHILOX_BATCH : (int)(last - blk + 1);
-        philox_blocks(w, seed, RNG_STREAM_DROPOUT, blk, nb);
-        for (int j = 0; j < nb; j++)
-            for (int k = 0; k < 4; k++) all[4 * j + k] = word_uniform(w[k][j]);
-        size_t from = (size_t)(idx & 3), m = 4 * (size_t)nb - from;
-        if (m > n - i) m = n - i;
-        memcpy(u + i, all + from, sizeof(float) * m);
+        uint64_t idx = start + r * stride + col;
+        size_t m = W - col < n - i ? (size_t)(W - col) : n - i;
+        uint64_t b0 = idx >> 2, nblk = ((idx + m - 1) >> 2) - b0 + 1;
+        if (nblk > (uint64_t)(PHILOX_BATCH - nb)) { /* the batch is full: the rest of the row waits */
+            nblk = (uint64_t)(PHILOX_BATCH - nb);
+            m = (size_t)(4 * nblk - (idx & 3));
+        }
+        for (int j = 0; j < (int)nblk; j++) blk[nb + j] = b0 + (uint64_t)j;
+        dst[np] = i;
+        len[np] = m;
+        from[np] = 4 * (size_t)nb + (size_t)(idx & 3);
+        nb += (int)nblk;
+        np++;
         i += m;
+        col += m;
+        if (col == W) {
+            r++;
+            col = 0;
+        }
+        if (nb == PHILOX_BATCH || i == n) {
+            philox_blocks(w, seed, RNG_STREAM_DROPOUT, blk, nb);
+            for (int j = 0; j < nb; j++)
+                for (int k = 0; k < 4; k++) all[4 * j + k] = word_uniform(w[k][j]);
+            for (int q = 0; q < np; q++) memcpy(u + dst[q], all + from[q], sizeof(float) * len[q]);
+            nb = np = 0;
+        }
     }
 }
 
-/* Multiplies x[0..n) in place by the dropout factor of indices start..: 1/(1-p) where kept, 0 where
- * dropped. */
-static void dropout_apply(float *x, size_t n, float p, uint64_t seed, uint64_t start) {
+/* Fills f[0..n) with the dropout factors of elements e0.. of the layout above: 1/(1-p) where kept, 0
+ * where dropped. */
+static void dropout_factors(float *f, size_t n, float p, uint64_t seed, uint64_t start, uint64_t W,
+                            uint64_t stride, uint64_t e0) {
+    float scale = 1.0f / (1.0f - p);
+    dropout_uniforms(f, seed, start, W, stride, e0, n); /* in one pass: full batches of blocks */
+    for (size_t i = 0; i < n; i++) f[i] = f[i] > p ? scale : 0.0f;
+}
+
+/* Multiplies x[0..n), elements e0.. of the layout above, in place by their dropout factor. */
+static void dropout_apply(float *x, size_t n, float p, uint64_t seed, uint64_t start, uint64_t W,
+                          uint64_t stride, uint64_t e0) {
     float scale = 1.0f / (1.0f - p);
     float u[256];
     for (size_t done = 0; done < n; done += 256) {
         size_t m = n - done < 256 ? n - done : 256;
-        dropout_uniforms(u, seed, start + done, m);
+        dropout_uniforms(u, seed, start, W, stride, e0 + done, m);
         for (size_t i = 0; i < m; i++) x[done + i] = u[i] > p ? x[done + i] * scale : 0.0f;
     }
 }
@@ -304,7 +338,7 @@ static void softmax_row(float *a, const float *ma, int T) {
 }
 
 static void attention_forward_gemm(float *out, float *att, const float *qkv, const float *mask_add,
-                                   int B, int T, int C, int NH, float p, uint64_t seed,
+                                   int B, int T, int C, int NH, int P, float p, uint64_t seed,
                                    uint64_t offset) {
     int HS = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)HS);
@@ -321,18 +355,20 @@ static void attention_forward_gemm(float *out, float *att, const float *qkv, con
                 continue;
             }
             /* att stays undropped for backward: the output comes from a dropped copy, of the whole
-             * head when it fits on the stack (T <= 128: 64 KB), else of one row at a time */
+             * head when it fits on the stack (T <= 128: 64 KB), else of one row at a time. The
+             * head's mask starts at stream index offset + (b*NH + h)*P*P, row i at + i*P. */
+            uint64_t head = offset + ((uint64_t)b * NH + h) * P * P;
             if (T <= 128) {
                 float w[T * T];
-                memcpy(w, a, sizeof(float) * T * T);
-                dropout_apply(w, (size_t)T * T, p, seed, offset + (size_t)(a - att));
+                dropout_factors(w, (size_t)T * T, p, seed, head, T, P, 0);
+                for (int e = 0; e < T * T; e++) w[e] *= a[e];
                 k_gemm(0, 0, T, HS, T, 1.0f, w, T, v, C3, 0.0f, o, C);
                 continue;
             }
             float w[T];
             for (int i = 0; i < T; i++) {
                 memcpy(w, a + (size_t)i * T, sizeof(float) * T);
-                dropout_apply(w, T, p, seed, offset + (size_t)(a - att) + (size_t)i * T);
+                dropout_apply(w, T, p, seed, head, T, P, (uint64_t)i * T);
                 k_gemm(0, 0, 1, HS, T, 1.0f, w, T, v, C3, 0.0f, o + (size_t)i * C, C);
             }
         }
@@ -340,7 +376,7 @@ static void attention_forward_gemm(float *out, float *att, const float *qkv, con
 }
 
 static void attention_backward_gemm(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                                    const float *att, int B, int T, int C, int NH, float p,
+                                    const float *att, int B, int T, int C, int NH, int P, float p,
                                     uint64_t seed, uint64_t offset) {
     int HS = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)HS);
@@ -351,13 +387,27 @@ static void attention_backward_gemm(float *dqkv, float *scratch, const float *do
             float *dq = dqkv + (size_t)b * T * C3 + h * HS, *dk = dq + C, *dv = dq + 2 * C;
             const float *a = att + first, *go = dout + (size_t)b * T * C + h * HS;
             float *s = scratch + first;
+            uint64_t head = offset + ((uint64_t)b * NH + h) * P * P; /* the forward's mask */
+            size_t TT = (size_t)T * T;
+            /* the head's mask is needed twice: drawn once when it fits on the stack (T <= 128) */
+            int keep = p > 0.0f && T <= 128;
+            float fbuf[keep ? TT : 1];
+            float *f = keep ? fbuf : NULL;
+            if (f) dropout_factors(f, TT, p, seed, head, T, P, 0);
             /* dV += dropout(att)^T @ dout */
-            memcpy(s, a, sizeof(float) * T * T);
-            if (p > 0.0f) dropout_apply(s, (size_t)T * T, p, seed, offset + first);
+            if (f)
+                for (size_t e = 0; e < TT; e++) s[e] = a[e] * f[e];
+            else {
+                memcpy(s, a, sizeof(float) * TT);
+                if (p > 0.0f) dropout_apply(s, TT, p, seed, head, T, P, 0);
+            }
             k_gemm(1, 0, T, HS, T, 1.0f, s, T, go, C, 1.0f, dv, C3);
             /* datt = (dout @ V^T) * dropout factor; softmax backward row by row */
             k_gemm(0, 1, T, T, HS, 1.0f, go, C, v, C3, 0.0f, s, T);
-            if (p > 0.0f) dropout_apply(s, (size_t)T * T, p, seed, offset + first);
+            if (f)
+                for (size_t e = 0; e < TT; e++) s[e] *= f[e];
+            else if (p > 0.0f)
+                dropout_apply(s, TT, p, seed, head, T, P, 0);
             for (int i = 0; i < T; i++) {
                 float *si = s + (size_t)i * T;
                 const float *ai = a + (size_t)i * T;
@@ -373,14 +423,16 @@ static void attention_backward_gemm(float *dqkv, float *scratch, const float *do
 }
 
 void k_attention_forward(float *out, float *att, const float *qkv, const float *mask_add, int B, int T,
-                         int C, int NH, float p, uint64_t seed, uint64_t offset) {
-    attention_forward_gemm(out, att, qkv, mask_add, B, T, C, NH, p, seed, offset);
+                         int C, int NH, int P, float p, uint64_t seed, uint64_t offset) {
+    assert(T <= P);
+    attention_forward_gemm(out, att, qkv, mask_add, B, T, C, NH, P, p, seed, offset);
 }
 
 void k_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                          const float *att, int B, int T, int C, int NH, float p, uint64_t seed,
-                          uint64_t offset) {
-    attention_backward_gemm(dqkv, scratch, dout, qkv, att, B, T, C, NH, p, seed, offset);
+                          const float *att, int B, int T, int C, int NH, int P, float p,
+                          uint64_t seed, uint64_t offset) {
+    assert(T <= P);
+    attention_backward_gemm(dqkv, scratch, dout, qkv, att, B, T, C, NH, P, p, seed, offset);
 }
 
 /* ---- pointwise ----------------------------------------------------------------------------------- */
@@ -414,35 +466,44 @@ void k_tanh_backward(float *dinp, const float *out, const float *dout, size_t n)
     for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * (1.0f - out[i] * out[i]);
 }
 
-void k_dropout_forward(float *out, const float *inp, size_t n, float p, uint64_t seed,
-                       uint64_t offset) {
+/* Hidden-state dropout: the [B,T,C] tensor is B rows of T*C elements whose row b starts at stream
+ * index offset + b*P*C. Threads take chunks of 4096 elements; a chunk's mask depends only on the
+ * elements' indices, so the split does not change it. */
+#define DROP_CHUNK 4096
+
+void k_dropout_forward(float *out, const float *inp, int B, int T, int C, int P, float p,
+                       uint64_t seed, uint64_t offset) {
+    assert(T <= P);
+    size_t n = (size_t)B * T * C;
     if (out != inp) memcpy(out, inp, sizeof(float) * n);
     if (p <= 0.0f) return;
-    size_t chunk = 4096; /* chunks start at multiples of 4 from `offset`, so blocks are not split */
-    long nchunks = (long)((n + chunk - 1) / chunk);
+    uint64_t W = (uint64_t)T * C, stride = (uint64_t)P * C;
+    long nchunks = (long)((n + DROP_CHUNK - 1) / DROP_CHUNK);
 #pragma omp parallel for if (n > PAR_DROPOUT)
     for (long k = 0; k < nchunks; k++) {
-        size_t s = (size_t)k * chunk, m = n - s < chunk ? n - s : chunk;
-        dropout_apply(out + s, m, p, seed, offset + s);
+        size_t s = (size_t)k * DROP_CHUNK, m = n - s < DROP_CHUNK ? n - s : DROP_CHUNK;
+        dropout_apply(out + s, m, p, seed, offset, W, stride, s);
     }
 }
 
-void k_dropout_backward(float *dinp, const float *dout, size_t n, float p, uint64_t seed,
-                        uint64_t offset) {
+void k_dropout_backward(float *dinp, const float *dout, int B, int T, int C, int P, float p,
+                        uint64_t seed, uint64_t offset) {
+    assert(T <= P);
+    size_t n = (size_t)B * T * C;
     if (p <= 0.0f) {
         k_accumulate(dinp, dout, n);
         return;
     }
     float scale = 1.0f / (1.0f - p);
-    size_t chunk = 4096;
-    long nchunks = (long)((n + chunk - 1) / chunk);
+    uint64_t W = (uint64_t)T * C, stride = (uint64_t)P * C;
+    long nchunks = (long)((n + DROP_CHUNK - 1) / DROP_CHUNK);
 #pragma omp parallel for if (n > PAR_DROPOUT)
     for (long k = 0; k < nchunks; k++) {
-        size_t s = (size_t)k * chunk, m = n - s < chunk ? n - s : chunk;
+        size_t s = (size_t)k * DROP_CHUNK, m = n - s < DROP_CHUNK ? n - s : DROP_CHUNK;
         float u[256];
         for (size_t done = 0; done < m; done += 256) {
             size_t mm = m - done < 256 ? m - done : 256;
-            dropout_uniforms(u, seed, offset + s + done, mm);
+            dropout_uniforms(u, seed, offset, W, stride, s + done, mm);
             for (size_t i = 0; i < mm; i++)
                 if (u[i] > p) dinp[s + done + i] += dout[s + done + i] * scale;
         }
