@@ -75,7 +75,8 @@ void k_dropout_forward(float *out, const float *inp, int B, int T, int C, int P,
 /* dinp[B,T,C] += dout * the forward's mask / (1-p) */
 void k_dropout_backward(float *dinp, const float *dout, int B, int T, int C, int P, float p,
                         uint64_t seed, uint64_t offset);
-/* out = a + b (the residual connections); backward is two accumulations, done with k_accumulate. */
+/* out = a + b (the residual connections); out may equal a or b (the model adds in place, so a CUDA
+ * launcher must allow that too); backward is two accumulations, done with k_accumulate. */
 void k_residual_forward(float *out, const float *a, const float *b, size_t n);
 /* dst += src */
 void k_accumulate(float *dst, const float *src, size_t n);
@@ -86,7 +87,8 @@ void k_cls_forward(float *out, const float *inp, int B, int T, int C);
 void k_cls_backward(float *dinp, const float *dout, int B, int T, int C);
 
 /* ---- classification loss ----------------------------------------------------------------------- */
-/* probs[B,L] = softmax(logits); loss[0] = mean over b of -log probs[b, targets[b]]. */
+/* probs[B,L] = softmax(logits); loss[0] = mean over b of -log probs[b, targets[b]]. Targets must lie
+ * in [0, L): the caller checks them (the model does, naming the row). */
 void k_crossentropy_forward(float *loss, float *probs, const float *logits, const int64_t *targets,
                             int B, int L);
 /* dlogits[B,L] += dloss * (probs - onehot(targets)) / B */
