@@ -38,20 +38,15 @@ static int l_get_num_threads(lua_State *L) {
     return 1;
 }
 
+static const luaL_Reg core_funcs[] = {
+    {"cuda_available", l_cuda_available}, {"cuda_describe", l_cuda_describe}, {"clock", l_clock},
+    {"set_num_threads", l_set_num_threads}, {"get_num_threads", l_get_num_threads}, {NULL, NULL}};
+
 int luaopen_bertlab_core(lua_State *L) {
     lua_newtable(L);
     lua_pushstring(L, BERTLAB_VERSION);
     lua_setfield(L, -2, "version");
-    lua_pushcfunction(L, l_cuda_available);
-    lua_setfield(L, -2, "cuda_available");
-    lua_pushcfunction(L, l_cuda_describe);
-    lua_setfield(L, -2, "cuda_describe");
-    lua_pushcfunction(L, l_clock);
-    lua_setfield(L, -2, "clock");
-    lua_pushcfunction(L, l_set_num_threads);
-    lua_setfield(L, -2, "set_num_threads");
-    lua_pushcfunction(L, l_get_num_threads);
-    lua_setfield(L, -2, "get_num_threads");
+    luaL_setfuncs(L, core_funcs, 0);
     bl_open_tensor(L);
     bl_open_data(L);
     bl_open_tokenizer(L);

@@ -279,13 +279,6 @@ static void fmt_value(const fmt_t *f, double v, char *out, size_t n) {
     snprintf(out, n, "%*s", f->width, tmp);
 }
 
-/* The elements shown when summarising (PyTorch shows 3 at each end of a dimension over 1000 total). */
-static int64_t shown(int64_t i, int64_t n, int summarize) {
-    (void)n;
-    (void)summarize;
-    return i;
-}
-
 static void format_rec(sbuf_t *s, const tensor_t *t, const fmt_t *f, int dim, int64_t off, int indent,
                        int summarize) {
     char v[80];
@@ -294,10 +287,8 @@ static void format_rec(sbuf_t *s, const tensor_t *t, const fmt_t *f, int dim, in
     sb_put(s, "[");
     for (int64_t i = 0; i < n; i++) {
         if (summarize && n > 6 && i == 3) {
-            if (dim == t->ndim - 1) sb_put(s, "...");
-            else {
-                sb_put(s, "...");
-            }
+            /* PyTorch shows 3 elements at each end of a dimension when the tensor is large */
+            sb_put(s, "...");
             i = n - 3;
             if (dim == t->ndim - 1) sb_put(s, ", ");
             else {
@@ -306,12 +297,11 @@ static void format_rec(sbuf_t *s, const tensor_t *t, const fmt_t *f, int dim, in
                 for (int k = 0; k < indent + 1; k++) sb_put(s, " ");
             }
         }
-        int64_t ii = shown(i, n, summarize);
         if (dim == t->ndim - 1) {
-            fmt_value(f, tensor_get(t, off + ii), v, sizeof v);
+            fmt_value(f, tensor_get(t, off + i), v, sizeof v);
             sb_put(s, v);
         } else {
-            format_rec(s, t, f, dim + 1, off + ii * stride, indent + 1, summarize);
+            format_rec(s, t, f, dim + 1, off + i * stride, indent + 1, summarize);
         }
         if (i < n - 1) {
             if (dim == t->ndim - 1) sb_put(s, ", ");
