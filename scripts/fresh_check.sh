@@ -10,7 +10,9 @@
 # mirror, PyPI). Inside, the build is CPU-only: the CUDA toolkit is not a Debian package.
 # Environment: BERTLAB_FRESH_CACHE (default /var/cache/bertlab-fresh), BERTLAB_SHARED (../shared),
 # BERTLAB_FRESH_MIRROR (default: the host's apt sources), BERTLAB_FRESH_KEEP=1 (keep the root),
-# DEMO_ARGS (default "--epochs 1 --limit 90 --val-limit 60").
+# BERTLAB_FRESH_TAIL=N (print only the last N lines of each command's output; the whole logs are kept
+# in $BERTLAB_FRESH_CACHE/last-run/), DEMO_ARGS (default "--epochs 1 --limit 90 --val-limit 60").
+# Delete the tarball to rebuild the root (a new Debian point release, say).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 REPO=$(pwd)
@@ -78,6 +80,7 @@ trap 'exit 130' INT TERM HUP
 
 t_all=$(now)
 mkdir -p "$CACHE" || die "cannot create $CACHE"
+rm -rf "$CACHE/last-run"
 if [ -s "$TARBALL" ]; then
   say "cached root: $TARBALL"
   t_boot=0
@@ -140,7 +143,8 @@ run() {
     $ENV_PROXY /bin/sh -c "cd $dir && $cmd" >"$WORK/$name.log" 2>&1
   rc=$?
   dt=$(( $(now) - t ))
-  tail -n "${BERTLAB_FRESH_TAIL:-40}" "$WORK/$name.log"
+  if [ -n "${BERTLAB_FRESH_TAIL:-}" ]; then tail -n "$BERTLAB_FRESH_TAIL" "$WORK/$name.log"; else cat "$WORK/$name.log"; fi
+  mkdir -p "$CACHE/last-run" && cp "$WORK/$name.log" "$CACHE/last-run/$name.log"
   if [ $rc -eq 0 ]; then r="ok  "; else r="FAIL"; failed=1; fi
   say "== $name: $r (exit $rc, ${dt}s)"
   results="$results$(printf '%s %-14s %5ss  %s' "$r" "$name" "$dt" "$cmd")
