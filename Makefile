@@ -1,13 +1,27 @@
-# bertlab: `make` builds bin/bertlab (CPU everywhere; CUDA sources too where nvcc exists).
-# Entry points: make test | make demo | make bench | make data | make model [NAME=...] | make fixtures
+# bertlab: `make` builds bin/bertlab and build/bertlab.so (CPU everywhere; CUDA sources too where nvcc
+# exists). Entry points: make test | make demo | make bench | make data | make model [NAME=...] |
+# make fixtures | make install [PREFIX=/usr/local DESTDIR=] | make uninstall | make fresh-check
 VERSION := 0.1.0
 CC      ?= gcc
 PKGS    := lua5.4 openblas jansson libutf8proc
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# pkg-config runs when a recipe first needs the flags, i.e. after build/.deps-ok (scripts/deps.sh) has
+# installed the packages, never while make parses this file; each query runs once (memoized by eval).
+PKG_CFLAGS  = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null))$(PKG_CFLAGS)
+PKG_LIBS    = $(eval PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null))$(PKG_LIBS)
+# The loadable module leaves the Lua API unresolved: the `lua5.4` that loads it provides it.
+PKG_MODLIBS = $(eval PKG_MODLIBS := $(shell pkg-config --libs $(filter-out lua5.4,$(PKGS)) 2>/dev/null))$(PKG_MODLIBS)
 CFLAGS  ?= -O3 -march=native -g
 CFLAGS  += -std=gnu11 -fno-math-errno -Wall -Wextra -Wno-unused-parameter -fopenmp -DBERTLAB_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
-LDLIBS  := $(PKG_LIBS) -lcsv -lm -fopenmp
+LDLIBS   = $(PKG_LIBS) -lcsv -lm -fopenmp
+MODLIBS  = $(PKG_MODLIBS) -lcsv -lm -fopenmp
+
+# make install: PREFIX/bin/bertlab, the Lua modules where stock Lua 5.4 looks (LUA_LMODDIR,
+# LUA_CMODDIR), the experiments in PREFIX/share/bertlab. DESTDIR stages it (packaging).
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+LUA_LMODDIR ?= $(PREFIX)/share/lua/5.4
+LUA_CMODDIR ?= $(PREFIX)/lib/lua/5.4
+DATADIR     ?= $(PREFIX)/share/bertlab
 
 # CUDA: on when nvcc is found (CUDA=0 turns it off). The binary still runs on the CPU without a GPU.
 NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
@@ -18,18 +32,26 @@ NVCCFLAGS  ?= -O3 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,c
 CFLAGS     += -DBL_WITH_CUDA
 CU_SRC     := $(wildcard kernels/cuda/*.cu)
 CU_OBJ     := $(patsubst %.cu,build/%.o,$(CU_SRC))
-LDLIBS     += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcurand -lcudart -lstdc++
+CU_PIC_OBJ := $(patsubst %.cu,build/pic/%.o,$(CU_SRC))
+CUDA_LIBS  := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcurand -lcudart -lstdc++
+LDLIBS     += $(CUDA_LIBS)
+MODLIBS    += $(CUDA_LIBS)
 endif
 
 CORE_SRC := $(wildcard runtime/*.c) $(wildcard kernels/cpu/*.c)
-LUA_SRC  := $(filter-out lua/main.c,$(wildcard lua/*.c))
+LUA_SRC  := $(filter-out lua/main.c lua/module.c,$(wildcard lua/*.c))
 CORE_OBJ := $(patsubst %.c,build/%.o,$(CORE_SRC)) $(CU_OBJ)
 LUA_OBJ  := $(patsubst %.c,build/%.o,$(LUA_SRC))
+# build/bertlab.so (require "bertlab" from stock lua5.4): the same sources compiled with -fPIC into
+# build/pic/, so bin/bertlab keeps its non-PIC objects.
+PIC_OBJ  := $(patsubst %.c,build/pic/%.o,$(CORE_SRC) $(LUA_SRC) lua/module.c) $(CU_PIC_OBJ)
 CTESTS   := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/test_*.c))
 DEPS_STAMP := build/.deps-ok
 
-.PHONY: all deps test demo bench data model fixtures clean cuda-check
-all: $(DEPS_STAMP) bin/bertlab $(CTESTS)
+.PHONY: all deps module test demo bench data model fixtures clean cuda-check install uninstall \
+        install-module fresh-check
+all: $(DEPS_STAMP) bin/bertlab build/bertlab.so $(CTESTS)
+module: build/bertlab.so
 
 $(DEPS_STAMP): scripts/deps.sh
 	@mkdir -p build
@@ -47,6 +69,14 @@ build/kernels/cuda/%.o: kernels/cuda/%.cu kernels/kernels.h $(wildcard kernels/*
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -DBL_WITH_CUDA -c $< -o $@
 
+build/pic/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -MMD -MP -c $< -o $@
+
+build/pic/kernels/cuda/%.o: kernels/cuda/%.cu kernels/kernels.h $(wildcard kernels/*.h) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -Xcompiler -fPIC -DBL_WITH_CUDA -c $< -o $@
+
 build/libbertlab.a: $(CORE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -59,14 +89,17 @@ bin/bertlab: build/lua/main.o build/libbertlab_lua.a build/libbertlab.a
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+build/bertlab.so: $(PIC_OBJ)
+	$(CC) $(CFLAGS) -shared -o $@ $^ $(MODLIBS)
+
 build/tests/%: tests/%.c tests/ctest.h build/libbertlab.a
 	@mkdir -p build/tests
 	$(CC) $(CFLAGS) -o $@ $< build/libbertlab.a $(LDLIBS)
 
-data:
+data: | $(DEPS_STAMP)
 	@sh scripts/data.sh
 
-model:
+model: | $(DEPS_STAMP)
 	@sh scripts/model.sh $(NAME)
 
 test: all data model
@@ -85,6 +118,28 @@ build/bench_kernels: bench/bench_kernels.c build/libbertlab.a
 fixtures:
 	@sh tests/fixtures/generate.sh
 
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LUA_CMODDIR) $(DESTDIR)$(LUA_LMODDIR)/bertlab \
+	    $(DESTDIR)$(DATADIR)/experiments
+	install -m 755 bin/bertlab $(DESTDIR)$(BINDIR)/bertlab
+	install -m 755 build/bertlab.so $(DESTDIR)$(LUA_CMODDIR)/bertlab.so
+	install -m 644 lua/bertlab/*.lua $(DESTDIR)$(LUA_LMODDIR)/bertlab/
+	install -m 644 experiments/*.lua $(DESTDIR)$(DATADIR)/experiments/
+
+# install-module: the module alone (`luarocks make` runs it with LuaRocks' own folders).
+install-module: build/bertlab.so
+	install -d $(DESTDIR)$(LUA_CMODDIR) $(DESTDIR)$(LUA_LMODDIR)/bertlab
+	install -m 755 build/bertlab.so $(DESTDIR)$(LUA_CMODDIR)/bertlab.so
+	install -m 644 lua/bertlab/*.lua $(DESTDIR)$(LUA_LMODDIR)/bertlab/
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/bertlab $(DESTDIR)$(LUA_CMODDIR)/bertlab.so
+	rm -rf $(DESTDIR)$(LUA_LMODDIR)/bertlab $(DESTDIR)$(DATADIR)
+
+# fresh-check: README's two commands in a new minimal Debian root (needs root; see the script).
+fresh-check:
+	@sh scripts/fresh_check.sh
+
 clean:
 	rm -rf build bin/bertlab
 
@@ -94,10 +149,10 @@ clean:
 cuda-check: build/cuda_check/philox_parity build/cuda_check/device_query
 	build/cuda_check/device_query
 	build/cuda_check/philox_parity
-build/cuda_check/device_query: tests/cuda/device_query.c kernels/cuda/device.cu kernels/kernels.h
+build/cuda_check/device_query: tests/cuda/device_query.c kernels/cuda/device.cu kernels/kernels.h | $(DEPS_STAMP)
 	@mkdir -p build/cuda_check
 	$(NVCC) -O2 -DBL_WITH_CUDA tests/cuda/device_query.c kernels/cuda/device.cu -o $@ -lcublas -lcurand
-build/cuda_check/philox_parity: tests/cuda/philox_parity.cu runtime/rng.c runtime/rng.h
+build/cuda_check/philox_parity: tests/cuda/philox_parity.cu runtime/rng.c runtime/rng.h | $(DEPS_STAMP)
 	@mkdir -p build/cuda_check
 	$(CC) $(CFLAGS) -c runtime/rng.c -o build/cuda_check/rng.o
 	$(NVCC) -O2 tests/cuda/philox_parity.cu build/cuda_check/rng.o -o $@ -lcurand

@@ -60,7 +60,8 @@ static int docall(lua_State *L, int narg) {
     return status;
 }
 
-/* package.path gains <root>/lua/?.lua, root being the folder above bin/ (or $BERTLAB_HOME). */
+/* package.path gains <root>/lua/?.lua (a checkout) and <root>/share/lua/5.4/?.lua (`make install`'s
+ * folder for the Lua modules), root being the folder above bin/ (or $BERTLAB_HOME). */
 static void set_paths(lua_State *L) {
     char root[PATH_MAX];
     const char *home = getenv("BERTLAB_HOME");
@@ -76,7 +77,8 @@ static void set_paths(lua_State *L) {
     }
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "path");
-    lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;%s", root, root, lua_tostring(L, -1));
+    lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua;%s",
+                    root, root, root, root, lua_tostring(L, -1));
     lua_setfield(L, -3, "path");
     lua_pop(L, 1);
     lua_pushstring(L, root);

@@ -20,6 +20,13 @@ md5_of() {
   fi
 }
 
+# by_hand: where to put the file when neither the shared folder nor the network supplies it.
+by_hand() {
+  case "$dest" in /*) abs=$dest;; *) abs=$(pwd)/$dest;; esac
+  echo "data.sh: put the file there by hand: $abs (md5 $want, from $url)," \
+       "or $SHARED/data/$shared_name (BERTLAB_SHARED names another shared folder); then run make again" >&2
+}
+
 # fetch NAME SHARED_NAME MD5 URL: data/NAME from $SHARED/data/SHARED_NAME or URL, checked against MD5.
 fetch() {
   name=$1; shared_name=$2; want=$3; url=$4
@@ -39,12 +46,12 @@ fetch() {
   fi
   if ! command -v curl >/dev/null 2>&1; then
     echo "data.sh: cannot get $dest: $src is missing and curl is not installed" >&2
-    return 1
+    by_hand; return 1
   fi
   if ! curl -fsSL --retry 2 --connect-timeout 20 -o "$tmp" "$url"; then
     rm -f "$tmp"
     echo "data.sh: cannot get $dest: $src is missing and downloading $url failed" >&2
-    return 1
+    by_hand; return 1
   fi
   got=$(md5_of "$tmp")
   if [ "$got" != "$want" ]; then
