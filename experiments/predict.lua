@@ -16,6 +16,8 @@ local args = bl.parse_args(arg, {
     { "checkpoint", metavar = "PATH", required = true, help = "checkpoint folder (out/epoch_N)" },
     { "input", metavar = "FILE", help = "a CSV (with --column, or a name ending in .csv) or plain text, one text a line; - for stdin (a CSV with --column)" },
     { "column", metavar = "NAME", help = "the CSV column holding the texts (default: the run's text column, else " .. D.text_column .. ")" },
+    { "text-column", metavar = "NAME", help = "the same as --column (the name the other scripts use)" },
+    { "data", metavar = "FILE", help = "the same as --input" },
     { "output", metavar = "FILE", help = "write the predictions here: CSV, or JSON lines for a name ending in .jsonl/.json" },
     { "format", choices = { "text", "csv", "jsonl" }, help = "output format (default: from --output's name; text on the terminal)" },
     { "batch-size", type = "int", default = 32, help = "texts per forward pass (bounds the memory)" },
@@ -65,6 +67,14 @@ local function count_lines(path)
 end
 
 local function main()
+  for alias, name in pairs({ text_column = "column", data = "input" }) do
+    if args[alias] ~= nil then
+      if args[name] ~= nil and args[name] ~= args[alias] then
+        error(("--%s and --%s disagree"):format(alias:gsub("_", "-"), name))
+      end
+      args[name] = args[alias]
+    end
+  end
   if args.batch_size < 1 then error("--batch-size must be a positive integer") end
   local ckpt = args.checkpoint:gsub("/+$", "")
   if not bl.file_exists(ckpt .. "/config.json") and not ckpt:match("%.safetensors$") then
