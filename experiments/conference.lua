@@ -88,6 +88,7 @@ local function main()
     data = args.data, val_data = args.val_data, text_column = d.text_column, label_column = d.label_column, d = d,
     device = args.device })
   bl.write_run_json(out, rec)
+  bl.with_run_record(out, rec, function() -- a failure is recorded in run.json too
 
   -- 4. BertTokenizer (lower-cased): special tokens, attention mask, padding, max_length 256.
   local tokenizer = bl.BertTokenizer.from_pretrained(args.model, { do_lower_case = true })
@@ -175,6 +176,7 @@ local function main()
     seconds = seconds })
   print(("\nResults in %s (run.json, results.csv, results.jsonl, chart.svg); best epoch %d; %.1f s in all."):format(
     out, best, seconds))
+  end)
 end
 
 bl.script_main("conference.lua", main)

@@ -230,8 +230,14 @@ local kb = tonumber(out12:match("Maximum resident set size %(kbytes%): (%d+)"))
 local n_out = select(2, (read(dir .. "/big.csv") or ""):gsub("\n", "")) - 1
 T.check(rc12 == 0 and n_out == 10000, "predict.lua: 10,000 plain lines -> 10,000 predictions", out12:sub(1, 400))
 if kb then
-  print(("# predict.lua, 10,000 lines of 60 words (64 tokens): peak RSS %.0f MB, %.1f s"):format(kb / 1024, secs))
+  -- the binary's own start-up size (shared libraries: OpenBLAS, CUDA's where built with it)
+  local _, base_out = run("/usr/bin/time -v bin/bertlab -e 'local bl = require(\"bertlab\")'")
+  local base = tonumber(base_out:match("Maximum resident set size %(kbytes%): (%d+)")) or 0
+  print(("# predict.lua, 10,000 lines of 60 words (64 tokens): peak RSS %.0f MB (start-up alone %.0f MB), %.1f s")
+    :format(kb / 1024, base / 1024, secs))
   T.check(kb < 500 * 1024, "predict.lua on 10,000 lines stays under 500 MB peak RSS", ("%.0f MB"):format(kb / 1024))
+  T.check(kb - base < 64 * 1024, "predict.lua on 10,000 lines needs under 64 MB beyond the start-up size",
+    ("%.0f MB"):format((kb - base) / 1024))
 else
   T.skip("predict.lua memory", "/usr/bin/time -v is not available to measure the peak RSS")
 end
@@ -248,6 +254,15 @@ local rec2 = bl.read_json(dir .. "/inproc/run.json")
 T.check(rec2.split.method == "validation file" and rec2.val_data.sha256 == sha256sum(dir .. "/val_part.csv") and rec2.val_data.rows == 30,
   "run.json of a run with --val-data records the validation file and its sha256")
 T.check(not bl.file_exists(dir .. "/inproc/epoch_1/config.json"), "save='none' writes no checkpoint")
+
+-- a run that fails says so in its run.json
+local okf, errf = pcall(bl.run_experiment, { model = MODEL, data = DATA, text = "review", label = "sentiment", epochs = 1,
+  max_length = 32, out = dir .. "/failed", progress = false, per_class = false, log = function() end,
+  on_epoch = function() error("stopped in epoch 1") end })
+local recf = bl.file_exists(dir .. "/failed/run.json") and bl.read_json(dir .. "/failed/run.json") or {}
+T.check(not okf and tostring(errf):find("stopped in epoch 1", 1, true) and recf.status == "failed"
+  and tostring(recf.error):find("stopped in epoch 1", 1, true) and tostring(recf.ended):match("Z$"),
+  "a failed run: the error goes on, and run.json has status 'failed', the error and the end time")
 
 -- errors name the option, the column, the file
 local rc13, out13 = run(("bin/bertlab experiments/conference.lua --model %s --data %s --text-column text --quiet --out %s/x"):format(MODEL, DATA, dir))

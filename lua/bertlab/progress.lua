@@ -118,7 +118,7 @@ return function(bl)
     else
       text = ("%s%d [%s, %s%s]"):format(prefix, self.n, fmt_time(elapsed), fmt_rate(self.n, elapsed), post)
     end
-    if self.width == nil then text = cut(text, cols) end
+    if self.width == nil and (self.tty or self.columns) then text = cut(text, cols) end -- a log keeps whole lines
     return text
   end
 

@@ -246,6 +246,18 @@ return function(bl)
     bl.write_run_json(dir, rec)
   end
 
+  -- bl.with_run_record(dir, rec, fn) → fn()'s results; when fn raises an error, run.json gets
+  -- status "failed", the error's text and the end time before the error goes on.
+  function bl.with_run_record(dir, rec, fn)
+    local res = table.pack(pcall(fn))
+    if not res[1] then
+      rec.status, rec.error, rec.ended = "failed", tostring(res[2]), bl.iso_time()
+      pcall(bl.write_run_json, dir, rec)
+      error(res[2], 0)
+    end
+    return table.unpack(res, 2, res.n)
+  end
+
   ---------------------------------------------------------------------------------------------------
   -- Keeping checkpoints: --save all|best|none
   ---------------------------------------------------------------------------------------------------

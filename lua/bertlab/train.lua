@@ -457,6 +457,7 @@ return function(bl)
       for k, v in pairs(o.record or {}) do rec[k] = v end
       bl.write_run_json(out, rec)
     end
+    local function train()
     local tok = bl.BertTokenizer.from_pretrained(o.model, { do_lower_case = true })
     local ds_train = bl.encode_dataset(tok, d.train.texts, d.train.labels, o)
     local ds_val = bl.encode_dataset(tok, d.val.texts, d.val.labels, o)
@@ -528,5 +529,8 @@ return function(bl)
         final_f1 = final.f1, seconds = result.seconds })
     end
     return result
+    end
+    if not out then return train() end
+    return bl.with_run_record(out, rec, train)
   end
 end
