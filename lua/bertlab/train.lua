@@ -457,78 +457,79 @@ return function(bl)
       for k, v in pairs(o.record or {}) do rec[k] = v end
       bl.write_run_json(out, rec)
     end
+    -- the training proper; with an out folder a failure is recorded in run.json
     local function train()
-    local tok = bl.BertTokenizer.from_pretrained(o.model, { do_lower_case = true })
-    local ds_train = bl.encode_dataset(tok, d.train.texts, d.train.labels, o)
-    local ds_val = bl.encode_dataset(tok, d.val.texts, d.val.labels, o)
-    local loader_pad = o.pad == "longest" and "longest" or "none"
-    local train_loader = bl.DataLoader(ds_train, { batch_size = o.batch_size, sampler = "random", pad = loader_pad, mask = 2 })
-    local val_loader = bl.DataLoader(ds_val, { batch_size = o.val_batch_size, sampler = "sequential", pad = loader_pad, mask = 2 })
-    local model = bl.BertForSequenceClassification.from_pretrained(o.model,
-      { num_labels = #d.names, id2label = d.id2label, quiet = o.quiet_model ~= false })
-    local opt = bl.AdamW(model:parameters(), { lr = o.lr, eps = o.eps, weight_decay = o.weight_decay })
-    local total_steps = #train_loader * o.epochs
-    local sched = bl.get_linear_schedule_with_warmup(opt, o.warmup, total_steps)
-    log(("%d training and %d validation titles, %d classes; %d batches of %d per epoch, %d epochs, %d steps"):format(
-      #d.train.texts, #d.val.texts, #d.names, #train_loader, o.batch_size, o.epochs, total_steps))
+      local tok = bl.BertTokenizer.from_pretrained(o.model, { do_lower_case = true })
+      local ds_train = bl.encode_dataset(tok, d.train.texts, d.train.labels, o)
+      local ds_val = bl.encode_dataset(tok, d.val.texts, d.val.labels, o)
+      local loader_pad = o.pad == "longest" and "longest" or "none"
+      local train_loader = bl.DataLoader(ds_train, { batch_size = o.batch_size, sampler = "random", pad = loader_pad, mask = 2 })
+      local val_loader = bl.DataLoader(ds_val, { batch_size = o.val_batch_size, sampler = "sequential", pad = loader_pad, mask = 2 })
+      local model = bl.BertForSequenceClassification.from_pretrained(o.model,
+        { num_labels = #d.names, id2label = d.id2label, quiet = o.quiet_model ~= false })
+      local opt = bl.AdamW(model:parameters(), { lr = o.lr, eps = o.eps, weight_decay = o.weight_decay })
+      local total_steps = #train_loader * o.epochs
+      local sched = bl.get_linear_schedule_with_warmup(opt, o.warmup, total_steps)
+      log(("%d training and %d validation titles, %d classes; %d batches of %d per epoch, %d epochs, %d steps"):format(
+        #d.train.texts, #d.val.texts, #d.names, #train_loader, o.batch_size, o.epochs, total_steps))
 
-    local keeper = bl.checkpoint_keeper(out, o.save)
-    local title, subtitle = bl.chart_title(name, o)
-    local run_bar = o.progress and bl.run_progress(o.epochs, { out = o.progress_out }) or nil
-    local rows, last_ev = {}, nil
-    for epoch = 1, o.epochs do
-      local t0 = bl.now()
-      local lr = opt.lr
-      local desc = ("Epoch %d/%d"):format(epoch, o.epochs)
-      local train_loss = bl.train_epoch(model, train_loader, opt, sched,
-        { clip = o.clip, desc = desc, progress = o.progress, out = o.progress_out })
-      local ev = bl.evaluate(model, val_loader, { progress = o.progress, desc = "Validation", out = o.progress_out })
-      last_ev = ev
-      local row = { epoch = epoch, train_loss = train_loss, val_loss = ev.loss, val_f1 = ev.f1,
-                    val_accuracy = ev.accuracy, lr = lr, seconds = bl.now() - t0 }
-      row.checkpoint = keeper:epoch_end(model, epoch, ev.f1)
-      rows[#rows + 1] = row
-      log(("\nEpoch %d\nTraining loss: %.6f\nValidation loss: %.6f\nF1 Score (Weighted): %.6f"):format(
-        epoch, train_loss, ev.loss, ev.f1))
-      if out then
-        bl.append_line(out .. "/results.jsonl", bl.json_encode(row))
-        if o.save == "best" then -- only the best epoch's checkpoint is left
-          for _, r in ipairs(rows) do if r.checkpoint ~= keeper.best_checkpoint then r.checkpoint = nil end end
+      local keeper = bl.checkpoint_keeper(out, o.save)
+      local title, subtitle = bl.chart_title(name, o)
+      local run_bar = o.progress and bl.run_progress(o.epochs, { out = o.progress_out }) or nil
+      local rows, last_ev = {}, nil
+      for epoch = 1, o.epochs do
+        local t0 = bl.now()
+        local lr = opt.lr
+        local desc = ("Epoch %d/%d"):format(epoch, o.epochs)
+        local train_loss = bl.train_epoch(model, train_loader, opt, sched,
+          { clip = o.clip, desc = desc, progress = o.progress, out = o.progress_out })
+        local ev = bl.evaluate(model, val_loader, { progress = o.progress, desc = "Validation", out = o.progress_out })
+        last_ev = ev
+        local row = { epoch = epoch, train_loss = train_loss, val_loss = ev.loss, val_f1 = ev.f1,
+                      val_accuracy = ev.accuracy, lr = lr, seconds = bl.now() - t0 }
+        row.checkpoint = keeper:epoch_end(model, epoch, ev.f1)
+        rows[#rows + 1] = row
+        log(("\nEpoch %d\nTraining loss: %.6f\nValidation loss: %.6f\nF1 Score (Weighted): %.6f"):format(
+          epoch, train_loss, ev.loss, ev.f1))
+        if out then
+          bl.append_line(out .. "/results.jsonl", bl.json_encode(row))
+          if o.save == "best" then -- only the best epoch's checkpoint is left
+            for _, r in ipairs(rows) do if r.checkpoint ~= keeper.best_checkpoint then r.checkpoint = nil end end
+          end
+          bl.write_file(out .. "/results.csv", bl.results_csv(rows))
+          bl.write_file(out .. "/chart.svg", bl.results_svg(rows, { title = title, subtitle = subtitle }))
         end
-        bl.write_file(out .. "/results.csv", bl.results_csv(rows))
-        bl.write_file(out .. "/chart.svg", bl.results_svg(rows, { title = title, subtitle = subtitle }))
+        if run_bar then run_bar:epoch_done(epoch) end
+        if o.on_epoch then o.on_epoch(row) end
       end
-      if run_bar then run_bar:epoch_done(epoch) end
-      if o.on_epoch then o.on_epoch(row) end
-    end
 
-    -- the best epoch (highest weighted F1, the earliest on ties) or the one asked for
-    local best = keeper.best_epoch
-    if o.eval_epoch then best = o.eval_epoch end
-    local final
-    if out and o.save ~= "none" then
-      local path = ("%s/epoch_%d"):format(out, best)
-      model:load(path)
-      final = bl.evaluate(model, val_loader)
-      final.checkpoint = path
-      log(("\nReloaded %s (epoch %d): validation loss %.6f, weighted F1 %.6f, accuracy %.4f"):format(
-        path, best, final.loss, final.f1, final.accuracy))
-    else
-      final = last_ev -- the model as it ended (no checkpoint to reload)
-      log(("\nFinal model (epoch %d, no checkpoints saved): weighted F1 %.6f"):format(#rows, final.f1))
-    end
-    if o.per_class ~= false then
-      final.per_class = bl.accuracy_per_class(final.preds, final.labels, d.id2label, { quiet = o.quiet })
-    end
-    local result = { epochs = rows, best_epoch = best, final = final, out = out, names = d.names,
-                     id2label = d.id2label, train_size = #d.train.texts, val_size = #d.val.texts,
-                     steps = total_steps, seconds = bl.now() - t_start, model = model, tokenizer = tok, record = rec }
-    if out then
-      bl.finish_run_record(out, rec, { best_epoch = best, best_f1 = rows[keeper.best_epoch].val_f1,
-        best_checkpoint = o.save ~= "none" and ("epoch_%d"):format(best) or bl.json_null,
-        final_f1 = final.f1, seconds = result.seconds })
-    end
-    return result
+      -- the best epoch (highest weighted F1, the earliest on ties) or the one asked for
+      local best = keeper.best_epoch
+      if o.eval_epoch then best = o.eval_epoch end
+      local final
+      if out and o.save ~= "none" then
+        local path = ("%s/epoch_%d"):format(out, best)
+        model:load(path)
+        final = bl.evaluate(model, val_loader)
+        final.checkpoint = path
+        log(("\nReloaded %s (epoch %d): validation loss %.6f, weighted F1 %.6f, accuracy %.4f"):format(
+          path, best, final.loss, final.f1, final.accuracy))
+      else
+        final = last_ev -- the model as it ended (no checkpoint to reload)
+        log(("\nFinal model (epoch %d, no checkpoints saved): weighted F1 %.6f"):format(#rows, final.f1))
+      end
+      if o.per_class ~= false then
+        final.per_class = bl.accuracy_per_class(final.preds, final.labels, d.id2label, { quiet = o.quiet })
+      end
+      local result = { epochs = rows, best_epoch = best, final = final, out = out, names = d.names,
+                       id2label = d.id2label, train_size = #d.train.texts, val_size = #d.val.texts,
+                       steps = total_steps, seconds = bl.now() - t_start, model = model, tokenizer = tok, record = rec }
+      if out then
+        bl.finish_run_record(out, rec, { best_epoch = best, best_f1 = rows[keeper.best_epoch].val_f1,
+          best_checkpoint = o.save ~= "none" and ("epoch_%d"):format(best) or bl.json_null,
+          final_f1 = final.f1, seconds = result.seconds })
+      end
+      return result
     end
     if not out then return train() end
     return bl.with_run_record(out, rec, train)
