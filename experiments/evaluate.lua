@@ -1,53 +1,126 @@
--- evaluate.lua: reloads a checkpoint written by conference.lua and evaluates it on the same
--- validation split (stratified, test_size 0.15, random_state 42): accuracy per class (the
--- tutorial's report), the confusion matrix and the weighted F1.
+-- evaluate.lua: reloads a checkpoint written by conference.lua (or run_experiment) and evaluates it:
+-- accuracy per class (the tutorial's report), the confusion matrix and the weighted F1.
 --   bin/bertlab experiments/evaluate.lua --checkpoint runs/conference-X/epoch_3
+--   bin/bertlab experiments/evaluate.lua --checkpoint runs/conference-X/epoch_3 --data other.csv
+-- The run's run.json (beside epoch_N) gives the columns, the split (its validation rows) and the
+-- tokenizer settings, so the run's validation rows are evaluated and no training row. The label
+-- numbering is the checkpoint's own id2label, whatever the order of the CSV's rows; a label in the
+-- data that the checkpoint does not know is an error naming it. --data with another file (a
+-- different sha256 than the run's) evaluates all of its rows (--rows all|val to choose).
 local bl = require("bertlab")
 
 local D = bl.EXPERIMENT_DEFAULTS
 local args = bl.parse_args(arg, {
   prog = "experiments/evaluate.lua",
-  description = "Evaluate a fine-tuned checkpoint on the tutorial's validation split.",
+  description = "Evaluate a fine-tuned checkpoint on its run's validation rows or on another CSV.",
   options = {
     { "checkpoint", metavar = "PATH", required = true, help = "checkpoint folder (out/epoch_N)" },
-    { "data", default = D.data, metavar = "CSV", help = "CSV with Title and Conference columns" },
-    { "tokenizer", metavar = "DIR", help = "vocabulary folder if the checkpoint has no vocab.txt (default: --model)" },
-    { "model", default = D.model, metavar = "DIR", help = "the base model folder (for its vocab.txt)" },
+    { "data", metavar = "CSV", help = "CSV to evaluate on (default: the run's data, else " .. D.data .. ")" },
+    { "text-column", metavar = "NAME", help = "column of the texts (default: the run's, else " .. D.text_column .. ")" },
+    { "label-column", metavar = "NAME", help = "column of the labels (default: the run's, else " .. D.label_column .. ")" },
+    { "rows", choices = { "val", "all" }, help = "the run's validation rows, or every row (default: val for the run's data, all for another file)" },
+    { "val-data", metavar = "CSV", help = "without run.json: the separate validation CSV the run used" },
+    { "test-size", type = "number", help = "without run.json: the split's test size (default: " .. D.test_size .. ")" },
+    { "split-seed", type = "int", help = "without run.json: the split's random_state (default: " .. D.split_seed .. ")" },
+    { "tokenizer", metavar = "DIR", help = "vocabulary folder if the checkpoint has no vocab.txt (default: the run's --model)" },
+    { "model", metavar = "DIR", help = "the base model folder, for its vocab.txt (default: the run's, else " .. D.model .. ")" },
     { "batch-size", type = "int", default = D.val_batch_size, help = "evaluation batch size" },
-    { "max-length", type = "int", default = D.max_length, help = "truncate titles to this many tokens" },
-    { "pad", default = D.pad, choices = { "longest", "max_length" }, help = "padding of the batches" },
-    { "val-limit", type = "int", help = "use only the first N validation titles (as conference.lua --val-limit)" },
+    { "max-length", type = "int", help = "truncate texts to this many tokens (default: the run's, else " .. D.max_length .. ")" },
+    { "pad", choices = { "longest", "max_length" }, help = "padding of the batches (default: the run's, else longest)" },
+    { "val-limit", type = "int", help = "use only the first N rows evaluated (as conference.lua --val-limit)" },
     { "quiet", type = "flag", help = "only the summary line" },
   },
 })
 
+local function same_labels(a, b)
+  if #a ~= #b then return false end
+  for i = 1, #a do if a[i] ~= b[i] then return false end end
+  return true
+end
+
 local function main()
-  local ckpt = args.checkpoint
+  local ckpt = args.checkpoint:gsub("/+$", "")
   if not bl.file_exists(ckpt .. "/config.json") and not ckpt:match("%.safetensors$") then
     error(("checkpoint '%s' not found (expected a folder with config.json and model.safetensors)"):format(ckpt))
   end
-  local d = bl.load_text_classification(args.data, { val_limit = args.val_limit })
-  local vocab_dir = bl.file_exists(ckpt .. "/vocab.txt") and ckpt or (args.tokenizer or args.model)
+  -- the run that wrote the checkpoint, if any
+  local run_dir = ckpt:match("^(.*)/[^/]+$") or "."
+  local rec = bl.file_exists(run_dir .. "/run.json") and bl.read_json(run_dir .. "/run.json") or nil
+  local ro = rec and rec.options or {}
+
+  -- the checkpoint's labels are the truth
+  local model = bl.BertForSequenceClassification.from_pretrained(ckpt, { quiet = true })
+  local cfg = model:config()
+  local names = {}
+  for id = 0, cfg.num_labels - 1 do names[id + 1] = bl.label_name(cfg.id2label, id) end
+  if rec and rec.labels and not same_labels(rec.labels, names) then
+    io.stderr:write(("evaluate.lua: note: %s/run.json lists the labels %s, the checkpoint %s; using the checkpoint's\n")
+      :format(run_dir, table.concat(rec.labels, ", "), table.concat(names, ", ")))
+  end
+
+  local data = args.data or (rec and rec.data and rec.data.path) or D.data
+  if not bl.file_exists(data) then error(("data file '%s' not found"):format(data)) end
+  local text_col = args.text_column or (rec and rec.data and rec.data.text_column) or D.text_column
+  local label_col = args.label_column or (rec and rec.data and rec.data.label_column) or D.label_column
+  local same_data = rec and rec.data and rec.data.sha256 == bl.sha256_file(data)
+  local rows = args.rows or ((rec and not same_data) and "all" or "val")
+  local lopts = { text_column = text_col, label_column = label_col, labels = names, val_limit = args.val_limit }
+  local what
+  if rows == "all" then
+    lopts.all_rows = true
+    what = ("every row of %s"):format(data)
+  elseif rec then
+    if not same_data then
+      error(("%s is not the file run %s was trained on (its sha256 differs from run.json's), so the run's validation rows do not apply; use --rows all to evaluate every row of it")
+        :format(data, run_dir))
+    end
+    local split = rec.split or {}
+    if split.method == "validation file" then
+      local vd = rec.val_data or {}
+      if not (vd.path and bl.file_exists(vd.path)) then error(("the run's validation file '%s' is missing"):format(tostring(vd.path))) end
+      if vd.sha256 ~= bl.sha256_file(vd.path) then error(("the run's validation file '%s' changed since the run (sha256 differs)"):format(vd.path)) end
+      data, lopts.all_rows = vd.path, true
+      what = ("the run's validation file %s"):format(vd.path)
+    else
+      if type(split.val_rows) ~= "table" then error(("%s/run.json has no split.val_rows"):format(run_dir)) end
+      lopts.val_rows = split.val_rows
+      what = ("the run's %d validation rows of %s"):format(#split.val_rows, data)
+    end
+  else
+    -- no run.json: recompute the split the scripts make by default (or as told)
+    lopts.val_data, lopts.test_size, lopts.split_seed = args.val_data, args.test_size, args.split_seed
+    what = ("the split of %s (no run.json beside the checkpoint)"):format(data)
+  end
+  local d = bl.load_text_classification(data, lopts)
+  if #d.val.texts == 0 then error(("no rows to evaluate in %s"):format(data)) end
+
+  local vocab_dir = bl.file_exists(ckpt .. "/vocab.txt") and ckpt
+    or args.tokenizer or args.model or (rec and rec.model and rec.model.path) or D.model
   local tok = bl.BertTokenizer.from_pretrained(vocab_dir, { do_lower_case = true })
-  local ds = bl.encode_dataset(tok, d.val.texts, d.val.labels, { max_length = args.max_length, pad = args.pad })
+  local pad = args.pad or ro.pad or D.pad
+  local ds = bl.encode_dataset(tok, d.val.texts, d.val.labels, { max_length = args.max_length or ro.max_length or D.max_length, pad = pad })
   local loader = bl.DataLoader(ds, { batch_size = args.batch_size, sampler = "sequential",
-                                     pad = args.pad == "longest" and "longest" or "none", mask = 2 })
-  local model = bl.BertForSequenceClassification.from_pretrained(ckpt, { num_labels = #d.names, id2label = d.id2label, quiet = true })
-  local ev = bl.evaluate(model, loader)
+                                     pad = pad == "longest" and "longest" or "none", mask = 2 })
+  local ev = bl.evaluate(model, loader, { progress = not args.quiet, desc = "Evaluating" })
   if not args.quiet then
+    print(("Evaluated on %s."):format(what))
     bl.accuracy_per_class(ev.preds, ev.labels, d.id2label)
-    local cm, labels = bl.confusion_matrix(ev.preds, ev.labels, { labels = { 0, 1, 2, 3, 4 } })
+    local ids = {}
+    for i = 1, #names do ids[i] = i - 1 end
+    local cm = bl.confusion_matrix(ev.preds, ev.labels, { labels = ids })
+    local w = 9
+    for _, nm in ipairs(names) do w = math.max(w, #nm + 1) end
     print("Confusion matrix (rows: true, columns: predicted)")
-    local head = { ("%-10s"):format("") }
-    for _, l in ipairs(labels) do head[#head + 1] = ("%9s"):format(d.id2label[l]) end
+    local head = { (" "):rep(w) }
+    for _, nm in ipairs(names) do head[#head + 1] = ("%" .. w .. "s"):format(nm) end
     print(table.concat(head))
     for i, row in ipairs(cm) do
-      local line = { ("%-10s"):format(d.id2label[labels[i]]) }
-      for _, v in ipairs(row) do line[#line + 1] = ("%9d"):format(v) end
+      local line = { ("%-" .. w .. "s"):format(names[i]) }
+      for _, v in ipairs(row) do line[#line + 1] = ("%" .. w .. "d"):format(v) end
       print(table.concat(line))
     end
   end
-  print(("%s: %d validation titles, loss %.6f, accuracy %.4f, F1 Score (Weighted): %.6f"):format(
+  print(("%s: %d texts, loss %.6f, accuracy %.4f, F1 Score (Weighted): %.6f"):format(
     ckpt, #ev.labels, ev.loss, ev.accuracy, ev.f1))
 end
 

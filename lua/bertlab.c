@@ -53,5 +53,6 @@ int luaopen_bertlab_core(lua_State *L) {
     bl_open_io(L);
     bl_open_model(L);
     bl_open_train(L);
+    bl_open_util(L);
     return 1;
 }

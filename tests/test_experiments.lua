@@ -186,6 +186,9 @@ else
   T.check(bl.file_exists(dir .. "/epoch_1/model.safetensors") and bl.file_exists(dir .. "/epoch_1/config.json"),
     "checkpoint epoch_1 saved (model.safetensors, config.json)")
   T.check(not bl.file_exists(dir .. "/.epoch_1.partial/config.json"), "no partial checkpoint left behind")
+  local rj = bl.file_exists(dir .. "/run.json") and bl.read_json(dir .. "/run.json") or {}
+  T.check(rj.status == "done" and #(rj.split or {}).val_rows == 40 and rj.labels and rj.labels[1] == "VLDB"
+    and (rj.options or {}).limit == 30, "run.json of the tutorial run: 40 validation rows, labels, options")
   local rc2, out2 = run(("bin/bertlab experiments/conference.lua --limit 3 --epochs 1 --quiet --out %s"):format(dir))
   T.check(rc2 ~= 0 and out2:find("already holds a run", 1, true) ~= nil, "refuses to overwrite a previous run", out2)
 
@@ -218,6 +221,15 @@ else
   T.check(acsv:find("^batch_size,epochs,lr,train_loss,val_loss,best_f1,best_epoch,last_f1,seconds\n3,1,1e%-05,") ~= nil,
     "ablation.csv columns and first cell", acsv)
   T.check(out6:find("| batch | epochs | lr |", 1, true) and out6:find("\n| 6 | 1 | 1e-05 |", 1, true), "ablation prints a Markdown table", out6)
+  local okj, aj = pcall(bl.read_json, adir .. "/ablation.json")
+  aj = okj and aj or {}
+  T.check(aj.format == "bertlab-ablation/1" and aj.status == "done" and #(aj.cells or {}) == 2
+    and aj.fixed and aj.fixed.limit == 6 and aj.fixed.seed == 17 and aj.fixed.save == "none"
+    and aj.grid and #aj.grid.batch_size == 2 and aj.data and aj.data.sha256 and aj.model and aj.model.sha256
+    and aj.command_line:find("--batch-sizes 3,6", 1, true),
+    "ablation.json records the fixed options, the grid, the command line, the sha256s and both cells", tostring(aj))
+  T.check(bl.file_exists(adir .. "/bs3-ep1-lr1e-05/run.json") and not bl.file_exists(adir .. "/bs3-ep1-lr1e-05/epoch_1/config.json"),
+    "each ablation cell has its run.json and, by default (--save none), no checkpoint")
   os.execute("rm -rf " .. bl.shell_quote(adir))
 
   -- reproducibility of the whole experiment (in-process, no files)
@@ -285,7 +297,7 @@ do
     { model = "nowhere", data = "tests/test_experiments.lua" })
   T.checkerror("eval_epoch must be between 1 and 2", "run_experiment: eval_epoch out of range", bl.run_experiment,
     { epochs = 2, eval_epoch = 3 })
-  T.checkerror("eval_epoch needs checkpoints", "run_experiment: eval_epoch without checkpoints", bl.run_experiment,
+  T.checkerror("eval_epoch needs every epoch.s checkpoint", "run_experiment: eval_epoch without checkpoints", bl.run_experiment,
     { epochs = 2, eval_epoch = 1, save = false })
 end
 

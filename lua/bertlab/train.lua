@@ -95,46 +95,138 @@ return function(bl)
   -- Data preparation (the tutorial's steps, generic in the column names)
   ---------------------------------------------------------------------------------------------------
 
-  -- bl.load_text_classification(csv, {text="Title", label="Conference", test_size=0.15,
-  --   random_state=42, limit=nil}) → {names=, label_dict=, train={texts=, labels=, rows=}, val={...}}
-  -- Class ids follow first appearance (pandas' unique(), as the tutorial); the split is stratified
-  -- on those integer ids (sklearn sorts the classes of `stratify`, so ids and names differ).
-  function bl.load_text_classification(path, opts)
-    opts = opts or {}
-    local text_col, label_col = opts.text or "Title", opts.label or "Conference"
+  -- The text and label columns of one CSV file; errors name the file and the row.
+  local function read_columns(path, text_col, label_col)
+    if not bl.file_exists(path) then error(("data file '%s' not found"):format(path), 0) end
     local df = bl.read_csv(path)
-    local texts, classes = df:column(text_col), df:column(label_col)
-    local names, label_dict, ids = {}, {}, {}
+    local ok, texts = pcall(df.column, df, text_col)
+    if not ok then error(("%s (choose one with --text-column)"):format(texts), 0) end
+    local ok2, classes = pcall(df.column, df, label_col)
+    if not ok2 then error(("%s (choose one with --label-column)"):format(classes), 0) end
     for i, c in ipairs(classes) do
-      if label_dict[c] == nil then
-        label_dict[c] = #names
-        names[#names + 1] = c
-      end
-      ids[i] = label_dict[c]
+      if c == "" then error(("%s: data row %d has an empty label in column '%s'"):format(path, i, label_col), 0) end
     end
-    local id2name = {}
-    for i, n in ipairs(names) do id2name[i - 1] = n end
-    local train_idx, val_idx = bl.train_test_split(#texts, {
-      test_size = opts.test_size or 0.15, random_state = opts.random_state or 42, stratify = ids })
-    -- the tutorial selects df[df.data_type == 'train'], i.e. rows in file order
-    table.sort(train_idx)
-    table.sort(val_idx)
-    for key, idx in pairs({ limit = train_idx, val_limit = val_idx }) do
-      local n = opts[key]
-      if n ~= nil then
-        if math.type(n) ~= "integer" or n < 1 then
-          error(("load_text_classification: %s must be a positive integer, got %s"):format(key, tostring(n)), 2)
+    if #texts == 0 then error(("%s: no data rows"):format(path), 0) end
+    return texts, classes
+  end
+
+  local function quoted_list(names)
+    local q = {}
+    for i, n in ipairs(names) do q[i] = "'" .. n .. "'" end
+    return table.concat(q, ", ")
+  end
+
+  -- bl.load_text_classification(csv, {text_column="Title", label_column="Conference",
+  --   test_size=0.15, split_seed=42, limit=, val_limit=, val_data=, labels=, val_rows=, all_rows=})
+  --   → {names=, id2label=, label_dict=, n=, train={texts=, labels=, rows=}, val={...}, split=}
+  -- Class ids follow first appearance (pandas' unique(), as the tutorial) unless `labels` fixes them
+  -- (names in id order, e.g. a checkpoint's id2label: a label outside them is an error). The split
+  -- is stratified on those ids (sklearn sorts the classes of `stratify`, so ids and names differ);
+  -- `val_data` takes the validation rows from another file instead; `val_rows` (1-based data rows)
+  -- reuses a recorded split; `all_rows` puts every row in `val` (evaluating another file).
+  -- `text`/`label`/`random_state` are accepted for text_column/label_column/split_seed.
+  local LTC_OPTS = { text_column = true, label_column = true, text = true, label = true, test_size = true,
+                     split_seed = true, random_state = true, limit = true, val_limit = true, val_data = true,
+                     labels = true, val_rows = true, all_rows = true }
+
+  function bl.load_text_classification(path, opts)
+    local fn = "load_text_classification"
+    opts = opts or {}
+    for k in pairs(opts) do
+      if not LTC_OPTS[k] then error(("%s: unknown option '%s'"):format(fn, tostring(k)), 2) end
+    end
+    local text_col = opts.text_column or opts.text or "Title"
+    local label_col = opts.label_column or opts.label or "Conference"
+    local test_size = opts.test_size or 0.15
+    -- "--test-size 30" arrives as 30.0: a whole number of rows, as scikit-learn's int test_size
+    if math.type(test_size) == "float" and test_size >= 1 and test_size == math.floor(test_size) then
+      test_size = math.tointeger(test_size)
+    end
+    local seed = opts.split_seed or opts.random_state or 42
+    local ok, texts, classes = pcall(read_columns, path, text_col, label_col)
+    if not ok then error(fn .. ": " .. texts, 2) end
+    local names, label_dict, fixed = {}, {}, opts.labels ~= nil
+    if fixed then
+      for i, name in ipairs(opts.labels) do names[i] = tostring(name); label_dict[names[i]] = i - 1 end
+    end
+    local function number(list, file)
+      local ids = {}
+      for i, c in ipairs(list) do
+        if label_dict[c] == nil then
+          if fixed then
+            error(("%s: %s: data row %d has label '%s' (column '%s'), which is not one of the model's labels %s")
+              :format(fn, file, i, c, label_col, quoted_list(names)), 3)
+          end
+          label_dict[c] = #names
+          names[#names + 1] = c
         end
-        while #idx > n do idx[#idx] = nil end
+        ids[i] = label_dict[c]
+      end
+      return ids
+    end
+    local ids = number(classes, path)
+    local n = #texts
+    local split = { text_column = text_col, label_column = label_col, limit = opts.limit, val_limit = opts.val_limit }
+    local train_idx, val_idx
+    local vtexts, vids = texts, ids
+    if opts.all_rows then
+      split.method = "all rows"
+      train_idx, val_idx = {}, {}
+      for i = 1, n do val_idx[i] = i end
+    elseif opts.val_data then
+      split.method = "validation file"
+      split.val_data = opts.val_data
+      local ok2, vt, vc = pcall(read_columns, opts.val_data, text_col, label_col)
+      if not ok2 then error(fn .. ": " .. vt, 2) end
+      fixed = true -- a validation label the training data lacks cannot be learnt
+      vtexts, vids = vt, number(vc, opts.val_data)
+      train_idx, val_idx = {}, {}
+      for i = 1, n do train_idx[i] = i end
+      for i = 1, #vt do val_idx[i] = i end
+    elseif opts.val_rows then
+      split.method = "recorded rows"
+      local is_val = {}
+      val_idx = {}
+      for k, r in ipairs(opts.val_rows) do
+        if math.type(r) ~= "integer" or r < 1 or r > n then
+          error(("%s: validation row %s is outside %s's %d data rows"):format(fn, tostring(r), path, n), 2)
+        end
+        is_val[r], val_idx[k] = true, r
+      end
+      train_idx = {}
+      for i = 1, n do if not is_val[i] then train_idx[#train_idx + 1] = i end end
+      table.sort(val_idx)
+    else
+      split.method = "stratified"
+      split.test_size, split.split_seed = test_size, seed
+      local oks, tr, va = pcall(bl.train_test_split, n, { test_size = test_size, random_state = seed, stratify = ids })
+      if not oks then error(("%s: %s: cannot split %d rows with test_size %s: %s"):format(fn, path, n,
+        tostring(test_size), tostring(tr):gsub("^[^:]*:%d+: ", "")), 2) end
+      train_idx, val_idx = tr, va
+      -- the tutorial selects df[df.data_type == 'train'], i.e. rows in file order
+      table.sort(train_idx)
+      table.sort(val_idx)
+    end
+    for key, idx in pairs({ limit = train_idx, val_limit = val_idx }) do
+      local lim = opts[key]
+      if lim ~= nil then
+        if math.type(lim) ~= "integer" or lim < 1 then
+          error(("%s: %s must be a positive integer, got %s"):format(fn, key, tostring(lim)), 2)
+        end
+        while #idx > lim do idx[#idx] = nil end
       end
     end
-    local function subset(idx)
+    split.train_rows, split.val_rows = train_idx, val_idx
+    local function subset(idx, tx, ys)
       local s = { texts = {}, labels = {}, rows = idx }
-      for k, r in ipairs(idx) do s.texts[k] = texts[r]; s.labels[k] = ids[r] end
+      for k, r in ipairs(idx) do s.texts[k] = tx[r]; s.labels[k] = ys[r] end
       return s
     end
-    return { names = names, id2label = id2name, label_dict = label_dict, n = #texts,
-             train = subset(train_idx), val = subset(val_idx) }
+    local id2name = {}
+    for i, nm in ipairs(names) do id2name[i - 1] = nm end
+    return { names = names, id2label = id2name, label_dict = label_dict, n = n, val_n = #vtexts,
+             text_column = text_col, label_column = label_col, split = split,
+             train = subset(train_idx, texts, ids), val = subset(val_idx, vtexts, vids) }
   end
 
   -- bl.encode_dataset(tok, texts, labels, {max_length=256, pad="longest"|"max_length"})
@@ -187,13 +279,17 @@ return function(bl)
     return total / count
   end
 
-  -- bl.evaluate(model, loader) → {loss=, preds=, labels=, f1=, accuracy=, probs=nil}
+  -- bl.evaluate(model, loader[, {progress=false, desc="Validation", out=io.stderr}])
+  --   → {loss=, preds=, labels=, f1=, accuracy=}
   -- loss: the mean over samples (independent of the batch size; equal to the tutorial's mean of
-  -- batch means when every batch is full).
-  function bl.evaluate(model, loader)
+  -- batch means when every batch is full). progress: a bar over the batches.
+  function bl.evaluate(model, loader, opts)
+    opts = opts or {}
+    if type(opts) ~= "table" then error("evaluate: argument #3 must be an options table, got " .. type(opts), 2) end
     model:eval()
     local sum, n = 0.0, 0
     local preds, trues = {}, {}
+    local bar = opts.progress and bl.progress(#loader, { desc = opts.desc or "Validation", out = opts.out }) or nil
     for batch in loader:iter() do
       local out = forward_batch(model, batch)
       local b = batch[3]:numel()
@@ -203,7 +299,9 @@ return function(bl)
       local t = batch[3]:totable()
       for i = 1, #p do preds[#preds + 1] = p[i]; trues[#trues + 1] = t[i] end
       out.logits:free()
+      if bar then bar:update(1) end
     end
+    if bar then bar:close() end
     if n == 0 then error("evaluate: the data loader yielded no batch", 2) end
     return { loss = sum / n, preds = preds, labels = trues,
              f1 = bl.f1_score(preds, trues, { average = "weighted" }), accuracy = bl.accuracy(preds, trues) }
@@ -229,71 +327,16 @@ return function(bl)
     return table.concat(lines, "\n") .. "\n"
   end
 
-  local function esc(s) return (tostring(s):gsub("&", "&amp;"):gsub("<", "&lt;"):gsub(">", "&gt;")) end
-
-  -- bl.results_svg(rows, {title=}): a hand-written SVG line chart: training and validation loss
-  -- (left axis) and weighted F1 (right axis, 0..1) per epoch.
-  function bl.results_svg(rows, opts)
-    opts = opts or {}
-    local W, H, L, R, Tm, B = 640, 360, 60, 60, 40, 50
-    local pw, ph = W - L - R, H - Tm - B
-    local n = #rows
-    local maxloss = 0
-    for _, r in ipairs(rows) do maxloss = math.max(maxloss, r.train_loss or 0, r.val_loss or 0) end
-    if maxloss <= 0 then maxloss = 1 end
-    maxloss = maxloss * 1.1
-    local function x(i) return L + (n > 1 and (i - 1) / (n - 1) or 0.5) * pw end
-    local function yl(v) return Tm + ph - v / maxloss * ph end
-    local function yf(v) return Tm + ph - v * ph end
-    local o = {}
-    local function add(fmt, ...) o[#o + 1] = fmt:format(...) end
-    add('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">', W, H, W, H)
-    add('<rect width="%d" height="%d" fill="white"/>', W, H)
-    add('<text x="%d" y="22" text-anchor="middle" font-size="15">%s</text>', W // 2, esc(opts.title or "Loss and weighted F1 per epoch"))
-    add('<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#444"/>', L, Tm, pw, ph)
-    for k = 0, 4 do
-      local y = Tm + ph - k / 4 * ph
-      add('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>', L, y, L + pw, y)
-      add('<text x="%d" y="%.1f" text-anchor="end">%.3g</text>', L - 6, y + 4, maxloss * k / 4)
-      add('<text x="%d" y="%.1f">%.2f</text>', L + pw + 6, y + 4, k / 4)
-    end
-    for i, r in ipairs(rows) do
-      add('<text x="%.1f" y="%d" text-anchor="middle">%s</text>', x(i), Tm + ph + 18, esc(r.epoch or i))
-    end
-    add('<text x="%d" y="%d" text-anchor="middle">epoch</text>', L + pw // 2, H - 12)
-    add('<text transform="translate(16,%d) rotate(-90)" text-anchor="middle">loss</text>', Tm + ph // 2)
-    add('<text transform="translate(%d,%d) rotate(90)" text-anchor="middle">weighted F1</text>', W - 14, Tm + ph // 2)
-    local series = {
-      { key = "train_loss", color = "#1f77b4", y = yl, label = "training loss" },
-      { key = "val_loss", color = "#ff7f0e", y = yl, label = "validation loss" },
-      { key = "val_f1", color = "#2ca02c", y = yf, label = "validation F1" },
-    }
-    for s, ser in ipairs(series) do
-      local pts = {}
-      for i, r in ipairs(rows) do
-        if r[ser.key] then pts[#pts + 1] = ("%.1f,%.1f"):format(x(i), ser.y(r[ser.key])) end
-      end
-      if #pts > 1 then add('<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>', ser.color, table.concat(pts, " ")) end
-      for _, pt in ipairs(pts) do
-        local px, py = pt:match("([^,]+),(.+)")
-        add('<circle cx="%s" cy="%s" r="3" fill="%s"/>', px, py, ser.color)
-      end
-      local lx = L + 10 + (s - 1) * 150
-      add('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"/>', lx, H - 30, lx + 20, H - 30, ser.color)
-      add('<text x="%d" y="%d">%s</text>', lx + 25, H - 26, ser.label)
-    end
-    add("</svg>")
-    return table.concat(o, "\n") .. "\n"
-  end
+  -- bl.results_svg (chart.svg) is in lua/bertlab/chart.lua.
 
   ---------------------------------------------------------------------------------------------------
   -- The experiment
   ---------------------------------------------------------------------------------------------------
   local DEFAULTS = {
-    model = "models/all-MiniLM-L6-v2", data = "data/title_conference.csv", epochs = 5, batch_size = 3,
-    val_batch_size = 32, lr = 1e-5, eps = 1e-8, weight_decay = 0.0, max_length = 256, pad = "longest",
-    seed = 17, device = "cpu", warmup = 0, clip = 1.0, test_size = 0.15, random_state = 42, save = true,
-    progress = true,
+    model = "models/all-MiniLM-L6-v2", data = "data/title_conference.csv", text_column = "Title",
+    label_column = "Conference", epochs = 5, batch_size = 3, val_batch_size = 32, lr = 1e-5, eps = 1e-8,
+    weight_decay = 0.0, max_length = 256, pad = "longest", seed = 17, device = "cpu", warmup = 0, clip = 1.0,
+    test_size = 0.15, split_seed = 42, save = "all", progress = true,
   }
   bl.EXPERIMENT_DEFAULTS = DEFAULTS
 
@@ -323,19 +366,26 @@ return function(bl)
   end
 
   -- bl.run_experiment(opts) → {epochs={per-epoch rows}, best_epoch=, final=, out=, ...}: the
-  -- tutorial's fine-tuning run (see docs/api/train.md for every option and the files written).
+  -- tutorial's fine-tuning run on any CSV (see docs/api/train.md for every option and the files
+  -- written). With an out folder, run.json is written before training starts.
   local EXTRA_OPTIONS = { limit = true, val_limit = true, out = true, eval_epoch = true, log = true, on_epoch = true,
-                          per_class = true, quiet = true, quiet_model = true, progress_out = true, threads = true }
+                          per_class = true, quiet = true, quiet_model = true, progress_out = true, threads = true,
+                          val_data = true, name = true, script = true, argv = true, record = true }
+  local ALIASES = { text = "text_column", label = "label_column", random_state = "split_seed" }
 
   function bl.run_experiment(opts)
     if opts ~= nil and type(opts) ~= "table" then error("run_experiment: argument #1 must be an options table", 2) end
     local o = {}
     for k, v in pairs(DEFAULTS) do o[k] = v end
     for k, v in pairs(opts or {}) do
-      if DEFAULTS[k] == nil and not EXTRA_OPTIONS[k] then
+      local key = ALIASES[k] or k
+      if DEFAULTS[key] == nil and not EXTRA_OPTIONS[key] then
         error(("run_experiment: unknown option '%s'"):format(tostring(k)), 2)
       end
-      o[k] = v
+      if ALIASES[k] and opts[key] ~= nil and opts[key] ~= v then
+        error(("run_experiment: options '%s' and '%s' disagree"):format(k, key), 2)
+      end
+      o[key] = v
     end
     local log = o.log or function(s) io.stdout:write(s, "\n"); io.stdout:flush() end
     if o.device ~= "cpu" then
@@ -352,22 +402,33 @@ return function(bl)
     if math.type(o.warmup) ~= "integer" or o.warmup < 0 then
       error("run_experiment: warmup must be a non-negative integer, got " .. tostring(o.warmup), 2)
     end
+    local okm, mode = pcall(bl.save_mode, o.save)
+    if not okm then error("run_experiment: " .. tostring(mode):gsub("^[^:]*:%d+: ", ""), 2) end
+    o.save = mode
+    if type(o.test_size) ~= "number" or o.test_size <= 0 or (o.test_size >= 1 and o.test_size ~= math.floor(o.test_size)) then
+      error(("run_experiment: test_size must be a fraction in (0, 1) or a row count, got %s"):format(tostring(o.test_size)), 2)
+    end
+    if math.type(o.split_seed) ~= "integer" then
+      error("run_experiment: split_seed must be an integer, got " .. tostring(o.split_seed), 2)
+    end
     if o.eval_epoch ~= nil and (math.type(o.eval_epoch) ~= "integer" or o.eval_epoch < 1 or o.eval_epoch > o.epochs) then
       error(("run_experiment: eval_epoch must be between 1 and %d, got %s"):format(o.epochs, tostring(o.eval_epoch)), 2)
     end
-    if o.eval_epoch ~= nil and o.eval_epoch ~= o.epochs and not (o.out and o.save) then
-      error("run_experiment: eval_epoch needs checkpoints (an out folder and save=true)", 2)
+    if o.eval_epoch ~= nil and o.eval_epoch ~= o.epochs and not (o.out and o.save == "all") then
+      error("run_experiment: eval_epoch needs every epoch's checkpoint (an out folder and save=\"all\")", 2)
     end
-    if not bl.file_exists(o.data) then
-      error(("run_experiment: data file '%s' not found (run `make data`)"):format(o.data), 2)
+    for _, k in ipairs({ "data", "val_data" }) do
+      if o[k] ~= nil and not bl.file_exists(o[k]) then
+        error(("run_experiment: %s file '%s' not found%s"):format(k, o[k], o[k] == DEFAULTS.data and " (run `make data`)" or ""), 2)
+      end
     end
     if not (bl.file_exists(o.model .. "/config.json") and bl.file_exists(o.model .. "/vocab.txt")) then
       error(("run_experiment: model folder '%s' not found or incomplete (needs config.json, model.safetensors, vocab.txt; run `make model`)"):format(o.model), 2)
     end
     local out = o.out
     if out then
-      if bl.file_exists(out .. "/results.jsonl") then
-        error(("run_experiment: '%s' already holds a run (results.jsonl); choose another --out"):format(out), 2)
+      if bl.file_exists(out .. "/results.jsonl") or bl.file_exists(out .. "/run.json") then
+        error(("run_experiment: '%s' already holds a run (run.json, results.jsonl); choose another --out"):format(out), 2)
       end
       bl.mkdir_p(out)
     end
@@ -380,69 +441,97 @@ return function(bl)
     end
 
     bl.seed(o.seed)
-    local d = bl.load_text_classification(o.data, { test_size = o.test_size, random_state = o.random_state,
-                                                    limit = o.limit, val_limit = o.val_limit })
-    local tok = bl.BertTokenizer.from_pretrained(o.model, { do_lower_case = true })
-    local ds_train = bl.encode_dataset(tok, d.train.texts, d.train.labels, o)
-    local ds_val = bl.encode_dataset(tok, d.val.texts, d.val.labels, o)
-    local loader_pad = o.pad == "longest" and "longest" or "none"
-    local train_loader = bl.DataLoader(ds_train, { batch_size = o.batch_size, sampler = "random", pad = loader_pad, mask = 2 })
-    local val_loader = bl.DataLoader(ds_val, { batch_size = o.val_batch_size, sampler = "sequential", pad = loader_pad, mask = 2 })
-    local model = bl.BertForSequenceClassification.from_pretrained(o.model,
-      { num_labels = #d.names, id2label = d.id2label, quiet = o.quiet_model ~= false })
-    local opt = bl.AdamW(model:parameters(), { lr = o.lr, eps = o.eps, weight_decay = o.weight_decay })
-    local total_steps = #train_loader * o.epochs
-    local sched = bl.get_linear_schedule_with_warmup(opt, o.warmup, total_steps)
-    log(("%d training and %d validation titles, %d classes; %d batches of %d per epoch, %d epochs, %d steps"):format(
-      #d.train.texts, #d.val.texts, #d.names, #train_loader, o.batch_size, o.epochs, total_steps))
+    local okd, d = pcall(bl.load_text_classification, o.data, { text_column = o.text_column, label_column = o.label_column,
+      test_size = o.test_size, split_seed = o.split_seed, val_data = o.val_data, limit = o.limit, val_limit = o.val_limit })
+    if not okd then error("run_experiment: " .. tostring(d):gsub("^[^:]*:%d+: ", ""):gsub("^load_text_classification: ", ""), 2) end
+    if #d.names < 2 then
+      error(("run_experiment: %s: column '%s' has a single label ('%s'); a classifier needs two or more"):format(
+        o.data, o.label_column, tostring(d.names[1])), 2)
+    end
+    local name = o.name or (out and out:gsub("/+$", ""):match("([^/]+)$")) or "run"
+    local rec
+    if out then
+      rec = bl.run_record({ name = name, script = o.script, options = o, model = o.model, data = o.data,
+        val_data = o.val_data, text_column = d.text_column, label_column = d.label_column, d = d,
+        device = o.device, argv = o.argv })
+      for k, v in pairs(o.record or {}) do rec[k] = v end
+      bl.write_run_json(out, rec)
+    end
+    -- the training proper; with an out folder a failure is recorded in run.json
+    local function train()
+      local tok = bl.BertTokenizer.from_pretrained(o.model, { do_lower_case = true })
+      local ds_train = bl.encode_dataset(tok, d.train.texts, d.train.labels, o)
+      local ds_val = bl.encode_dataset(tok, d.val.texts, d.val.labels, o)
+      local loader_pad = o.pad == "longest" and "longest" or "none"
+      local train_loader = bl.DataLoader(ds_train, { batch_size = o.batch_size, sampler = "random", pad = loader_pad, mask = 2 })
+      local val_loader = bl.DataLoader(ds_val, { batch_size = o.val_batch_size, sampler = "sequential", pad = loader_pad, mask = 2 })
+      local model = bl.BertForSequenceClassification.from_pretrained(o.model,
+        { num_labels = #d.names, id2label = d.id2label, quiet = o.quiet_model ~= false })
+      local opt = bl.AdamW(model:parameters(), { lr = o.lr, eps = o.eps, weight_decay = o.weight_decay })
+      local total_steps = #train_loader * o.epochs
+      local sched = bl.get_linear_schedule_with_warmup(opt, o.warmup, total_steps)
+      log(("%d training and %d validation titles, %d classes; %d batches of %d per epoch, %d epochs, %d steps"):format(
+        #d.train.texts, #d.val.texts, #d.names, #train_loader, o.batch_size, o.epochs, total_steps))
 
-    local rows, last_ev = {}, nil
-    for epoch = 1, o.epochs do
-      local t0 = bl.now()
-      local lr = opt.lr
-      local train_loss = bl.train_epoch(model, train_loader, opt, sched,
-        { clip = o.clip, desc = ("Epoch %d"):format(epoch), progress = o.progress, out = o.progress_out })
-      local ev = bl.evaluate(model, val_loader)
-      last_ev = ev
-      local row = { epoch = epoch, train_loss = train_loss, val_loss = ev.loss, val_f1 = ev.f1,
-                    val_accuracy = ev.accuracy, lr = lr, seconds = bl.now() - t0 }
-      if out and o.save then
-        bl.save_checkpoint(model, ("%s/epoch_%d"):format(out, epoch))
-        row.checkpoint = ("epoch_%d"):format(epoch)
+      local keeper = bl.checkpoint_keeper(out, o.save)
+      local title, subtitle = bl.chart_title(name, o)
+      local run_bar = o.progress and bl.run_progress(o.epochs, { out = o.progress_out }) or nil
+      local rows, last_ev = {}, nil
+      for epoch = 1, o.epochs do
+        local t0 = bl.now()
+        local lr = opt.lr
+        local desc = ("Epoch %d/%d"):format(epoch, o.epochs)
+        local train_loss = bl.train_epoch(model, train_loader, opt, sched,
+          { clip = o.clip, desc = desc, progress = o.progress, out = o.progress_out })
+        local ev = bl.evaluate(model, val_loader, { progress = o.progress, desc = "Validation", out = o.progress_out })
+        last_ev = ev
+        local row = { epoch = epoch, train_loss = train_loss, val_loss = ev.loss, val_f1 = ev.f1,
+                      val_accuracy = ev.accuracy, lr = lr, seconds = bl.now() - t0 }
+        row.checkpoint = keeper:epoch_end(model, epoch, ev.f1)
+        rows[#rows + 1] = row
+        log(("\nEpoch %d\nTraining loss: %.6f\nValidation loss: %.6f\nF1 Score (Weighted): %.6f"):format(
+          epoch, train_loss, ev.loss, ev.f1))
+        if out then
+          bl.append_line(out .. "/results.jsonl", bl.json_encode(row))
+          if o.save == "best" then -- only the best epoch's checkpoint is left
+            for _, r in ipairs(rows) do if r.checkpoint ~= keeper.best_checkpoint then r.checkpoint = nil end end
+          end
+          bl.write_file(out .. "/results.csv", bl.results_csv(rows))
+          bl.write_file(out .. "/chart.svg", bl.results_svg(rows, { title = title, subtitle = subtitle }))
+        end
+        if run_bar then run_bar:epoch_done(epoch) end
+        if o.on_epoch then o.on_epoch(row) end
       end
-      rows[#rows + 1] = row
-      log(("\nEpoch %d\nTraining loss: %.6f\nValidation loss: %.6f\nF1 Score (Weighted): %.6f"):format(
-        epoch, train_loss, ev.loss, ev.f1))
+
+      -- the best epoch (highest weighted F1, the earliest on ties) or the one asked for
+      local best = keeper.best_epoch
+      if o.eval_epoch then best = o.eval_epoch end
+      local final
+      if out and o.save ~= "none" then
+        local path = ("%s/epoch_%d"):format(out, best)
+        model:load(path)
+        final = bl.evaluate(model, val_loader)
+        final.checkpoint = path
+        log(("\nReloaded %s (epoch %d): validation loss %.6f, weighted F1 %.6f, accuracy %.4f"):format(
+          path, best, final.loss, final.f1, final.accuracy))
+      else
+        final = last_ev -- the model as it ended (no checkpoint to reload)
+        log(("\nFinal model (epoch %d, no checkpoints saved): weighted F1 %.6f"):format(#rows, final.f1))
+      end
+      if o.per_class ~= false then
+        final.per_class = bl.accuracy_per_class(final.preds, final.labels, d.id2label, { quiet = o.quiet })
+      end
+      local result = { epochs = rows, best_epoch = best, final = final, out = out, names = d.names,
+                       id2label = d.id2label, train_size = #d.train.texts, val_size = #d.val.texts,
+                       steps = total_steps, seconds = bl.now() - t_start, model = model, tokenizer = tok, record = rec }
       if out then
-        bl.append_line(out .. "/results.jsonl", bl.json_encode(row))
-        bl.write_file(out .. "/results.csv", bl.results_csv(rows))
-        bl.write_file(out .. "/chart.svg", bl.results_svg(rows))
+        bl.finish_run_record(out, rec, { best_epoch = best, best_f1 = rows[keeper.best_epoch].val_f1,
+          best_checkpoint = o.save ~= "none" and ("epoch_%d"):format(best) or bl.json_null,
+          final_f1 = final.f1, seconds = result.seconds })
       end
-      if o.on_epoch then o.on_epoch(row) end
+      return result
     end
-
-    -- the best epoch (highest weighted F1, the earliest on ties) or the one asked for
-    local best = 1
-    for i, r in ipairs(rows) do if r.val_f1 > rows[best].val_f1 then best = i end end
-    if o.eval_epoch then best = o.eval_epoch end
-    local final
-    if out and o.save then
-      local path = ("%s/epoch_%d"):format(out, best)
-      model:load(path)
-      final = bl.evaluate(model, val_loader)
-      final.checkpoint = path
-      log(("\nReloaded %s (epoch %d): validation loss %.6f, weighted F1 %.6f, accuracy %.4f"):format(
-        path, best, final.loss, final.f1, final.accuracy))
-    else
-      final = last_ev -- the model as it ended (no checkpoint to reload)
-      log(("\nFinal model (epoch %d, no checkpoints saved): weighted F1 %.6f"):format(#rows, final.f1))
-    end
-    if o.per_class ~= false then
-      final.per_class = bl.accuracy_per_class(final.preds, final.labels, d.id2label, { quiet = o.quiet })
-    end
-    local result = { epochs = rows, best_epoch = best, final = final, out = out, names = d.names,
-                     id2label = d.id2label, train_size = #d.train.texts, val_size = #d.val.texts,
-                     steps = total_steps, seconds = bl.now() - t_start, model = model, tokenizer = tok }
-    return result
+    if not out then return train() end
+    return bl.with_run_record(out, rec, train)
   end
 end

@@ -175,9 +175,12 @@ return function(bl)
     return count == n
   end
 
+  -- bl.json_null: a value that json_encode writes as null (a key whose value is nil vanishes).
+  bl.json_null = setmetatable({}, { __name = "bertlab.json_null", __tostring = function() return "null" end })
+
   local function encode(v, out)
     local ty = type(v)
-    if v == nil then out[#out + 1] = "null"
+    if v == nil or v == bl.json_null then out[#out + 1] = "null"
     elseif ty == "boolean" then out[#out + 1] = tostring(v)
     elseif ty == "number" then
       if v ~= v or v == math.huge or v == -math.huge then out[#out + 1] = "null"
