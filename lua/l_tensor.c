@@ -1,6 +1,7 @@
 /* l_tensor.c: the bertlab.Tensor userdata: creation from Lua tables and factories, inspection,
  * row indexing, argmax, elementwise arithmetic, PyTorch-style printing, deterministic freeing. */
 #include "lbl.h"
+#include "../runtime/device.h"
 #include "../runtime/error.h"
 #include "../runtime/rng.h"
 #include <math.h>
@@ -230,8 +231,18 @@ static void push_elem(lua_State *L, const tensor_t *t, int64_t i) {
     else lua_pushnumber(L, tensor_get(t, i));
 }
 
+/* The tensor at idx as a host tensor: itself, or a host copy owned by a userdata pushed on the
+ * stack (a device tensor is never read on the host). */
+static tensor_t *check_host(lua_State *L, int idx) {
+    tensor_t *t = lbl_checktensor(L, idx);
+    if (t->device == DEV_CPU) return t;
+    tensor_t *h = tensor_on_host(t);
+    lbl_pushtensor(L, h); /* raises when the copy failed */
+    return h;
+}
+
 static int t_item(lua_State *L) {
-    tensor_t *t = lbl_checktensor(L, 1);
+    tensor_t *t = check_host(L, 1);
     if (t->numel != 1) {
         char s[128];
         return luaL_error(L, "item: tensor of shape %s has %d elements, expected exactly 1",
@@ -254,7 +265,7 @@ static void totable_rec(lua_State *L, const tensor_t *t, int dim, int64_t off) {
 }
 
 static int t_totable(lua_State *L) {
-    tensor_t *t = lbl_checktensor(L, 1);
+    tensor_t *t = check_host(L, 1);
     if (t->ndim == 0) push_elem(L, t, 0);
     else totable_rec(L, t, 0, 0);
     return 1;
@@ -262,8 +273,8 @@ static int t_totable(lua_State *L) {
 
 /* t:get(i, j, ...): one element by 1-based indices. */
 static int t_get(lua_State *L) {
-    tensor_t *t = lbl_checktensor(L, 1);
     int n = lua_gettop(L) - 1;
+    tensor_t *t = check_host(L, 1);
     if (n != t->ndim) return luaL_error(L, "get: expected %d indices, got %d", t->ndim, n);
     int64_t off = 0;
     for (int d = 0; d < t->ndim; d++) {
@@ -345,6 +356,14 @@ static int arith(lua_State *L, int mul) {
             f32 = (float)v;
             tmp.data = &f32;
         }
+        if (t->device != DEV_CPU) { /* the scalar joins the tensor on its device */
+            tensor_t *d = tensor_to(&tmp, t->device);
+            if (!d) return lbl_error(L);
+            tensor_t *r = mul ? tensor_mul(t, d) : tensor_add(t, d);
+            tensor_free(d);
+            lbl_pushtensor(L, r);
+            return 1;
+        }
         lbl_pushtensor(L, mul ? tensor_mul(t, &tmp) : tensor_add(t, &tmp));
         return 1;
     }
@@ -362,17 +381,34 @@ static int t_clone(lua_State *L) {
     return 1;
 }
 
-/* t:to(dtype): a converted copy ("float32" / "int64"). */
+/* t:to(device | dtype): on "cpu" / "cuda" (a copy there; the tensor itself when already there,
+ * as torch), or converted to "float32" / "int64" (a copy, on the same device). */
 static int t_to(lua_State *L) {
     tensor_t *t = lbl_checktensor(L, 1);
     const char *name = luaL_checkstring(L, 2);
-    if (!strcmp(name, "cpu")) { lua_settop(L, 1); return 1; }
-    if (!strcmp(name, "cuda")) return luaL_error(L, "to('cuda'): the CUDA path is not available yet in this build");
+    int dev;
+    if (!strcmp(name, "cpu") || !strncmp(name, "cuda", 4)) {
+        if (device_parse(name, &dev) != 0) return luaL_argerror(L, 2, bl_errmsg());
+        if ((int)t->device == dev) {
+            lua_settop(L, 1);
+            return 1;
+        }
+        tensor_t *r = tensor_to(t, (device_t)dev);
+        if (!r) return luaL_error(L, "to('%s'): %s", name, bl_errmsg());
+        lbl_pushtensor(L, r);
+        return 1;
+    }
     dtype_t dt;
     if (dtype_from_name(name, &dt)) return luaL_argerror(L, 2, bl_errmsg());
-    tensor_t *r = tensor_new(dt, t->ndim, t->shape);
+    tensor_t *h = check_host(L, 1);
+    tensor_t *r = tensor_new(dt, h->ndim, h->shape);
     if (r)
-        for (int64_t i = 0; i < t->numel; i++) tensor_set(r, i, tensor_get(t, i));
+        for (int64_t i = 0; i < h->numel; i++) tensor_set(r, i, tensor_get(h, i));
+    if (r && t->device != DEV_CPU) { /* back to the tensor's device */
+        tensor_t *d = tensor_to(r, t->device);
+        tensor_free(r);
+        r = d;
+    }
     lbl_pushtensor(L, r);
     return 1;
 }

@@ -116,6 +116,30 @@ const char *lbl_optfield_str(lua_State *L, int idx, const char *key, const char 
     return s;
 }
 
+void lbl_checkoptions(lua_State *L, int idx, const char *fn, const char *const *accepted) {
+    if (idx == 0 || lua_isnoneornil(L, idx)) return;
+    idx = lua_absindex(L, idx);
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1); /* the value */
+        int ok = 0;
+        if (lua_type(L, -1) == LUA_TSTRING)
+            for (const char *const *a = accepted; *a && !ok; a++) ok = strcmp(lua_tostring(L, -1), *a) == 0;
+        if (!ok) {
+            luaL_Buffer b;
+            const char *key = luaL_tolstring(L, -1, NULL);
+            luaL_buffinit(L, &b);
+            for (const char *const *a = accepted; *a; a++) {
+                if (a != accepted) luaL_addstring(&b, ", ");
+                luaL_addstring(&b, *a);
+            }
+            luaL_pushresult(&b);
+            luaL_error(L, "%s: unknown option '%s' (accepted: %s)", fn, key, lua_tostring(L, -1));
+        }
+    }
+}
+
 void lbl_newclass(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *meta) {
     luaL_newmetatable(L, name);
     if (meta) luaL_setfuncs(L, meta, 0);

@@ -37,6 +37,15 @@ lua_Number lbl_optfield_num(lua_State *L, int idx, const char *key, lua_Number d
 int lbl_optfield_bool(lua_State *L, int idx, const char *key, int def);
 const char *lbl_optfield_str(lua_State *L, int idx, const char *key, const char *def);
 
+/* Checks that every key of the options table at `idx` (0 or nil: none) is one of `accepted`
+ * (NULL-terminated); raises "fn: unknown option 'x' (accepted: a, b, c)" otherwise. */
+void lbl_checkoptions(lua_State *L, int idx, const char *fn, const char *const *accepted);
+
+/* The model (runtime/bert.h) of the BertForSequenceClassification userdata at idx, or NULL (not a
+ * model, or freed). */
+struct bert;
+struct bert *lbl_tomodel(lua_State *L, int idx);
+
 /* Creates the metatable `name` with methods, metamethods and __index pointing at the methods. */
 void lbl_newclass(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *meta);
 

@@ -42,8 +42,29 @@ char *file_read_all(const char *path, size_t *size) {
     return buf;
 }
 
-/* The folder part of `path` ("." when there is none), malloc'd. */
-static char *dir_of(const char *path) {
+int path_is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int path_is_file(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+char *path_join(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *s = malloc(n);
+    if (s) snprintf(s, n, "%s%s%s", dir, (*dir && dir[strlen(dir) - 1] == '/') ? "" : "/", name);
+    return s;
+}
+
+const char *path_basename(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+char *path_dirname(const char *path) {
     const char *slash = strrchr(path, '/');
     if (!slash) return strdup(".");
     if (slash == path) return strdup("/");
@@ -101,7 +122,7 @@ int atomic_commit(atomic_file_t *af) {
         return -1;
     }
     /* the rename itself is durable only once the folder is synced */
-    char *dir = dir_of(path);
+    char *dir = path_dirname(path);
     if (dir) {
         int dfd = open(dir, O_RDONLY | O_DIRECTORY);
         if (dfd >= 0) {

@@ -4,6 +4,7 @@
 #include "safetensors.h"
 #include "error.h"
 #include "fileio.h"
+#include "tensor.h"
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -89,12 +90,6 @@ static long utf8_invalid_at(const unsigned char *s, size_t n) {
     return -1;
 }
 
-static void shape_str(const st_entry_t *e, char *buf, size_t n) {
-    size_t k = (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < e->ndim && k < n; i++)
-        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? "," : "", (long long)e->shape[i]);
-    if (k < n) snprintf(buf + k, n - k, "]");
-}
 
 static int cmp_entry_offsets(const void *a, const void *b) {
     const st_entry_t *x = a, *y = b;
@@ -180,7 +175,7 @@ static int validate_layout(const char *path, st_entry_t *es, int n, size_t data_
         uint64_t need = numel * esz;
         if (need != (uint64_t)(e->end - e->begin)) {
             char sh[256];
-            shape_str(e, sh, sizeof sh);
+            shape_format(sh, sizeof sh, e->ndim, e->shape, 1);
             return bl_fail("%s: tensor '%s' has %zu bytes, shape %s of %s needs %llu", path, e->name,
                            e->end - e->begin, sh, st_dtypes[e->dtype].name, (unsigned long long)need);
         }
