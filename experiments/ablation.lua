@@ -18,6 +18,7 @@ local args = bl.parse_args(arg, {
     { "max-length", type = "int", default = D.max_length, help = "truncate titles to this many tokens" },
     { "seed", type = "int", default = D.seed, help = "random seed of every cell" },
     { "threads", type = "int", help = "CPU threads (default: all cores)" },
+    { "device", default = D.device, choices = { "cpu", "cuda" }, help = "where to train every cell" },
     { "limit", type = "int", help = "use only the first N training titles" },
     { "val-limit", type = "int", help = "use only the first N validation titles" },
     { "out", metavar = "DIR", help = "output folder (default runs/ablation-<timestamp>)" },
@@ -64,7 +65,7 @@ local function main()
           model = args.model, data = args.data, epochs = ep, batch_size = bs, lr = lr, eps = args.eps,
           max_length = args.max_length, seed = args.seed, limit = args.limit, val_limit = args.val_limit, out = cell,
           save = args.save, progress = not args.quiet, per_class = false, threads = args.threads,
-          log = function() end,
+          device = args.device, log = function() end,
         })
         local last = res.epochs[#res.epochs]
         local best = res.epochs[res.best_epoch]

@@ -17,6 +17,7 @@ local args = bl.parse_args(arg, {
     { "max-length", type = "int", default = D.max_length, help = "truncate titles to this many tokens" },
     { "pad", default = D.pad, choices = { "longest", "max_length" }, help = "padding of the batches" },
     { "val-limit", type = "int", help = "use only the first N validation titles (as conference.lua --val-limit)" },
+    { "device", default = D.device, choices = { "cpu", "cuda" }, help = "where to evaluate" },
     { "quiet", type = "flag", help = "only the summary line" },
   },
 })
@@ -32,7 +33,7 @@ local function main()
   local ds = bl.encode_dataset(tok, d.val.texts, d.val.labels, { max_length = args.max_length, pad = args.pad })
   local loader = bl.DataLoader(ds, { batch_size = args.batch_size, sampler = "sequential",
                                      pad = args.pad == "longest" and "longest" or "none", mask = 2 })
-  local model = bl.BertForSequenceClassification.from_pretrained(ckpt, { num_labels = #d.names, id2label = d.id2label, quiet = true })
+  local model = bl.BertForSequenceClassification.from_pretrained(ckpt, { num_labels = #d.names, id2label = d.id2label, quiet = true, device = args.device })
   local ev = bl.evaluate(model, loader)
   if not args.quiet then
     bl.accuracy_per_class(ev.preds, ev.labels, d.id2label)

@@ -12,6 +12,7 @@ local args = bl.parse_args(arg, {
     { "model", default = bl.EXPERIMENT_DEFAULTS.model, metavar = "DIR", help = "vocabulary folder if the checkpoint has none" },
     { "max-length", type = "int", default = 256, help = "truncate titles to this many tokens" },
     { "top", type = "int", help = "show only the N most likely classes" },
+    { "device", default = bl.EXPERIMENT_DEFAULTS.device, choices = { "cpu", "cuda" }, help = "where to run the model" },
   },
 })
 
@@ -27,7 +28,7 @@ local function main()
   end
   local vocab_dir = bl.file_exists(ckpt .. "/vocab.txt") and ckpt or args.model
   local tok = bl.BertTokenizer.from_pretrained(vocab_dir, { do_lower_case = true })
-  local model = bl.BertForSequenceClassification.from_pretrained(ckpt, { quiet = true })
+  local model = bl.BertForSequenceClassification.from_pretrained(ckpt, { quiet = true, device = args.device })
   model:eval()
   local id2label = model:config().id2label or {}
   local enc = tok:batch_encode_plus(titles, { add_special_tokens = true, return_attention_mask = true,
