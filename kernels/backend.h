@@ -104,11 +104,6 @@ typedef struct bl_backend {
      * (norm + 1e-6); when coef < 1, x[n] *= (float)coef. Same arithmetic as clip_grad_norm, which
      * (as torch) forms the coefficient in float32: coef = (float)max_norm / ((float)norm + 1e-6f). */
     void (*clip_scale_f32)(float *x, size_t n, const double *sumsq, double max_norm);
-
-    /* ---- appended by issue 9 ---- */
-    /* out[0] (device, one float) = (float)sqrt(sumsq[0]) (device, one double): the norm that
-     * bl.clip_grad_norm returns as a device tensor, as torch does, without a host round trip. */
-    void (*norm_from_sumsq)(float *out, const double *sumsq);
 } bl_backend_t;
 
 /* The CPU backend (always present). */

@@ -257,14 +257,14 @@ static int l_adamw(lua_State *L) {
     return 1;
 }
 
-/* The optimizer's model, checked to still own exactly the listed parameters. */
+/* The optimizer's model, checked to still own exactly the listed parameters and gradients. */
 static bert_t *adamw_model(lua_State *L, ladamw_t *u, int list, const char *fn) {
     lua_getiuservalue(L, 1, 2);
     bert_t *m = lbl_tomodel(L, -1);
     lua_pop(L, 1);
     if (!m) luaL_error(L, "%s: the model of these parameters was freed", fn);
-    if (model_of(L, list, u->o->nparams, 0, NULL) != m)
-        luaL_error(L, "%s: the parameter list no longer matches its model", fn);
+    if (model_of(L, list, u->o->nparams, 1, NULL) != m)
+        luaL_error(L, "%s: the parameter list (or a .grad) no longer matches its model's", fn);
     return m;
 }
 
@@ -273,12 +273,7 @@ static int adamw_step_l(lua_State *L) {
     ladamw_t *u = check_adamw(L, 1);
     lua_getiuservalue(L, 1, 1);
     int list = lua_gettop(L);
-    if (u->model) {
-        bert_t *m = adamw_model(L, u, list, "AdamW:step");
-        u->o->t++;
-        lbl_check(L, bert_adamw_step(m, &u->o->cfg, u->o->t), NULL);
-        return 0;
-    }
+    /* every parameter is checked, on either path, so errors name the one at fault */
     for (int i = 0; i < u->o->nparams; i++) {
         tensor_t *p = check_param(L, "AdamW:step", list, i + 1);
         if (p->numel != u->o->numel[i]) {
@@ -288,6 +283,12 @@ static int adamw_step_l(lua_State *L) {
         tensor_t *g = check_grad(L, "AdamW:step", list, i + 1, p);
         u->p[i] = p->data;
         u->g[i] = g->data;
+    }
+    if (u->model) { /* one kernel over the model's flat buffers, moments in the model */
+        bert_t *m = adamw_model(L, u, list, "AdamW:step");
+        u->o->t++;
+        lbl_check(L, bert_adamw_step(m, &u->o->cfg, u->o->t), NULL);
+        return 0;
     }
     adamw_step(u->o, u->p, (const float *const *)u->g);
     return 0;
@@ -446,20 +447,24 @@ static const luaL_Reg adamw_meta[] = {
 
 /* ---- clipping ----------------------------------------------------------------------------------- */
 
-/* bl.clip_grad_norm(params, max_norm) → total norm before clipping (as torch's clip_grad_norm_):
- * a number for a list of host tensors; for all of a model's parameters, a 0-d float32 tensor on the
- * model's device (read it with :item(); not reading it keeps the step free of host copies). */
+/* bl.clip_grad_norm(params, max_norm[, {return_norm=true}]) → total norm before clipping (as torch's
+ * clip_grad_norm_). For all of a model's parameters the work is on the model's device, and the
+ * norm is copied out (8 bytes) only when returned: {return_norm=false} keeps the step copy-free. */
 static int l_clip_grad_norm(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     double max_norm = luaL_checknumber(L, 2);
     if (!(max_norm >= 0.0)) luaL_argerror(L, 2, "max_norm must be >= 0");
+    static const char *const accepted[] = {"return_norm", NULL};
+    if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+    lbl_checkoptions(L, lua_isnoneornil(L, 3) ? 0 : 3, "clip_grad_norm", accepted);
+    int want_norm = lbl_optfield_bool(L, lua_isnoneornil(L, 3) ? 0 : 3, "return_norm", 1);
     lua_Integer n = luaL_len(L, 1);
     bert_t *m = model_of(L, 1, n, 1, NULL);
     if (m) { /* one norm reduction over the model's flat gradients, on its device */
-        tensor_t *norm = tensor_new_on((device_t)m->be->device, DT_F32, 0, NULL);
-        if (!norm) return lbl_error(L);
-        lbl_pushtensor(L, norm);
-        lbl_check(L, bert_clip_grad_norm(m, max_norm, norm->data), "clip_grad_norm");
+        double norm = 0;
+        lbl_check(L, bert_clip_grad_norm(m, max_norm, want_norm ? &norm : NULL), "clip_grad_norm");
+        if (!want_norm) return 0;
+        lua_pushnumber(L, norm);
         return 1;
     }
     float **g = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *g, 0);

@@ -6,6 +6,7 @@
  * copies (the batch in, the loss out, and whole categories when loading, saving or moving).
  * Legend: B batch, T tokens, C hidden, NH heads, I intermediate, NL layers, L labels, N = B*T. */
 #include "bert.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -709,13 +710,17 @@ int bert_moments_get(const bert_t *m, int k, float *m_out, float *v_out) {
     return bert_check_device(m, "state_dict");
 }
 
-int bert_clip_grad_norm(bert_t *m, double max_norm, float *norm_out) {
+int bert_clip_grad_norm(bert_t *m, double max_norm, double *norm_out) {
     if (!m->params_memory) return bl_fail("the model was freed");
     if (ensure_scratch(m) != 0) return -1;
     const bl_backend_t *be = m->be;
     double *sumsq = (double *)m->scratch_memory; /* first in every scratch layout */
     be->sumsq_f32(sumsq, m->grads_memory, m->num_parameters);
-    if (norm_out) be->norm_from_sumsq(norm_out, sumsq);
     be->clip_scale_f32(m->grads_memory, m->num_parameters, sumsq, max_norm);
+    if (norm_out) {
+        double ss = 0;
+        be->copy_to_host(&ss, sumsq, sizeof ss);
+        *norm_out = sqrt(ss);
+    }
     return bert_check_device(m, "clip_grad_norm");
 }

@@ -203,7 +203,8 @@ int bert_adamw_step(bert_t *m, const adamw_config_t *cfg, int64_t t);
 /* Copies the moments of parameter tensor k to the host (info[k].numel floats each). */
 int bert_moments_get(const bert_t *m, int k, float *m_out, float *v_out);
 /* Clips the global gradient norm: one sum of squares and one scaling over the flat gradient
- * buffer, on the device. With norm_out (a device float), also stores the norm before clipping. */
-int bert_clip_grad_norm(bert_t *m, double max_norm, float *norm_out);
+ * buffer, on the device. With norm_out (host), also copies the sum of squares out and stores the
+ * norm before clipping there (sqrt in double, as clip_grad_norm); NULL: no copy. */
+int bert_clip_grad_norm(bert_t *m, double max_norm, double *norm_out);
 
 #endif

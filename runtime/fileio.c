@@ -9,11 +9,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-char *file_read_all(const char *path, size_t *size) {
+char *file_read_all(const char *path, size_t *size) { return file_read_all_as(path, NULL, size); }
+
+char *file_read_all_as(const char *path, const char *what, size_t *size) {
     if (size) *size = 0;
     FILE *f = fopen(path, "rb");
     if (!f) {
-        bl_fail("%s: cannot open (%s)", path, strerror(errno));
+        bl_fail("%s: cannot open%s%s (%s)", path, what ? " " : "", what ? what : "", strerror(errno));
         return NULL;
     }
     struct stat sb;

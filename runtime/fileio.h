@@ -18,6 +18,8 @@ const char *path_basename(const char *path);
 
 /* Reads a whole file into a malloc'd buffer (NUL-terminated; *size excludes the NUL). */
 char *file_read_all(const char *path, size_t *size);
+/* The same, naming what the file is in the errors ("vocab.txt: cannot open vocabulary (...)"). */
+char *file_read_all_as(const char *path, const char *what, size_t *size);
 
 typedef struct {
     FILE *f;

@@ -78,8 +78,6 @@ static void cpu_clip_scale_f32(float *x, size_t n, const double *sumsq, double m
     if (coef < 1.0f) k_scale_f32(x, n, coef);
 }
 
-static void cpu_norm_from_sumsq(float *out, const double *sumsq) { out[0] = (float)sqrt(sumsq[0]); }
-
 /* ---- the table ------------------------------------------------------------------------------- */
 
 static const bl_backend_t cpu_backend = {
@@ -127,7 +125,6 @@ static const bl_backend_t cpu_backend = {
     .sumsq_f32 = cpu_sumsq_f32,
     .scale_f32 = k_scale_f32,
     .clip_scale_f32 = cpu_clip_scale_f32,
-    .norm_from_sumsq = cpu_norm_from_sumsq,
 };
 
 const bl_backend_t *bl_backend_cpu(void) { return &cpu_backend; }
