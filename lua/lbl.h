@@ -37,9 +37,12 @@ lua_Number lbl_optfield_num(lua_State *L, int idx, const char *key, lua_Number d
 int lbl_optfield_bool(lua_State *L, int idx, const char *key, int def);
 const char *lbl_optfield_str(lua_State *L, int idx, const char *key, const char *def);
 
-/* Checks that every key of the options table at `idx` (0 or nil: none) is one of `accepted`
- * (NULL-terminated); raises "fn: unknown option 'x' (accepted: a, b, c)" otherwise. */
+/* The one options checker of the bindings: every key of the options table at `idx` (0 or nil:
+ * none) must be one of `accepted` (NULL-terminated); raises "fn: unknown option 'x' (options: a,
+ * b, c)" otherwise. The _hint form gives a known wrong key (torch's `shuffle`) its own advice. */
 void lbl_checkoptions(lua_State *L, int idx, const char *fn, const char *const *accepted);
+void lbl_checkoptions_hint(lua_State *L, int idx, const char *fn, const char *const *accepted,
+                          const char *hint_key, const char *hint);
 
 /* The model (runtime/bert.h) of the BertForSequenceClassification userdata at idx, or NULL (not a
  * model, or freed). */

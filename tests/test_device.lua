@@ -44,12 +44,17 @@ if not cuda then
 end
 
 -- ---- options tables: a misspelt option is an error naming it and the accepted ones ---------------
-T.checkerror("AdamW: unknown option 'learning_rate' %(accepted: lr, eps, betas, weight_decay, correct_bias, variant%)",
+T.checkerror("AdamW: unknown option 'learning_rate' %(options: lr, eps, betas, weight_decay, correct_bias, variant%)",
   "bl.AdamW with a misspelt option", bl.AdamW, model:parameters(), { learning_rate = 1e-5 })
-T.checkerror("from_pretrained: unknown option 'num_label' %(accepted: num_labels, id2label, quiet, device%)",
+T.checkerror("from_pretrained: unknown option 'num_label' %(options: num_labels, id2label, quiet, device%)",
   "from_pretrained with a misspelt option", bl.BertForSequenceClassification.from_pretrained, TINY, { num_label = 3 })
-T.checkerror("load: unknown option 'strcit' %(accepted: strict%)", "model:load with a misspelt option",
+T.checkerror("load: unknown option 'strcit' %(options: strict%)", "model:load with a misspelt option",
   function() return model:load(TINY, { strcit = false }) end)
+
+T.checkerror("f1_score: unknown option 'averge' %(options: average, labels, zero_division%)",
+  "a Lua function's options go through the same checker", bl.f1_score, { 0, 1 }, { 0, 1 }, { averge = "weighted" })
+T.checkerror("DataLoader: unknown option 'batchsize' %(options: batch_size",
+  "the data bindings use the one checker", bl.DataLoader, bl.TensorDataset(bl.zeros({ 2 })), { batchsize = 2 })
 
 -- ---- the flat path (all of a model's parameters) against the list path --------------------------
 local batch = {
