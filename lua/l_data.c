@@ -166,6 +166,7 @@ static int label_qcmp(const void *x, const void *y) {
  * the stack keeps the strings alive. Raises errors naming the option. */
 static void labels_to_ranks(lua_State *L, int idx, int64_t n, int64_t *ranks, const char *fname) {
     tensor_t *t = lbl_totensor(L, idx);
+    if (t) t = lbl_checkhost(L, idx);
     label_t *lab = lua_newuserdatauv(L, sizeof(label_t) * (size_t)(n ? n : 1), 0);
     if (t) {
         if (t->numel != n || t->ndim != 1)

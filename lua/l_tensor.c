@@ -231,18 +231,8 @@ static void push_elem(lua_State *L, const tensor_t *t, int64_t i) {
     else lua_pushnumber(L, tensor_get(t, i));
 }
 
-/* The tensor at idx as a host tensor: itself, or a host copy owned by a userdata pushed on the
- * stack (a device tensor is never read on the host). */
-static tensor_t *check_host(lua_State *L, int idx) {
-    tensor_t *t = lbl_checktensor(L, idx);
-    if (t->device == DEV_CPU) return t;
-    tensor_t *h = tensor_on_host(t);
-    lbl_pushtensor(L, h); /* raises when the copy failed */
-    return h;
-}
-
 static int t_item(lua_State *L) {
-    tensor_t *t = check_host(L, 1);
+    tensor_t *t = lbl_checkhost(L, 1);
     if (t->numel != 1) {
         char s[128];
         return luaL_error(L, "item: tensor of shape %s has %d elements, expected exactly 1",
@@ -265,7 +255,7 @@ static void totable_rec(lua_State *L, const tensor_t *t, int dim, int64_t off) {
 }
 
 static int t_totable(lua_State *L) {
-    tensor_t *t = check_host(L, 1);
+    tensor_t *t = lbl_checkhost(L, 1);
     if (t->ndim == 0) push_elem(L, t, 0);
     else totable_rec(L, t, 0, 0);
     return 1;
@@ -274,7 +264,7 @@ static int t_totable(lua_State *L) {
 /* t:get(i, j, ...): one element by 1-based indices. */
 static int t_get(lua_State *L) {
     int n = lua_gettop(L) - 1;
-    tensor_t *t = check_host(L, 1);
+    tensor_t *t = lbl_checkhost(L, 1);
     if (n != t->ndim) return luaL_error(L, "get: expected %d indices, got %d", t->ndim, n);
     int64_t off = 0;
     for (int d = 0; d < t->ndim; d++) {
@@ -296,6 +286,7 @@ static int t_index(lua_State *L) {
     tensor_t *it = lbl_totensor(L, 2);
     if (it) {
         if (it->dtype != DT_I64 || it->ndim != 1) luaL_argerror(L, 2, "expected a 1-D int64 tensor of indices");
+        it = lbl_checkhost(L, 2);
         n = it->numel;
         idx = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *idx, 0);
         for (int64_t i = 0; i < n; i++) idx[i] = ((int64_t *)it->data)[i] - 1;
@@ -400,7 +391,7 @@ static int t_to(lua_State *L) {
     }
     dtype_t dt;
     if (dtype_from_name(name, &dt)) return luaL_argerror(L, 2, bl_errmsg());
-    tensor_t *h = check_host(L, 1);
+    tensor_t *h = lbl_checkhost(L, 1);
     tensor_t *r = tensor_new(dt, h->ndim, h->shape);
     if (r)
         for (int64_t i = 0; i < h->numel; i++) tensor_set(r, i, tensor_get(h, i));

@@ -195,7 +195,7 @@ static int tok_encode(lua_State *L) {
 static int64_t *check_id_list(lua_State *L, int idx, const char *fname, size_t *n, int *single) {
     tensor_t *t = lbl_totensor(L, idx);
     if (t || luaL_testudata(L, idx, LBL_TENSOR)) {
-        t = lbl_checktensor(L, idx);
+        t = lbl_checkhost(L, idx);
         if (t->dtype != DT_I64 || t->ndim != 1)
             luaL_argerror(L, idx, "a 1-D int64 tensor of ids expected (use batch_decode for 2-D)");
         *single = 0;

@@ -14,6 +14,14 @@ tensor_t *lbl_checktensor(lua_State *L, int idx) {
     return u->t;
 }
 
+tensor_t *lbl_checkhost(lua_State *L, int idx) {
+    tensor_t *t = lbl_checktensor(L, idx);
+    if (t->device == DEV_CPU) return t;
+    tensor_t *h = tensor_on_host(t);
+    lbl_pushtensor(L, h); /* raises when the copy failed */
+    return h;
+}
+
 static ltensor_t *newbox(lua_State *L) {
     ltensor_t *u = lua_newuserdatauv(L, sizeof *u, 1);
     u->t = NULL; /* safe, empty state before anything can fail */

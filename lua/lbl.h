@@ -14,6 +14,9 @@ typedef struct {
 
 /* The tensor at `idx`; raises "bad argument #idx (bertlab.Tensor expected, got X)" or "tensor was freed". */
 tensor_t *lbl_checktensor(lua_State *L, int idx);
+/* The tensor at idx as a host tensor: itself, or a host copy owned by a new userdata pushed on the
+ * stack (a device tensor is never read on the host); raises like lbl_checktensor. */
+tensor_t *lbl_checkhost(lua_State *L, int idx);
 /* NULL when the value at idx is not a tensor. */
 tensor_t *lbl_totensor(lua_State *L, int idx);
 /* Pushes a new userdata that owns `t`; if t is NULL raises the runtime error (bl_errmsg). */
