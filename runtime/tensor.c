@@ -263,7 +263,7 @@ static tensor_t *argmax_host(const tensor_t *t, int dim) {
     int64_t outer = 1, inner = 1, n = t->shape[dim];
     for (int d = 0; d < dim; d++) outer *= t->shape[d];
     for (int d = dim + 1; d < t->ndim; d++) inner *= t->shape[d];
-    int64_t shape[TENSOR_MAXDIM];
+    int64_t shape[TENSOR_MAXDIM] = {0};
     int k = 0;
     for (int d = 0; d < t->ndim; d++)
         if (d != dim) shape[k++] = t->shape[d];

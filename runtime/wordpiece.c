@@ -12,8 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/types.h>
 #include <utf8proc.h>
 
 #define WP_MAX_INPUT_CHARS 100 /* longer words become [UNK], as max_input_chars_per_word */
@@ -97,8 +95,7 @@ wordpiece_opts_t wordpiece_get_opts(const wordpiece_t *wp) { return wp->opts; }
 static int read_tokenizer_config(const char *dir, wordpiece_opts_t *o) {
     char file[4096];
     snprintf(file, sizeof file, "%s%stokenizer_config.json", dir, dir[strlen(dir) - 1] == '/' ? "" : "/");
-    struct stat st;
-    if (stat(file, &st) != 0) return 0;
+    if (!path_is_file(file)) return 0;
     json_error_t err;
     json_t *root = json_load_file(file, 0, &err);
     if (!root) return bl_fail("%s:%d: %s", file, err.line, err.text);
@@ -124,13 +121,12 @@ static int valid_utf8(const char *s, size_t n, size_t *bad) {
 
 wordpiece_t *wordpiece_load(const char *path, const wordpiece_opts_t *opts) {
     char file[4096];
-    struct stat st;
     if (!path || !*path) {
         bl_fail("vocabulary path is empty");
         return NULL;
     }
     wordpiece_opts_t o = opts ? *opts : wordpiece_default_opts();
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+    if (path_is_dir(path)) {
         snprintf(file, sizeof file, "%s%svocab.txt", path, path[strlen(path) - 1] == '/' ? "" : "/");
         if (read_tokenizer_config(path, &o)) return NULL;
     } else
