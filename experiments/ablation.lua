@@ -26,6 +26,7 @@ local args = bl.parse_args(arg, {
     { "max-length", type = "int", default = D.max_length, help = "truncate titles to this many tokens" },
     { "seed", type = "int", default = D.seed, help = "random seed of every cell" },
     { "threads", type = "int", help = "CPU threads (default: all cores)" },
+    { "device", default = D.device, choices = { "cpu", "cuda" }, help = "where to train every cell" },
     { "limit", type = "int", help = "use only the first N training titles" },
     { "val-limit", type = "int", help = "use only the first N validation titles" },
     { "out", metavar = "DIR", help = "output folder (default runs/ablation-<timestamp>)" },
@@ -72,7 +73,7 @@ local function main()
     limit = args.limit, val_limit = args.val_limit })
   local rec = bl.run_record({ name = out:gsub("/+$", ""):match("([^/]+)$"), script = "experiments/ablation.lua",
     options = args, model = args.model, data = args.data, val_data = args.val_data, text_column = d.text_column,
-    label_column = d.label_column, d = d, device = "cpu" })
+    label_column = d.label_column, d = d, device = args.device })
   rec.format = "bertlab-ablation/1"
   rec.grid = { batch_size = args.batch_sizes, epochs = args.epochs, lr = args.lrs }
   rec.fixed = { model = args.model, data = args.data, val_data = args.val_data, text_column = args.text_column,
@@ -93,7 +94,7 @@ local function main()
           epochs = ep, batch_size = bs, lr = lr, eps = args.eps,
           max_length = args.max_length, seed = args.seed, limit = args.limit, val_limit = args.val_limit, out = cell,
           save = args.save, progress = not args.quiet, per_class = false, threads = args.threads,
-          script = "experiments/ablation.lua", log = function() end,
+          script = "experiments/ablation.lua", device = args.device, log = function() end,
         })
         local last = res.epochs[#res.epochs]
         local best = res.epochs[res.best_epoch]

@@ -37,7 +37,7 @@ local args = bl.parse_args(arg, {
     { "pad", default = D.pad, choices = { "longest", "max_length" }, help = "pad each batch to its longest title, or all to --max-length" },
     { "seed", type = "int", default = D.seed, help = "random seed" },
     { "threads", type = "int", help = "CPU threads (OpenBLAS and OpenMP; default: all cores)" },
-    { "device", default = D.device, choices = { "cpu", "cuda" }, help = "where to train (cuda: not yet)" },
+    { "device", default = D.device, choices = { "cpu", "cuda" }, help = "where to train (cuda: needs a GPU and the CUDA backend)" },
     { "out", metavar = "DIR", help = "output folder (default runs/conference-<timestamp>)" },
     { "limit", type = "int", help = "use only the first N training titles (tests, smoke runs)" },
     { "val-limit", type = "int", help = "use only the first N validation titles (tests, smoke runs)" },
@@ -49,8 +49,8 @@ local args = bl.parse_args(arg, {
 })
 
 local function main()
-  if args.device ~= "cpu" then
-    error("--device cuda is not available yet (this version trains on the CPU; use --device cpu)")
+  if args.device == "cuda" and not bl.cuda_available() then
+    error("--device cuda is not available yet here (CUDA is not available: " .. bl.cuda_describe() .. ")")
   end
   if args.no_save then args.save = "none" end
   if args.threads then bl.set_num_threads(args.threads) end
@@ -106,7 +106,7 @@ local function main()
 
     -- 6. BertForSequenceClassification with one output per label.
     local model = bl.BertForSequenceClassification.from_pretrained(args.model,
-      { num_labels = #possible_labels, id2label = id2label, quiet = true })
+      { num_labels = #possible_labels, id2label = id2label, quiet = true, device = args.device })
 
     -- 7. AdamW (lr 1e-5, eps 1e-8) and a linear schedule without warm-up over every step.
     local params = model:parameters()

@@ -28,6 +28,7 @@ local args = bl.parse_args(arg, {
     { "max-length", type = "int", help = "truncate texts to this many tokens (default: the run's, else " .. D.max_length .. ")" },
     { "pad", choices = { "longest", "max_length" }, help = "padding of the batches (default: the run's, else longest)" },
     { "val-limit", type = "int", help = "use only the first N rows evaluated (as conference.lua --val-limit)" },
+    { "device", default = D.device, choices = { "cpu", "cuda" }, help = "where to evaluate" },
     { "quiet", type = "flag", help = "only the summary line" },
   },
 })
@@ -49,7 +50,7 @@ local function main()
   local ro = rec and rec.options or {}
 
   -- the checkpoint's labels are the truth
-  local model = bl.BertForSequenceClassification.from_pretrained(ckpt, { quiet = true })
+  local model = bl.BertForSequenceClassification.from_pretrained(ckpt, { quiet = true, device = args.device })
   local cfg = model:config()
   local names = {}
   for id = 0, cfg.num_labels - 1 do names[id + 1] = bl.label_name(cfg.id2label, id) end

@@ -24,6 +24,7 @@ local args = bl.parse_args(arg, {
     { "model", metavar = "DIR", help = "vocabulary folder if the checkpoint has none (default: the run's model, else " .. D.model .. ")" },
     { "max-length", type = "int", help = "truncate texts to this many tokens (default: the run's, else " .. D.max_length .. ")" },
     { "top", type = "int", help = "text format: show only the N most likely classes" },
+    { "device", default = D.device, choices = { "cpu", "cuda" }, help = "where to run the model" },
     { "quiet", type = "flag", help = "no progress bar" },
   },
 })
@@ -115,7 +116,7 @@ local function main()
 
   local vocab_dir = bl.file_exists(ckpt .. "/vocab.txt") and ckpt or args.model or (rec and rec.model and rec.model.path) or D.model
   local tok = bl.BertTokenizer.from_pretrained(vocab_dir, { do_lower_case = true })
-  local model = bl.BertForSequenceClassification.from_pretrained(ckpt, { quiet = true })
+  local model = bl.BertForSequenceClassification.from_pretrained(ckpt, { quiet = true, device = args.device })
   model:eval()
   local cfg = model:config()
   local names = {}

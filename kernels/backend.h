@@ -101,7 +101,8 @@ typedef struct bl_backend {
     /* x[n] *= s */
     void (*scale_f32)(float *x, size_t n, float s);
     /* Gradient clipping without a host round trip: norm = sqrt(sumsq[0]); coef = max_norm /
-     * (norm + 1e-6); when coef < 1, x[n] *= (float)coef. Same arithmetic as clip_grad_norm. */
+     * (norm + 1e-6); when coef < 1, x[n] *= (float)coef. Same arithmetic as clip_grad_norm, which
+     * (as torch) forms the coefficient in float32: coef = (float)max_norm / ((float)norm + 1e-6f). */
     void (*clip_scale_f32)(float *x, size_t n, const double *sumsq, double max_norm);
 } bl_backend_t;
 

@@ -4,7 +4,7 @@
  * All float buffers are float32, row-major, contiguous. Backward functions ACCUMULATE (+=) into
  * every gradient they write (dinp, dweight, dbias), so the model zeroes gradients once per step;
  * a NULL gradient pointer means "not needed" and is skipped.
- * Dropout draws from Philox (runtime/rng.h): an element keeps iff
+ * Dropout draws from Philox (kernels/philox.h): an element keeps iff
  * uniform(seed, RNG_STREAM_DROPOUT, offset + idx) > p, kept values are scaled by 1/(1-p), where idx
  * is the element's index in the tensor padded to P tokens (P = max_position_embeddings, a bound on T
  * that does not depend on how a batch is padded):
@@ -94,5 +94,11 @@ void k_crossentropy_forward(float *loss, float *probs, const float *logits, cons
 /* dlogits[B,L] += dloss * (probs - onehot(targets)) / B */
 void k_crossentropy_backward(float *dlogits, const float *probs, const int64_t *targets, int B, int L,
                              float dloss);
+/* probs[B,L] = softmax over the last dimension of logits (the same arithmetic as the loss's). */
+void k_softmax_rows(float *probs, const float *logits, int B, int L);
+
+/* ---- attention mask ---------------------------------------------------------------------------- */
+/* mask_add[n] = 0 where mask[n] != 0, -FLT_MAX where mask[n] == 0 (all 0 when mask is NULL). */
+void k_mask_to_additive(float *mask_add, const int64_t *mask, size_t n);
 
 #endif

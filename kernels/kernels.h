@@ -14,6 +14,8 @@ void k_add_f32(float *out, const float *a, const float *b, size_t n, int b_scala
 void k_mul_f32(float *out, const float *a, const float *b, size_t n, int b_scalar);
 void k_add_i64(int64_t *out, const int64_t *a, const int64_t *b, size_t n, int b_scalar);
 void k_mul_i64(int64_t *out, const int64_t *a, const int64_t *b, size_t n, int b_scalar);
+/* out[n] = value */
+void k_fill_f32(float *out, float value, size_t n);
 
 /* ---- matrix multiply (row-major, through BLAS) ------------------------------------------------- */
 /* C[M,N] = alpha * op(A) @ op(B) + beta * C, op = transpose when trans_* is set; lda/ldb/ldc row strides. */

@@ -1,6 +1,7 @@
 /* bertlab.c: the `bertlab.core` module: one table that each binding file fills in. */
 #include "lbl.h"
-#include "../kernels/kernels.h"
+#include "../runtime/device.h"
+#include "../runtime/error.h"
 #include <time.h>
 
 #ifndef BERTLAB_VERSION
@@ -8,12 +9,30 @@
 #endif
 
 static int l_cuda_available(lua_State *L) {
-    lua_pushboolean(L, k_cuda_available());
+    lua_pushboolean(L, device_cuda_available());
     return 1;
 }
 
 static int l_cuda_describe(lua_State *L) {
-    lua_pushstring(L, k_cuda_describe());
+    lua_pushstring(L, device_cuda_describe());
+    return 1;
+}
+
+/* bl.device(): the device scripts use by default: "cuda" when it can be used, else "cpu". */
+static int l_device(lua_State *L) {
+    lua_pushstring(L, device_label(device_default()));
+    return 1;
+}
+
+/* bl.cuda_memory() → {current=, peak=} bytes allocated through the CUDA backend. */
+static int l_cuda_memory(lua_State *L) {
+    size_t cur = 0, peak = 0;
+    if (device_memory(BL_DEVICE_CUDA, &cur, &peak) != 0) return luaL_error(L, "cuda_memory: %s", bl_errmsg());
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, (lua_Integer)cur);
+    lua_setfield(L, -2, "current");
+    lua_pushinteger(L, (lua_Integer)peak);
+    lua_setfield(L, -2, "peak");
     return 1;
 }
 
@@ -29,17 +48,18 @@ static int l_clock(lua_State *L) {
 static int l_set_num_threads(lua_State *L) {
     lua_Integer n = luaL_checkinteger(L, 1);
     if (n < 1 || n > 1024) return luaL_argerror(L, 1, "thread count must be between 1 and 1024");
-    k_set_num_threads((int)n);
+    device_set_num_threads((int)n);
     return 0;
 }
 
 static int l_get_num_threads(lua_State *L) {
-    lua_pushinteger(L, k_get_num_threads());
+    lua_pushinteger(L, device_get_num_threads());
     return 1;
 }
 
 static const luaL_Reg core_funcs[] = {
-    {"cuda_available", l_cuda_available}, {"cuda_describe", l_cuda_describe}, {"clock", l_clock},
+    {"cuda_available", l_cuda_available}, {"cuda_describe", l_cuda_describe}, {"device", l_device},
+    {"cuda_memory", l_cuda_memory}, {"clock", l_clock},
     {"set_num_threads", l_set_num_threads}, {"get_num_threads", l_get_num_threads}, {NULL, NULL}};
 
 int luaopen_bertlab_core(lua_State *L) {

@@ -16,36 +16,6 @@
 #define LBL_DATASET "bertlab.TensorDataset"
 #define LBL_LOADER "bertlab.DataLoader"
 
-/* Rejects option keys other than `allowed` (NULL-terminated), so a typo is not silently ignored. */
-static void check_option_keys(lua_State *L, int idx, const char *fname, const char *const *allowed,
-                              const char *hint_key, const char *hint) {
-    if (lua_isnoneornil(L, idx)) return;
-    luaL_checktype(L, idx, LUA_TTABLE);
-    idx = lua_absindex(L, idx);
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        int ok = 0;
-        if (lua_type(L, -1) == LUA_TSTRING) {
-            const char *k = lua_tostring(L, -1);
-            for (int i = 0; allowed[i]; i++) ok |= strcmp(k, allowed[i]) == 0;
-            if (!ok && hint_key && strcmp(k, hint_key) == 0) luaL_error(L, "%s: unknown option '%s' (%s)", fname, k, hint);
-            if (!ok) {
-                luaL_Buffer b;
-                luaL_buffinit(L, &b);
-                for (int i = 0; allowed[i]; i++) {
-                    if (i) luaL_addstring(&b, ", ");
-                    luaL_addstring(&b, allowed[i]);
-                }
-                luaL_pushresult(&b);
-                luaL_error(L, "%s: unknown option '%s' (options: %s)", fname, k, lua_tostring(L, -1));
-            }
-        } else {
-            luaL_error(L, "%s: option keys must be strings, got %s", fname, luaL_typename(L, -1));
-        }
-    }
-}
-
 /* ---- bl.read_csv ------------------------------------------------------------------------------- */
 /* A data frame is a table {_path=, _names={...}, _cols={name = {strings}}, _nrows=} whose metatable
  * resolves df.<Column> and the methods; an unknown column is an error naming the file. */
@@ -196,6 +166,7 @@ static int label_qcmp(const void *x, const void *y) {
  * the stack keeps the strings alive. Raises errors naming the option. */
 static void labels_to_ranks(lua_State *L, int idx, int64_t n, int64_t *ranks, const char *fname) {
     tensor_t *t = lbl_totensor(L, idx);
+    if (t) t = lbl_checkhost(L, idx);
     label_t *lab = lua_newuserdatauv(L, sizeof(label_t) * (size_t)(n ? n : 1), 0);
     if (t) {
         if (t->numel != n || t->ndim != 1)
@@ -314,7 +285,7 @@ static int l_train_test_split(lua_State *L) {
     else return luaL_argerror(L, 1, "number of samples, Lua array or tensor expected");
     if (n < 0) return luaL_argerror(L, 1, "number of samples must be non-negative");
     if (n == 0) return luaL_error(L, "%s: With n_samples=0, the resulting train set will be empty.", fname);
-    check_option_keys(L, 2, fname, keys, NULL, NULL);
+    lbl_checkoptions(L, 2, fname, keys);
     split_opts_t o = {0};
     o.test_kind = opt_size(L, 2, "test_size", &o.test_size);
     o.train_kind = opt_size(L, 2, "train_size", &o.train_size);
@@ -542,7 +513,7 @@ static int l_dataloader(lua_State *L) {
     const char *fname = "DataLoader";
     lua_settop(L, 2);
     ldataset_t *ds = luaL_checkudata(L, 1, LBL_DATASET);
-    check_option_keys(L, 2, fname, keys, "shuffle", "use sampler=\"random\" or sampler=\"sequential\"");
+    lbl_checkoptions_hint(L, 2, fname, keys, "shuffle", "use sampler=\"random\" or sampler=\"sequential\"");
     lua_Integer bs = lbl_optfield_int(L, 2, "batch_size", 1);
     if (bs < 1) return luaL_error(L, "%s: batch_size must be a positive integer, got %I", fname, (LUAI_UACINT)bs);
     const char *sampler = lbl_optfield_str(L, 2, "sampler", "sequential");

@@ -1,9 +1,11 @@
 /* l_model.c: Lua bindings of the model (runtime/bert.h): bl.BertForSequenceClassification and the
  * model userdata's methods. Parameter tensors handed to Lua are views into the model's one
- * allocation, cached in the userdata so that model:free() can empty them before the memory goes. */
+ * allocation on its device, cached in the userdata so that model:free() can empty them before the
+ * memory goes and model:to() can repoint them. */
 #include <stdlib.h>
 #include <string.h>
 #include "../runtime/bert.h"
+#include "../runtime/device.h"
 #include "../runtime/error.h"
 #include "lbl.h"
 
@@ -22,6 +24,18 @@ static bert_t *checkmodel(lua_State *L, int idx) {
     lmodel_t *u = checkbox(L, idx);
     if (!u->m) luaL_error(L, "the model was freed");
     return u->m;
+}
+
+bert_t *lbl_tomodel(lua_State *L, int idx) {
+    lmodel_t *u = luaL_testudata(L, idx, LBL_MODEL);
+    return u ? u->m : NULL;
+}
+
+/* The device named by string argument/option value at idx (raises naming `what`). */
+static int check_device(lua_State *L, const char *what, const char *name) {
+    int dev;
+    if (device_parse(name, &dev) != 0) luaL_error(L, "%s: %s", what, bl_errmsg());
+    return dev;
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -64,12 +78,15 @@ static const char **read_id2label(lua_State *L, int opts, int *n_out) {
 }
 
 static int model_from_pretrained(lua_State *L) {
+    static const char *const accepted[] = {"num_labels", "id2label", "quiet", "device", NULL};
     luaL_checktype(L, 1, LUA_TSTRING);
     const char *path = lua_tostring(L, 1);
     if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
     int opts = lua_isnoneornil(L, 2) ? 0 : 2;
+    lbl_checkoptions(L, opts, "from_pretrained", accepted);
     int num_labels = (int)lbl_optfield_int(L, opts, "num_labels", 0);
     int quiet = lbl_optfield_bool(L, opts, "quiet", 0);
+    int device = check_device(L, "from_pretrained", lbl_optfield_str(L, opts, "device", "cpu"));
     int n_names = 0;
     const char **names = opts ? read_id2label(L, opts, &n_names) : NULL;
     if (num_labels < 0 || num_labels == 1 || num_labels > BERT_MAX_LABELS)
@@ -86,7 +103,7 @@ static int model_from_pretrained(lua_State *L) {
     bert_t *m = calloc(1, sizeof *m);
     if (!m) return luaL_error(L, "from_pretrained: out of memory");
     bert_load_opts_t lo = {num_labels, names, quiet};
-    if (bert_from_pretrained(m, path, &lo) != 0) {
+    if (bert_from_pretrained_on(m, path, &lo, device) != 0) {
         free(m);
         return luaL_error(L, "from_pretrained: %s", bl_errmsg());
     }
@@ -123,6 +140,22 @@ static int model_loss_backward(lua_State *L) {
     return 0;
 }
 
+/* Host copies of device tensors among the inputs (freed by free_host_inputs). */
+static void host_inputs(lua_State *L, bert_inputs_t *in, tensor_t *tmp[4]) {
+    const tensor_t **f[4] = {&in->input_ids, &in->attention_mask, &in->token_type_ids, &in->labels};
+    for (int i = 0; i < 4; i++) {
+        tmp[i] = NULL;
+        if (*f[i] && (*f[i])->device != DEV_CPU) {
+            tmp[i] = tensor_on_host(*f[i]);
+            if (!tmp[i]) {
+                for (int j = 0; j < i; j++) tensor_free(tmp[j]);
+                lbl_check(L, -1, "forward");
+            }
+            *f[i] = tmp[i];
+        }
+    }
+}
+
 static int model_forward(lua_State *L) {
     bert_t *m = checkmodel(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -131,13 +164,19 @@ static int model_forward(lua_State *L) {
     in.attention_mask = opt_tensor_field(L, 2, "attention_mask", 0);
     in.token_type_ids = opt_tensor_field(L, 2, "token_type_ids", 0);
     in.labels = opt_tensor_field(L, 2, "labels", 0);
+    /* the model takes host batches (validated there, staged in one copy); device batches come back */
+    tensor_t *tmp[4];
+    host_inputs(L, &in, tmp);
     float loss = 0.0f;
-    lbl_check(L, bert_forward(m, &in, &loss), "forward");
+    int rc = bert_forward(m, &in, in.labels ? &loss : NULL);
+    for (int i = 0; i < 4; i++) tensor_free(tmp[i]);
+    lbl_check(L, rc, "forward");
 
     lua_createtable(L, 0, 2);
+    /* the logits stay on the model's device (a copy: the activations are reused by the next forward) */
     int64_t shape[2] = {m->B, m->config.num_labels};
-    tensor_t *logits = tensor_new(DT_F32, 2, shape);
-    if (logits) memcpy(logits->data, m->acts.logits, sizeof(float) * (size_t)(shape[0] * shape[1]));
+    tensor_t *logits = tensor_new_on((device_t)m->be->device, DT_F32, 2, shape);
+    if (logits) m->be->copy_on_device(logits->data, m->acts.logits, sizeof(float) * (size_t)(shape[0] * shape[1]));
     lbl_pushtensor(L, logits);
     lua_setfield(L, -2, "logits");
     if (in.labels) {
@@ -182,11 +221,12 @@ static void push_param_cache(lua_State *L, int model_idx) {
     lua_createtable(L, m->num_tensors, 0);
     for (int i = 0; i < m->num_tensors; i++) {
         const bert_param_info_t *in = &m->info[i];
-        lbl_pushview(L, tensor_view(DT_F32, in->ndim, in->shape, m->params_memory + in->offset),
+        device_t dev = (device_t)m->be->device;
+        lbl_pushview(L, tensor_view_on(dev, DT_F32, in->ndim, in->shape, m->params_memory + in->offset),
                      model_idx);
         lua_pushstring(L, in->name);
         lbl_setattr(L, -2, "name");
-        lbl_pushview(L, tensor_view(DT_F32, in->ndim, in->shape, m->grads_memory + in->offset),
+        lbl_pushview(L, tensor_view_on(dev, DT_F32, in->ndim, in->shape, m->grads_memory + in->offset),
                      model_idx);
         lua_pushstring(L, in->name);
         lbl_setattr(L, -2, "name");
@@ -206,6 +246,42 @@ static int model_parameters(lua_State *L) {
         lua_rawgeti(L, -2, i);
         lua_rawseti(L, -2, i);
     }
+    return 1;
+}
+
+/* model:to(device): moves parameters, gradients and optimizer moments; returns the model. The
+ * parameter views handed out are repointed, so optimizers made before keep working. */
+static int model_to(lua_State *L) {
+    bert_t *m = checkmodel(L, 1);
+    int dev = check_device(L, "to", luaL_checkstring(L, 2));
+    const bl_backend_t *be = device_backend(dev);
+    if (!be) return luaL_error(L, "to: %s", bl_errmsg());
+    lbl_check(L, bert_to(m, be), "to");
+    if (lua_getiuservalue(L, 1, UV_PARAMS) == LUA_TTABLE) {
+        for (int i = 0; i < m->num_tensors; i++) {
+            lua_rawgeti(L, -1, i + 1);
+            tensor_t *t = lbl_totensor(L, -1);
+            if (t) {
+                t->data = m->params_memory + m->info[i].offset;
+                t->device = (device_t)dev;
+                if (lbl_getattr(L, -1, "grad") != LUA_TNIL) {
+                    tensor_t *g = lbl_totensor(L, -1);
+                    if (g) {
+                        g->data = m->grads_memory + m->info[i].offset;
+                        g->device = (device_t)dev;
+                    }
+                }
+                lua_pop(L, 1);
+            }
+            lua_pop(L, 1);
+        }
+    }
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int model_device(lua_State *L) {
+    lua_pushstring(L, device_label(checkmodel(L, 1)->be->device));
     return 1;
 }
 
@@ -229,6 +305,8 @@ static int model_load(lua_State *L) {
     luaL_checktype(L, 2, LUA_TSTRING);
     const char *path = lua_tostring(L, 2);
     if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+    static const char *const accepted[] = {"strict", NULL};
+    lbl_checkoptions(L, lua_isnoneornil(L, 3) ? 0 : 3, "load", accepted);
     int strict = lbl_optfield_bool(L, lua_isnoneornil(L, 3) ? 0 : 3, "strict", 1);
     lbl_check(L, bert_load_weights(m, path, strict), "load");
     lua_settop(L, 1);
@@ -321,6 +399,7 @@ static const luaL_Reg model_methods[] = {
     {"parameters", model_parameters}, {"num_parameters", model_num_parameters},
     {"save", model_save},             {"load", model_load},
     {"config", model_config},         {"free", model_free},
+    {"to", model_to},                 {"device", model_device},
     {NULL, NULL}};
 
 static const luaL_Reg model_meta[] = {

@@ -1,6 +1,7 @@
 /* l_tensor.c: the bertlab.Tensor userdata: creation from Lua tables and factories, inspection,
  * row indexing, argmax, elementwise arithmetic, PyTorch-style printing, deterministic freeing. */
 #include "lbl.h"
+#include "../runtime/device.h"
 #include "../runtime/error.h"
 #include "../runtime/rng.h"
 #include <math.h>
@@ -231,7 +232,7 @@ static void push_elem(lua_State *L, const tensor_t *t, int64_t i) {
 }
 
 static int t_item(lua_State *L) {
-    tensor_t *t = lbl_checktensor(L, 1);
+    tensor_t *t = lbl_checkhost(L, 1);
     if (t->numel != 1) {
         char s[128];
         return luaL_error(L, "item: tensor of shape %s has %d elements, expected exactly 1",
@@ -254,7 +255,7 @@ static void totable_rec(lua_State *L, const tensor_t *t, int dim, int64_t off) {
 }
 
 static int t_totable(lua_State *L) {
-    tensor_t *t = lbl_checktensor(L, 1);
+    tensor_t *t = lbl_checkhost(L, 1);
     if (t->ndim == 0) push_elem(L, t, 0);
     else totable_rec(L, t, 0, 0);
     return 1;
@@ -262,8 +263,8 @@ static int t_totable(lua_State *L) {
 
 /* t:get(i, j, ...): one element by 1-based indices. */
 static int t_get(lua_State *L) {
-    tensor_t *t = lbl_checktensor(L, 1);
     int n = lua_gettop(L) - 1;
+    tensor_t *t = lbl_checkhost(L, 1);
     if (n != t->ndim) return luaL_error(L, "get: expected %d indices, got %d", t->ndim, n);
     int64_t off = 0;
     for (int d = 0; d < t->ndim; d++) {
@@ -285,6 +286,7 @@ static int t_index(lua_State *L) {
     tensor_t *it = lbl_totensor(L, 2);
     if (it) {
         if (it->dtype != DT_I64 || it->ndim != 1) luaL_argerror(L, 2, "expected a 1-D int64 tensor of indices");
+        it = lbl_checkhost(L, 2);
         n = it->numel;
         idx = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *idx, 0);
         for (int64_t i = 0; i < n; i++) idx[i] = ((int64_t *)it->data)[i] - 1;
@@ -345,6 +347,14 @@ static int arith(lua_State *L, int mul) {
             f32 = (float)v;
             tmp.data = &f32;
         }
+        if (t->device != DEV_CPU) { /* the scalar joins the tensor on its device */
+            tensor_t *d = tensor_to(&tmp, t->device);
+            if (!d) return lbl_error(L);
+            tensor_t *r = mul ? tensor_mul(t, d) : tensor_add(t, d);
+            tensor_free(d);
+            lbl_pushtensor(L, r);
+            return 1;
+        }
         lbl_pushtensor(L, mul ? tensor_mul(t, &tmp) : tensor_add(t, &tmp));
         return 1;
     }
@@ -362,17 +372,34 @@ static int t_clone(lua_State *L) {
     return 1;
 }
 
-/* t:to(dtype): a converted copy ("float32" / "int64"). */
+/* t:to(device | dtype): on "cpu" / "cuda" (a copy there; the tensor itself when already there,
+ * as torch), or converted to "float32" / "int64" (a copy, on the same device). */
 static int t_to(lua_State *L) {
     tensor_t *t = lbl_checktensor(L, 1);
     const char *name = luaL_checkstring(L, 2);
-    if (!strcmp(name, "cpu")) { lua_settop(L, 1); return 1; }
-    if (!strcmp(name, "cuda")) return luaL_error(L, "to('cuda'): the CUDA path is not available yet in this build");
+    int dev;
+    if (!strcmp(name, "cpu") || !strncmp(name, "cuda", 4)) {
+        if (device_parse(name, &dev) != 0) return luaL_argerror(L, 2, bl_errmsg());
+        if ((int)t->device == dev) {
+            lua_settop(L, 1);
+            return 1;
+        }
+        tensor_t *r = tensor_to(t, (device_t)dev);
+        if (!r) return luaL_error(L, "to('%s'): %s", name, bl_errmsg());
+        lbl_pushtensor(L, r);
+        return 1;
+    }
     dtype_t dt;
     if (dtype_from_name(name, &dt)) return luaL_argerror(L, 2, bl_errmsg());
-    tensor_t *r = tensor_new(dt, t->ndim, t->shape);
+    tensor_t *h = lbl_checkhost(L, 1);
+    tensor_t *r = tensor_new(dt, h->ndim, h->shape);
     if (r)
-        for (int64_t i = 0; i < t->numel; i++) tensor_set(r, i, tensor_get(t, i));
+        for (int64_t i = 0; i < h->numel; i++) tensor_set(r, i, tensor_get(h, i));
+    if (r && t->device != DEV_CPU) { /* back to the tensor's device */
+        tensor_t *d = tensor_to(r, t->device);
+        tensor_free(r);
+        r = d;
+    }
     lbl_pushtensor(L, r);
     return 1;
 }

@@ -21,21 +21,6 @@ static ltok_t *checktok(lua_State *L, int idx) {
     return u;
 }
 
-/* Raises an error for option keys of the table at idx that are not in `known` (catches typos). */
-static void check_known_opts(lua_State *L, int idx, const char *fname, const char *const *known) {
-    if (lua_isnoneornil(L, idx)) return;
-    luaL_checktype(L, idx, LUA_TTABLE);
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        int ok = 0;
-        if (lua_type(L, -1) == LUA_TSTRING)
-            for (const char *const *k = known; *k; k++)
-                if (!strcmp(*k, lua_tostring(L, -1))) ok = 1;
-        if (!ok) luaL_error(L, "%s: unknown option '%s'", fname, luaL_tolstring(L, -1, NULL));
-    }
-}
-
 /* A string argument, not a number coerced to one. */
 static const char *checkstr(lua_State *L, int idx, size_t *len) {
     if (lua_type(L, idx) != LUA_TSTRING) luaL_typeerror(L, idx, "string");
@@ -49,7 +34,7 @@ static const char *checkstr(lua_State *L, int idx, size_t *len) {
 static int l_from_pretrained(lua_State *L) {
     static const char *const known[] = {"do_lower_case", "strip_accents", "tokenize_chinese_chars", NULL};
     const char *path = checkstr(L, 1, NULL);
-    check_known_opts(L, 2, "from_pretrained", known);
+    lbl_checkoptions(L, 2, "from_pretrained", known);
     wordpiece_opts_t o = wordpiece_default_opts();
     o.do_lower_case = lbl_optfield_bool(L, 2, "do_lower_case", -1);
     o.tokenize_chinese_chars = lbl_optfield_bool(L, 2, "tokenize_chinese_chars", -1);
@@ -149,7 +134,7 @@ static wp_batch_opts_t read_encode_opts(lua_State *L, int idx, const char *fname
                                               "padding", "max_length", "truncation", "pad_to_max_length",
                                               "return_tensors", NULL};
     static const char *const known_single[] = {"add_special_tokens", "padding", "max_length", "truncation", NULL};
-    check_known_opts(L, idx, fname, is_batch ? known_batch : known_single);
+    lbl_checkoptions(L, idx, fname, is_batch ? known_batch : known_single);
     wp_batch_opts_t o;
     o.add_special_tokens = lbl_optfield_bool(L, idx, "add_special_tokens", 1);
     o.padding = opt_padding(L, idx, is_batch ? WP_PAD_MAX_LENGTH : WP_PAD_NONE);
@@ -210,7 +195,7 @@ static int tok_encode(lua_State *L) {
 static int64_t *check_id_list(lua_State *L, int idx, const char *fname, size_t *n, int *single) {
     tensor_t *t = lbl_totensor(L, idx);
     if (t || luaL_testudata(L, idx, LBL_TENSOR)) {
-        t = lbl_checktensor(L, idx);
+        t = lbl_checkhost(L, idx);
         if (t->dtype != DT_I64 || t->ndim != 1)
             luaL_argerror(L, idx, "a 1-D int64 tensor of ids expected (use batch_decode for 2-D)");
         *single = 0;
@@ -250,7 +235,7 @@ static int tok_decode(lua_State *L) {
     size_t n;
     int single;
     int64_t *ids = check_id_list(L, 2, "decode", &n, &single);
-    check_known_opts(L, 3, "decode", known);
+    lbl_checkoptions(L, 3, "decode", known);
     int skip = lbl_optfield_bool(L, 3, "skip_special_tokens", 0);
     int clean = lbl_optfield_bool(L, 3, "clean_up_tokenization_spaces", 1);
     size_t len;
@@ -297,7 +282,7 @@ static int tok_ids_to_tokens(lua_State *L) {
     size_t n;
     int single;
     int64_t *ids = check_id_list(L, 2, "convert_ids_to_tokens", &n, &single);
-    check_known_opts(L, 3, "convert_ids_to_tokens", known);
+    lbl_checkoptions(L, 3, "convert_ids_to_tokens", known);
     int skip = lbl_optfield_bool(L, 3, "skip_special_tokens", 0);
     lua_createtable(L, (int)n, 0);
     lua_Integer k = 0;

@@ -1,6 +1,11 @@
 /* l_train.c: Lua bindings of the training part: the bertlab.AdamW optimizer, gradient clipping,
- * bl.parameter (attach a gradient to a tensor), and bl.isatty for the progress bar. Schedules, metrics and progress bars are pure Lua (lua/bertlab/). */
+ * bl.parameter (attach a gradient to a tensor), and bl.isatty for the progress bar. A list that is
+ * exactly all of one model's parameters (model:parameters(), in any order) goes through the model's
+ * flat buffers on its device (one AdamW kernel, moments in the model; one norm reduction); other
+ * lists are host tensors updated through runtime/optim.c. Schedules, metrics and progress bars are pure Lua (lua/bertlab/). */
 #include "lbl.h"
+#include "../runtime/bert.h"
+#include "../runtime/device.h"
 #include "../runtime/error.h"
 #include "../runtime/optim.h"
 #include <lualib.h>
@@ -13,7 +18,59 @@
 typedef struct {
     adamw_t *o;    /* NULL once freed */
     float **p, **g; /* [nparams] scratch pointer arrays, reused every step */
+    int model;     /* 1: the list is all of one model's parameters (uservalue 2 is the model) */
 } ladamw_t;
+
+/* The model whose parameters are exactly the n tensors of the list at idx (each once, any order),
+ * with their own .grad when need_grad; NULL otherwise. */
+static bert_t *model_of(lua_State *L, int list, lua_Integer n, int need_grad, int *owner_idx) {
+    bert_t *m = NULL;
+    int top = lua_gettop(L);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, list, i);
+        tensor_t *t = lbl_totensor(L, -1);
+        if (!t || lbl_getattr(L, -1, "_owner") == LUA_TNIL) goto no;
+        bert_t *mi = lbl_tomodel(L, -1);
+        if (!mi || (m && mi != m)) goto no;
+        if (!m) {
+            m = mi;
+            if (n != m->num_tensors) goto no;
+        }
+        lua_pop(L, 2);
+    }
+    if (!m) return NULL;
+    {
+        char *seen = lua_newuserdatauv(L, (size_t)m->num_tensors, 0);
+        memset(seen, 0, (size_t)m->num_tensors);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_geti(L, list, i);
+            tensor_t *t = lbl_totensor(L, -1);
+            int k = -1;
+            for (int j = 0; j < m->num_tensors && k < 0; j++)
+                if (t->data == m->params_memory + m->info[j].offset && (size_t)t->numel == m->info[j].numel) k = j;
+            if (k < 0 || seen[k]) goto no;
+            seen[k] = 1;
+            if (need_grad) {
+                lbl_getattr(L, -1, "grad");
+                tensor_t *g = lbl_totensor(L, -1);
+                if (!g || g->data != m->grads_memory + m->info[k].offset) goto no;
+                lua_pop(L, 1);
+            }
+            lua_pop(L, 1);
+        }
+    }
+    lua_settop(L, top);
+    if (owner_idx) { /* the model userdata, left on the stack */
+        lua_geti(L, list, 1);
+        lbl_getattr(L, -1, "_owner");
+        lua_remove(L, -2);
+        *owner_idx = lua_gettop(L);
+    }
+    return m;
+no:
+    lua_settop(L, top);
+    return NULL;
+}
 
 /* ---- parameters and their gradients ------------------------------------------------------------ */
 
@@ -106,8 +163,10 @@ static int adamw_gc(lua_State *L) {
 /* bl.AdamW(params, {lr=1e-3, betas={0.9,0.999}, eps=1e-6, weight_decay=0 (0.01 for torch),
  *                   correct_bias=true, variant="transformers"|"torch"}) */
 static int l_adamw(lua_State *L) {
+    static const char *const accepted[] = {"lr", "eps", "betas", "weight_decay", "correct_bias", "variant", NULL};
     luaL_checktype(L, 1, LUA_TTABLE);
     if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+    lbl_checkoptions(L, lua_isnoneornil(L, 2) ? 0 : 2, "AdamW", accepted);
     adamw_config_t cfg;
     const char *variant = lbl_optfield_str(L, 2, "variant", "transformers");
     if (!strcmp(variant, "transformers")) cfg.variant = ADAMW_TRANSFORMERS;
@@ -150,9 +209,11 @@ static int l_adamw(lua_State *L) {
         lua_geti(L, 1, i);
         lua_rawseti(L, list, i);
     }
-    ladamw_t *u = lua_newuserdatauv(L, sizeof *u, 1);
+    ladamw_t *u = lua_newuserdatauv(L, sizeof *u, 2);
+    int ui = lua_gettop(L);
     u->o = NULL;
     u->p = u->g = NULL;
+    u->model = 0;
     luaL_setmetatable(L, LBL_ADAMW);
     lua_pushvalue(L, list);
     lua_setiuservalue(L, -2, 1);
@@ -170,10 +231,41 @@ static int l_adamw(lua_State *L) {
         for (lua_Integer j = 0; j < i; j++)
             if (u->p[i] == u->p[j] && numel[i] > 0)
                 return luaL_error(L, "AdamW: parameters %d and %d are the same tensor", (int)j + 1, (int)i + 1);
-    u->o = adamw_new(&cfg, (int)n, numel, u->p);
+    int owner = 0;
+    bert_t *m = model_of(L, list, n, 0, &owner);
+    if (m) {
+        /* all of one model's parameters: the moments live in the model, in its layout */
+        lua_pushvalue(L, owner);
+        lua_setiuservalue(L, ui, 2);
+        lua_pop(L, 1);
+        lbl_check(L, bert_moments_reset(m), "AdamW");
+        u->o = adamw_new_external(&cfg, (int)n, numel);
+        u->model = 1;
+    } else {
+        for (lua_Integer i = 1; i <= n; i++) {
+            tensor_t *t = check_param(L, "AdamW", list, i);
+            if (t->device != DEV_CPU) {
+                const char *lab = param_label(L, list, i);
+                return luaL_error(L, "AdamW: %s is on %s; only a model's whole parameter list "
+                                     "(model:parameters()) is updated on a device", lab, device_label(t->device));
+            }
+        }
+        u->o = adamw_new(&cfg, (int)n, numel, u->p);
+    }
     if (!u->o) return luaL_error(L, "AdamW: %s", bl_errmsg());
-    lua_pop(L, 1); /* numel */
+    lua_settop(L, ui);
     return 1;
+}
+
+/* The optimizer's model, checked to still own exactly the listed parameters and gradients. */
+static bert_t *adamw_model(lua_State *L, ladamw_t *u, int list, const char *fn) {
+    lua_getiuservalue(L, 1, 2);
+    bert_t *m = lbl_tomodel(L, -1);
+    lua_pop(L, 1);
+    if (!m) luaL_error(L, "%s: the model of these parameters was freed", fn);
+    if (model_of(L, list, u->o->nparams, 1, NULL) != m)
+        luaL_error(L, "%s: the parameter list (or a .grad) no longer matches its model's", fn);
+    return m;
 }
 
 /* opt:step(): one update of every parameter from its .grad. */
@@ -181,6 +273,7 @@ static int adamw_step_l(lua_State *L) {
     ladamw_t *u = check_adamw(L, 1);
     lua_getiuservalue(L, 1, 1);
     int list = lua_gettop(L);
+    /* every parameter is checked, on either path, so errors name the one at fault */
     for (int i = 0; i < u->o->nparams; i++) {
         tensor_t *p = check_param(L, "AdamW:step", list, i + 1);
         if (p->numel != u->o->numel[i]) {
@@ -191,6 +284,12 @@ static int adamw_step_l(lua_State *L) {
         u->p[i] = p->data;
         u->g[i] = g->data;
     }
+    if (u->model) { /* one kernel over the model's flat buffers, moments in the model */
+        bert_t *m = adamw_model(L, u, list, "AdamW:step");
+        u->o->t++;
+        lbl_check(L, bert_adamw_step(m, &u->o->cfg, u->o->t), NULL);
+        return 0;
+    }
     adamw_step(u->o, u->p, (const float *const *)u->g);
     return 0;
 }
@@ -200,11 +299,16 @@ static int adamw_zero_grad(lua_State *L) {
     ladamw_t *u = check_adamw(L, 1);
     lua_getiuservalue(L, 1, 1);
     int list = lua_gettop(L);
+    if (u->model && model_of(L, list, u->o->nparams, 1, NULL)) {
+        bert_zero_grad(adamw_model(L, u, list, "AdamW:zero_grad"));
+        return 0;
+    }
     for (int i = 1; i <= u->o->nparams; i++) {
         lua_geti(L, list, i);
         lbl_getattr(L, -1, "grad");
         tensor_t *g = lbl_totensor(L, -1);
-        if (g && g->data) memset(g->data, 0, (size_t)g->numel * dtype_size(g->dtype));
+        const bl_backend_t *be = g ? device_backend(g->device) : NULL;
+        if (g && g->data && be) be->memzero(g->data, (size_t)g->numel * dtype_size(g->dtype));
         lua_pop(L, 2);
     }
     return 0;
@@ -243,7 +347,14 @@ static int adamw_params(lua_State *L) {
 
 /* opt:state_dict(): {step=, lr=, ..., exp_avg=Tensor[total], exp_avg_sq=Tensor[total]} (copies). */
 static int adamw_state_dict(lua_State *L) {
-    adamw_t *o = check_adamw(L, 1)->o;
+    ladamw_t *u = check_adamw(L, 1);
+    adamw_t *o = u->o;
+    bert_t *m = NULL;
+    if (u->model) {
+        lua_getiuservalue(L, 1, 1);
+        m = adamw_model(L, u, lua_gettop(L), "AdamW:state_dict");
+        lua_pop(L, 1);
+    }
     lua_createtable(L, 0, 10);
     lua_pushinteger(L, o->t); lua_setfield(L, -2, "step");
     lua_pushnumber(L, o->cfg.lr); lua_setfield(L, -2, "lr");
@@ -261,10 +372,21 @@ static int adamw_state_dict(lua_State *L) {
     lbl_pushtensor(L, tensor_new(DT_F32, 1, shape));
     tensor_t *vt = lbl_checktensor(L, -1);
     int64_t pos = 0; /* list order, whatever the internal layout */
+    if (m) lua_getiuservalue(L, 1, 1);
     for (int i = 0; i < o->nparams; i++) {
-        adamw_get_state(o, i, (float *)mt->data + pos, (float *)vt->data + pos);
+        if (m) { /* the model's moments, copied from its device */
+            lua_geti(L, -1, i + 1);
+            tensor_t *t = lbl_totensor(L, -1);
+            lua_pop(L, 1);
+            int k = 0;
+            while (k < m->num_tensors && t->data != m->params_memory + m->info[k].offset) k++;
+            lbl_check(L, bert_moments_get(m, k, (float *)mt->data + pos, (float *)vt->data + pos), NULL);
+        } else {
+            adamw_get_state(o, i, (float *)mt->data + pos, (float *)vt->data + pos);
+        }
         pos += o->numel[i];
     }
+    if (m) lua_pop(L, 1);
     lua_setfield(L, -3, "exp_avg_sq");
     lua_setfield(L, -2, "exp_avg");
     return 1;
@@ -325,12 +447,26 @@ static const luaL_Reg adamw_meta[] = {
 
 /* ---- clipping ----------------------------------------------------------------------------------- */
 
-/* bl.clip_grad_norm(params, max_norm) → total norm before clipping (as torch's clip_grad_norm_). */
+/* bl.clip_grad_norm(params, max_norm[, {return_norm=true}]) → total norm before clipping (as torch's
+ * clip_grad_norm_). For all of a model's parameters the work is on the model's device, and the
+ * norm is copied out (8 bytes) only when returned: {return_norm=false} keeps the step copy-free. */
 static int l_clip_grad_norm(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     double max_norm = luaL_checknumber(L, 2);
     if (!(max_norm >= 0.0)) luaL_argerror(L, 2, "max_norm must be >= 0");
+    static const char *const accepted[] = {"return_norm", NULL};
+    if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+    lbl_checkoptions(L, lua_isnoneornil(L, 3) ? 0 : 3, "clip_grad_norm", accepted);
+    int want_norm = lbl_optfield_bool(L, lua_isnoneornil(L, 3) ? 0 : 3, "return_norm", 1);
     lua_Integer n = luaL_len(L, 1);
+    bert_t *m = model_of(L, 1, n, 1, NULL);
+    if (m) { /* one norm reduction over the model's flat gradients, on its device */
+        double norm = 0;
+        lbl_check(L, bert_clip_grad_norm(m, max_norm, want_norm ? &norm : NULL), "clip_grad_norm");
+        if (!want_norm) return 0;
+        lua_pushnumber(L, norm);
+        return 1;
+    }
     float **g = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *g, 0);
     int64_t *numel = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *numel, 0);
     lua_Integer k = 0;
@@ -341,6 +477,9 @@ static int l_clip_grad_norm(lua_State *L) {
         lua_pop(L, 2);
         if (ty == LUA_TNIL) continue; /* torch skips parameters without a gradient */
         tensor_t *gt = check_grad(L, "clip_grad_norm", 1, i, p);
+        if (gt->device != DEV_CPU)
+            return luaL_error(L, "clip_grad_norm: the gradient of parameter %d is on %s; only a model's "
+                                 "whole parameter list is clipped on a device", (int)i, device_label(gt->device));
         g[k] = gt->data;
         numel[k] = gt->numel;
         k++;

@@ -14,6 +14,14 @@ tensor_t *lbl_checktensor(lua_State *L, int idx) {
     return u->t;
 }
 
+tensor_t *lbl_checkhost(lua_State *L, int idx) {
+    tensor_t *t = lbl_checktensor(L, idx);
+    if (t->device == DEV_CPU) return t;
+    tensor_t *h = tensor_on_host(t);
+    lbl_pushtensor(L, h); /* raises when the copy failed */
+    return h;
+}
+
 static ltensor_t *newbox(lua_State *L) {
     ltensor_t *u = lua_newuserdatauv(L, sizeof *u, 1);
     u->t = NULL; /* safe, empty state before anything can fail */
@@ -114,6 +122,36 @@ const char *lbl_optfield_str(lua_State *L, int idx, const char *key, const char 
     const char *s = lua_tostring(L, -1);
     lua_pop(L, 1); /* the string stays alive: the options table holds it */
     return s;
+}
+
+void lbl_checkoptions_hint(lua_State *L, int idx, const char *fn, const char *const *accepted,
+                          const char *hint_key, const char *hint) {
+    if (idx == 0 || lua_isnoneornil(L, idx)) return;
+    idx = lua_absindex(L, idx);
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1); /* the value */
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "%s: option keys must be strings, got %s", fn, luaL_typename(L, -1));
+        const char *k = lua_tostring(L, -1);
+        int ok = 0;
+        for (const char *const *a = accepted; *a && !ok; a++) ok = strcmp(k, *a) == 0;
+        if (ok) continue;
+        if (hint_key && strcmp(k, hint_key) == 0) luaL_error(L, "%s: unknown option '%s' (%s)", fn, k, hint);
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        for (const char *const *a = accepted; *a; a++) {
+            if (a != accepted) luaL_addstring(&b, ", ");
+            luaL_addstring(&b, *a);
+        }
+        luaL_pushresult(&b);
+        luaL_error(L, "%s: unknown option '%s' (options: %s)", fn, k, lua_tostring(L, -1));
+    }
+}
+
+void lbl_checkoptions(lua_State *L, int idx, const char *fn, const char *const *accepted) {
+    lbl_checkoptions_hint(L, idx, fn, accepted, NULL, NULL);
 }
 
 void lbl_newclass(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *meta) {

@@ -14,6 +14,9 @@ typedef struct {
 
 /* The tensor at `idx`; raises "bad argument #idx (bertlab.Tensor expected, got X)" or "tensor was freed". */
 tensor_t *lbl_checktensor(lua_State *L, int idx);
+/* The tensor at idx as a host tensor: itself, or a host copy owned by a new userdata pushed on the
+ * stack (a device tensor is never read on the host); raises like lbl_checktensor. */
+tensor_t *lbl_checkhost(lua_State *L, int idx);
 /* NULL when the value at idx is not a tensor. */
 tensor_t *lbl_totensor(lua_State *L, int idx);
 /* Pushes a new userdata that owns `t`; if t is NULL raises the runtime error (bl_errmsg). */
@@ -36,6 +39,18 @@ lua_Integer lbl_optfield_int(lua_State *L, int idx, const char *key, lua_Integer
 lua_Number lbl_optfield_num(lua_State *L, int idx, const char *key, lua_Number def);
 int lbl_optfield_bool(lua_State *L, int idx, const char *key, int def);
 const char *lbl_optfield_str(lua_State *L, int idx, const char *key, const char *def);
+
+/* The one options checker of the bindings: every key of the options table at `idx` (0 or nil:
+ * none) must be one of `accepted` (NULL-terminated); raises "fn: unknown option 'x' (options: a,
+ * b, c)" otherwise. The _hint form gives a known wrong key (torch's `shuffle`) its own advice. */
+void lbl_checkoptions(lua_State *L, int idx, const char *fn, const char *const *accepted);
+void lbl_checkoptions_hint(lua_State *L, int idx, const char *fn, const char *const *accepted,
+                          const char *hint_key, const char *hint);
+
+/* The model (runtime/bert.h) of the BertForSequenceClassification userdata at idx, or NULL (not a
+ * model, or freed). */
+struct bert;
+struct bert *lbl_tomodel(lua_State *L, int idx);
 
 /* Creates the metatable `name` with methods, metamethods and __index pointing at the methods. */
 void lbl_newclass(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *meta);

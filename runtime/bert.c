@@ -1,27 +1,30 @@
-/* bert.c: BertForSequenceClassification on the CPU kernels (kernels/bert_kernels.h): parameter
- * layout and HF names, checkpoint load/save, forward, backward. The shape follows llm.c's
- * train_gpt2.c: one allocation per category, layer pairs, backward accumulating into gradients.
+/* bert.c: BertForSequenceClassification on a backend (kernels/backend.h): parameter layout, the
+ * device allocations, weight initialisation, forward, backward, and the optimizer step and clipping
+ * over the flat buffers. Checkpoints (HF names on disk, load, save) are in bert_io.c.
+ * The shape follows llm.c's train_gpt2.c: one allocation per category, layer pairs, backward
+ * accumulating into gradients. The host reads or writes device memory only through the backend's
+ * copies (the batch in, the loss out, and whole categories when loading, saving or moving).
  * Legend: B batch, T tokens, C hidden, NH heads, I intermediate, NL layers, L labels, N = B*T. */
 #include "bert.h"
-#include <float.h>
-#include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include "../kernels/bert_kernels.h"
 #include "error.h"
-#include "fileio.h"
 #include "rng.h"
-#include "safetensors.h"
 
 /* ------------------------------------------------------------------------------------------------
  * parameter layout */
 
-/* Fills m->info in HF's named_parameters() order and points m->params / m->grads into the two
- * allocations. The allocation itself is stacked by kind (wte, wpe, ..., qkvw[NL], ...). */
-static int layout_params(bert_t *m) {
-    const bert_config_t *c = &m->config;
+/* Points the 21 fields of `p` into `base` at `off`. */
+static void point_params(bert_params_t *p, float *base, const size_t *off) {
+    float **pp = (float **)p;
+    for (int i = 0; i < 21; i++) pp[i] = base + off[i];
+}
+
+/* Field offsets of bert_params_t in the parameter allocation (stacked by kind: wte, wpe, ...,
+ * qkvw[NL], ...); returns the total. */
+static size_t param_offsets(const bert_config_t *c, size_t off[21]) {
     size_t C = c->hidden_size, V = c->vocab_size, P = c->max_position_embeddings,
            TV = c->type_vocab_size, NL = c->num_hidden_layers, I = c->intermediate_size,
            L = c->num_labels;
@@ -30,25 +33,38 @@ static int layout_params(bert_t *m) {
                         NL * 3 * C, NL * C * C, NL * C, NL * C,     NL * C,     NL * I * C,
                         NL * I,     NL * C * I, NL * C, NL * C,     NL * C,     C * C,
                         C,          L * C,      L};
-    size_t off[21], total = 0;
+    size_t total = 0;
     for (int i = 0; i < 21; i++) {
         off[i] = total;
         total += sizes[i];
     }
+    return total;
+}
+
+/* Allocates parameters (zero) and gradients (zero) on m->be and fills m->info in HF's
+ * named_parameters() order. */
+static int layout_params(bert_t *m) {
+    const bert_config_t *c = &m->config;
+    const bl_backend_t *be = m->be;
+    size_t C = c->hidden_size, V = c->vocab_size, P = c->max_position_embeddings,
+           TV = c->type_vocab_size, NL = c->num_hidden_layers, I = c->intermediate_size,
+           L = c->num_labels;
+    size_t off[21], total = param_offsets(c, off);
     m->num_parameters = total;
-    m->params_memory = malloc(total * sizeof(float));
-    m->grads_memory = calloc(total, sizeof(float));
+    m->params_memory = be->alloc(total * sizeof(float));
+    m->grads_memory = be->alloc(total * sizeof(float));
     m->num_tensors = 5 + 16 * (int)NL + 4;
     m->info = calloc(m->num_tensors, sizeof *m->info);
-    if (!m->params_memory || !m->grads_memory || !m->info)
-        return bl_fail("out of memory allocating %zu parameters", total);
-    memset(m->params_memory, 0, total * sizeof(float));
-    m->wte_touched = calloc(V, 1); /* NULL only means zero_grad clears the whole [V,C] block */
-    float **pp = (float **)&m->params, **gp = (float **)&m->grads;
-    for (int i = 0; i < 21; i++) {
-        pp[i] = m->params_memory + off[i];
-        gp[i] = m->grads_memory + off[i];
+    if (!m->params_memory || !m->grads_memory || !m->info) {
+        const char *e = be->error();
+        return bl_fail("out of memory allocating %zu parameters on %s%s%s", total, be->name,
+                       e ? ": " : "", e ? e : "");
     }
+    be->memzero(m->params_memory, total * sizeof(float));
+    be->memzero(m->grads_memory, total * sizeof(float));
+    m->wte_touched = calloc(V, 1); /* NULL only means zero_grad clears the whole [V,C] block */
+    point_params(&m->params, m->params_memory, off);
+    point_params(&m->grads, m->grads_memory, off);
 
     int k = 0;
 #define ADD(nm, o, d0, d1)                                                                         \
@@ -110,14 +126,9 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-/* The name without the "bert." prefix (how BertModel checkpoints spell it). */
-static const char *short_name(const char *name) {
-    return strncmp(name, "bert.", 5) == 0 ? name + 5 : name;
-}
-
-/* Initialises one parameter tensor as transformers' BertPreTrainedModel._init_weights does. */
-static void init_tensor(bert_t *m, const bert_param_info_t *in) {
-    float *p = m->params_memory + in->offset;
+/* Fills host memory p with parameter tensor `in` initialised as transformers'
+ * BertPreTrainedModel._init_weights does. */
+static void init_values(const bert_t *m, const bert_param_info_t *in, float *p) {
     if (ends_with(in->name, "LayerNorm.weight")) {
         for (size_t i = 0; i < in->numel; i++) p[i] = 1.0f;
     } else if (ends_with(in->name, ".bias")) {
@@ -129,10 +140,36 @@ static void init_tensor(bert_t *m, const bert_param_info_t *in) {
     }
 }
 
-int bert_init(bert_t *m, bert_config_t *cfg) {
+int bert_init_param(bert_t *m, int k) {
+    const bert_param_info_t *in = &m->info[k];
+    float *h = malloc((in->numel ? in->numel : 1) * sizeof(float));
+    if (!h) return bl_fail("out of memory initialising '%s'", in->name);
+    init_values(m, in, h);
+    m->be->copy_to_device(m->params_memory + in->offset, h, in->numel * sizeof(float));
+    free(h);
+    return bert_check_device(m, "init");
+}
+
+int bert_init_weights(bert_t *m) {
+    float *h = malloc(m->num_parameters * sizeof(float));
+    if (!h) return bl_fail("out of memory initialising %zu parameters", m->num_parameters);
+    for (int k = 0; k < m->num_tensors; k++) init_values(m, &m->info[k], h + m->info[k].offset);
+    m->be->copy_to_device(m->params_memory, h, m->num_parameters * sizeof(float));
+    free(h);
+    return bert_check_device(m, "init");
+}
+
+int bert_check_device(const bert_t *m, const char *what) {
+    const char *e = m->be ? m->be->error() : NULL;
+    if (!e) return 0;
+    return what ? bl_fail("%s: %s", what, e) : bl_fail("%s", e);
+}
+
+int bert_init(bert_t *m, bert_config_t *cfg, const bl_backend_t *be) {
     memset(m, 0, sizeof *m);
     m->config = *cfg;
     memset(cfg, 0, sizeof *cfg);
+    m->be = be ? be : bl_backend_cpu();
     const bert_config_t *c = &m->config;
     if (c->hidden_size <= 0 || c->num_attention_heads <= 0 ||
         c->hidden_size % c->num_attention_heads != 0) {
@@ -151,38 +188,36 @@ int bert_init(bert_t *m, bert_config_t *cfg) {
         bert_free(m);
         return -1;
     }
-    /* BertForSequenceClassification's dropout before the classifier: classifier_dropout when the
-     * config sets it, else hidden_dropout_prob (bert_config_t does not carry the field) */
-    m->classifier_dropout = c->hidden_dropout_prob;
-    if (c->json) {
-        json_t *root = json_loads(c->json, 0, NULL);
-        json_t *v = root ? json_object_get(root, "classifier_dropout") : NULL;
-        if (v && json_is_number(v)) m->classifier_dropout = (float)json_number_value(v);
-        /* only absolute position embeddings are implemented */
-        v = root ? json_object_get(root, "position_embedding_type") : NULL;
-        if (v && json_is_string(v) && strcmp(json_string_value(v), "absolute") != 0) {
-            bl_fail("config.json: position_embedding_type '%s' is not supported (only 'absolute')",
-                    json_string_value(v));
-            json_decref(root);
-            bert_free(m);
-            return -1;
-        }
-        json_decref(root);
-    }
+    /* BertForSequenceClassification's dropout before the classifier (bert_config.c reads it) */
+    m->classifier_dropout = c->classifier_dropout;
     return 0;
 }
 
-void bert_init_weights(bert_t *m) {
-    for (int i = 0; i < m->num_tensors; i++) init_tensor(m, &m->info[i]);
+/* Frees the activations and the scratch (they are remade by the next forward). */
+static void free_acts(bert_t *m) {
+    if (m->be) {
+        m->be->free(m->acts_memory);
+        m->be->free(m->scratch_memory);
+    }
+    m->acts_memory = NULL;
+    m->scratch_memory = NULL;
+    m->acts_floats = 0;
+    m->act_B = m->act_T = 0;
+    memset(&m->acts, 0, sizeof m->acts);
+    memset(&m->scratch, 0, sizeof m->scratch);
 }
 
 void bert_free(bert_t *m) {
     if (!m) return;
-    free(m->params_memory);
-    free(m->grads_memory);
-    free(m->acts_memory);
+    free_acts(m);
+    if (m->be) {
+        m->be->free(m->params_memory);
+        m->be->free(m->grads_memory);
+        m->be->free(m->moments_memory);
+    }
     free(m->info);
     free(m->wte_touched);
+    free(m->stage);
     free(m->source_dir);
     bert_config_free(&m->config);
     memset(m, 0, sizeof *m);
@@ -190,288 +225,92 @@ void bert_free(bert_t *m) {
 
 /* Zeroes the gradients. The word-embedding gradient ([V,C], half of MiniLM's) is only ever written
  * by backward at the rows of the batch's token ids, so only the rows marked since the last zeroing
- * are cleared there; everything else is one memset. */
+ * are cleared there (runs of adjacent rows in one call); everything else is one memzero. */
 void bert_zero_grad(bert_t *m) {
     if (!m->grads_memory) return;
+    const bl_backend_t *be = m->be;
     size_t C = m->config.hidden_size, V = m->config.vocab_size, wte = V * C;
-    memset(m->grads_memory + wte, 0, (m->num_parameters - wte) * sizeof(float));
+    be->memzero(m->grads_memory + wte, (m->num_parameters - wte) * sizeof(float));
     if (!m->wte_touched) {
-        memset(m->grads_memory, 0, wte * sizeof(float));
+        be->memzero(m->grads_memory, wte * sizeof(float));
         return;
     }
-    for (size_t v = 0; v < V; v++)
-        if (m->wte_touched[v]) {
-            memset(m->grads_memory + v * C, 0, C * sizeof(float));
-            m->wte_touched[v] = 0;
-        }
+    for (size_t v = 0; v < V; v++) {
+        if (!m->wte_touched[v]) continue;
+        size_t e = v;
+        while (e < V && m->wte_touched[e]) m->wte_touched[e++] = 0;
+        be->memzero(m->grads_memory + v * C, (e - v) * C * sizeof(float));
+        v = e;
+    }
 }
 
 void bert_set_training(bert_t *m, int training) { m->training = training ? 1 : 0; }
 
-/* ------------------------------------------------------------------------------------------------
- * checkpoints */
-
-static int is_dir(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static int file_exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static char *path_join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *s = malloc(n);
-    if (s) snprintf(s, n, "%s%s%s", dir, (*dir && dir[strlen(dir) - 1] == '/') ? "" : "/", name);
-    return s;
-}
-
-static char *dir_name(const char *path) {
-    const char *slash = strrchr(path, '/');
-    if (!slash) return strdup(".");
-    if (slash == path) return strdup("/");
-    return strndup(path, (size_t)(slash - path));
-}
-
-static char *shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
-    size_t k = (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < ndim && k < n; i++)
-        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? "," : "", (long long)shape[i]);
-    if (k < n) snprintf(buf + k, n - k, "]");
-    return buf;
-}
-
-enum { LOAD_STRICT, LOAD_HEAD_OPTIONAL, LOAD_PARTIAL };
-
-/* Reads the tensors of safetensors file `path` into the model's parameters. */
-static int load_tensors(bert_t *m, const char *path, int mode, int quiet) {
-    safetensors_t st;
-    memset(&st, 0, sizeof st);
-    if (safetensors_open(&st, path) != 0) return -1;
-    char *loaded = calloc(m->num_tensors, 1);
-    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    char unexpected[512] = "";
-    int n_unexpected = 0, rc = -1;
-    if (!loaded) {
-        bl_fail("out of memory");
-        goto done;
+/* Copies `bytes` of device memory `src` on `from` to `dst` on `to` (through the host when neither
+ * is the CPU). */
+static int copy_across(const bl_backend_t *to, void *dst, const bl_backend_t *from, const void *src,
+                       size_t bytes) {
+    if (from->device == BL_DEVICE_CPU) {
+        to->copy_to_device(dst, src, bytes);
+    } else if (to->device == BL_DEVICE_CPU) {
+        from->copy_to_host(dst, src, bytes);
+    } else {
+        void *h = malloc(bytes ? bytes : 1);
+        if (!h) return bl_fail("out of memory moving %zu bytes", bytes);
+        from->copy_to_host(h, src, bytes);
+        to->copy_to_device(dst, h, bytes);
+        free(h);
     }
-    for (int e = 0; e < st.n; e++) {
-        const st_entry_t *en = &st.entries[e];
-        const char *sn = short_name(en->name);
-        int k = -1;
-        for (int i = 0; i < m->num_tensors; i++)
-            if (strcmp(short_name(m->info[i].name), sn) == 0) {
-                k = i;
-                break;
-            }
-        if (k < 0) {
-            /* position_ids is a buffer BertModel saves; it carries nothing we use */
-            if (strcmp(sn, "embeddings.position_ids") != 0) {
-                if (n_unexpected < 6) {
-                    size_t u = strlen(unexpected);
-                    snprintf(unexpected + u, sizeof unexpected - u, "%s'%s'", u ? ", " : "",
-                             en->name);
-                }
-                n_unexpected++;
-            }
-            continue;
-        }
-        const bert_param_info_t *in = &m->info[k];
-        if (loaded[k]) {
-            bl_fail("%s: tensor '%s' appears twice (with and without the 'bert.' prefix)", base,
-                    en->name);
-            goto done;
-        }
-        if (en->ndim != in->ndim || en->shape[0] != in->shape[0] ||
-            (in->ndim == 2 && en->shape[1] != in->shape[1])) {
-            char a[64], b[64];
-            bl_fail("%s: tensor '%s' has shape %s, config says %s", base, en->name,
-                    shape_str(a, sizeof a, en->ndim, en->shape),
-                    shape_str(b, sizeof b, in->ndim, in->shape));
-            goto done;
-        }
-        if (en->dtype != ST_F32 && en->dtype != ST_F16 && en->dtype != ST_BF16 &&
-            en->dtype != ST_F64) {
-            bl_fail("%s: tensor '%s' is not a floating-point tensor", base, en->name);
-            goto done;
-        }
-        if (safetensors_read_f32(&st, en, m->params_memory + in->offset) != 0) goto done;
-        loaded[k] = 1;
-    }
-    char missing[512] = "";
-    int n_missing = 0;
-    for (int i = 0; i < m->num_tensors; i++) {
-        if (loaded[i]) continue;
-        const char *nm = m->info[i].name;
-        int head = strncmp(nm, "classifier.", 11) == 0 || strncmp(nm, "bert.pooler.", 12) == 0;
-        if (mode == LOAD_STRICT || (mode == LOAD_HEAD_OPTIONAL && !head)) {
-            bl_fail("%s: tensor '%s' is missing from the checkpoint", base, nm);
-            goto done;
-        }
-        if (mode == LOAD_HEAD_OPTIONAL) init_tensor(m, &m->info[i]);
-        size_t u = strlen(missing);
-        if (u < sizeof missing - 100)
-            snprintf(missing + u, sizeof missing - u, "%s'%s'", u ? ", " : "", nm);
-        n_missing++;
-    }
-    if (!quiet && n_missing && mode == LOAD_HEAD_OPTIONAL)
-        fprintf(stderr,
-                "Some weights of BertForSequenceClassification were not initialized from the model "
-                "checkpoint at %s and are newly initialized: [%s]\nYou should probably TRAIN this "
-                "model on a down-stream task to be able to use it for predictions and inference.\n",
-                path, missing);
-    if (!quiet && n_unexpected)
-        fprintf(stderr, "note: %s: ignored %d tensor%s the model does not use: %s%s\n", path,
-                n_unexpected, n_unexpected > 1 ? "s" : "", unexpected,
-                n_unexpected > 6 ? ", ..." : "");
-    rc = 0;
-done:
-    free(loaded);
-    safetensors_close(&st);
-    return rc;
+    return 0;
 }
 
-/* Resolves a checkpoint path: a folder (its model.safetensors) or a .safetensors file. */
-static char *weights_path(const char *path) {
-    if (is_dir(path)) {
-        char *w = path_join(path, "model.safetensors");
-        if (w && !file_exists(w)) {
-            bl_fail("%s: no model.safetensors in this folder", path);
-            free(w);
-            return NULL;
-        }
-        return w;
-    }
-    if (!file_exists(path)) {
-        bl_fail("%s: no such file or folder", path);
-        return NULL;
-    }
-    if (!ends_with(path, ".safetensors")) {
-        bl_fail("%s: expected a model folder or a .safetensors file", path);
-        return NULL;
-    }
-    return strdup(path);
-}
-
-int bert_from_pretrained(bert_t *m, const char *path, const bert_load_opts_t *opts) {
-    memset(m, 0, sizeof *m);
-    char *wpath = weights_path(path);
-    if (!wpath) return -1;
-    char *dir = is_dir(path) ? strdup(path) : dir_name(path);
-    char *cpath = path_join(dir, "config.json");
-    bert_config_t cfg;
-    memset(&cfg, 0, sizeof cfg);
+int bert_to(bert_t *m, const bl_backend_t *be) {
+    if (!m->params_memory) return bl_fail("the model was freed");
+    if (be == m->be) return 0;
+    size_t n = m->num_parameters * sizeof(float);
+    float *p = be->alloc(n), *g = be->alloc(n);
+    float *mo = m->moments_memory ? be->alloc(2 * n) : NULL;
     int rc = -1;
-    if (!file_exists(cpath)) {
-        bl_fail("%s: no config.json beside the weights", dir);
-        goto done;
+    if (!p || !g || (m->moments_memory && !mo)) {
+        const char *e = be->error();
+        bl_fail("to(%s): out of memory for %zu parameters%s%s", be->name, m->num_parameters,
+                e ? ": " : "", e ? e : "");
+        goto fail;
     }
-    if (bert_config_load(&cfg, cpath) != 0) goto done;
-    /* num_labels alone, equal to the config's, keeps the config's label names (as transformers) */
-    if (opts && opts->num_labels > 0 &&
-        (opts->id2label || opts->num_labels != cfg.num_labels) &&
-        bert_config_set_labels(&cfg, opts->num_labels, opts->id2label) != 0) {
-        bert_config_free(&cfg);
-        goto done;
+    if (copy_across(be, p, m->be, m->params_memory, n) || copy_across(be, g, m->be, m->grads_memory, n) ||
+        (mo && copy_across(be, mo, m->be, m->moments_memory, 2 * n)))
+        goto fail;
+    const char *e = be->error();
+    if (!e) e = m->be->error();
+    if (e) {
+        bl_fail("to(%s): %s", be->name, e);
+        goto fail;
     }
-    if (bert_init(m, &cfg) != 0) goto done;
-    m->source_dir = dir;
-    dir = NULL;
-    if (load_tensors(m, wpath, LOAD_HEAD_OPTIONAL, opts ? opts->quiet : 0) != 0) {
-        bert_free(m);
-        goto done;
-    }
-    rc = 0;
-done:
-    free(wpath);
-    free(dir);
-    free(cpath);
-    return rc;
-}
-
-int bert_load_weights(bert_t *m, const char *path, int strict) {
-    char *w = weights_path(path);
-    if (!w) return -1;
-    int rc = load_tensors(m, w, strict ? LOAD_STRICT : LOAD_PARTIAL, 1);
-    free(w);
-    return rc;
-}
-
-/* Copies a small file atomically (vocab.txt beside a saved model). */
-static int copy_file(const char *src, const char *dst) {
-    size_t n;
-    char *buf = file_read_all(src, &n);
-    if (!buf) return -1;
-    atomic_file_t af;
-    memset(&af, 0, sizeof af);
-    if (atomic_open(&af, dst) != 0) {
-        free(buf);
-        return -1;
-    }
-    if (fwrite(buf, 1, n, af.f) != n) {
-        atomic_abort(&af);
-        free(buf);
-        return bl_fail("%s: write failed", dst);
-    }
-    free(buf);
-    return atomic_commit(&af);
-}
-
-int bert_save(const bert_t *m, const char *path) {
-    st_write_t *w = calloc(m->num_tensors, sizeof *w);
-    if (!w) return bl_fail("out of memory");
-    for (int i = 0; i < m->num_tensors; i++) {
-        w[i].name = m->info[i].name;
-        w[i].dtype = DT_F32;
-        w[i].ndim = m->info[i].ndim;
-        w[i].shape = m->info[i].shape;
-        w[i].data = m->params_memory + m->info[i].offset;
-    }
-    const char *meta = "{\"format\":\"pt\"}";
-    int rc = -1;
-    char *wp = NULL, *cp = NULL, *vsrc = NULL, *vdst = NULL;
-    if (ends_with(path, ".safetensors")) {
-        rc = safetensors_save(path, w, m->num_tensors, meta);
-        goto done;
-    }
-    if (mkdir_p(path) != 0) goto done;
-    wp = path_join(path, "model.safetensors");
-    cp = path_join(path, "config.json");
-    if (!wp || !cp) {
-        bl_fail("out of memory");
-        goto done;
-    }
-    if (safetensors_save(wp, w, m->num_tensors, meta) != 0) goto done;
-    if (bert_config_save(&m->config, cp) != 0) goto done;
-    if (m->source_dir) {
-        vsrc = path_join(m->source_dir, "vocab.txt");
-        vdst = path_join(path, "vocab.txt");
-        if (vsrc && vdst && file_exists(vsrc)) {
-            char *a = realpath(vsrc, NULL), *b = realpath(vdst, NULL);
-            int same = a && b && strcmp(a, b) == 0;
-            free(a);
-            free(b);
-            if (!same && copy_file(vsrc, vdst) != 0) goto done;
-        }
-    }
-    rc = 0;
-done:
-    free(w);
-    free(wp);
-    free(cp);
-    free(vsrc);
-    free(vdst);
+    free_acts(m);
+    m->be->free(m->params_memory);
+    m->be->free(m->grads_memory);
+    m->be->free(m->moments_memory);
+    m->be = be;
+    m->params_memory = p;
+    m->grads_memory = g;
+    m->moments_memory = mo;
+    size_t off[21];
+    param_offsets(&m->config, off);
+    point_params(&m->params, p, off);
+    point_params(&m->grads, g, off);
+    return 0;
+fail:
+    be->free(p);
+    be->free(g);
+    be->free(mo);
     return rc;
 }
 
 /* ------------------------------------------------------------------------------------------------
- * activations */
+ * activations and scratch */
 
 /* Number of floats of the activation allocation for (B,T); with `a` non-NULL, also points a's
- * fields into `base`. The int64 arrays come first (2 floats each), so they stay 8-byte aligned. */
+ * fields into `base`. */
 static size_t layout_acts(const bert_t *m, int B_, int T_, bert_acts_t *a, float *base) {
     size_t B = B_, T = T_, N = B * T, C = m->config.hidden_size, NH = m->config.num_attention_heads,
            I = m->config.intermediate_size, NL = m->config.num_hidden_layers,
@@ -481,8 +320,7 @@ static size_t layout_acts(const bert_t *m, int B_, int T_, bert_acts_t *a, float
         void *field;
         size_t n;
     } f[] = {
-        {a ? &a->ids : NULL, 2 * N},        {a ? &a->types : NULL, 2 * N},
-        {a ? &a->labels : NULL, 2 * B},     {a ? &a->mask_add : NULL, N},
+        {a ? &a->mask_add : NULL, N},
         {a ? &a->emb : NULL, N * C},        {a ? &a->emb_ln : NULL, N * C},
         {a ? &a->emb_mean : NULL, N},       {a ? &a->emb_rstd : NULL, N},
         {a ? &a->x0 : NULL, N * C},         {a ? &a->qkv : NULL, NL * N * 3 * C},
@@ -496,7 +334,7 @@ static size_t layout_acts(const bert_t *m, int B_, int T_, bert_acts_t *a, float
         {a ? &a->cls : NULL, B * C},        {a ? &a->pool_pre : NULL, B * C},
         {a ? &a->pooled : NULL, B * C},     {a ? &a->pooled_d : NULL, B * C},
         {a ? &a->logits : NULL, B * L},     {a ? &a->probs : NULL, B * L},
-        {a ? &a->loss : NULL, 2},           {a ? &a->d_res : NULL, N * C},
+        {a ? &a->d_res : NULL, N * C},
         {a ? &a->d_a : NULL, N * C},        {a ? &a->d_b : NULL, N * C},
         {a ? &a->d_qkv : NULL, N * 3 * C},  {a ? &a->d_i1 : NULL, N * I},
         {a ? &a->d_i2 : NULL, N * I},       {a ? &a->d_att : NULL, att},
@@ -511,22 +349,51 @@ static size_t layout_acts(const bert_t *m, int B_, int T_, bert_acts_t *a, float
     return total;
 }
 
-/* Makes the activation allocation hold (B,T), growing it only when it is too small. */
+/* Bytes of the scratch for (B,T): sumsq (8), loss (4, padded to 8), then 3N + B int64 of staging. */
+static size_t scratch_bytes(int B, int T) { return 16 + (3 * (size_t)B * T + (size_t)B) * 8; }
+
+/* Points m->scratch into the scratch allocation for a batch (B,T) (fields packed for that batch). */
+static void layout_scratch(bert_t *m, int B, int T) {
+    char *s = m->scratch_memory;
+    size_t N = (size_t)B * T;
+    m->scratch.sumsq = (double *)s;
+    m->scratch.loss = (float *)(s + 8);
+    m->scratch.ids = (int64_t *)(s + 16);
+    m->scratch.types = m->scratch.ids + N;
+    m->scratch.labels = m->scratch.types + N;
+    m->scratch.mask = m->scratch.labels + B;
+}
+
+/* Makes the activation and scratch allocations (and the host stage) hold (B,T), growing them only
+ * when they are too small. */
 static int ensure_acts(bert_t *m, int B, int T) {
     if (m->acts_memory && B <= m->act_B && T <= m->act_T) return 0;
     int nb = B > m->act_B ? B : m->act_B, nt = T > m->act_T ? T : m->act_T;
-    size_t n = layout_acts(m, nb, nt, NULL, NULL);
-    free(m->acts_memory);
-    m->acts_memory = malloc(n * sizeof(float));
-    if (!m->acts_memory) {
-        m->act_B = m->act_T = 0;
-        return bl_fail("out of memory allocating activations for batch %d x %d (%zu MB)", nb, nt,
-                       n * sizeof(float) >> 20);
+    const bl_backend_t *be = m->be;
+    size_t n = layout_acts(m, nb, nt, NULL, NULL), sb = scratch_bytes(nb, nt);
+    free_acts(m);
+    free(m->stage);
+    m->acts_memory = be->alloc(n * sizeof(float));
+    m->scratch_memory = be->alloc(sb);
+    m->stage = malloc(sb);
+    if (!m->acts_memory || !m->scratch_memory || !m->stage) {
+        const char *e = be->error();
+        free_acts(m);
+        free(m->stage);
+        m->stage = NULL;
+        return bl_fail("out of memory allocating activations for batch %d x %d (%zu MB) on %s%s%s", nb,
+                       nt, n * sizeof(float) >> 20, be->name, e ? ": " : "", e ? e : "");
     }
     m->acts_floats = n;
     m->act_B = nb;
     m->act_T = nt;
     return 0;
+}
+
+/* The scratch alone (clipping before any forward). */
+static int ensure_scratch(bert_t *m) {
+    if (m->scratch_memory) return 0;
+    return ensure_acts(m, 1, 1);
 }
 
 /* Dropout offsets of one forward, in call order: embeddings, then per layer (attention probs,
@@ -568,6 +435,12 @@ static int validate(const bert_t *m, const bert_inputs_t *in) {
     const tensor_t *ids = in->input_ids;
     char a[64];
     if (!ids) return bl_fail("input_ids is required");
+    const tensor_t *all[4] = {in->input_ids, in->attention_mask, in->token_type_ids, in->labels};
+    static const char *nm[4] = {"input_ids", "attention_mask", "token_type_ids", "labels"};
+    for (int i = 0; i < 4; i++)
+        if (all[i] && all[i]->device != DEV_CPU)
+            return bl_fail("%s is on %s: the model takes batches from the host (copy it with "
+                           "t:to(\"cpu\"))", nm[i], device_name(all[i]->device));
     if (ids->dtype != DT_I64 || ids->ndim != 2 || ids->shape[0] < 1 || ids->shape[1] < 1)
         return bl_fail("input_ids must be int64 [B,T], got %s %s", dtype_name(ids->dtype),
                        tensor_shape_str(ids, a, sizeof a));
@@ -621,6 +494,7 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
     if (!m->params_memory) return bl_fail("the model was freed");
     if (validate(m, in) != 0) return -1;
     const bert_config_t *c = &m->config;
+    const bl_backend_t *be = m->be;
     int B = (int)in->input_ids->shape[0], T = (int)in->input_ids->shape[1];
     int C = c->hidden_size, NH = c->num_attention_heads, I = c->intermediate_size,
         NL = c->num_hidden_layers, L = c->num_labels, P = c->max_position_embeddings;
@@ -628,20 +502,28 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
     if (ensure_acts(m, B, T) != 0) return -1;
     bert_acts_t *a = &m->acts;
     layout_acts(m, B, T, a, m->acts_memory);
+    layout_scratch(m, B, T);
+    const bert_scratch_t *sc = &m->scratch;
     bert_params_t *p = &m->params;
 
     m->forward_count++;
     m->B = B;
     m->T = T;
     m->has_labels = in->labels != NULL;
-    memcpy(a->ids, in->input_ids->data, N * sizeof(int64_t));
-    if (in->token_type_ids) memcpy(a->types, in->token_type_ids->data, N * sizeof(int64_t));
-    else memset(a->types, 0, N * sizeof(int64_t));
-    if (in->labels) memcpy(a->labels, in->labels->data, (size_t)B * sizeof(int64_t));
-    for (size_t i = 0; i < N; i++)
-        a->mask_add[i] = (in->attention_mask && ((int64_t *)in->attention_mask->data)[i] == 0)
-                             ? -FLT_MAX
-                             : 0.0f;
+    /* the batch in: staged on the host as the scratch lays it out, then one copy */
+    int64_t *st = m->stage;
+    memcpy(st, in->input_ids->data, N * sizeof(int64_t));
+    if (in->token_type_ids) memcpy(st + N, in->token_type_ids->data, N * sizeof(int64_t));
+    else memset(st + N, 0, N * sizeof(int64_t));
+    if (in->labels) memcpy(st + 2 * N, in->labels->data, (size_t)B * sizeof(int64_t));
+    else memset(st + 2 * N, 0, (size_t)B * sizeof(int64_t));
+    size_t staged = 2 * N + (size_t)B;
+    if (in->attention_mask) {
+        memcpy(st + staged, in->attention_mask->data, N * sizeof(int64_t));
+        staged += N;
+    }
+    be->copy_to_device(sc->ids, st, staged * sizeof(int64_t));
+    be->mask_to_additive(a->mask_add, in->attention_mask ? sc->mask : NULL, N);
 
     /* dropout: masks drawn from (global seed, DROPOUT stream, running offset); the offset advances
      * by spans that depend on B only (drop_offsets) */
@@ -657,10 +539,10 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
     float ph = m->p_hidden, pa = m->p_attn;
     uint64_t seed = m->drop_seed;
 
-    k_embeddings_forward(a->emb, a->ids, a->types, p->wte, p->wpe, p->wtt, B, T, C);
-    k_layernorm_forward(a->emb_ln, a->emb_mean, a->emb_rstd, a->emb, p->emb_lnw, p->emb_lnb, (int)N,
+    be->embeddings_forward(a->emb, sc->ids, sc->types, p->wte, p->wpe, p->wtt, B, T, C);
+    be->layernorm_forward(a->emb_ln, a->emb_mean, a->emb_rstd, a->emb, p->emb_lnw, p->emb_lnb, (int)N,
                         C, c->layer_norm_eps);
-    k_dropout_forward(a->x0, a->emb_ln, B, T, C, P, ph, seed, off[0]);
+    be->dropout_forward(a->x0, a->emb_ln, B, T, C, P, ph, seed, off[0]);
     const float *x = a->x0;
     for (int l = 0; l < NL; l++) {
         size_t nc = N * C, ni = N * I, att = (size_t)B * NH * T * T;
@@ -669,69 +551,73 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
         float *res1 = a->res1 + l * nc, *ln1 = a->ln1 + l * nc, *fch = a->fch + l * ni;
         float *fchg = a->fch_gelu + l * ni, *res2 = a->res2 + l * nc;
         float *ln2 = a->ln2 + l * nc;
-        k_linear_forward(qkv, x, p->qkvw + l * 3 * cc, p->qkvb + l * 3 * C, (int)N, C, 3 * C);
-        k_attention_forward(atty, a->att + l * att, qkv, a->mask_add, B, T, C, NH, P, pa, seed,
+        be->linear_forward(qkv, x, p->qkvw + l * 3 * cc, p->qkvb + l * 3 * C, (int)N, C, 3 * C);
+        be->attention_forward(atty, a->att + l * att, qkv, a->mask_add, B, T, C, NH, P, pa, seed,
                             off[1 + 3 * l]);
         /* dense, dropout and residual in place in res1: backward needs only the sum */
-        k_linear_forward(res1, atty, p->attprojw + l * cc, p->attprojb + l * C, (int)N, C, C);
-        k_dropout_forward(res1, res1, B, T, C, P, ph, seed, off[2 + 3 * l]);
-        k_residual_forward(res1, res1, x, nc);
-        k_layernorm_forward(ln1, a->ln1_mean + l * N, a->ln1_rstd + l * N, res1, p->ln1w + l * C,
+        be->linear_forward(res1, atty, p->attprojw + l * cc, p->attprojb + l * C, (int)N, C, C);
+        be->dropout_forward(res1, res1, B, T, C, P, ph, seed, off[2 + 3 * l]);
+        be->residual_forward(res1, res1, x, nc);
+        be->layernorm_forward(ln1, a->ln1_mean + l * N, a->ln1_rstd + l * N, res1, p->ln1w + l * C,
                             p->ln1b + l * C, (int)N, C, c->layer_norm_eps);
-        k_linear_forward(fch, ln1, p->fcw + l * ic, p->fcb + l * I, (int)N, C, I);
-        k_gelu_forward(fchg, fch, ni);
-        k_linear_forward(res2, fchg, p->fcprojw + l * ic, p->fcprojb + l * C, (int)N, I, C);
-        k_dropout_forward(res2, res2, B, T, C, P, ph, seed, off[3 + 3 * l]);
-        k_residual_forward(res2, res2, ln1, nc);
-        k_layernorm_forward(ln2, a->ln2_mean + l * N, a->ln2_rstd + l * N, res2, p->ln2w + l * C,
+        be->linear_forward(fch, ln1, p->fcw + l * ic, p->fcb + l * I, (int)N, C, I);
+        be->gelu_forward(fchg, fch, ni);
+        be->linear_forward(res2, fchg, p->fcprojw + l * ic, p->fcprojb + l * C, (int)N, I, C);
+        be->dropout_forward(res2, res2, B, T, C, P, ph, seed, off[3 + 3 * l]);
+        be->residual_forward(res2, res2, ln1, nc);
+        be->layernorm_forward(ln2, a->ln2_mean + l * N, a->ln2_rstd + l * N, res2, p->ln2w + l * C,
                             p->ln2b + l * C, (int)N, C, c->layer_norm_eps);
         x = ln2;
     }
-    k_cls_forward(a->cls, x, B, T, C);
-    k_linear_forward(a->pool_pre, a->cls, p->poolw, p->poolb, B, C, C);
-    k_tanh_forward(a->pooled, a->pool_pre, (size_t)B * C);
-    k_dropout_forward(a->pooled_d, a->pooled, B, 1, C, 1, m->p_cls, seed, off[1 + 3 * NL]);
-    k_linear_forward(a->logits, a->pooled_d, p->clsw, p->clsb, B, C, L);
+    be->cls_forward(a->cls, x, B, T, C);
+    be->linear_forward(a->pool_pre, a->cls, p->poolw, p->poolb, B, C, C);
+    be->tanh_forward(a->pooled, a->pool_pre, (size_t)B * C);
+    be->dropout_forward(a->pooled_d, a->pooled, B, 1, C, 1, m->p_cls, seed, off[1 + 3 * NL]);
+    be->linear_forward(a->logits, a->pooled_d, p->clsw, p->clsb, B, C, L);
     if (in->labels) {
-        k_crossentropy_forward(a->loss, a->probs, a->logits, a->labels, B, L);
-        if (loss) *loss = a->loss[0];
+        be->crossentropy_forward(sc->loss, a->probs, a->logits, sc->labels, B, L);
+        if (loss) be->copy_to_host(loss, sc->loss, sizeof(float)); /* the loss out */
     }
-    return 0;
+    return bert_check_device(m, "forward");
 }
 
 int bert_backward(bert_t *m, float dloss) {
     if (!m->params_memory) return bl_fail("the model was freed");
-    if (!m->forward_count) return bl_fail("backward: no forward has run");
+    if (!m->forward_count || !m->acts_memory) return bl_fail("backward: no forward has run");
     if (!m->has_labels) return bl_fail("backward: the last forward had no labels, so no loss");
     const bert_config_t *c = &m->config;
+    const bl_backend_t *be = m->be;
     int B = m->B, T = m->T;
     int C = c->hidden_size, NH = c->num_attention_heads, I = c->intermediate_size,
         NL = c->num_hidden_layers, L = c->num_labels, P = c->max_position_embeddings;
     size_t N = (size_t)B * T, nc = N * C, ni = N * I, bc = (size_t)B * C;
     size_t cc = (size_t)C * C, ic = (size_t)I * C, att = (size_t)B * NH * T * T;
     bert_acts_t *a = &m->acts;
+    const bert_scratch_t *sc = &m->scratch;
     const bert_params_t *p = &m->params;
     bert_params_t *g = &m->grads;
     uint64_t off[3 * NL + 2];
     drop_offsets(m, B, m->drop_offset, off);
     float ph = m->p_hidden, pa = m->p_attn;
     uint64_t seed = m->drop_seed;
-#define ZERO(ptr, n) memset((ptr), 0, (n) * sizeof(float))
+    /* the kernels accumulate (+=), so each scratch gradient is zeroed on the device before the
+     * kernel that first writes it */
+#define ZERO(ptr, n) be->memzero((ptr), (n) * sizeof(float))
 
     /* head: loss -> logits -> classifier -> dropout -> tanh -> pooler -> [CLS] */
     ZERO(a->d_logits, (size_t)B * L);
-    k_crossentropy_backward(a->d_logits, a->probs, a->labels, B, L, dloss);
+    be->crossentropy_backward(a->d_logits, a->probs, sc->labels, B, L, dloss);
     ZERO(a->d_bc1, bc);
-    k_linear_backward(a->d_bc1, g->clsw, g->clsb, a->d_logits, a->pooled_d, p->clsw, B, C, L);
+    be->linear_backward(a->d_bc1, g->clsw, g->clsb, a->d_logits, a->pooled_d, p->clsw, B, C, L);
     ZERO(a->d_bc2, bc);
-    k_dropout_backward(a->d_bc2, a->d_bc1, B, 1, C, 1, m->p_cls, seed, off[1 + 3 * NL]);
+    be->dropout_backward(a->d_bc2, a->d_bc1, B, 1, C, 1, m->p_cls, seed, off[1 + 3 * NL]);
     ZERO(a->d_bc1, bc);
-    k_tanh_backward(a->d_bc1, a->pooled, a->d_bc2, bc);
+    be->tanh_backward(a->d_bc1, a->pooled, a->d_bc2, bc);
     ZERO(a->d_bc2, bc);
-    k_linear_backward(a->d_bc2, g->poolw, g->poolb, a->d_bc1, a->cls, p->poolw, B, C, C);
+    be->linear_backward(a->d_bc2, g->poolw, g->poolb, a->d_bc1, a->cls, p->poolw, B, C, C);
     float *dres = a->d_res, *da = a->d_a, *db = a->d_b;
     ZERO(dres, nc);
-    k_cls_backward(dres, a->d_bc2, B, T, C);
+    be->cls_backward(dres, a->d_bc2, B, T, C);
 
     /* layers, last to first; dres holds the gradient of the layer's output */
     for (int l = NL - 1; l >= 0; l--) {
@@ -740,31 +626,31 @@ int bert_backward(bert_t *m, float dloss) {
         const float *res1 = a->res1 + l * nc, *ln1 = a->ln1 + l * nc, *fch = a->fch + l * ni;
         const float *fchg = a->fch_gelu + l * ni, *res2 = a->res2 + l * nc;
         ZERO(da, nc); /* d res2 */
-        k_layernorm_backward(da, g->ln2w + l * C, g->ln2b + l * C, dres, res2, a->ln2_mean + l * N,
+        be->layernorm_backward(da, g->ln2w + l * C, g->ln2b + l * C, dres, res2, a->ln2_mean + l * N,
                              a->ln2_rstd + l * N, p->ln2w + l * C, (int)N, C);
         ZERO(db, nc); /* d fcproj (before dropout) */
-        k_dropout_backward(db, da, B, T, C, P, ph, seed, off[3 + 3 * l]);
+        be->dropout_backward(db, da, B, T, C, P, ph, seed, off[3 + 3 * l]);
         ZERO(a->d_i1, ni);
-        k_linear_backward(a->d_i1, g->fcprojw + l * ic, g->fcprojb + l * C, db, fchg,
+        be->linear_backward(a->d_i1, g->fcprojw + l * ic, g->fcprojb + l * C, db, fchg,
                           p->fcprojw + l * ic, (int)N, I, C);
         ZERO(a->d_i2, ni);
-        k_gelu_backward(a->d_i2, fch, a->d_i1, ni);
+        be->gelu_backward(a->d_i2, fch, a->d_i1, ni);
         /* d ln1 = residual (already in da) + through the intermediate dense */
-        k_linear_backward(da, g->fcw + l * ic, g->fcb + l * I, a->d_i2, ln1, p->fcw + l * ic,
+        be->linear_backward(da, g->fcw + l * ic, g->fcb + l * I, a->d_i2, ln1, p->fcw + l * ic,
                           (int)N, C, I);
         ZERO(db, nc); /* d res1 */
-        k_layernorm_backward(db, g->ln1w + l * C, g->ln1b + l * C, da, res1, a->ln1_mean + l * N,
+        be->layernorm_backward(db, g->ln1w + l * C, g->ln1b + l * C, da, res1, a->ln1_mean + l * N,
                              a->ln1_rstd + l * N, p->ln1w + l * C, (int)N, C);
         ZERO(da, nc); /* d attproj (before dropout) */
-        k_dropout_backward(da, db, B, T, C, P, ph, seed, off[2 + 3 * l]);
+        be->dropout_backward(da, db, B, T, C, P, ph, seed, off[2 + 3 * l]);
         ZERO(dres, nc); /* d atty */
-        k_linear_backward(dres, g->attprojw + l * cc, g->attprojb + l * C, da, atty,
+        be->linear_backward(dres, g->attprojw + l * cc, g->attprojb + l * C, da, atty,
                           p->attprojw + l * cc, (int)N, C, C);
         ZERO(a->d_qkv, 3 * nc);
-        k_attention_backward(a->d_qkv, a->d_att, dres, qkv, a->att + l * att, B, T, C, NH, P, pa,
+        be->attention_backward(a->d_qkv, a->d_att, dres, qkv, a->att + l * att, B, T, C, NH, P, pa,
                              seed, off[1 + 3 * l]);
         /* d x = residual (db) + through the qkv projection */
-        k_linear_backward(db, g->qkvw + l * 3 * cc, g->qkvb + l * 3 * C, a->d_qkv, x,
+        be->linear_backward(db, g->qkvw + l * 3 * cc, g->qkvb + l * 3 * C, a->d_qkv, x,
                           p->qkvw + l * 3 * cc, (int)N, C, 3 * C);
         float *t = dres;
         dres = db;
@@ -773,13 +659,68 @@ int bert_backward(bert_t *m, float dloss) {
 
     /* embeddings: dropout -> LayerNorm -> lookups */
     ZERO(da, nc);
-    k_dropout_backward(da, dres, B, T, C, P, ph, seed, off[0]);
+    be->dropout_backward(da, dres, B, T, C, P, ph, seed, off[0]);
     ZERO(db, nc);
-    k_layernorm_backward(db, g->emb_lnw, g->emb_lnb, da, a->emb, a->emb_mean, a->emb_rstd,
+    be->layernorm_backward(db, g->emb_lnw, g->emb_lnb, da, a->emb, a->emb_mean, a->emb_rstd,
                          p->emb_lnw, (int)N, C);
-    k_embeddings_backward(g->wte, g->wpe, g->wtt, db, a->ids, a->types, B, T, C);
-    if (m->wte_touched)
-        for (size_t i = 0; i < N; i++) m->wte_touched[a->ids[i]] = 1;
+    be->embeddings_backward(g->wte, g->wpe, g->wtt, db, sc->ids, sc->types, B, T, C);
+    if (m->wte_touched) /* from the host stage's ids: no copy back */
+        for (size_t i = 0; i < N; i++) m->wte_touched[m->stage[i]] = 1;
 #undef ZERO
-    return 0;
+    return bert_check_device(m, "backward");
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * optimizer over the flat buffers */
+
+int bert_moments_reset(bert_t *m) {
+    if (!m->params_memory) return bl_fail("the model was freed");
+    size_t bytes = 2 * m->num_parameters * sizeof(float);
+    if (!m->moments_memory) {
+        m->moments_memory = m->be->alloc(bytes);
+        if (!m->moments_memory) {
+            const char *e = m->be->error();
+            return bl_fail("AdamW: out of memory for the optimizer state (%zu MB) on %s%s%s",
+                           bytes >> 20, m->be->name, e ? ": " : "", e ? e : "");
+        }
+    }
+    m->be->memzero(m->moments_memory, bytes);
+    return bert_check_device(m, "AdamW");
+}
+
+int bert_adamw_step(bert_t *m, const adamw_config_t *cfg, int64_t t) {
+    if (!m->params_memory) return bl_fail("the model was freed");
+    if (!m->moments_memory && bert_moments_reset(m) != 0) return -1;
+    size_t n = m->num_parameters;
+    m->be->adamw_step(m->params_memory, m->grads_memory, m->moments_memory, m->moments_memory + n, n,
+                      adamw_hparams(cfg, t));
+    return bert_check_device(m, "AdamW:step");
+}
+
+int bert_moments_get(const bert_t *m, int k, float *m_out, float *v_out) {
+    const bert_param_info_t *in = &m->info[k];
+    size_t bytes = in->numel * sizeof(float);
+    if (!m->moments_memory) {
+        memset(m_out, 0, bytes);
+        memset(v_out, 0, bytes);
+        return 0;
+    }
+    m->be->copy_to_host(m_out, m->moments_memory + in->offset, bytes);
+    m->be->copy_to_host(v_out, m->moments_memory + m->num_parameters + in->offset, bytes);
+    return bert_check_device(m, "state_dict");
+}
+
+int bert_clip_grad_norm(bert_t *m, double max_norm, double *norm_out) {
+    if (!m->params_memory) return bl_fail("the model was freed");
+    if (ensure_scratch(m) != 0) return -1;
+    const bl_backend_t *be = m->be;
+    double *sumsq = (double *)m->scratch_memory; /* first in every scratch layout */
+    be->sumsq_f32(sumsq, m->grads_memory, m->num_parameters);
+    be->clip_scale_f32(m->grads_memory, m->num_parameters, sumsq, max_norm);
+    if (norm_out) {
+        double ss = 0;
+        be->copy_to_host(&ss, sumsq, sizeof ss);
+        *norm_out = sqrt(ss);
+    }
+    return bert_check_device(m, "clip_grad_norm");
 }

@@ -1,15 +1,21 @@
-/* bert.h: BertForSequenceClassification (Hugging Face's layout) in C: one parameter allocation, one
- * gradient allocation with the same layout, one activation allocation grown to the largest batch.
- * Forward, backward (every parameter), dropout in train mode, load/save as HF safetensors folders.
+/* bert.h: BertForSequenceClassification (Hugging Face's layout) in C, on one device through its
+ * backend (kernels/backend.h): one allocation per category on that device (parameters, gradients
+ * with the same layout, AdamW moments with the same layout, activations grown to the largest batch,
+ * a small scratch for the loss, the gradient norm and the batch's ids). Forward, backward (every
+ * parameter), dropout in train mode, the optimizer step and clipping over the flat buffers; load and
+ * save as HF safetensors folders are in bert_io.c. The host touches device memory only through the
+ * backend's copies: per training step the batch in and the loss out.
  * Not here: other heads (MLM, token classification), regression (num_labels == 1), relative position
- * embeddings, the GPU (a later issue keeps these structs and swaps the kernels).
+ * embeddings.
  * Dimension letters: B batch, T tokens, C hidden, NH heads, I intermediate, NL layers, V vocabulary,
  * P max positions, TV token types, L labels, N = B*T. */
 #ifndef BL_BERT_H
 #define BL_BERT_H
 #include <stddef.h>
 #include <stdint.h>
+#include "../kernels/backend.h"
 #include "bert_config.h"
+#include "optim.h"
 #include "tensor.h"
 
 /* Parameters (and, with the same layout, gradients). Per-layer tensors are stacked over NL layers,
@@ -42,9 +48,6 @@ typedef struct {
 /* Activations of the last forward, sized for (B,T) = (act_B, act_T) at most; also the scratch the
  * backward needs. Per-layer buffers are stacked over NL. */
 typedef struct {
-    int64_t *ids;      /* [N] copy of input_ids (the caller may free its tensor before backward) */
-    int64_t *types;    /* [N] token_type_ids (zeros by default) */
-    int64_t *labels;   /* [B] */
     float *mask_add;   /* [B,T] 0 for real tokens, -FLT_MAX for padding */
     float *emb;        /* [N,C] word + position + type */
     float *emb_ln;     /* [N,C] after LayerNorm */
@@ -70,7 +73,6 @@ typedef struct {
     float *pooled_d;   /* [B,C] dropout */
     float *logits;     /* [B,L] */
     float *probs;      /* [B,L] */
-    float *loss;       /* [1] */
     /* backward scratch */
     float *d_res;      /* [N,C] gradient of the residual stream */
     float *d_a;        /* [N,C] */
@@ -84,6 +86,17 @@ typedef struct {
     float *d_logits;   /* [B,L] */
 } bert_acts_t;
 
+/* The small device scratch, laid out per forward for its (B,T): scalars, then the batch staged in
+ * by one copy (ids | types | labels | mask, int64, in this order, as bert_t.stage on the host). */
+typedef struct {
+    double *sumsq;     /* [1] sum of squares of the gradients (clipping) */
+    float *loss;       /* [1] mean cross-entropy of the last forward */
+    int64_t *ids;      /* [N] input_ids (the caller may free its tensor before backward) */
+    int64_t *types;    /* [N] token_type_ids (zeros by default) */
+    int64_t *labels;   /* [B] */
+    int64_t *mask;     /* [N] attention_mask, turned into acts.mask_add on the device */
+} bert_scratch_t;
+
 /* One parameter tensor under its Hugging Face name (without the "bert." prefix of the encoder). */
 typedef struct {
     char name[96];
@@ -93,18 +106,24 @@ typedef struct {
     size_t numel;
 } bert_param_info_t;
 
-typedef struct {
+typedef struct bert {
     bert_config_t config;
+    const bl_backend_t *be; /* the device everything below lives on (bl_backend_cpu() by default) */
     bert_params_t params;
     bert_params_t grads;
-    float *params_memory; /* num_parameters floats */
-    float *grads_memory;  /* same layout */
+    float *params_memory; /* num_parameters floats (device) */
+    float *grads_memory;  /* same layout (device) */
+    float *moments_memory; /* [2, num_parameters] AdamW m then v, parameter layout (device); NULL
+                              until an optimizer over all the parameters is made (bert_moments) */
     size_t num_parameters;
     bert_param_info_t *info; /* num_tensors entries, in HF's named_parameters() order */
     int num_tensors;
     bert_acts_t acts;
-    float *acts_memory;
+    float *acts_memory; /* device */
     size_t acts_floats;
+    bert_scratch_t scratch;
+    void *scratch_memory;  /* device: the scratch for (act_B, act_T) */
+    int64_t *stage;        /* host: the last forward's batch as staged (ids | types | labels | mask) */
     int act_B, act_T; /* the activation allocation holds any batch with B <= act_B, T <= act_T */
     int training;     /* 1: dropout on */
     float classifier_dropout; /* config's classifier_dropout, or hidden_dropout_prob when unset */
@@ -116,7 +135,8 @@ typedef struct {
     uint64_t drop_offset;
     uint64_t forward_count;      /* increments with every forward */
     char *source_dir;            /* folder the model came from (for vocab.txt on save), or NULL */
-    unsigned char *wte_touched;  /* [V] rows of the word-embedding gradient written since zero_grad */
+    unsigned char *wte_touched;  /* [V] rows of the word-embedding gradient written since zero_grad
+                                    (host; marked from the host stage's ids) */
 } bert_t;
 
 /* Inputs of one forward; types, mask and labels may be NULL. */
@@ -134,15 +154,21 @@ typedef struct {
     int quiet;                   /* 1: no stderr report of missing/unexpected tensors */
 } bert_load_opts_t;
 
-/* Allocates a model for `cfg` (taken over: the model frees it), parameters zero; -1 on failure. */
-int bert_init(bert_t *m, bert_config_t *cfg);
+/* Allocates a model for `cfg` (taken over: the model frees it) on backend `be` (NULL: the CPU),
+ * parameters zero; -1 on failure. */
+int bert_init(bert_t *m, bert_config_t *cfg, const bl_backend_t *be);
 /* Initialises every parameter as transformers' _init_weights does (normal(0, initializer_range)
- * from RNG_STREAM_INIT for linear and embedding weights, zero biases, LayerNorm 1/0). */
-void bert_init_weights(bert_t *m);
+ * from RNG_STREAM_INIT for linear and embedding weights, zero biases, LayerNorm 1/0): generated on
+ * the host, one copy to the device. */
+int bert_init_weights(bert_t *m);
+/* The same for parameter tensor k (m->info[k]) alone; -1 when out of host memory. */
+int bert_init_param(bert_t *m, int k);
 /* Loads a Hugging Face folder (config.json + model.safetensors) or a .safetensors file with a
  * config.json beside it. A missing pooler/classifier is initialised as HF does and reported on
  * stderr; other missing tensors are an error; unexpected ones are ignored with a note. */
 int bert_from_pretrained(bert_t *m, const char *path, const bert_load_opts_t *opts);
+/* The same, the model made on `device` (BL_DEVICE_*): tensors go from the file to the device. */
+int bert_from_pretrained_on(bert_t *m, const char *path, const bert_load_opts_t *opts, int device);
 /* Loads a checkpoint's tensors into an existing model (names with or without "bert.", shapes
  * checked). strict: every parameter must be present; otherwise missing ones keep their values. */
 int bert_load_weights(bert_t *m, const char *path, int strict);
@@ -151,9 +177,16 @@ int bert_load_weights(bert_t *m, const char *path, int strict);
 int bert_save(const bert_t *m, const char *path);
 /* Frees everything; accepts a zeroed or already-freed model. */
 void bert_free(bert_t *m);
+/* Moves every category (parameters, gradients, moments) to backend `be`; activations and scratch
+ * are freed and made again by the next forward. On failure the model stays where it was. */
+int bert_to(bert_t *m, const bl_backend_t *be);
+/* Fails with "<backend>: <operation>: <reason>" when the backend kept an error; 0 otherwise. */
+int bert_check_device(const bert_t *m, const char *what);
 
-/* Runs the model on a batch; logits are left in m->acts.logits [B,L] and, with labels, the mean
- * cross-entropy in *loss (may be NULL). Validates the inputs, naming the tensor at fault. */
+/* Runs the model on a batch; logits are left in m->acts.logits [B,L] (device) and, with labels, the
+ * mean cross-entropy in *loss (copied to the host; pass NULL to leave it in m->scratch.loss).
+ * The inputs are host (CPU) tensors: they are validated there, naming the tensor at fault, and
+ * staged to the device in one copy. */
 int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss);
 /* Backpropagates the last forward's loss (scaled by dloss) into the gradients (accumulating). */
 int bert_backward(bert_t *m, float dloss);
@@ -161,5 +194,17 @@ int bert_backward(bert_t *m, float dloss);
  * nothing but bert_backward writes there, scaling such as gradient clipping keeps zeros zero). */
 void bert_zero_grad(bert_t *m);
 void bert_set_training(bert_t *m, int training);
+
+/* ---- optimizer over the flat buffers (an optimizer over exactly all of the model's parameters) --- */
+/* Makes (first call) or re-zeroes the AdamW moments; -1 when out of device memory. */
+int bert_moments_reset(bert_t *m);
+/* One AdamW update of every parameter: one kernel over num_parameters. */
+int bert_adamw_step(bert_t *m, const adamw_config_t *cfg, int64_t t);
+/* Copies the moments of parameter tensor k to the host (info[k].numel floats each). */
+int bert_moments_get(const bert_t *m, int k, float *m_out, float *v_out);
+/* Clips the global gradient norm: one sum of squares and one scaling over the flat gradient
+ * buffer, on the device. With norm_out (host), also copies the sum of squares out and stores the
+ * norm before clipping there (sqrt in double, as clip_grad_norm); NULL: no copy. */
+int bert_clip_grad_norm(bert_t *m, double max_norm, double *norm_out);
 
 #endif

@@ -199,6 +199,8 @@ int bert_config_load(bert_config_t *cfg, const char *path) {
         goto done;
     }
     snprintf(cfg->hidden_act, sizeof cfg->hidden_act, "%s", a);
+    json_t *cd = json_object_get(root, "classifier_dropout");
+    cfg->classifier_dropout = cd && json_is_number(cd) ? (float)json_number_value(cd) : cfg->hidden_dropout_prob;
     json_t *pt = json_object_get(root, "problem_type");
     if (pt && !json_is_null(pt)) {
         if (!json_is_string(pt)) {

@@ -12,6 +12,8 @@ typedef struct {
     int num_labels;              /* 2 when config.json has neither num_labels nor id2label */
     char **id2label;             /* num_labels strings (malloc'd), "LABEL_0".. by default */
     char *problem_type;          /* NULL or e.g. "single_label_classification" */
+    float classifier_dropout;    /* dropout before the classifier: config.json's classifier_dropout,
+                                    or hidden_dropout_prob when it is unset or null (as HF) */
     char *json;                  /* the whole original JSON text, so unknown fields survive a save */
 } bert_config_t;
 

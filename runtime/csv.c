@@ -8,34 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- UTF-8 ----------------------------------------------------------------------------------- */
-
-int64_t csv_utf8_invalid_at(const char *str, size_t n) {
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        if (c < 0x80) { i++; continue; }
-        int need;
-        unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-        if (c >= 0xC2 && c <= 0xDF) need = 1;
-        else if (c == 0xE0) { need = 2; lo = 0xA0; }
-        else if (c >= 0xE1 && c <= 0xEC) need = 2;
-        else if (c == 0xED) { need = 2; hi = 0x9F; } /* no UTF-16 surrogates */
-        else if (c >= 0xEE && c <= 0xEF) need = 2;
-        else if (c == 0xF0) { need = 3; lo = 0x90; }
-        else if (c >= 0xF1 && c <= 0xF3) need = 3;
-        else if (c == 0xF4) { need = 3; hi = 0x8F; } /* nothing past U+10FFFF */
-        else return (int64_t)i;
-        if (i + need >= n) return (int64_t)i; /* truncated at the end */
-        if (s[i + 1] < lo || s[i + 1] > hi) return (int64_t)i;
-        for (int k = 2; k <= need; k++)
-            if (s[i + k] < 0x80 || s[i + k] > 0xBF) return (int64_t)i;
-        i += need + 1;
-    }
-    return -1;
-}
+#include "utf8.h"
 
 /* ---- table building ---------------------------------------------------------------------------- */
 
@@ -121,7 +94,7 @@ csv_table_t *csv_table_parse(const char *name, const char *data, size_t len) {
     if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) { data += 3; len -= 3; }
 
     /* invalid UTF-8 first, with its line and column */
-    int64_t bad = csv_utf8_invalid_at(data, len);
+    int64_t bad = utf8_invalid_at(data, len);
     if (bad >= 0) {
         int64_t line = 1, col = 1;
         for (int64_t i = 0; i < bad; i++) {

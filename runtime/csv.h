@@ -34,8 +34,4 @@ int csv_table_find(const csv_table_t *t, const char *name);
  * The string is NUL-terminated and owned by the table. */
 const char *csv_table_field(const csv_table_t *t, int64_t row, int col, size_t *len);
 
-/* Checks that `s` (n bytes) is well-formed UTF-8 (no overlongs, surrogates or code points past
- * U+10FFFF, as Python's strict decoder). Returns the offset of the first bad byte, or -1. */
-int64_t csv_utf8_invalid_at(const char *s, size_t n);
-
 #endif

@@ -9,11 +9,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-char *file_read_all(const char *path, size_t *size) {
+char *file_read_all(const char *path, size_t *size) { return file_read_all_as(path, NULL, size); }
+
+char *file_read_all_as(const char *path, const char *what, size_t *size) {
     if (size) *size = 0;
     FILE *f = fopen(path, "rb");
     if (!f) {
-        bl_fail("%s: cannot open (%s)", path, strerror(errno));
+        bl_fail("%s: cannot open%s%s (%s)", path, what ? " " : "", what ? what : "", strerror(errno));
         return NULL;
     }
     struct stat sb;
@@ -42,8 +44,29 @@ char *file_read_all(const char *path, size_t *size) {
     return buf;
 }
 
-/* The folder part of `path` ("." when there is none), malloc'd. */
-static char *dir_of(const char *path) {
+int path_is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int path_is_file(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+char *path_join(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *s = malloc(n);
+    if (s) snprintf(s, n, "%s%s%s", dir, (*dir && dir[strlen(dir) - 1] == '/') ? "" : "/", name);
+    return s;
+}
+
+const char *path_basename(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+char *path_dirname(const char *path) {
     const char *slash = strrchr(path, '/');
     if (!slash) return strdup(".");
     if (slash == path) return strdup("/");
@@ -101,7 +124,7 @@ int atomic_commit(atomic_file_t *af) {
         return -1;
     }
     /* the rename itself is durable only once the folder is synced */
-    char *dir = dir_of(path);
+    char *dir = path_dirname(path);
     if (dir) {
         int dfd = open(dir, O_RDONLY | O_DIRECTORY);
         if (dfd >= 0) {

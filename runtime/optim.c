@@ -1,9 +1,10 @@
 /* optim.c: AdamW state and per-step scalars, and gradient clipping. The elementwise work is in
- * kernels/cpu/optim.c (k_adamw_step); here the step's scalars are computed in double as Python
+ * kernels (through the CPU backend for these host arrays; a model's flat buffers go through
+ * bert_adamw_step on the model's device); here the step's scalars are computed in double as Python
  * computes them in transformers and torch, then rounded to float for the kernel. */
 #include "optim.h"
 #include "error.h"
-#include "../kernels/optim_kernels.h"
+#include "../kernels/backend.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -77,6 +78,30 @@ oom:
     return NULL;
 }
 
+adamw_t *adamw_new_external(const adamw_config_t *cfg, int nparams, const int64_t *numel) {
+    if (adamw_config_check(cfg)) return NULL;
+    adamw_t *o = calloc(1, sizeof *o);
+    if (o) {
+        o->numel = calloc((size_t)(nparams ? nparams : 1), sizeof *o->numel);
+        o->offset = calloc((size_t)(nparams ? nparams : 1), sizeof *o->offset);
+        o->order = calloc((size_t)(nparams ? nparams : 1), sizeof *o->order);
+    }
+    if (!o || !o->numel || !o->offset || !o->order) {
+        adamw_free(o);
+        bl_fail("AdamW: out of memory");
+        return NULL;
+    }
+    o->cfg = *cfg;
+    o->nparams = nparams;
+    for (int i = 0; i < nparams; i++) {
+        o->numel[i] = numel[i];
+        o->order[i] = i;
+        o->offset[i] = o->total;
+        o->total += numel[i];
+    }
+    return o;
+}
+
 void adamw_free(adamw_t *o) {
     if (!o) return;
     free(o->state);
@@ -86,7 +111,7 @@ void adamw_free(adamw_t *o) {
     free(o);
 }
 
-static k_adamw_hparams_t step_hparams(const adamw_config_t *c, int64_t t) {
+k_adamw_hparams_t adamw_hparams(const adamw_config_t *c, int64_t t) {
     k_adamw_hparams_t hp;
     hp.beta1 = (float)c->beta1;
     hp.beta2 = (float)c->beta2;
@@ -109,8 +134,9 @@ static k_adamw_hparams_t step_hparams(const adamw_config_t *c, int64_t t) {
 }
 
 int adamw_step(adamw_t *o, float *const *params, const float *const *grads) {
+    const bl_backend_t *be = bl_backend_cpu(); /* plain parameter lists live on the host */
     o->t++;
-    k_adamw_hparams_t hp = step_hparams(&o->cfg, o->t);
+    k_adamw_hparams_t hp = adamw_hparams(&o->cfg, o->t);
     int k = 0;
     while (k < o->nparams) {
         /* extend the run while the next parameter, its gradient and its state follow in memory */
@@ -126,7 +152,7 @@ int adamw_step(adamw_t *o, float *const *params, const float *const *grads) {
             j++;
         }
         if (n > 0)
-            k_adamw_step(params[i], grads[i], o->m + o->offset[i], o->v + o->offset[i], (size_t)n, hp);
+            be->adamw_step(params[i], grads[i], o->m + o->offset[i], o->v + o->offset[i], (size_t)n, hp);
         k = j + 1;
     }
     return 0;
@@ -162,13 +188,18 @@ double clip_grad_norm(float *const *grads, const int64_t *numel, int n, double m
         run_len[nruns++] = len;
         k = j + 1;
     }
+    const bl_backend_t *be = bl_backend_cpu(); /* plain parameter lists live on the host */
     double ss = 0.0;
-    for (int r = 0; r < nruns; r++) ss += k_sumsq_f32(run_ptr[r], (size_t)run_len[r]);
+    for (int r = 0; r < nruns; r++) {
+        double s;
+        be->sumsq_f32(&s, run_ptr[r], (size_t)run_len[r]);
+        ss += s;
+    }
     double norm = sqrt(ss);
     /* torch computes the coefficient on float32 tensors */
     float coef = (float)max_norm / ((float)norm + 1e-6f);
     if (coef < 1.0f)
-        for (int r = 0; r < nruns; r++) k_scale_f32(run_ptr[r], (size_t)run_len[r], coef);
+        for (int r = 0; r < nruns; r++) be->scale_f32(run_ptr[r], (size_t)run_len[r], coef);
     free(order);
     free(run_ptr);
     free(run_len);

@@ -4,6 +4,7 @@
 #ifndef BL_OPTIM_H
 #define BL_OPTIM_H
 #include <stdint.h>
+#include "../kernels/optim_kernels.h"
 
 typedef enum { ADAMW_TRANSFORMERS = 0, ADAMW_TORCH = 1 } adamw_variant_t;
 
@@ -32,9 +33,14 @@ int adamw_config_check(const adamw_config_t *cfg);
  * `params` (may be NULL) are their current data pointers: the state is laid out in address order,
  * so a model's parameters (one allocation, listed in another order) become one contiguous run. */
 adamw_t *adamw_new(const adamw_config_t *cfg, int nparams, const int64_t *numel, float *const *params);
+/* An optimizer whose state lives elsewhere (a model's moments, bert_adamw_step): it keeps the
+ * configuration, the step count and the sizes; adamw_step and adamw_get_state must not be called. */
+adamw_t *adamw_new_external(const adamw_config_t *cfg, int nparams, const int64_t *numel);
 /* One update: params[i] and grads[i] point at numel[i] floats. Runs of parameters that are adjacent
  * in memory (with adjacent gradients and state) go through the kernel in one call. Returns 0. */
 int adamw_step(adamw_t *opt, float *const *params, const float *const *grads);
+/* The kernel's scalars for step t (1-based) of `cfg`, computed in double and rounded as Python does. */
+k_adamw_hparams_t adamw_hparams(const adamw_config_t *cfg, int64_t t);
 /* Copies the state of parameter i (list order) into m_out / v_out (numel[i] floats each). */
 void adamw_get_state(const adamw_t *opt, int i, float *m_out, float *v_out);
 /* Frees the optimizer and its state; accepts NULL. */

@@ -1,32 +1,9 @@
-/* rng.c: Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11). */
+/* rng.c: the global seed and the stateful streams over kernels/philox.h's Philox4x32-10. */
 #include "rng.h"
 #include <math.h>
 
-#define PHILOX_M0 0xD2511F53u
-#define PHILOX_M1 0xCD9E8D57u
-#define PHILOX_W0 0x9E3779B9u
-#define PHILOX_W1 0xBB67AE85u
-
-static inline void philox_round(uint32_t c[4], const uint32_t k[2]) {
-    uint64_t p0 = (uint64_t)PHILOX_M0 * c[0];
-    uint64_t p1 = (uint64_t)PHILOX_M1 * c[2];
-    uint32_t hi0 = (uint32_t)(p0 >> 32), lo0 = (uint32_t)p0;
-    uint32_t hi1 = (uint32_t)(p1 >> 32), lo1 = (uint32_t)p1;
-    uint32_t n0 = hi1 ^ c[1] ^ k[0];
-    uint32_t n1 = lo1;
-    uint32_t n2 = hi0 ^ c[3] ^ k[1];
-    uint32_t n3 = lo0;
-    c[0] = n0; c[1] = n1; c[2] = n2; c[3] = n3;
-}
-
 void philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]) {
-    uint32_t c[4] = {ctr[0], ctr[1], ctr[2], ctr[3]};
-    uint32_t k[2] = {key[0], key[1]};
-    for (int i = 0; i < 10; i++) {
-        philox_round(c, k);
-        if (i < 9) { k[0] += PHILOX_W0; k[1] += PHILOX_W1; }
-    }
-    out[0] = c[0]; out[1] = c[1]; out[2] = c[2]; out[3] = c[3];
+    philox_block(out, ctr[0], ctr[1], ctr[2], ctr[3], key[0], key[1]);
 }
 
 static uint64_t global_seed = 0;
@@ -46,21 +23,12 @@ void rng_init(rng_t *r, uint64_t subsequence) {
 }
 
 uint32_t rng_word_at(uint64_t seed, uint64_t subsequence, uint64_t index) {
-    uint64_t blk = index >> 2;
-    uint32_t ctr[4] = {(uint32_t)blk, (uint32_t)(blk >> 32), (uint32_t)subsequence,
-                       (uint32_t)(subsequence >> 32)};
-    uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
-    uint32_t out[4];
-    philox4x32_10(ctr, key, out);
-    return out[index & 3];
+    return philox_word_at(seed, subsequence, index);
 }
 
 uint32_t rng_u32(rng_t *r) { return rng_word_at(r->seed, r->subsequence, r->offset++); }
 
-float rng_uniform(rng_t *r) {
-    /* curand_uniform: x * 2^-32 + 2^-32/2, never 0 */
-    return (float)rng_u32(r) * 2.3283064e-10f + (2.3283064e-10f / 2.0f);
-}
+float rng_uniform(rng_t *r) { return philox_uniform(rng_u32(r)); }
 
 float rng_normal(rng_t *r) {
     float u1 = rng_uniform(r), u2 = rng_uniform(r);

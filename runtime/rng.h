@@ -1,14 +1,11 @@
-/* rng.h: Philox4x32-10, the counter-based generator cuRAND implements, so CPU and GPU draw the same
- * numbers. A stream is (seed, subsequence); element i of a stream is word i%4 of the block at counter
+/* rng.h: streams of Philox4x32-10 (kernels/philox.h), the counter-based generator cuRAND implements,
+ * so CPU and GPU draw the same numbers. A stream is (seed, subsequence); element i of a stream is word i%4 of the block at counter
  * (lo64 = i/4, hi64 = subsequence) under key = seed, as curand_init(seed, subsequence, offset) does.
  * bl.seed(n) sets one global seed; each consumer (initialiser, dropout, sampler) owns a subsequence. */
 #ifndef BL_RNG_H
 #define BL_RNG_H
 #include <stdint.h>
-
-/* Subsequences owned by bertlab's consumers; new consumers take new numbers. */
-enum { RNG_STREAM_INIT = 1, RNG_STREAM_DROPOUT = 2, RNG_STREAM_SAMPLER = 3, RNG_STREAM_RANDN = 4,
-       RNG_STREAM_USER = 16, RNG_STREAM_SPLIT = 17 /* train_test_split without random_state */ };
+#include "../kernels/philox.h" /* the generator itself and the RNG_STREAM_* subsequence ids */
 
 typedef struct rng {
     uint64_t seed;        /* the key */

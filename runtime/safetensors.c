@@ -4,6 +4,8 @@
 #include "safetensors.h"
 #include "error.h"
 #include "fileio.h"
+#include "tensor.h"
+#include "utf8.h"
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -66,35 +68,7 @@ static float bf16_to_f32(uint16_t h) {
 
 /* ---------------------------------------------------------------- reading */
 
-/* Strict UTF-8 check (no overlongs, no surrogates, <= U+10FFFF); returns the bad byte's offset or -1. */
-static long utf8_invalid_at(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        size_t len;
-        unsigned min;
-        if (c < 0x80) { i++; continue; }
-        else if ((c & 0xe0) == 0xc0) { len = 2; min = 0x80; c &= 0x1f; }
-        else if ((c & 0xf0) == 0xe0) { len = 3; min = 0x800; c &= 0x0f; }
-        else if ((c & 0xf8) == 0xf0) { len = 4; min = 0x10000; c &= 0x07; }
-        else return (long)i;
-        if (i + len > n) return (long)i;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) return (long)i;
-            c = (c << 6) | (s[i + k] & 0x3f);
-        }
-        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return (long)i;
-        i += len;
-    }
-    return -1;
-}
 
-static void shape_str(const st_entry_t *e, char *buf, size_t n) {
-    size_t k = (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < e->ndim && k < n; i++)
-        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? "," : "", (long long)e->shape[i]);
-    if (k < n) snprintf(buf + k, n - k, "]");
-}
 
 static int cmp_entry_offsets(const void *a, const void *b) {
     const st_entry_t *x = a, *y = b;
@@ -180,7 +154,7 @@ static int validate_layout(const char *path, st_entry_t *es, int n, size_t data_
         uint64_t need = numel * esz;
         if (need != (uint64_t)(e->end - e->begin)) {
             char sh[256];
-            shape_str(e, sh, sizeof sh);
+            shape_format(sh, sizeof sh, e->ndim, e->shape, 1);
             return bl_fail("%s: tensor '%s' has %zu bytes, shape %s of %s needs %llu", path, e->name,
                            e->end - e->begin, sh, st_dtypes[e->dtype].name, (unsigned long long)need);
         }
@@ -198,7 +172,7 @@ static int validate_layout(const char *path, st_entry_t *es, int n, size_t data_
 
 /* Parses and validates the header text (n bytes) into st; data_size is what the file holds after it. */
 static int parse_header(safetensors_t *st, const char *path, const char *text, size_t n, size_t data_size) {
-    long bad = utf8_invalid_at((const unsigned char *)text, n);
+    long bad = (long)utf8_invalid_at(text, n);
     if (bad >= 0) return bl_fail("%s: header is not valid UTF-8 (byte %ld of the header)", path, bad);
     json_error_t jerr;
     json_t *root = json_loadb(text, n, JSON_REJECT_DUPLICATES, &jerr);

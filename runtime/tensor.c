@@ -1,9 +1,10 @@
-/* tensor.c: allocation, element access, a few whole-tensor operations and PyTorch-style printing.
- * The math goes through kernels/; this file decides shapes and owns memory. */
+/* tensor.c: allocation (through the device's backend), copies between devices, element access, a
+ * few whole-tensor operations and PyTorch-style printing. The math goes through the backend's
+ * table; this file decides shapes and owns memory. */
 #include "tensor.h"
+#include "device.h"
 #include "error.h"
 #include "rng.h"
-#include "../kernels/kernels.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,37 +63,81 @@ static tensor_t *tensor_header(dtype_t dt, int ndim, const int64_t *shape) {
     return t;
 }
 
-tensor_t *tensor_new(dtype_t dt, int ndim, const int64_t *shape) {
+tensor_t *tensor_new_on(device_t device, dtype_t dt, int ndim, const int64_t *shape) {
+    const bl_backend_t *be = device_backend(device);
+    if (!be) return NULL;
     tensor_t *t = tensor_header(dt, ndim, shape);
     if (!t) return NULL;
+    t->device = device;
     size_t bytes = (size_t)t->numel * dtype_size(dt);
-    t->data = calloc(1, bytes ? bytes : 1);
+    t->data = be->alloc(bytes ? bytes : 1);
     if (!t->data) {
+        const char *e = be->error();
         free(t);
-        bl_fail("out of memory allocating %zu bytes", bytes);
+        bl_fail("out of memory allocating %zu bytes on %s%s%s", bytes, be->name, e ? ": " : "", e ? e : "");
         return NULL;
     }
+    be->memzero(t->data, bytes);
     t->owns_data = 1;
     return t;
 }
 
-tensor_t *tensor_view(dtype_t dt, int ndim, const int64_t *shape, void *data) {
+tensor_t *tensor_new(dtype_t dt, int ndim, const int64_t *shape) { return tensor_new_on(DEV_CPU, dt, ndim, shape); }
+
+tensor_t *tensor_view_on(device_t device, dtype_t dt, int ndim, const int64_t *shape, void *data) {
     tensor_t *t = tensor_header(dt, ndim, shape);
     if (!t) return NULL;
+    t->device = device;
     t->data = data;
     t->owns_data = 0;
     return t;
 }
 
+tensor_t *tensor_view(dtype_t dt, int ndim, const int64_t *shape, void *data) {
+    return tensor_view_on(DEV_CPU, dt, ndim, shape, data);
+}
+
 tensor_t *tensor_clone(const tensor_t *src) {
-    tensor_t *t = tensor_new(src->dtype, src->ndim, src->shape);
-    if (t) memcpy(t->data, src->data, (size_t)src->numel * dtype_size(src->dtype));
+    tensor_t *t = tensor_new_on(src->device, src->dtype, src->ndim, src->shape);
+    if (t) device_backend(src->device)->copy_on_device(t->data, src->data, (size_t)src->numel * dtype_size(src->dtype));
     return t;
+}
+
+tensor_t *tensor_to(const tensor_t *src, device_t device) {
+    if (src->device == device) return tensor_clone(src);
+    tensor_t *t = tensor_new_on(device, src->dtype, src->ndim, src->shape);
+    if (!t) return NULL;
+    size_t bytes = (size_t)src->numel * dtype_size(src->dtype);
+    if (src->device == DEV_CPU) {
+        device_backend(device)->copy_to_device(t->data, src->data, bytes);
+    } else if (device == DEV_CPU) {
+        device_backend(src->device)->copy_to_host(t->data, src->data, bytes);
+    } else {
+        tensor_t *h = tensor_to(src, DEV_CPU);
+        if (!h) { tensor_free(t); return NULL; }
+        device_backend(device)->copy_to_device(t->data, h->data, bytes);
+        tensor_free(h);
+    }
+    const char *e = device_backend(src->device)->error();
+    if (!e) e = device_backend(device)->error();
+    if (e) {
+        tensor_free(t);
+        bl_fail("to(%s): %s", device_label(device), e);
+        return NULL;
+    }
+    return t;
+}
+
+tensor_t *tensor_on_host(const tensor_t *t) {
+    return t->device == DEV_CPU ? (tensor_t *)t : tensor_to(t, DEV_CPU);
 }
 
 void tensor_release(tensor_t *t) {
     if (!t) return;
-    if (t->owns_data) free(t->data);
+    if (t->owns_data && t->data) {
+        const bl_backend_t *be = bl_backend_for(t->device);
+        if (be) be->free(t->data);
+    }
     t->data = NULL;
     t->owns_data = 0;
     t->numel = 0;
@@ -106,14 +151,16 @@ void tensor_free(tensor_t *t) {
     free(t);
 }
 
-char *tensor_shape_str(const tensor_t *t, char *buf, size_t n) {
+char *shape_format(char *buf, size_t n, int ndim, const int64_t *shape, int compact) {
     size_t k = 0;
     k += snprintf(buf + k, n - k, "[");
-    for (int i = 0; i < t->ndim && k < n; i++)
-        k += snprintf(buf + k, n - k, i ? ", %lld" : "%lld", (long long)t->shape[i]);
+    for (int i = 0; i < ndim && k < n; i++)
+        k += snprintf(buf + k, n - k, "%s%lld", i ? (compact ? "," : ", ") : "", (long long)shape[i]);
     if (k < n) snprintf(buf + k, n - k, "]");
     return buf;
 }
+
+char *tensor_shape_str(const tensor_t *t, char *buf, size_t n) { return shape_format(buf, n, t->ndim, t->shape, 0); }
 
 int tensor_same_shape(const tensor_t *a, const tensor_t *b) {
     if (a->ndim != b->ndim) return 0;
@@ -162,12 +209,16 @@ static tensor_t *binary_op(const tensor_t *a, const tensor_t *b, int mul) {
         return bl_fail("shape mismatch: %s and %s", tensor_shape_str(a, sa, sizeof sa),
                        tensor_shape_str(b, sb, sizeof sb)), NULL;
     if (a->dtype == DT_BF16) return bl_fail("bfloat16 arithmetic is only available on the GPU"), NULL;
-    tensor_t *out = tensor_new(a->dtype, a->ndim, a->shape);
+    if (a->device != b->device)
+        return bl_fail("device mismatch: %s and %s (copy one with t:to())", device_label(a->device),
+                       device_label(b->device)), NULL;
+    tensor_t *out = tensor_new_on(a->device, a->dtype, a->ndim, a->shape);
     if (!out) return NULL;
+    const bl_backend_t *be = device_backend(a->device);
     if (a->dtype == DT_F32)
-        (mul ? k_mul_f32 : k_add_f32)(out->data, a->data, b->data, (size_t)a->numel, scalar);
+        (mul ? be->mul_f32 : be->add_f32)(out->data, a->data, b->data, (size_t)a->numel, scalar);
     else
-        (mul ? k_mul_i64 : k_add_i64)(out->data, a->data, b->data, (size_t)a->numel, scalar);
+        (mul ? be->mul_i64 : be->add_i64)(out->data, a->data, b->data, (size_t)a->numel, scalar);
     return out;
 }
 
@@ -183,16 +234,28 @@ tensor_t *tensor_index_rows(const tensor_t *t, const int64_t *idx, int64_t n) {
         if (idx[i] < 0 || idx[i] >= t->shape[0])
             return bl_fail("index %lld out of range for dimension 1 of size %lld", (long long)idx[i] + 1,
                            (long long)t->shape[0]), NULL;
-    tensor_t *out = tensor_new(t->dtype, t->ndim, shape);
+    tensor_t *out = tensor_new_on(t->device, t->dtype, t->ndim, shape);
     if (!out) return NULL;
     size_t row = dtype_size(t->dtype);
     for (int d = 1; d < t->ndim; d++) row *= (size_t)t->shape[d];
+    const bl_backend_t *be = device_backend(t->device);
     for (int64_t i = 0; i < n; i++)
-        memcpy((char *)out->data + i * row, (const char *)t->data + idx[i] * row, row);
+        be->copy_on_device((char *)out->data + i * row, (const char *)t->data + idx[i] * row, row);
     return out;
 }
 
+static tensor_t *argmax_host(const tensor_t *t, int dim);
+
 tensor_t *tensor_argmax(const tensor_t *t, int dim) {
+    if (t->device == DEV_CPU) return argmax_host(t, dim);
+    tensor_t *h = tensor_on_host(t); /* a device tensor: copied to the host first */
+    if (!h) return NULL;
+    tensor_t *r = argmax_host(h, dim);
+    tensor_free(h);
+    return r;
+}
+
+static tensor_t *argmax_host(const tensor_t *t, int dim) {
     if (t->ndim == 0) return bl_fail("argmax of a 0-dimensional tensor"), NULL;
     if (dim < 0 || dim >= t->ndim)
         return bl_fail("dimension %d out of range 1..%d", dim + 1, t->ndim), NULL;
@@ -200,7 +263,7 @@ tensor_t *tensor_argmax(const tensor_t *t, int dim) {
     int64_t outer = 1, inner = 1, n = t->shape[dim];
     for (int d = 0; d < dim; d++) outer *= t->shape[d];
     for (int d = dim + 1; d < t->ndim; d++) inner *= t->shape[d];
-    int64_t shape[TENSOR_MAXDIM];
+    int64_t shape[TENSOR_MAXDIM] = {0};
     int k = 0;
     for (int d = 0; d < t->ndim; d++)
         if (d != dim) shape[k++] = t->shape[d];
@@ -315,7 +378,18 @@ static void format_rec(sbuf_t *s, const tensor_t *t, const fmt_t *f, int dim, in
     sb_put(s, "]");
 }
 
+static char *format_host(const tensor_t *t, device_t device);
+
 char *tensor_format(const tensor_t *t) {
+    if (t->device == DEV_CPU) return format_host(t, DEV_CPU);
+    tensor_t *h = tensor_on_host(t); /* a device tensor: copied to the host first */
+    if (!h) return NULL;
+    char *s = format_host(h, t->device);
+    tensor_free(h);
+    return s;
+}
+
+static char *format_host(const tensor_t *t, device_t device) {
     sbuf_t s = {0};
     fmt_t f = {.is_int = t->dtype == DT_I64, .precision = 4};
     int summarize = t->numel > 1000;
@@ -370,7 +444,7 @@ char *tensor_format(const tensor_t *t) {
         }
         sb_put(&s, ")");
     }
-    if (t->device == DEV_CUDA) sb_put(&s, ", device='cuda:0'");
+    if (device == DEV_CUDA) sb_put(&s, ", device='cuda:0'");
     sb_put(&s, ")");
     return s.buf;
 }

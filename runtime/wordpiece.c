@@ -5,13 +5,13 @@
  * same result; everything else goes through utf8proc. The vocabulary is an open-addressing hash table. */
 #include "wordpiece.h"
 #include "error.h"
+#include "fileio.h"
+#include "utf8.h"
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/types.h>
 #include <utf8proc.h>
 
 #define WP_MAX_INPUT_CHARS 100 /* longer words become [UNK], as max_input_chars_per_word */
@@ -95,8 +95,7 @@ wordpiece_opts_t wordpiece_get_opts(const wordpiece_t *wp) { return wp->opts; }
 static int read_tokenizer_config(const char *dir, wordpiece_opts_t *o) {
     char file[4096];
     snprintf(file, sizeof file, "%s%stokenizer_config.json", dir, dir[strlen(dir) - 1] == '/' ? "" : "/");
-    struct stat st;
-    if (stat(file, &st) != 0) return 0;
+    if (!path_is_file(file)) return 0;
     json_error_t err;
     json_t *root = json_load_file(file, 0, &err);
     if (!root) return bl_fail("%s:%d: %s", file, err.line, err.text);
@@ -113,60 +112,21 @@ static int read_tokenizer_config(const char *dir, wordpiece_opts_t *o) {
     return rc;
 }
 
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        bl_fail("%s: cannot open vocabulary: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    for (;;) {
-        if (!buf) break;
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        cap *= 2;
-        char *nb = realloc(buf, cap + 1);
-        if (!nb) { free(buf); buf = NULL; break; }
-        buf = nb;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!buf) {
-        bl_fail("%s: out of memory reading the vocabulary", path);
-        return NULL;
-    }
-    if (err) {
-        free(buf);
-        bl_fail("%s: read error", path);
-        return NULL;
-    }
-    buf[n] = 0;
-    *len = n;
-    return buf;
-}
-
+/* valid UTF-8 (utf8.h), with the first bad byte's offset in *bad otherwise */
 static int valid_utf8(const char *s, size_t n, size_t *bad) {
-    size_t i = 0;
-    while (i < n) {
-        if ((unsigned char)s[i] < 0x80) { i++; continue; }
-        utf8proc_int32_t cp;
-        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
-        if (k < 0) { *bad = i; return 0; }
-        i += (size_t)k;
-    }
-    return 1;
+    int64_t at = utf8_invalid_at(s, n);
+    if (at >= 0) *bad = (size_t)at;
+    return at < 0;
 }
 
 wordpiece_t *wordpiece_load(const char *path, const wordpiece_opts_t *opts) {
     char file[4096];
-    struct stat st;
     if (!path || !*path) {
         bl_fail("vocabulary path is empty");
         return NULL;
     }
     wordpiece_opts_t o = opts ? *opts : wordpiece_default_opts();
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+    if (path_is_dir(path)) {
         snprintf(file, sizeof file, "%s%svocab.txt", path, path[strlen(path) - 1] == '/' ? "" : "/");
         if (read_tokenizer_config(path, &o)) return NULL;
     } else
@@ -174,7 +134,7 @@ wordpiece_t *wordpiece_load(const char *path, const wordpiece_opts_t *opts) {
     if (o.do_lower_case < 0) o.do_lower_case = 1;
     if (o.tokenize_chinese_chars < 0) o.tokenize_chinese_chars = 1;
     size_t len;
-    char *text = read_file(file, &len);
+    char *text = file_read_all_as(file, "vocabulary", &len);
     if (!text) return NULL;
     wordpiece_t *wp = calloc(1, sizeof *wp);
     if (!wp) { free(text); bl_fail("out of memory"); return NULL; }

@@ -8,7 +8,7 @@
  * L labels. */
 #include "../bert_kernels.h"
 #include "../kernels.h"
-#include "../../runtime/rng.h"
+#include "../philox.h"
 #include <assert.h>
 #include <float.h>
 #include <math.h>
@@ -40,14 +40,9 @@ static inline int omp_tid(void) { return 0; }
 
 /* ---- dropout masks --------------------------------------------------------------------------- */
 
-/* The curand_uniform mapping of rng_uniform: word * 2^-32 + 2^-33, in (0, 1]. */
-static inline float word_uniform(uint32_t w) {
-    return (float)w * 2.3283064e-10f + (2.3283064e-10f / 2.0f);
-}
-
-/* Philox4x32-10 on nb <= 64 blocks blk[0..nb) of subsequence `sub` (the same function as
- * runtime/rng.c's philox4x32_10, laid out as arrays so the compiler vectorises across blocks);
- * w[k][j] is word k of block blk[j]. */
+/* Philox4x32-10 on nb <= 64 blocks blk[0..nb) of subsequence `sub`: philox.h's philox_block, laid
+ * out as arrays so the compiler vectorises across blocks (the round is written once more here for
+ * that reason only; test_rng checks it against philox_word_at); w[k][j] is word k of block blk[j]. */
 #define PHILOX_BATCH 64
 static void philox_blocks(uint32_t w[4][PHILOX_BATCH], uint64_t seed, uint64_t sub,
                           const uint64_t *blk, int nb) {
@@ -61,8 +56,8 @@ static void philox_blocks(uint32_t w[4][PHILOX_BATCH], uint64_t seed, uint64_t s
     uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
     for (int r = 0; r < 10; r++) {
         for (int j = 0; j < nb; j++) {
-            uint64_t p0 = (uint64_t)0xD2511F53u * c0[j];
-            uint64_t p1 = (uint64_t)0xCD9E8D57u * c2[j];
+            uint64_t p0 = (uint64_t)PHILOX_M0 * c0[j];
+            uint64_t p1 = (uint64_t)PHILOX_M1 * c2[j];
             uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1[j] ^ k0;
             uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3[j] ^ k1;
             c1[j] = (uint32_t)p1;
@@ -70,8 +65,8 @@ static void philox_blocks(uint32_t w[4][PHILOX_BATCH], uint64_t seed, uint64_t s
             c0[j] = n0;
             c2[j] = n2;
         }
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
+        k0 += PHILOX_W0;
+        k1 += PHILOX_W1;
     }
     memcpy(w[0], c0, sizeof(uint32_t) * nb);
     memcpy(w[1], c1, sizeof(uint32_t) * nb);
@@ -83,7 +78,7 @@ static void philox_blocks(uint32_t w[4][PHILOX_BATCH], uint64_t seed, uint64_t s
  * starts at stream index start + r * stride (stride >= W; W = T*C and stride = P*C for hidden
  * states, W = T and stride = P for attention rows). Fills u[0..n) with the uniforms of its
  * elements e0..e0+n-1: element e is stream index idx = start + (e / W) * stride + e % W, word idx%4
- * of block idx/4 (rng_word_at's layout). Each row's blocks are consecutive; the blocks of several
+ * of block idx/4 (philox_word_at's layout). Each row's blocks are consecutive; the blocks of several
  * short rows go into one batch of PHILOX_BATCH, so attention rows of ~24 elements still fill the
  * vector lanes. */
 static void dropout_uniforms(float *u, uint64_t seed, uint64_t start, uint64_t W, uint64_t stride,
@@ -118,7 +113,7 @@ static void dropout_uniforms(float *u, uint64_t seed, uint64_t start, uint64_t W
         if (nb == PHILOX_BATCH || i == n) {
             philox_blocks(w, seed, RNG_STREAM_DROPOUT, blk, nb);
             for (int j = 0; j < nb; j++)
-                for (int k = 0; k < 4; k++) all[4 * j + k] = word_uniform(w[k][j]);
+                for (int k = 0; k < 4; k++) all[4 * j + k] = philox_uniform(w[k][j]);
             for (int q = 0; q < np; q++) memcpy(u + dst[q], all + from[q], sizeof(float) * len[q]);
             nb = np = 0;
         }
@@ -555,6 +550,14 @@ void k_crossentropy_forward(float *loss, float *probs, const float *logits, cons
         if (targets) total += log(sum) - (double)(z[targets[b]] - mx);
     }
     if (loss) loss[0] = (float)(total / B);
+}
+
+void k_softmax_rows(float *probs, const float *logits, int B, int L) {
+    k_crossentropy_forward(NULL, probs, logits, NULL, B, L); /* one softmax: the loss's */
+}
+
+void k_mask_to_additive(float *mask_add, const int64_t *mask, size_t n) {
+    for (size_t i = 0; i < n; i++) mask_add[i] = (mask && mask[i] == 0) ? -FLT_MAX : 0.0f;
 }
 
 void k_crossentropy_backward(float *dlogits, const float *probs, const int64_t *targets, int B, int L,

@@ -17,3 +17,8 @@ EW(k_add_f32, float, +)
 EW(k_mul_f32, float, *)
 EW(k_add_i64, int64_t, +)
 EW(k_mul_i64, int64_t, *)
+
+void k_fill_f32(float *out, float value, size_t n) {
+#pragma omp parallel for if (n > 65536)
+    for (size_t i = 0; i < n; i++) out[i] = value;
+}

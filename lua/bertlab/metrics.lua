@@ -55,10 +55,10 @@ return function(bl)
     return labels
   end
 
-  local function opts_table(opts, fn)
+  local function opts_table(opts, fn, accepted)
     if opts == nil then return {} end
     if type(opts) ~= "table" then error(("%s: argument #3 must be an options table, got %s"):format(fn, type(opts)), 3) end
-    return opts
+    return bl.check_options(fn, opts, accepted, 3)
   end
 
   -- bl.accuracy(pred, true): fraction of equal ids (sklearn accuracy_score).
@@ -74,7 +74,7 @@ return function(bl)
   -- bl.confusion_matrix(pred, true, {labels=}) → rows true, columns pred (label order), and the labels.
   function bl.confusion_matrix(pred, truth, opts)
     local fn = "confusion_matrix"
-    opts = opts_table(opts, fn)
+    opts = opts_table(opts, fn, { "labels" })
     local p, t = pair(pred, truth, fn)
     local labels = check_labels(opts.labels, fn) or sorted_union(p, t)
     local pos = {}
@@ -99,7 +99,7 @@ return function(bl)
   -- Per-label precision, recall, F1 and support, averaged as sklearn's precision_recall_fscore_support.
   local AVERAGES = { weighted = true, macro = true, micro = true }
   local function prfs(pred, truth, opts, fn)
-    opts = opts_table(opts, fn)
+    opts = opts_table(opts, fn, { "average", "labels", "zero_division" })
     local p, t = pair(pred, truth, fn)
     local average = opts.average
     if average ~= nil and not AVERAGES[average] then
@@ -183,7 +183,7 @@ return function(bl)
     if names ~= nil and type(names) ~= "table" then
       error(fn .. ": argument #3 must be a table of class names (id → name), got " .. type(names), 2)
     end
-    opts = opts or {}
+    opts = bl.check_options(fn, opts, { "out", "quiet" }, 2)
     local p, t = pair(pred, truth, fn)
     local present, order = {}, {}
     for _, v in ipairs(t) do if not present[v] then present[v] = true; order[#order + 1] = v end end

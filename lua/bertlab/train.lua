@@ -390,9 +390,12 @@ return function(bl)
     local log = o.log or function(s) io.stdout:write(s, "\n"); io.stdout:flush() end
     if o.device ~= "cpu" then
       if o.device == "cuda" then
-        error("run_experiment: --device cuda is not available yet (this version trains on the CPU; use --device cpu)", 2)
+        if not bl.cuda_available() then
+          error("run_experiment: --device cuda is not available yet here (CUDA is not available: " .. bl.cuda_describe() .. ")", 2)
+        end
+      else
+        error("run_experiment: unknown device '" .. tostring(o.device) .. "' (expected cpu or cuda)", 2)
       end
-      error("run_experiment: unknown device '" .. tostring(o.device) .. "' (expected cpu)", 2)
     end
     for _, k in ipairs({ "epochs", "batch_size", "val_batch_size", "max_length" }) do
       if math.type(o[k]) ~= "integer" or o[k] < 1 then
@@ -466,7 +469,7 @@ return function(bl)
       local train_loader = bl.DataLoader(ds_train, { batch_size = o.batch_size, sampler = "random", pad = loader_pad, mask = 2 })
       local val_loader = bl.DataLoader(ds_val, { batch_size = o.val_batch_size, sampler = "sequential", pad = loader_pad, mask = 2 })
       local model = bl.BertForSequenceClassification.from_pretrained(o.model,
-        { num_labels = #d.names, id2label = d.id2label, quiet = o.quiet_model ~= false })
+        { num_labels = #d.names, id2label = d.id2label, quiet = o.quiet_model ~= false, device = o.device })
       local opt = bl.AdamW(model:parameters(), { lr = o.lr, eps = o.eps, weight_decay = o.weight_decay })
       local total_steps = #train_loader * o.epochs
       local sched = bl.get_linear_schedule_with_warmup(opt, o.warmup, total_steps)

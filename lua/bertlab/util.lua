@@ -3,6 +3,25 @@
 return function(bl)
   -- bl.now(): the monotonic wall clock (an alias of the runtime's bl.clock)
   bl.now = bl.clock
+
+  -- bl.check_options(fn, opts, accepted[, level]): the pure-Lua side of the one options checker
+  -- (lbl_checkoptions in lua/lbl.c, same message): every key of `opts` (nil: none) must be in the
+  -- list `accepted`; otherwise "fn: unknown option 'x' (options: a, b, c)". Returns opts or {}.
+  function bl.check_options(fn, opts, accepted, level)
+    if opts == nil then return {} end
+    if type(opts) ~= "table" then
+      error(("%s: the options must be a table, got %s"):format(fn, type(opts)), (level or 1) + 1)
+    end
+    for k in pairs(opts) do
+      local ok = false
+      for _, a in ipairs(accepted) do if k == a then ok = true break end end
+      if not ok then
+        error(("%s: unknown option '%s' (options: %s)"):format(fn, tostring(k), table.concat(accepted, ", ")),
+          (level or 1) + 1)
+      end
+    end
+    return opts
+  end
   ---------------------------------------------------------------------------------------------------
   -- Command-line arguments
   ---------------------------------------------------------------------------------------------------

@@ -1,0 +1,138 @@
+/* backend_cpu.c: the CPU backend of kernels/backend.h: the table wraps the CPU kernels (k_*, the
+ * reference every other backend is compared with), memory is 64-byte aligned host memory with a
+ * size header so the counters know what each free returns, errors are a sticky string.
+ * Also the backend lookup by device (bl_backend_for), the one place that knows every backend. */
+#include "../backend.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../bert_kernels.h"
+#include "../kernels.h"
+#include "../optim_kernels.h"
+
+/* ---- status ---------------------------------------------------------------------------------- */
+
+static char cpu_err[256];  /* the first failure since the last error() */
+static char cpu_last[256]; /* what error() returned last (stays valid until the next call) */
+
+static void cpu_fail(const char *op, size_t bytes) {
+    if (cpu_err[0]) return; /* keep the first */
+    snprintf(cpu_err, sizeof cpu_err, "cpu: %s: out of memory allocating %zu bytes", op, bytes);
+}
+
+static const char *cpu_error(void) {
+    if (!cpu_err[0]) return NULL;
+    memcpy(cpu_last, cpu_err, sizeof cpu_last);
+    cpu_err[0] = 0;
+    return cpu_last;
+}
+
+static void cpu_synchronize(void) {}
+
+static size_t mem_current, mem_peak;
+
+static void cpu_memory(size_t *current, size_t *peak) {
+    if (current) *current = mem_current;
+    if (peak) *peak = mem_peak;
+}
+
+/* ---- memory ---------------------------------------------------------------------------------- */
+
+#define CPU_ALIGN 64 /* a cache line; also the header's size, so the data stays aligned */
+
+static void *cpu_alloc(size_t bytes) {
+    void *base = NULL;
+    if (bytes > SIZE_MAX - CPU_ALIGN || posix_memalign(&base, CPU_ALIGN, bytes + CPU_ALIGN) != 0) {
+        cpu_fail("alloc", bytes);
+        return NULL;
+    }
+    *(size_t *)base = bytes;
+    mem_current += bytes;
+    if (mem_current > mem_peak) mem_peak = mem_current;
+    return (char *)base + CPU_ALIGN;
+}
+
+static void cpu_free(void *p) {
+    if (!p) return;
+    char *base = (char *)p - CPU_ALIGN;
+    mem_current -= *(size_t *)base;
+    free(base);
+}
+
+static void cpu_memzero(void *p, size_t bytes) {
+    if (bytes) memset(p, 0, bytes);
+}
+
+static void cpu_copy(void *dst, const void *src, size_t bytes) {
+    if (bytes) memcpy(dst, src, bytes);
+}
+
+/* ---- kernels without a k_* of their own -------------------------------------------------------- */
+
+static void cpu_sumsq_f32(double *out, const float *x, size_t n) { out[0] = k_sumsq_f32(x, n); }
+
+/* The arithmetic of runtime/optim.c's clip_grad_norm: torch computes the coefficient on float32. */
+static void cpu_clip_scale_f32(float *x, size_t n, const double *sumsq, double max_norm) {
+    float coef = (float)max_norm / ((float)sqrt(sumsq[0]) + 1e-6f);
+    if (coef < 1.0f) k_scale_f32(x, n, coef);
+}
+
+/* ---- the table ------------------------------------------------------------------------------- */
+
+static const bl_backend_t cpu_backend = {
+    .name = "cpu",
+    .device = BL_DEVICE_CPU,
+    .error = cpu_error,
+    .synchronize = cpu_synchronize,
+    .memory = cpu_memory,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .memzero = cpu_memzero,
+    .copy_to_device = cpu_copy,
+    .copy_to_host = cpu_copy,
+    .copy_on_device = cpu_copy,
+    .add_f32 = k_add_f32,
+    .mul_f32 = k_mul_f32,
+    .add_i64 = k_add_i64,
+    .mul_i64 = k_mul_i64,
+    .fill_f32 = k_fill_f32,
+    .gemm = k_gemm,
+    .gemm_batched = k_gemm_batched,
+    .embeddings_forward = k_embeddings_forward,
+    .embeddings_backward = k_embeddings_backward,
+    .layernorm_forward = k_layernorm_forward,
+    .layernorm_backward = k_layernorm_backward,
+    .linear_forward = k_linear_forward,
+    .linear_backward = k_linear_backward,
+    .attention_forward = k_attention_forward,
+    .attention_backward = k_attention_backward,
+    .gelu_forward = k_gelu_forward,
+    .gelu_backward = k_gelu_backward,
+    .tanh_forward = k_tanh_forward,
+    .tanh_backward = k_tanh_backward,
+    .dropout_forward = k_dropout_forward,
+    .dropout_backward = k_dropout_backward,
+    .residual_forward = k_residual_forward,
+    .accumulate = k_accumulate,
+    .cls_forward = k_cls_forward,
+    .cls_backward = k_cls_backward,
+    .crossentropy_forward = k_crossentropy_forward,
+    .crossentropy_backward = k_crossentropy_backward,
+    .mask_to_additive = k_mask_to_additive,
+    .softmax_rows = k_softmax_rows,
+    .adamw_step = k_adamw_step,
+    .sumsq_f32 = cpu_sumsq_f32,
+    .scale_f32 = k_scale_f32,
+    .clip_scale_f32 = cpu_clip_scale_f32,
+};
+
+const bl_backend_t *bl_backend_cpu(void) { return &cpu_backend; }
+
+const bl_backend_t *bl_backend_for(int device) {
+    switch (device) {
+    case BL_DEVICE_CPU: return &cpu_backend;
+    case BL_DEVICE_CUDA: return bl_backend_cuda();
+    }
+    return NULL;
+}
