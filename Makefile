@@ -23,6 +23,10 @@ LUA_LMODDIR ?= $(PREFIX)/share/lua/5.4
 LUA_CMODDIR ?= $(PREFIX)/lib/lua/5.4
 DATADIR     ?= $(PREFIX)/share/bertlab
 
+# Where objects and binaries go: `make test-asan` builds a sanitized copy with BUILD=build/asan.
+BUILD ?= build
+BIN   ?= bin/bertlab
+
 # CUDA: on when nvcc is found (CUDA=0 turns it off). The binary still runs on the CPU without a GPU.
 NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA    ?= $(if $(NVCC),1,0)
@@ -31,8 +35,8 @@ CUDA_HOME  := $(patsubst %/bin/nvcc,%,$(NVCC))
 NVCCFLAGS  ?= -O3 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=compute_80
 CFLAGS     += -DBL_WITH_CUDA
 CU_SRC     := $(wildcard kernels/cuda/*.cu)
-CU_OBJ     := $(patsubst %.cu,build/%.o,$(CU_SRC))
-CU_PIC_OBJ := $(patsubst %.cu,build/pic/%.o,$(CU_SRC))
+CU_OBJ     := $(patsubst %.cu,$(BUILD)/%.o,$(CU_SRC))
+CU_PIC_OBJ := $(patsubst %.cu,$(BUILD)/pic/%.o,$(CU_SRC))
 CUDA_LIBS  := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcurand -lcudart -lstdc++
 LDLIBS     += $(CUDA_LIBS)
 MODLIBS    += $(CUDA_LIBS)
@@ -40,18 +44,18 @@ endif
 
 CORE_SRC := $(wildcard runtime/*.c) $(wildcard kernels/cpu/*.c)
 LUA_SRC  := $(filter-out lua/main.c lua/module.c,$(wildcard lua/*.c))
-CORE_OBJ := $(patsubst %.c,build/%.o,$(CORE_SRC)) $(CU_OBJ)
-LUA_OBJ  := $(patsubst %.c,build/%.o,$(LUA_SRC))
+CORE_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(CORE_SRC)) $(CU_OBJ)
+LUA_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(LUA_SRC))
 # build/bertlab.so (require "bertlab" from stock lua5.4): the same sources compiled with -fPIC into
 # build/pic/, so bin/bertlab keeps its non-PIC objects.
-PIC_OBJ  := $(patsubst %.c,build/pic/%.o,$(CORE_SRC) $(LUA_SRC) lua/module.c) $(CU_PIC_OBJ)
-CTESTS   := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/test_*.c))
+PIC_OBJ  := $(patsubst %.c,$(BUILD)/pic/%.o,$(CORE_SRC) $(LUA_SRC) lua/module.c) $(CU_PIC_OBJ)
+CTESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 DEPS_STAMP := build/.deps-ok
 
 .PHONY: all deps module test demo bench data model fixtures clean cuda-check install uninstall \
         install-module fresh-check
-all: $(DEPS_STAMP) bin/bertlab build/bertlab.so $(CTESTS)
-module: build/bertlab.so
+all: $(DEPS_STAMP) $(BIN) $(BUILD)/bertlab.so $(CTESTS)
+module: $(BUILD)/bertlab.so
 
 $(DEPS_STAMP): scripts/deps.sh
 	@mkdir -p build
@@ -61,40 +65,40 @@ $(DEPS_STAMP): scripts/deps.sh
 deps:
 	@sh scripts/deps.sh
 
-build/%.o: %.c | $(DEPS_STAMP)
+$(BUILD)/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-build/kernels/cuda/%.o: kernels/cuda/%.cu kernels/kernels.h $(wildcard kernels/*.h) | $(DEPS_STAMP)
+$(BUILD)/kernels/cuda/%.o: kernels/cuda/%.cu kernels/kernels.h $(wildcard kernels/*.h) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -DBL_WITH_CUDA -c $< -o $@
 
-build/pic/%.o: %.c | $(DEPS_STAMP)
+$(BUILD)/pic/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -MMD -MP -c $< -o $@
 
-build/pic/kernels/cuda/%.o: kernels/cuda/%.cu kernels/kernels.h $(wildcard kernels/*.h) | $(DEPS_STAMP)
+$(BUILD)/pic/kernels/cuda/%.o: kernels/cuda/%.cu kernels/kernels.h $(wildcard kernels/*.h) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -Xcompiler -fPIC -DBL_WITH_CUDA -c $< -o $@
 
-build/libbertlab.a: $(CORE_OBJ)
+$(BUILD)/libbertlab.a: $(CORE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-build/libbertlab_lua.a: $(LUA_OBJ)
+$(BUILD)/libbertlab_lua.a: $(LUA_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-bin/bertlab: build/lua/main.o build/libbertlab_lua.a build/libbertlab.a
-	@mkdir -p bin
+$(BIN): $(BUILD)/lua/main.o $(BUILD)/libbertlab_lua.a $(BUILD)/libbertlab.a
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-build/bertlab.so: $(PIC_OBJ)
+$(BUILD)/bertlab.so: $(PIC_OBJ)
 	$(CC) $(CFLAGS) -shared -o $@ $^ $(MODLIBS)
 
-build/tests/%: tests/%.c tests/ctest.h build/libbertlab.a
-	@mkdir -p build/tests
-	$(CC) $(CFLAGS) -o $@ $< build/libbertlab.a $(LDLIBS)
+$(BUILD)/tests/%: tests/%.c tests/ctest.h $(BUILD)/libbertlab.a
+	@mkdir -p $(BUILD)/tests
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libbertlab.a $(LDLIBS)
 
 data: | $(DEPS_STAMP)
 	@sh scripts/data.sh
@@ -103,17 +107,17 @@ model: | $(DEPS_STAMP)
 	@sh scripts/model.sh $(NAME)
 
 test: all data model
-	@sh tests/run.sh
+	@BUILD=$(BUILD) BIN=$(BIN) sh tests/run.sh
 
 demo: all data model
-	bin/bertlab experiments/conference.lua $(DEMO_ARGS)
+	$(BIN) experiments/conference.lua $(DEMO_ARGS)
 
 bench: all data model build/bench_kernels
 	build/bench_kernels
 	@sh bench/run.sh
 
-build/bench_kernels: bench/bench_kernels.c build/libbertlab.a
-	$(CC) $(CFLAGS) -o $@ $< build/libbertlab.a $(LDLIBS)
+build/bench_kernels: bench/bench_kernels.c $(BUILD)/libbertlab.a
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libbertlab.a $(LDLIBS)
 
 fixtures:
 	@sh tests/fixtures/generate.sh
@@ -121,15 +125,15 @@ fixtures:
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LUA_CMODDIR) $(DESTDIR)$(LUA_LMODDIR)/bertlab \
 	    $(DESTDIR)$(DATADIR)/experiments
-	install -m 755 bin/bertlab $(DESTDIR)$(BINDIR)/bertlab
-	install -m 755 build/bertlab.so $(DESTDIR)$(LUA_CMODDIR)/bertlab.so
+	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/bertlab
+	install -m 755 $(BUILD)/bertlab.so $(DESTDIR)$(LUA_CMODDIR)/bertlab.so
 	install -m 644 lua/bertlab/*.lua $(DESTDIR)$(LUA_LMODDIR)/bertlab/
 	install -m 644 experiments/*.lua $(DESTDIR)$(DATADIR)/experiments/
 
 # install-module: the module alone (`luarocks make` runs it with LuaRocks' own folders).
-install-module: build/bertlab.so
+install-module: $(BUILD)/bertlab.so
 	install -d $(DESTDIR)$(LUA_CMODDIR) $(DESTDIR)$(LUA_LMODDIR)/bertlab
-	install -m 755 build/bertlab.so $(DESTDIR)$(LUA_CMODDIR)/bertlab.so
+	install -m 755 $(BUILD)/bertlab.so $(DESTDIR)$(LUA_CMODDIR)/bertlab.so
 	install -m 644 lua/bertlab/*.lua $(DESTDIR)$(LUA_LMODDIR)/bertlab/
 
 uninstall:
@@ -156,3 +160,50 @@ build/cuda_check/philox_parity: tests/cuda/philox_parity.cu runtime/rng.c runtim
 	@mkdir -p build/cuda_check
 	$(CC) $(CFLAGS) -c runtime/rng.c -o build/cuda_check/rng.o
 	$(NVCC) -O2 tests/cuda/philox_parity.cu build/cuda_check/rng.o -o $@ -lcurand
+
+# make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS="csv tokenizer safetensors config"]: libFuzzer targets of
+# the readers (tests/fuzz/fuzz_<target>.c), built with clang -fsanitize=fuzzer,address,undefined into
+# build/fuzz/, each run FUZZ_SECONDS from its seed corpus (tests/fuzz/corpus/<target>/, read-only:
+# new inputs go to build/fuzz/corpus/<target>/, crashes to build/fuzz/crash-<target>-*).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= csv tokenizer safetensors config
+FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+                -fno-sanitize-recover=undefined -Wno-unknown-pragmas $(PKG_CFLAGS)
+FUZZ_SRC     := $(wildcard runtime/*.c) kernels/cpu/elementwise.c kernels/cpu/nocuda.c
+FUZZ_OBJ     := $(patsubst %.c,build/fuzz/%.o,$(FUZZ_SRC))
+FUZZ_BINS    := $(patsubst %,build/fuzz/fuzz_%,$(FUZZ_TARGETS))
+.PHONY: fuzz fuzz-build
+fuzz-build: $(FUZZ_BINS)
+build/fuzz/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+build/fuzz/libfuzzrt.a: $(FUZZ_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h build/fuzz/libfuzzrt.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< build/fuzz/libfuzzrt.a $(PKG_LIBS) -lcsv -lm
+fuzz: $(FUZZ_BINS)
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/corpus/$$t; \
+	  echo "== fuzz_$$t: $(FUZZ_SECONDS) s"; \
+	  build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+	    -artifact_prefix=build/fuzz/crash-$$t- build/fuzz/corpus/$$t tests/fuzz/corpus/$$t \
+	    2>build/fuzz/fuzz_$$t.log || { tail -40 build/fuzz/fuzz_$$t.log; exit 1; }; \
+	  grep -E '^(#[0-9]+.*DONE|Done )' build/fuzz/fuzz_$$t.log; \
+	done
+
+# make test-asan: everything rebuilt with AddressSanitizer + UndefinedBehaviorSanitizer into build/asan/
+# (bin: build/asan/bin/bertlab, which finds the Lua modules through the link build/asan/lua/bertlab;
+# CUDA off: the CUDA runtime and ASan's shadow memory do not mix), then the whole suite run against it;
+# any sanitizer report fails the test that triggered it. The default build is made too: the install
+# and stock-Lua tests use it.
+ASAN_CFLAGS  ?= -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
+ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=1
+UBSAN_OPTIONS ?= halt_on_error=1:print_stacktrace=1
+.PHONY: test-asan
+test-asan: all data model
+	CFLAGS="$(ASAN_CFLAGS)" $(MAKE) BUILD=build/asan BIN=build/asan/bin/bertlab CUDA=0 all
+	ln -sfn ../../../lua/bertlab build/asan/lua/bertlab
+	ASAN_OPTIONS=$(ASAN_OPTIONS) UBSAN_OPTIONS=$(UBSAN_OPTIONS) BUILD=build/asan BIN=build/asan/bin/bertlab \
+	    sh tests/run.sh

@@ -23,8 +23,8 @@ static const char *json_kind(const json_t *v) {
     }
 }
 
-/* An integer field >= min (default when absent). */
-static int get_int(const char *path, json_t *root, const char *key, int def, int min, int *out) {
+/* An integer field in [min, max] (default when absent). */
+static int get_int(const char *path, json_t *root, const char *key, int def, int min, int max, int *out) {
     json_t *v = json_object_get(root, key);
     if (!v) {
         *out = def;
@@ -33,8 +33,8 @@ static int get_int(const char *path, json_t *root, const char *key, int def, int
     if (!json_is_integer(v))
         return bl_fail("%s: field '%s' must be an integer, got %s", path, key, json_kind(v));
     json_int_t x = json_integer_value(v);
-    if (x < min || x > 1000000000)
-        return bl_fail("%s: field '%s' is %lld, must be >= %d", path, key, (long long)x, min);
+    if (x < min) return bl_fail("%s: field '%s' is %lld, must be >= %d", path, key, (long long)x, min);
+    if (x > max) return bl_fail("%s: field '%s' is %lld, too large (at most %d)", path, key, (long long)x, max);
     *out = (int)x;
     return 0;
 }
@@ -162,19 +162,36 @@ int bert_config_load(bert_config_t *cfg, const char *path) {
                 json_is_string(mt) ? json_string_value(mt) : json_kind(mt), json_is_string(mt) ? "'" : "");
         goto done;
     }
+    /* architectures names the checkpoint's head; ours reads the encoder of any Bert* class */
+    json_t *ar = json_object_get(root, "architectures");
+    if (ar && !json_is_null(ar)) {
+        size_t i;
+        json_t *v;
+        if (!json_is_array(ar)) {
+            bl_fail("%s: field 'architectures' must be an array of strings, got %s", path, json_kind(ar));
+            goto done;
+        }
+        json_array_foreach(ar, i, v) if (!json_is_string(v) || strncmp(json_string_value(v), "Bert", 4) != 0) {
+            bl_fail("%s: architecture %s%s%s is not supported (only Bert* models)", path, json_is_string(v) ? "'" : "",
+                    json_is_string(v) ? json_string_value(v) : json_kind(v), json_is_string(v) ? "'" : "");
+            goto done;
+        }
+    }
     json_t *pe = json_object_get(root, "position_embedding_type");
     if (pe && !json_is_null(pe) && (!json_is_string(pe) || strcmp(json_string_value(pe), "absolute") != 0)) {
         bl_fail("%s: position_embedding_type %s is not supported (only \"absolute\")", path,
                 json_is_string(pe) ? json_string_value(pe) : json_kind(pe));
         goto done;
     }
-    if (get_int(path, root, "vocab_size", 30522, 1, &cfg->vocab_size) ||
-        get_int(path, root, "hidden_size", 768, 1, &cfg->hidden_size) ||
-        get_int(path, root, "num_hidden_layers", 12, 1, &cfg->num_hidden_layers) ||
-        get_int(path, root, "num_attention_heads", 12, 1, &cfg->num_attention_heads) ||
-        get_int(path, root, "intermediate_size", 3072, 1, &cfg->intermediate_size) ||
-        get_int(path, root, "max_position_embeddings", 512, 1, &cfg->max_position_embeddings) ||
-        get_int(path, root, "type_vocab_size", 2, 1, &cfg->type_vocab_size) ||
+    /* upper bounds far above any BERT (bert-large: 1024 wide, 24 layers), so that an absurd size is
+     * refused here, before the model allocates anything */
+    if (get_int(path, root, "vocab_size", 30522, 1, 1 << 22, &cfg->vocab_size) ||
+        get_int(path, root, "hidden_size", 768, 1, 1 << 16, &cfg->hidden_size) ||
+        get_int(path, root, "num_hidden_layers", 12, 1, 1024, &cfg->num_hidden_layers) ||
+        get_int(path, root, "num_attention_heads", 12, 1, 1024, &cfg->num_attention_heads) ||
+        get_int(path, root, "intermediate_size", 3072, 1, 1 << 18, &cfg->intermediate_size) ||
+        get_int(path, root, "max_position_embeddings", 512, 1, 1 << 20, &cfg->max_position_embeddings) ||
+        get_int(path, root, "type_vocab_size", 2, 1, 1 << 16, &cfg->type_vocab_size) ||
         get_num(path, root, "hidden_dropout_prob", 0.1, 0, 1, 0, &cfg->hidden_dropout_prob) ||
         get_num(path, root, "attention_probs_dropout_prob", 0.1, 0, 1, 0, &cfg->attention_probs_dropout_prob) ||
         get_num(path, root, "initializer_range", 0.02, 0, INFINITY, 0, &cfg->initializer_range) ||
@@ -183,6 +200,15 @@ int bert_config_load(bert_config_t *cfg, const char *path) {
     if (cfg->hidden_size % cfg->num_attention_heads != 0) {
         bl_fail("%s: hidden_size (%d) is not a multiple of num_attention_heads (%d)", path, cfg->hidden_size,
                 cfg->num_attention_heads);
+        goto done;
+    }
+    /* each size may be sane and their product not: count the parameters before anyone allocates them */
+    double H = cfg->hidden_size, I = cfg->intermediate_size;
+    double nparams = (double)(cfg->vocab_size + cfg->max_position_embeddings + cfg->type_vocab_size) * H + 2 * H +
+                     cfg->num_hidden_layers * (4 * H * H + 2 * H * I + 9 * H + I) + H * H + H;
+    if (nparams > BERT_MAX_PARAMS) {
+        bl_fail("%s: the model is too large: %.3g parameters (%.3g GB of float32), at most %.3g", path, nparams,
+                nparams * 4 / 1e9, (double)BERT_MAX_PARAMS);
         goto done;
     }
     json_t *act = json_object_get(root, "hidden_act");

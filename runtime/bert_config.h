@@ -3,6 +3,8 @@
 #define BL_BERT_CONFIG_H
 
 #define BERT_MAX_LABELS 1024
+/* Largest model config.json may describe (encoder and pooler parameters): 2^32, 16 GiB of float32. */
+#define BERT_MAX_PARAMS 4294967296.0
 
 typedef struct {
     int vocab_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size;
@@ -18,7 +20,8 @@ typedef struct {
 } bert_config_t;
 
 /* Reads config.json at `path`, filling defaults as BertConfig does; -1 with "config.json: ..." on
- * a missing file, bad JSON, a missing or out-of-range field, or an unsupported hidden_act. */
+ * a missing file, bad JSON, a missing or out-of-range field ("too large" past a field's bound or when
+ * the model would have more than BERT_MAX_PARAMS parameters), or an unsupported hidden_act. */
 int bert_config_load(bert_config_t *cfg, const char *path);
 /* Sets num_labels and the label names (names may be NULL for LABEL_i). */
 int bert_config_set_labels(bert_config_t *cfg, int num_labels, const char *const *names);

@@ -93,16 +93,22 @@ csv_table_t *csv_table_parse(const char *name, const char *data, size_t len) {
     }
     if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) { data += 3; len -= 3; }
 
-    /* invalid UTF-8 first, with its line and column */
+    /* invalid UTF-8 and NUL bytes first (a NUL would end the cell early in every C string and Lua
+     * caller after us), with the line and column of the first one */
     int64_t bad = utf8_invalid_at(data, len);
+    const char *nul = memchr(data, '\0', bad >= 0 ? (size_t)bad : len);
+    if (nul) bad = nul - data;
     if (bad >= 0) {
         int64_t line = 1, col = 1;
         for (int64_t i = 0; i < bad; i++) {
-            if (data[i] == '\n') { line++; col = 1; }
-            else col++;
+            if (data[i] == '\n' || (data[i] == '\r' && data[i + 1] != '\n')) { line++; col = 1; }
+            else if (data[i] != '\r') col++;
         }
-        bl_fail("%s:%lld: invalid UTF-8 (byte 0x%02X at column %lld)", name, (long long)line,
-                (unsigned char)data[bad], (long long)col);
+        if (nul)
+            bl_fail("%s:%lld: NUL byte at column %lld (not a text file?)", name, (long long)line, (long long)col);
+        else
+            bl_fail("%s:%lld: invalid UTF-8 (byte 0x%02X at column %lld)", name, (long long)line,
+                    (unsigned char)data[bad], (long long)col);
         csv_table_free(t);
         return NULL;
     }
@@ -123,8 +129,11 @@ csv_table_t *csv_table_parse(const char *name, const char *data, size_t len) {
     parse_state_t ps = {.t = t};
     int64_t line = 1;
     int in_record = 0; /* mirrors libcsv: a record starts at the first byte that is not CR or LF */
+    size_t blk = 128;  /* libcsv's field buffer grows by a fixed block: doubled here, so a long field is
+                        * not quadratic (a 10 MB cell took minutes where realloc copies, as under ASan) */
     for (size_t i = 0; i < len && !ps.failed; i++) {
         char c = data[i];
+        if (p.entry_size > blk) csv_set_blk_size(&p, blk = p.entry_size);
         if (!in_record && c != '\r' && c != '\n') {
             in_record = 1;
             ps.rec_line = line;

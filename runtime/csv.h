@@ -20,8 +20,8 @@ typedef struct csv_table {
 } csv_table_t;
 
 /* Reads and validates `path`; NULL with bl_errmsg() naming the file (and line) on a missing or
- * empty file, a malformed quoted field, a row with the wrong number of fields, invalid UTF-8, or
- * a duplicate column name. A UTF-8 byte-order mark before the header is skipped. */
+ * empty file, a malformed quoted field, a row with the wrong number of fields, invalid UTF-8, a NUL
+ * byte, or a duplicate column name. A UTF-8 byte-order mark before the header is skipped. */
 csv_table_t *csv_table_read(const char *path);
 /* Same, from bytes in memory; `name` is used in messages. */
 csv_table_t *csv_table_parse(const char *name, const char *data, size_t len);

@@ -41,7 +41,7 @@ struct wordpiece {
     uint32_t *tok_off;  /* [nids] offset of token id in pool */
     uint32_t *tok_len;  /* [nids] byte length */
     int64_t nids;       /* lines in vocab.txt */
-    int64_t ndistinct;  /* distinct tokens (a repeated token keeps its last id, as a Python dict) */
+    int64_t ndistinct;  /* distinct tokens (== nids: a repeated token is refused) */
     int32_t *full;      /* [mask+1] hash slots: id of a token, -1 empty */
     int32_t *cont;      /* [mask+1] hash slots for "##x" tokens keyed by "x" */
     size_t mask;
@@ -181,11 +181,20 @@ wordpiece_t *wordpiece_load(const char *path, const wordpiece_opts_t *opts) {
             bl_fail("%s:%zu: invalid UTF-8 at byte %zu of the line", file, id + 1, bad + 1);
             goto fail;
         }
+        if (memchr(text + s, '\0', e - s)) {
+            bl_fail("%s:%zu: NUL byte in the token (not a text file?)", file, id + 1);
+            goto fail;
+        }
         wp->tok_off[id] = (uint32_t)s;
         wp->tok_len[id] = (uint32_t)(e - s);
         size_t k = slot_find(wp, wp->full, 0, text + s, e - s);
-        if (wp->full[k] < 0) wp->ndistinct++;
-        wp->full[k] = (int32_t)id; /* a repeated token keeps its last id */
+        if (wp->full[k] >= 0) { /* transformers keeps the last id silently; a repeat is a broken file */
+            bl_fail("%s:%zu: token '%.*s' appears twice (first on line %d)", file, id + 1, (int)(e - s > 64 ? 64 : e - s),
+                    text + s, wp->full[k] + 1);
+            goto fail;
+        }
+        wp->ndistinct++;
+        wp->full[k] = (int32_t)id;
         if (e - s > wp->maxlen_full) wp->maxlen_full = e - s;
         if (e - s >= 2 && text[s] == '#' && text[s + 1] == '#') {
             k = slot_find(wp, wp->cont, 2, text + s + 2, e - s - 2);
@@ -654,9 +663,9 @@ int wordpiece_pad_batch(const wordpiece_t *wp, int64_t n, const wp_ids_t *ids, c
         return -1;
     }
     int64_t *pi = t_ids->data, *pm = t_mask ? t_mask->data : NULL;
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = 0; i < n && L > 0; i++) { /* L == 0: every row empty, ids->v may be NULL */
         int64_t len = offsets[i + 1] - offsets[i];
-        const int32_t *src = ids->v + offsets[i];
+        const int32_t *src = len ? ids->v + offsets[i] : NULL;
         int64_t *row = pi + i * L;
         for (int64_t j = 0; j < len; j++) row[j] = src[j];
         for (int64_t j = len; j < L; j++) row[j] = pad;

@@ -31,8 +31,9 @@ wordpiece_opts_t wordpiece_default_opts(void);
 /* Loads a vocabulary: `path` is a vocab.txt file or a folder holding one (one token per line, id =
  * line number - 1) and maybe a tokenizer_config.json (do_lower_case, strip_accents,
  * tokenize_chinese_chars, used for options not given). NULL with bl_errmsg() set ("x/vocab.txt: cannot
- * open vocabulary: ...", "...: empty vocabulary", "vocab.txt:12: invalid UTF-8 ...", "vocab.txt: no
- * '[UNK]' token", "x/tokenizer_config.json: 'do_lower_case' must be a boolean"). */
+ * open vocabulary: ...", "...: empty vocabulary", "vocab.txt:12: invalid UTF-8 ...", "vocab.txt:9: token
+ * 'a' appears twice (first on line 3)", "vocab.txt: no '[UNK]' token", "x/tokenizer_config.json:
+ * 'do_lower_case' must be a boolean"). */
 wordpiece_t *wordpiece_load(const char *path, const wordpiece_opts_t *opts);
 /* The options in effect (resolved: do_lower_case and tokenize_chinese_chars are 0 or 1). */
 wordpiece_opts_t wordpiece_get_opts(const wordpiece_t *wp);

@@ -2,7 +2,7 @@
 -- and error reporting (message naming the script line, a traceback, a non-zero exit).
 local T = require("testlib")
 
-local BIN = "bin/bertlab"
+local BIN = os.getenv("BL_TEST_BIN") or "bin/bertlab" -- tests/run.sh sets it (make test-asan)
 local tmp = os.tmpname()
 
 -- Runs a shell command, returning its combined output and exit code.

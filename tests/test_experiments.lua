@@ -135,7 +135,9 @@ for _, name in ipairs({ "read_csv", "train_test_split", "TensorDataset", "DataLo
   if bl[name] == nil then missing_parts[#missing_parts + 1] = name end
 end
 
+local BIN = os.getenv("BL_TEST_BIN") or "bin/bertlab" -- tests/run.sh sets it (make test-asan)
 local function run(cmd)
+  cmd = cmd:gsub("^bin/bertlab ", function() return BIN .. " " end)
   local p = io.popen(cmd .. " 2>&1")
   local out = p:read("a")
   local ok, _, code = p:close()

@@ -275,7 +275,7 @@ end
 
 -- the stderr report: newly initialised head, ignored tensors (names without "bert." in bf16)
 local function stderr_of(code)
-  local p = io.popen("bin/bertlab -e '" .. code .. "' 2>&1 >/dev/null")
+  local p = io.popen((os.getenv("BL_TEST_BIN") or "bin/bertlab") .. " -e '" .. code .. "' 2>&1 >/dev/null")
   local s = p:read("a"); p:close()
   return s
 end

@@ -288,6 +288,7 @@ static inline float fminf_(float a, float b) { return a < b ? a : b; }
 
 static inline float vexpf(float x) {
     float xc = x < -86.0f ? -86.0f : (x > 88.0f ? 88.0f : x);
+    xc = xc == xc ? xc : 0.0f; /* NaN: keeps (int32_t)n defined; x itself is returned below */
     /* round to nearest by adding and subtracting 1.5 * 2^23 (no libm call, so it vectorises) */
     float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
@@ -300,7 +301,7 @@ static inline float vexpf(float x) {
     y = y * r * r + r + 1.0f;
     union { int32_t i; float f; } sc;
     sc.i = ((int32_t)n + 127) << 23;
-    return x < -86.0f ? 0.0f : y * sc.f;
+    return x < -86.0f ? 0.0f : (x == x ? y * sc.f : x);
 }
 
 static inline float verff(float x) {
