@@ -4,6 +4,7 @@
 #define _GNU_SOURCE /* memfd_create, memmem */
 #include "../../runtime/csv.h"
 #include "../../runtime/error.h"
+#include "../../runtime/utf8.h"
 #include "fuzz_util.h"
 #include <string.h>
 
@@ -21,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             const char *f = csv_table_field(t, r, c, &len);
             FUZZ_ASSERT(f >= t->buf && f + len < t->buf + t->buflen && f[len] == '\0');
             FUZZ_ASSERT(memchr(f, '\0', len) == NULL);
-            FUZZ_ASSERT(csv_utf8_invalid_at(f, len) < 0);
+            FUZZ_ASSERT(utf8_invalid_at(f, len) < 0);
         }
     }
     for (int c = 0; c < t->ncols; c++)
