@@ -101,3 +101,10 @@ build/cuda_check/philox_parity: tests/cuda/philox_parity.cu runtime/rng.c runtim
 	@mkdir -p build/cuda_check
 	$(CC) $(CFLAGS) -c runtime/rng.c -o build/cuda_check/rng.o
 	$(NVCC) -O2 tests/cuda/philox_parity.cu build/cuda_check/rng.o -o $@ -lcurand
+
+# gpu-check: every GPU check in one command on a machine with a GPU, from the folder .gpu/ that
+# scripts/gpu_pack.sh fills here (debs, float16 model, data); prints each figure, log in $OUT/log.
+.PHONY: gpu-check
+gpu-check:
+	bash scripts/gpu_check.sh
+$(CU_OBJ): $(wildcard kernels/cuda/*.cuh)

@@ -7,7 +7,8 @@
 -- "skip - cuda: <name>: <why>" and the test passes.
 -- Environment (for scripts/gpu_check.sh): BERTLAB_MINILM = the MiniLM folder (default
 -- models/all-MiniLM-L6-v2), BERTLAB_MINILM_LOGITS = the HF logits of that folder's weights for the
--- fixture batch (a .safetensors with `logits`; default: tests/fixtures/model/minilm_batch.safetensors).
+-- fixture batch (a .safetensors with `logits`; default: tests/fixtures/model/minilm_batch.safetensors;
+-- "none": no oracle for these weights, the MiniLM logits check skips).
 local T = require("testlib")
 local bl = require("bertlab")
 
@@ -42,7 +43,8 @@ end
 local function minilm_batch()
   local mb = bl.load_safetensors(FIX .. "minilm_batch.safetensors")
   return { input_ids = mb.input_ids, attention_mask = mb.attention_mask, token_type_ids = mb.token_type_ids,
-           labels = bl.tensor({ 0, 1, 2, 3, 4 }, "int64") }, bl.load_safetensors(MINILM_LOGITS).logits
+           labels = bl.tensor({ 0, 1, 2, 3, 4 }, "int64") },
+         MINILM_LOGITS ~= "none" and bl.load_safetensors(MINILM_LOGITS).logits or nil
 end
 
 -- the tiny model, or MiniLM with the fixture's classifier, on `device`
@@ -196,6 +198,8 @@ for _, c in ipairs(checks) do
   local name, fn, needs_minilm = c[1], c[2], c[3]
   if why then
     T.skip("cuda: " .. name, why)
+  elseif name == "MiniLM logits" and MINILM_LOGITS == "none" then
+    T.skip("cuda: " .. name, "no transformers logits for " .. MINILM .. "'s weights (BERTLAB_MINILM_LOGITS=none)")
   elseif needs_minilm and not have_minilm then
     T.skip("cuda: " .. name, MINILM .. "/model.safetensors is absent (make model)")
   else
