@@ -180,8 +180,12 @@ static void cuda_free(void *p) {
         }
     }
     /* a pointer not from alloc: freeing it would corrupt CUDA's allocator */
-    if (!ours) cuda_fail("free", "pointer not allocated by the CUDA backend");
-    else cuda_check("free", cudaFree(p));
+    if (!ours) {
+        cuda_fail("free", "pointer not allocated by the CUDA backend");
+        return;
+    }
+    /* queued work may still use it */
+    if (cuda_check("free", cudaStreamSynchronize(g.stream))) cuda_check("free", cudaFree(p));
 }
 
 static void cuda_memzero(void *p, size_t bytes) {
