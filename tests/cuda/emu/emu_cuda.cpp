@@ -93,11 +93,15 @@ cublasStatus_t cublasSetStream(cublasHandle_t, cudaStream_t) { return 0; }
 cublasStatus_t cublasSetMathMode(cublasHandle_t, int) { return 0; }
 cublasStatus_t cublasSetAtomicsMode(cublasHandle_t, int) { return 0; }
 cublasStatus_t cublasGetVersion(cublasHandle_t, int *v) { *v = 0; return 0; }
-const char *cublasGetStatusString(cublasStatus_t) { return "emulated"; }
+const char *cublasGetStatusString(cublasStatus_t s) { return s == 7 ? "CUBLAS_STATUS_INVALID_VALUE" : "emulated"; }
 // column-major reference product
 cublasStatus_t cublasSgemm(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                            const float *alpha, const float *A, int lda, const float *B, int ldb,
                            const float *beta, float *C, int ldc) {
+    /* cuBLAS's argument checks: leading dimensions at least the stored rows */
+    if (m < 0 || n < 0 || k < 0 || lda < std::max(1, ta ? k : m) || ldb < std::max(1, tb ? n : k) ||
+        ldc < std::max(1, m))
+        return 7; /* CUBLAS_STATUS_INVALID_VALUE */
     for (int j = 0; j < n; j++)
         for (int i = 0; i < m; i++) {
             double s = 0;
@@ -115,7 +119,10 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta,
                                          int n, int k, const float *alpha, const float *A, int lda,
                                          long long sa, const float *B, int ldb, long long sb,
                                          const float *beta, float *C, int ldc, long long sc, int batch) {
-    for (int i = 0; i < batch; i++)
-        cublasSgemm(h, ta, tb, m, n, k, alpha, A + i * sa, lda, B + i * sb, ldb, beta, C + i * sc, ldc);
+    for (int i = 0; i < batch; i++) {
+        cublasStatus_t s = cublasSgemm(h, ta, tb, m, n, k, alpha, A + i * sa, lda, B + i * sb, ldb, beta,
+                                       C + i * sc, ldc);
+        if (s) return s;
+    }
     return 0;
 }

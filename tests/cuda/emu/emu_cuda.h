@@ -3,6 +3,7 @@
 // timing or of memory spaces). Blocks run one after another; a kernel that synchronises (warp
 // shuffles, __syncthreads) runs its block's threads as OS threads, others run them in a loop.
 #pragma once
+#include <algorithm>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
