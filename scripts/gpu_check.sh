@@ -9,7 +9,8 @@
 #      MiniLM logits against transformers run there on the same float16 weights);
 #   3. runs the tutorial (experiments/conference.lua) for a short schedule on the GPU and on the CPU
 #      from the same float16 weights and prints the per-epoch F1 side by side, with the times.
-# Everything printed also goes to $OUT/log (the device tool brings $OUT back; build/gpu-check here).
+# Everything printed also goes to $OUT/log (the device tool brings $OUT back; build/gpu-check/log
+# where OUT is unset).
 # Sized for under 5 minutes on one H200 with 16 cores: EPOCHS, LIMIT, VAL_LIMIT resize step 3;
 # GPU_FULL=1 adds the whole tutorial (5 epochs, all titles) on the GPU.
 # --dry-run: no GPU needed: unpacks, builds and runs the same steps, whose GPU checks then skip, with
@@ -19,16 +20,20 @@ cd "$(dirname "$0")/.." || exit 1
 DRY=0
 [ "${1:-}" = "--dry-run" ] && DRY=1
 PACK=${PACK:-.gpu}
-OUTDIR=${OUT:-build/gpu-check}
-mkdir -p "$OUTDIR"
-LOG="$OUTDIR/log"
-exec > >(tee "$LOG") 2>&1
+# work files in build/gpu-check; into $OUT (the device tool brings back 8 files at most) only log,
+# build.log and the two tests' logs
+OUTDIR=build/gpu-check
+KEEP=${OUT:-$OUTDIR}
+rm -rf "$OUTDIR"
+mkdir -p "$OUTDIR" "$KEEP"
+LOG="$KEEP/log"
 T0=$(date +%s.%N)
 since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 step() { echo; echo "== $* ($(since "$T0") s)"; }
 fail=0
 note_fail() { echo "gpu-check: FAILED: $*"; fail=$((fail + 1)); }
 
+main() {
 [ -d "$PACK/debs" ] || { echo "gpu-check: $PACK/debs is missing: run sh scripts/gpu_pack.sh first (and carry $PACK)"; exit 1; }
 
 step "device"
@@ -141,6 +146,11 @@ if [ "${GPU_FULL:-0}" = 1 ] && [ "$DRY" = 0 ]; then
   f1s "$OUTDIR/tutorial-cuda-full" | awk '{ printf "epoch %s F1 %s\n", $1, $2 }'
 fi
 
+[ "$KEEP" = "$OUTDIR" ] || cp "$OUTDIR/build.log" "$OUTDIR/test_cuda_kernels.log" "$OUTDIR/test_cuda.log" "$KEEP/" 2>/dev/null
 step "done"
 echo "gpu-check: $fail failure(s), $(since "$T0") s in all; log in $LOG"
 [ "$fail" = 0 ]
+}
+
+main 2>&1 | tee "$LOG"
+exit "${PIPESTATUS[0]}"
