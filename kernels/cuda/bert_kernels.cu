@@ -25,9 +25,14 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
-/* The dropout uniform of stream index idx (bert_kernels.h: keep iff u > p). */
+/* The dropout uniform of stream index idx (bert_kernels.h: keep iff u > p): philox_word_at's word,
+ * picked by selects rather than a dynamic index, which would put the block in local memory. */
 __device__ __forceinline__ float dropout_u(uint64_t seed, uint64_t idx) {
-    return philox_uniform(philox_word_at(seed, RNG_STREAM_DROPOUT, idx));
+    uint32_t w[4];
+    philox_stream_block(w, seed, RNG_STREAM_DROPOUT, idx >> 2);
+    unsigned k = (unsigned)(idx & 3);
+    uint32_t x = k == 0 ? w[0] : k == 1 ? w[1] : k == 2 ? w[2] : w[3];
+    return philox_uniform(x);
 }
 
 #define GRID_STRIDE(i, n) \
