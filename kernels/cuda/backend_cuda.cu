@@ -111,10 +111,11 @@ void *cuda_workspace(const char *op, size_t bytes) {
     /* queued work may still read the old buffer */
     if (g.ws) {
         if (!cuda_check(op, cudaStreamSynchronize(g.stream))) return NULL;
-        cudaFree(g.ws);
+        cudaError_t e = cudaFree(g.ws);
         count(0, g.ws_bytes);
         g.ws = NULL;
         g.ws_bytes = 0;
+        if (!cuda_check(op, e)) return NULL;
     }
     bytes = (bytes + 0xFFFFF) & ~(size_t)0xFFFFF; /* whole MiB: fewer regrowths */
     if (!cuda_check(op, cudaMalloc(&g.ws, bytes))) {
