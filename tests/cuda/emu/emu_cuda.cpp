@@ -1,7 +1,8 @@
 // emu_cuda.cpp: the CPU emulator's side of emu_cuda.h: launches (blocks in turn; a cooperative
 // block's threads on a pool of OS threads), the runtime API on host memory (cudaMalloc poisons with
-// NaN bytes, so unwritten outputs show), and cuBLAS's column-major products as reference loops.
+// NaN bytes, so unwritten outputs show), and cuBLAS's products through OpenBLAS in column-major order.
 #include "emu_cuda.h"
+#include <cblas.h>
 #include <cstdio>
 thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
 emu_block_state *emu_block;
@@ -94,7 +95,7 @@ cublasStatus_t cublasSetMathMode(cublasHandle_t, int) { return 0; }
 cublasStatus_t cublasSetAtomicsMode(cublasHandle_t, int) { return 0; }
 cublasStatus_t cublasGetVersion(cublasHandle_t, int *v) { *v = 0; return 0; }
 const char *cublasGetStatusString(cublasStatus_t s) { return s == 7 ? "CUBLAS_STATUS_INVALID_VALUE" : "emulated"; }
-// column-major reference product
+// products: argument checks as cuBLAS, then OpenBLAS column-major
 cublasStatus_t cublasSgemm(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                            const float *alpha, const float *A, int lda, const float *B, int ldb,
                            const float *beta, float *C, int ldc) {
@@ -102,17 +103,11 @@ cublasStatus_t cublasSgemm(cublasHandle_t, cublasOperation_t ta, cublasOperation
     if (m < 0 || n < 0 || k < 0 || lda < std::max(1, ta ? k : m) || ldb < std::max(1, tb ? n : k) ||
         ldc < std::max(1, m))
         return 7; /* CUBLAS_STATUS_INVALID_VALUE */
-    for (int j = 0; j < n; j++)
-        for (int i = 0; i < m; i++) {
-            double s = 0;
-            for (int l = 0; l < k; l++) {
-                float a = ta ? A[l + (size_t)i * lda] : A[i + (size_t)l * lda];
-                float b = tb ? B[j + (size_t)l * ldb] : B[l + (size_t)j * ldb];
-                s += (double)a * b;
-            }
-            float *c = C + i + (size_t)j * ldc;
-            *c = (float)(*alpha * s + (*beta != 0.0f ? *beta * (double)*c : 0.0));
-        }
+    if (m == 0 || n == 0) return 0;
+    /* OpenBLAS in column-major order: the same contract as cuBLAS's, so the launchers' operand swap
+     * is what is checked (the CPU kernels call it row-major) */
+    cblas_sgemm(CblasColMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k,
+                *alpha, A, lda, B, ldb, *beta, C, ldc);
     return 0;
 }
 cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
