@@ -38,4 +38,4 @@ fi
 # shellcheck disable=SC2086
 g++ -o "$W/bertlab" build/lua/main.o build/libbertlab_lua.a "$W/libcpu.a" $objs \
   $(pkg-config --libs lua5.4 openblas jansson libutf8proc) -lcsv -lm -fopenmp -pthread
-LUA_PATH="tests/lib/?.lua;;" "$W/bertlab" tests/test_cuda.lua
+BERTLAB_HOME="$PWD" LUA_PATH="tests/lib/?.lua;;" "$W/bertlab" tests/test_cuda.lua
