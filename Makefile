@@ -207,3 +207,10 @@ test-asan: all data model
 	ln -sfn ../../../lua/bertlab build/asan/lua/bertlab
 	ASAN_OPTIONS=$(ASAN_OPTIONS) UBSAN_OPTIONS=$(UBSAN_OPTIONS) BUILD=build/asan BIN=build/asan/bin/bertlab \
 	    sh tests/run.sh
+
+# gpu-check: every GPU check in one command on a machine with a GPU, from the folder .gpu/ that
+# scripts/gpu_pack.sh fills here (debs, float16 model, data); prints each figure, log in $OUT/log.
+.PHONY: gpu-check
+gpu-check:
+	bash scripts/gpu_check.sh
+$(CU_OBJ): $(wildcard kernels/cuda/*.cuh)

@@ -1,0 +1,2 @@
+/* curand.h: the CPU emulator's stand-in (tests/cuda/emu/emu_cuda.h) */
+#include "../emu_cuda.h"
