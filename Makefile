@@ -6,6 +6,8 @@ CC      ?= gcc
 PKGS    := lua5.4 openblas jansson libutf8proc
 # pkg-config runs when a recipe first needs the flags, i.e. after build/.deps-ok (scripts/deps.sh) has
 # installed the packages, never while make parses this file; each query runs once (memoized by eval).
+# Never use them in a `:=` assignment: that would expand them at parse time, before deps.sh (the
+# first make test on a fresh machine would then compile without the Lua headers; fresh-check catches it).
 PKG_CFLAGS  = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null))$(PKG_CFLAGS)
 PKG_LIBS    = $(eval PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null))$(PKG_LIBS)
 # The loadable module leaves the Lua API unresolved: the `lua5.4` that loads it provides it.
@@ -168,7 +170,7 @@ build/cuda_check/philox_parity: tests/cuda/philox_parity.cu runtime/rng.c runtim
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= csv tokenizer safetensors config
-FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+FUZZ_CFLAGS  = -std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
                 -fno-sanitize-recover=undefined -Wno-unknown-pragmas $(PKG_CFLAGS)
 FUZZ_SRC     := $(wildcard runtime/*.c) kernels/cpu/elementwise.c kernels/cpu/nocuda.c
 FUZZ_OBJ     := $(patsubst %.c,build/fuzz/%.o,$(FUZZ_SRC))
