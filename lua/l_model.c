@@ -79,14 +79,18 @@ static const char **read_id2label(lua_State *L, int opts, int *n_out) {
 }
 
 static int model_from_pretrained(lua_State *L) {
-    static const char *const accepted[] = {"num_labels", "id2label", "quiet", "device", NULL};
+    static const char *const accepted[] = {"num_labels", "id2label", "quiet", "device", "strict", NULL};
     luaL_checktype(L, 1, LUA_TSTRING);
     const char *path = lua_tostring(L, 1);
     if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
     int opts = lua_isnoneornil(L, 2) ? 0 : 2;
     lbl_checkoptions(L, opts, "from_pretrained", accepted);
-    int num_labels = (int)lbl_optfield_int(L, opts, "num_labels", 0);
+    lua_Integer nl = lbl_optfield_int(L, opts, "num_labels", -1); /* -1: not given, keep the config's */
+    if (nl != -1 && (nl < 2 || nl > BERT_MAX_LABELS))
+        luaL_error(L, "from_pretrained: num_labels must be between 2 and %d, got %I", BERT_MAX_LABELS, (LUAI_UACINT)nl);
+    int num_labels = nl == -1 ? 0 : (int)nl;
     int quiet = lbl_optfield_bool(L, opts, "quiet", 0);
+    int strict = lbl_optfield_bool(L, opts, "strict", 0);
     int device = check_device(L, "from_pretrained", lbl_optfield_str(L, opts, "device", "cpu"));
     int n_names = 0;
     const char **names = opts ? read_id2label(L, opts, &n_names) : NULL;
@@ -104,7 +108,7 @@ static int model_from_pretrained(lua_State *L) {
     luaL_setmetatable(L, LBL_MODEL);
     bert_t *m = calloc(1, sizeof *m);
     if (!m) return luaL_error(L, "from_pretrained: out of memory");
-    bert_load_opts_t lo = {num_labels, names, quiet};
+    bert_load_opts_t lo = {num_labels, names, quiet, strict};
     if (bert_from_pretrained_on(m, path, &lo, device) != 0) {
         free(m);
         return luaL_error(L, "from_pretrained: %s", bl_errmsg());

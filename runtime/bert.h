@@ -152,6 +152,8 @@ typedef struct {
     int num_labels;
     const char *const *id2label; /* num_labels names or NULL */
     int quiet;                   /* 1: no stderr report of missing/unexpected tensors */
+    int strict;                  /* 1: every tensor present, none extra (a trained checkpoint,
+                                    for evaluation); 0: the head may be missing (fine-tuning) */
 } bert_load_opts_t;
 
 /* Allocates a model for `cfg` (taken over: the model frees it) on backend `be` (NULL: the CPU),
