@@ -138,7 +138,20 @@ static int util_write_file_durable(lua_State *L) {
     return 0;
 }
 
+/* bl.remove_tree(path): rm -rf in-process (no shell); errors name the entry that could not go. */
+static int util_remove_tree(lua_State *L) {
+    lbl_check(L, remove_tree(luaL_checkstring(L, 1)), "remove_tree");
+    return 0;
+}
+
+/* bl.make_dirs(path): mkdir -p in-process; errors name the folder. */
+static int util_make_dirs(lua_State *L) {
+    lbl_check(L, mkdir_p(luaL_checkstring(L, 1)), "make_dirs");
+    return 0;
+}
+
 static const luaL_Reg util_funcs[] = {
+    {"remove_tree", util_remove_tree}, {"make_dirs", util_make_dirs},
     {"sha256_file", util_sha256_file}, {"sha256", util_sha256}, {"terminal_width", util_terminal_width},
     {"trap_signals", util_trap_signals}, {"untrap_signals", util_untrap_signals},
     {"signal_pending", util_signal_pending}, {"fsync_path", util_fsync_path},

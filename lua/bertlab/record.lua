@@ -292,7 +292,7 @@ return function(bl)
     local name = ("epoch_%d"):format(epoch)
     bl.save_checkpoint(model, self.out .. "/" .. name)
     if self.mode == "best" then
-      for _, old in ipairs(self.saved) do os.execute("rm -rf " .. bl.shell_quote(self.out .. "/" .. old)) end
+      for _, old in ipairs(self.saved) do bl.remove_tree(self.out .. "/" .. old) end
       self.saved = {}
     end
     self.saved[#self.saved + 1] = name

@@ -7,7 +7,7 @@ return function(bl)
   local FORMAT = "bertlab-state/1"
   local FILES = { "state.json", "optimizer.safetensors", "model/config.json", "model/model.safetensors" }
 
-  local function rm_rf(path) os.execute("rm -rf " .. bl.shell_quote(path)) end
+  local function rm_rf(path) bl.remove_tree(path) end
   local function exists(path) return bl.file_exists(path) end
 
   local function split_path(dir)

@@ -397,7 +397,7 @@ return function(bl)
   }
   bl.EXPERIMENT_DEFAULTS = DEFAULTS
 
-  local function rm_rf(path) os.execute("rm -rf " .. bl.shell_quote(path)) end
+  local function rm_rf(path) bl.remove_tree(path) end
 
   -- bl.save_checkpoint(model, dir): saves a whole checkpoint folder atomically: the files are
   -- written into a hidden sibling folder, which is then renamed to `dir`; an existing checkpoint is

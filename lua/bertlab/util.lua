@@ -266,8 +266,8 @@ return function(bl)
   -- bl.mkdir_p(path): creates the directory and its parents; error naming the path on failure.
   function bl.mkdir_p(path)
     if type(path) ~= "string" or path == "" then error("mkdir_p: path must be a non-empty string", 2) end
-    local ok = os.execute("mkdir -p " .. shell_quote(path) .. " 2>/dev/null")
-    if not ok then error(("mkdir_p: cannot create directory '%s'"):format(path), 2) end
+    local ok, err = pcall(bl.make_dirs, path) -- in-process: no shell (a stop signal is never lost)
+    if not ok then error(("mkdir_p: cannot create directory '%s': %s"):format(path, tostring(err):gsub("^make_dirs: ", "")), 2) end
     return path
   end
 
