@@ -89,7 +89,7 @@ local function main()
     for _, f in ipairs({ args.data, args.val_data }) do
       if not bl.file_exists(f) then error(("data file '%s' not found%s"):format(f, f == D.data and " (run `make data`)" or "")) end
     end
-    res = bl.run_experiment({
+    local o = {
       model = args.model, data = args.data, text_column = args.text_column, label_column = args.label_column,
       val_data = args.val_data, test_size = args.test_size, split_seed = args.split_seed, epochs = args.epochs,
       batch_size = args.batch_size, val_batch_size = args.val_batch_size, lr = args.lr, eps = args.eps,
@@ -97,7 +97,14 @@ local function main()
       seed = args.seed, threads = args.threads, device = args.device, out = out, limit = args.limit,
       val_limit = args.val_limit, eval_epoch = args.eval_epoch, save = args.save, progress = not args.quiet,
       save_every = args.save_every, on_nan = args.on_nan, max_nan_skips = args.max_nan_skips,
-      trap_signals = true, script = "experiments/conference.lua" })
+      trap_signals = true, script = "experiments/conference.lua" }
+    -- run.json records every option: the recipe (what --resume reads back) and the script's own flags
+    local recorded = {}
+    for k, v in pairs(D) do recorded[k] = v end
+    for k, v in pairs(o) do recorded[k] = v end
+    recorded.no_save, recorded.quiet, recorded.trap_signals, recorded.script = args.no_save, args.quiet, nil, nil
+    o.record = { options = recorded }
+    res = bl.run_experiment(o)
   end
   print(("\nResults in %s (run.json, results.csv, results.jsonl, chart.svg); best epoch %d; %.1f s in all."):format(
     res.out, res.best_epoch, bl.clock() - t_start))
