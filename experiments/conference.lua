@@ -49,6 +49,7 @@ local args = bl.parse_args(arg, {
     { "save-every", type = "int", help = "also save a training state every N steps (for --resume mid-epoch)" },
     { "on-nan", default = "stop", choices = { "stop", "skip" }, help = "on a NaN/Inf loss or gradient: stop, or skip the step" },
     { "max-nan-skips", type = "int", default = 10, help = "with --on-nan skip: stop after more than N skipped steps" },
+    { "keep-state", type = "flag", help = "keep OUT/state when the run finishes (removed by default)" },
   },
 })
 
@@ -75,7 +76,7 @@ local function main()
   local t_start = bl.clock()
   local res
   if args.resume then
-    res = bl.run_experiment({ resume = args.resume, progress = not args.quiet,
+    res = bl.run_experiment({ resume = args.resume, progress = not args.quiet, keep_state = args.keep_state,
       trap_signals = true, script = "experiments/conference.lua", threads = args.threads })
   else
     local out = args.out or ("runs/conference-" .. bl.timestamp())
@@ -96,7 +97,7 @@ local function main()
       weight_decay = args.weight_decay, warmup = args.warmup, max_length = args.max_length, pad = args.pad,
       seed = args.seed, threads = args.threads, device = args.device, out = out, limit = args.limit,
       val_limit = args.val_limit, eval_epoch = args.eval_epoch, save = args.save, progress = not args.quiet,
-      save_every = args.save_every, on_nan = args.on_nan, max_nan_skips = args.max_nan_skips,
+      save_every = args.save_every, on_nan = args.on_nan, max_nan_skips = args.max_nan_skips, keep_state = args.keep_state,
       trap_signals = true, script = "experiments/conference.lua" }
     -- run.json records every option: the recipe (what --resume reads back) and the script's own flags
     local recorded = {}

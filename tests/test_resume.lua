@@ -57,7 +57,7 @@ end
 
 -- 76 training rows in batches of 8: 10 steps an epoch, 30 in all
 local BASE = { model = MODEL, data = DATA, text_column = "review", label_column = "sentiment", max_length = 32,
-               epochs = 3, lr = 3e-3, batch_size = 8, progress = false, per_class = false, log = function() end }
+               keep_state = true, epochs = 3, lr = 3e-3, batch_size = 8, progress = false, per_class = false, log = function() end }
 local function opts(t)
   local o = {}
   for k, v in pairs(BASE) do o[k] = v end
@@ -65,7 +65,7 @@ local function opts(t)
   return o
 end
 local function resume(out, extra)
-  local o = { resume = out, progress = false, per_class = false, log = function() end }
+  local o = { resume = out, progress = false, per_class = false, keep_state = true, log = function() end }
   for k, v in pairs(extra or {}) do o[k] = v end
   return bl.run_experiment(o)
 end
@@ -127,6 +127,11 @@ bl.write_file(dir .. "/d/state/state.json", (sj:gsub('"dropout":%d+', '"dropout"
 resume(dir .. "/d")
 T.check(slurp(dir .. "/d/epoch_3/model.safetensors") ~= ref,
   "control: a resume that restores the dropout position wrongly gives other weights")
+
+-- without keep_state the state goes once the run is done
+bl.run_experiment(opts({ out = dir .. "/nokeep", keep_state = false, epochs = 1 }))
+T.check(not bl.is_dir(dir .. "/nokeep/state") and bl.is_dir(dir .. "/nokeep/epoch_1") and status(dir .. "/nokeep") == "done",
+  "a finished run removes its training state (keep_state=false), keeps its checkpoints")
 
 -- a finished run is not resumed; an existing run is refused up front with the way to resume it
 T.checkerror("is finished %(run%.json status done%); nothing to resume", "resume of a finished run is refused", resume, dir .. "/a")

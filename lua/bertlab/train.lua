@@ -440,7 +440,7 @@ return function(bl)
                           per_class = true, quiet = true, quiet_model = true, progress_out = true, threads = true,
                           val_data = true, name = true, script = true, argv = true, record = true, resume = true,
                           save_every = true, on_nan = true, max_nan_skips = true, trap_signals = true,
-                          resume_command = true, on_step = true }
+                          resume_command = true, on_step = true, keep_state = true }
   local ALIASES = { text = "text_column", label = "label_column", random_state = "split_seed" }
   -- what a resumed run takes from its run.json (the recipe; not where to print or how fast)
   local RECORDED = { limit = true, val_limit = true, val_data = true, eval_epoch = true, name = true,
@@ -755,6 +755,9 @@ return function(bl)
         bl.finish_run_record(out, rec, { best_epoch = best, best_f1 = rows[keeper.best_epoch].val_f1,
           best_checkpoint = o.save ~= "none" and ("epoch_%d"):format(best) or bl.json_null,
           final_f1 = final.f1, seconds = result.seconds })
+        -- a finished run is not resumed: its state (weights + moments, 3x a checkpoint) goes,
+        -- after run.json says done (a kill in between leaves a harmless state)
+        if not o.keep_state then bl.remove_tree(state_dir) end
       end
       return result
     end
