@@ -128,6 +128,25 @@ resume(dir .. "/d")
 T.check(slurp(dir .. "/d/epoch_3/model.safetensors") ~= ref,
   "control: a resume that restores the dropout position wrongly gives other weights")
 
+-- stopped after the last epoch's state (before run.json says done): the resume only finishes
+ok = pcall(bl.run_experiment, opts({ out = dir .. "/f", on_epoch = function(r) if r.epoch == 3 then error("stop") end end }))
+local F = resume(dir .. "/f")
+T.check(not ok and F.final.f1 == A.final.f1 and F.best_epoch == A.best_epoch and status(dir .. "/f") == "done",
+  "resume after the last epoch's state: the final evaluation only, the same best epoch and F1")
+
+-- save="best": the resumed run keeps the same single best checkpoint
+local function folders(out)
+  local l = {}
+  for e = 1, 3 do if bl.is_dir(("%s/epoch_%d"):format(out, e)) then l[#l + 1] = e end end
+  return table.concat(l, ",")
+end
+local G = bl.run_experiment(opts({ out = dir .. "/g", save = "best" }))
+ok = pcall(bl.run_experiment, opts({ out = dir .. "/h", save = "best", on_epoch = function(r) if r.epoch == 2 then error("stop") end end }))
+local H = resume(dir .. "/h")
+T.check(not ok and folders(dir .. "/h") == folders(dir .. "/g") and H.best_epoch == G.best_epoch
+  and slurp(("%s/h/epoch_%d/model.safetensors"):format(dir, H.best_epoch)) == slurp(("%s/g/epoch_%d/model.safetensors"):format(dir, G.best_epoch)),
+  "save=\"best\" resumed after epoch 2: the same best checkpoint, byte for byte, and no other", folders(dir .. "/h") .. " vs " .. folders(dir .. "/g"))
+
 -- without keep_state the state goes once the run is done
 bl.run_experiment(opts({ out = dir .. "/nokeep", keep_state = false, epochs = 1 }))
 T.check(not bl.is_dir(dir .. "/nokeep/state") and bl.is_dir(dir .. "/nokeep/epoch_1") and status(dir .. "/nokeep") == "done",
