@@ -216,3 +216,11 @@ test-asan: all data model
 gpu-check:
 	bash scripts/gpu_check.sh
 $(CU_OBJ): $(wildcard kernels/cuda/*.cuh)
+
+# make stress: the kill test with many trials (tests/test_kill.lua: kill -9 at random moments and
+# during saves, then --resume to the uninterrupted run's weights); STRESS_TRIALS=N (default 20),
+# KILL_SEED=S to repeat a sequence of moments. `make test` runs it with 4 trials.
+STRESS_TRIALS ?= 20
+.PHONY: stress
+stress: all
+	KILL_TRIALS=$(STRESS_TRIALS) TESTS=test_kill VERBOSE=1 sh tests/run.sh

@@ -50,7 +50,10 @@ local function main()
   local ro = rec and rec.options or {}
 
   -- the checkpoint's labels are the truth
-  local model = bl.BertForSequenceClassification.from_pretrained(ckpt, { quiet = true, device = args.device })
+  local model = bl.BertForSequenceClassification.from_pretrained(ckpt, { quiet = true, strict = true, device = args.device })
+  if not bl.weights_finite(model) then
+    error(("checkpoint '%s': its weights hold NaN or Inf; refusing to evaluate it"):format(ckpt))
+  end
   local cfg = model:config()
   local names = {}
   for id = 0, cfg.num_labels - 1 do names[id + 1] = bl.label_name(cfg.id2label, id) end
@@ -103,6 +106,9 @@ local function main()
   local loader = bl.DataLoader(ds, { batch_size = args.batch_size, sampler = "sequential",
                                      pad = pad == "longest" and "longest" or "none", mask = 2 })
   local ev = bl.evaluate(model, loader, { progress = not args.quiet, desc = "Evaluating" })
+  if not bl.isfinite(ev.loss) then
+    error(("checkpoint '%s': the model's outputs are NaN or Inf (validation loss %s); refusing to report them"):format(ckpt, tostring(ev.loss)))
+  end
   if not args.quiet then
     print(("Evaluated on %s."):format(what))
     bl.accuracy_per_class(ev.preds, ev.labels, d.id2label)

@@ -116,7 +116,10 @@ local function main()
 
   local vocab_dir = bl.file_exists(ckpt .. "/vocab.txt") and ckpt or args.model or (rec and rec.model and rec.model.path) or D.model
   local tok = bl.BertTokenizer.from_pretrained(vocab_dir, { do_lower_case = true })
-  local model = bl.BertForSequenceClassification.from_pretrained(ckpt, { quiet = true, device = args.device })
+  local model = bl.BertForSequenceClassification.from_pretrained(ckpt, { quiet = true, strict = true, device = args.device })
+  if not bl.weights_finite(model) then
+    error(("checkpoint '%s': its weights hold NaN or Inf; refusing to predict with it"):format(ckpt))
+  end
   model:eval()
   local cfg = model:config()
   local names = {}
@@ -149,6 +152,12 @@ local function main()
     enc.input_ids:free(); enc.attention_mask:free(); enc.token_type_ids:free()
     for i, text in ipairs(texts) do
       local p = probs[i]
+      for j = 1, #p do
+        if not bl.isfinite(p[j]) then
+          if tmp then out:close(); os.remove(tmp) end
+          error(("checkpoint '%s': the probabilities of text %d are NaN or Inf; refusing to print them"):format(ckpt, count + i))
+        end
+      end
       local best = 1
       for j = 2, #p do if p[j] > p[best] then best = j end end
       if fmt == "csv" then

@@ -539,7 +539,7 @@ static int l_dataloader(lua_State *L) {
                               (int)mask, tensor_shape_str(ts[mask - 1], s, sizeof s));
         }
     }
-    lloader_t *ld = lua_newuserdatauv(L, sizeof *ld, 1);
+    lloader_t *ld = lua_newuserdatauv(L, sizeof *ld, 2); /* 1: dataset, 2: the last iter()'s epoch */
     ld->batch_size = bs;
     ld->shuffle = shuffle;
     ld->drop_last = drop_last;
@@ -585,20 +585,83 @@ static int loader_step(lua_State *L) {
     return 1;
 }
 
+/* loader:iter([{order=, start=}]): the batches of one epoch. By default a new order (shuffled from
+ * the SAMPLER stream for sampler="random"); `order` (a permutation of the 1-based rows, as
+ * loader:position() gives) replays a recorded epoch without drawing, and `start` skips that many
+ * batches (a resumed mid-epoch state). */
 static int loader_iter(lua_State *L) {
+    static const char *const keys[] = {"order", "start", NULL};
     lloader_t *ld = check_loader(L, 1);
+    if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+    int opts = lua_isnoneornil(L, 2) ? 0 : 2;
+    lbl_checkoptions(L, opts, "DataLoader:iter", keys);
     lua_getiuservalue(L, 1, 1);
     ldataset_t *ds = luaL_checkudata(L, -1, LBL_DATASET);
     lua_pop(L, 1);
     lepoch_t *ep = lua_newuserdatauv(L, sizeof *ep + sizeof(int64_t) * (size_t)ds->n, 0);
+    int epi = lua_gettop(L);
     ep->n = ds->n;
     ep->pos = 0;
     ep->done = 0;
     ep->nbatches = loader_num_batches(ds->n, ld->batch_size, ld->drop_last);
-    loader_order(ep->order, ds->n, ld->shuffle);
+    int has_order = opts && lua_getfield(L, opts, "order") != LUA_TNIL;
+    if (!has_order && opts) lua_pop(L, 1);
+    if (has_order) {
+        if (!lua_istable(L, -1)) return luaL_error(L, "DataLoader:iter: option 'order' must be a list of rows");
+        if (luaL_len(L, -1) != ep->n)
+            return luaL_error(L, "DataLoader:iter: option 'order' has %I rows, the dataset %I",
+                              (LUAI_UACINT)luaL_len(L, -1), (LUAI_UACINT)ep->n);
+        char *seen = lua_newuserdatauv(L, (size_t)(ep->n ? ep->n : 1), 0);
+        memset(seen, 0, (size_t)(ep->n ? ep->n : 1));
+        for (int64_t i = 0; i < ep->n; i++) {
+            lua_geti(L, -2, (lua_Integer)i + 1);
+            int ok;
+            lua_Integer r = lua_tointegerx(L, -1, &ok);
+            if (!ok || r < 1 || r > ep->n || seen[r - 1])
+                return luaL_error(L, "DataLoader:iter: option 'order' is not a permutation of rows 1..%I "
+                                     "(entry %I)", (LUAI_UACINT)ep->n, (LUAI_UACINT)(i + 1));
+            seen[r - 1] = 1;
+            ep->order[i] = r - 1;
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 2); /* seen, order */
+    } else {
+        loader_order(ep->order, ds->n, ld->shuffle);
+    }
+    lua_Integer start = lbl_optfield_int(L, opts, "start", 0);
+    if (start < 0 || start > ep->nbatches)
+        return luaL_error(L, "DataLoader:iter: option 'start' must be between 0 and %I, got %I",
+                          (LUAI_UACINT)ep->nbatches, (LUAI_UACINT)start);
+    for (lua_Integer b = 0; b < start; b++) {
+        int64_t B = ep->n - ep->pos < ld->batch_size ? ep->n - ep->pos : ld->batch_size;
+        ep->pos += B;
+        ep->done++;
+    }
+    lua_pushvalue(L, epi);
+    lua_setiuservalue(L, 1, 2);
     lua_pushvalue(L, 1);
-    lua_insert(L, -2);
+    lua_pushvalue(L, epi);
     lua_pushcclosure(L, loader_step, 2);
+    return 1;
+}
+
+/* loader:position() -> {order = 1-based rows of the last iter()'s epoch, batch = batches yielded,
+ * batches = the epoch's number}, or nil before any iter(): what a training state records. */
+static int loader_position(lua_State *L) {
+    check_loader(L, 1);
+    if (lua_getiuservalue(L, 1, 2) != LUA_TUSERDATA) return 0;
+    lepoch_t *ep = lua_touserdata(L, -1);
+    lua_createtable(L, 0, 3);
+    lua_createtable(L, (int)ep->n, 0);
+    for (int64_t i = 0; i < ep->n; i++) {
+        lua_pushinteger(L, (lua_Integer)ep->order[i] + 1);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "order");
+    lua_pushinteger(L, (lua_Integer)ep->done);
+    lua_setfield(L, -2, "batch");
+    lua_pushinteger(L, (lua_Integer)ep->nbatches);
+    lua_setfield(L, -2, "batches");
     return 1;
 }
 
@@ -616,7 +679,8 @@ static int loader_tostring(lua_State *L) {
     return 1;
 }
 
-static const luaL_Reg loader_methods[] = {{"iter", loader_iter}, {"dataset", loader_dataset}, {NULL, NULL}};
+static const luaL_Reg loader_methods[] = {
+    {"iter", loader_iter}, {"dataset", loader_dataset}, {"position", loader_position}, {NULL, NULL}};
 static const luaL_Reg loader_meta[] = {{"__len", loader_len}, {"__tostring", loader_tostring}, {NULL, NULL}};
 
 /* ---- registration ------------------------------------------------------------------------------------- */

@@ -13,6 +13,7 @@
 
 typedef struct {
     bert_t *m; /* NULL once freed */
+    uint64_t backward_of; /* 1 + the forward_count of the last forward backpropagated, 0: none */
 } lmodel_t;
 
 /* uservalue slots of the model userdata */
@@ -78,14 +79,18 @@ static const char **read_id2label(lua_State *L, int opts, int *n_out) {
 }
 
 static int model_from_pretrained(lua_State *L) {
-    static const char *const accepted[] = {"num_labels", "id2label", "quiet", "device", NULL};
+    static const char *const accepted[] = {"num_labels", "id2label", "quiet", "device", "strict", NULL};
     luaL_checktype(L, 1, LUA_TSTRING);
     const char *path = lua_tostring(L, 1);
     if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
     int opts = lua_isnoneornil(L, 2) ? 0 : 2;
     lbl_checkoptions(L, opts, "from_pretrained", accepted);
-    int num_labels = (int)lbl_optfield_int(L, opts, "num_labels", 0);
+    lua_Integer nl = lbl_optfield_int(L, opts, "num_labels", -1); /* -1: not given, keep the config's */
+    if (nl != -1 && (nl < 2 || nl > BERT_MAX_LABELS))
+        luaL_error(L, "from_pretrained: num_labels must be between 2 and %d, got %I", BERT_MAX_LABELS, (LUAI_UACINT)nl);
+    int num_labels = nl == -1 ? 0 : (int)nl;
     int quiet = lbl_optfield_bool(L, opts, "quiet", 0);
+    int strict = lbl_optfield_bool(L, opts, "strict", 0);
     int device = check_device(L, "from_pretrained", lbl_optfield_str(L, opts, "device", "cpu"));
     int n_names = 0;
     const char **names = opts ? read_id2label(L, opts, &n_names) : NULL;
@@ -99,10 +104,11 @@ static int model_from_pretrained(lua_State *L) {
 
     lmodel_t *u = lua_newuserdatauv(L, sizeof *u, 1);
     u->m = NULL; /* safe, empty state before anything can fail */
+    u->backward_of = 0;
     luaL_setmetatable(L, LBL_MODEL);
     bert_t *m = calloc(1, sizeof *m);
     if (!m) return luaL_error(L, "from_pretrained: out of memory");
-    bert_load_opts_t lo = {num_labels, names, quiet};
+    bert_load_opts_t lo = {num_labels, names, quiet, strict};
     if (bert_from_pretrained_on(m, path, &lo, device) != 0) {
         free(m);
         return luaL_error(L, "from_pretrained: %s", bl_errmsg());
@@ -122,8 +128,10 @@ static const tensor_t *opt_tensor_field(lua_State *L, int idx, const char *key, 
         if (required) luaL_error(L, "forward: %s is required", key);
         return NULL;
     }
-    tensor_t *t = lbl_totensor(L, -1);
-    if (!t) luaL_error(L, "forward: %s must be a tensor, got %s", key, luaL_typename(L, -1));
+    ltensor_t *box = luaL_testudata(L, -1, LBL_TENSOR);
+    if (!box) luaL_error(L, "forward: %s must be a tensor, got %s", key, luaL_typename(L, -1));
+    tensor_t *t = box->t;
+    if (!t || (!t->data && t->numel > 0)) luaL_error(L, "forward: %s is a tensor that was freed", key);
     lua_pop(L, 1); /* the input table keeps it alive */
     return t;
 }
@@ -136,7 +144,11 @@ static int model_loss_backward(lua_State *L) {
     if ((uint64_t)id != u->m->forward_count)
         return luaL_error(L, "backward: the model ran another forward since this loss was "
                              "computed; call backward before the next forward");
+    if (u->backward_of == (uint64_t)id + 1)
+        return luaL_error(L, "backward: this loss was already backpropagated (gradients would be added "
+                             "twice); run a new forward first");
     lbl_check(L, bert_backward(u->m, 1.0f), NULL);
+    u->backward_of = (uint64_t)id + 1;
     return 0;
 }
 
@@ -189,6 +201,14 @@ static int model_forward(lua_State *L) {
         lbl_setattr(L, -2, "_backward");
         lua_setfield(L, -2, "loss");
     }
+    return 1;
+}
+
+/* model:params_sumsq() -> the sum of squares of every weight (NaN/Inf when any weight is). */
+static int model_params_sumsq(lua_State *L) {
+    double ss = 0;
+    lbl_check(L, bert_params_sumsq(checkmodel(L, 1), &ss), "params_sumsq");
+    lua_pushnumber(L, ss);
     return 1;
 }
 
@@ -400,6 +420,7 @@ static const luaL_Reg model_methods[] = {
     {"save", model_save},             {"load", model_load},
     {"config", model_config},         {"free", model_free},
     {"to", model_to},                 {"device", model_device},
+    {"params_sumsq", model_params_sumsq},
     {NULL, NULL}};
 
 static const luaL_Reg model_meta[] = {

@@ -57,6 +57,17 @@ static int after_shape(lua_State *L, int idx) {
     return idx;
 }
 
+/* A Lua number stored into an int64 tensor: integers as they are, floats only when finite and in
+ * range (a NaN would otherwise become INT64_MIN); `fn` and the 1-based element name the error. */
+static int64_t check_int64_value(lua_State *L, int idx, const char *fn, int64_t elem) {
+    if (lua_isinteger(L, idx)) return (int64_t)lua_tointeger(L, idx);
+    double v = lua_tonumber(L, idx);
+    if (!(v >= -9223372036854775808.0 && v < 9223372036854775808.0))
+        luaL_error(L, "%s: element %I is %f, which is not an int64 value (NaN, infinite or out of range)", fn,
+                   (LUAI_UACINT)(elem + 1), v);
+    return (int64_t)v;
+}
+
 static int fill_factory(lua_State *L, double value) {
     int64_t shape[TENSOR_MAXDIM];
     int ndim = check_shape_args(L, 1, shape);
@@ -77,6 +88,7 @@ static int l_full(lua_State *L) {
     int ndim = check_shape_args(L, 1, shape);
     lua_Number v = luaL_checknumber(L, 2);
     dtype_t dt = opt_dtype(L, 3, lua_isinteger(L, 2) ? DT_I64 : DT_F32);
+    if (dt == DT_I64) check_int64_value(L, 2, "full", 0);
     tensor_t *t = tensor_new(dt, ndim, shape);
     if (t)
         for (int64_t i = 0; i < t->numel; i++) tensor_set(t, i, v);
@@ -146,9 +158,10 @@ static void table_fill(lua_State *L, int idx, int depth, int ndim, tensor_t *t, 
         lua_geti(L, idx, i);
         if (depth + 1 < ndim) table_fill(L, lua_gettop(L), depth + 1, ndim, t, pos);
         else {
-            if (t->dtype == DT_I64 && lua_isinteger(L, -1))
-                ((int64_t *)t->data)[(*pos)++] = lua_tointeger(L, -1);
-            else
+            if (t->dtype == DT_I64) {
+                ((int64_t *)t->data)[*pos] = check_int64_value(L, -1, "tensor", *pos);
+                (*pos)++;
+            } else
                 tensor_set(t, (*pos)++, lua_tonumber(L, -1));
         }
         lua_pop(L, 1);
@@ -161,8 +174,10 @@ static int l_tensor(lua_State *L) {
     int ndim = 0, all_int = 1;
     if (lua_type(L, 1) == LUA_TNUMBER) {
         dtype_t dt = opt_dtype(L, 2, lua_isinteger(L, 1) ? DT_I64 : DT_F32);
+        if (dt == DT_I64) check_int64_value(L, 1, "tensor", 0);
         tensor_t *t = tensor_new(dt, 0, shape);
-        if (t) tensor_set(t, 0, lua_tonumber(L, 1));
+        if (t && dt == DT_I64) ((int64_t *)t->data)[0] = check_int64_value(L, 1, "tensor", 0);
+        else if (t) tensor_set(t, 0, lua_tonumber(L, 1));
         lbl_pushtensor(L, t);
         return 1;
     }
@@ -485,7 +500,45 @@ static int l_philox(lua_State *L) {
     return 1;
 }
 
+/* bl.rng_state() -> {seed=, dropout=, sampler=, randn=, init=}: the global seed and the positions of
+ * its streams (what a training state saves); bl.set_rng_state(t) restores them (after bl.seed). */
+static const struct { const char *name; uint64_t sub; } rng_streams[] = {
+    {"init", RNG_STREAM_INIT}, {"dropout", RNG_STREAM_DROPOUT}, {"sampler", RNG_STREAM_SAMPLER},
+    {"randn", RNG_STREAM_RANDN}, {NULL, 0}};
+
+static int l_rng_state(lua_State *L) {
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, (lua_Integer)rng_global_seed());
+    lua_setfield(L, -2, "seed");
+    for (int i = 0; rng_streams[i].name; i++) {
+        lua_pushinteger(L, (lua_Integer)rng_stream_offset(rng_streams[i].sub));
+        lua_setfield(L, -2, rng_streams[i].name);
+    }
+    return 1;
+}
+
+static int l_set_rng_state(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getfield(L, 1, "seed");
+    int ok;
+    lua_Integer seed = lua_tointegerx(L, -1, &ok);
+    if (!ok || seed < 0) return luaL_error(L, "set_rng_state: 'seed' must be a non-negative integer");
+    lua_pop(L, 1);
+    uint64_t off[8];
+    for (int i = 0; rng_streams[i].name; i++) {
+        lua_getfield(L, 1, rng_streams[i].name);
+        lua_Integer v = lua_tointegerx(L, -1, &ok);
+        if (!ok || v < 0) return luaL_error(L, "set_rng_state: '%s' must be a non-negative integer", rng_streams[i].name);
+        off[i] = (uint64_t)v;
+        lua_pop(L, 1);
+    }
+    if ((uint64_t)seed != rng_global_seed()) rng_set_seed((uint64_t)seed);
+    for (int i = 0; rng_streams[i].name; i++) rng_stream_set_offset(rng_streams[i].sub, off[i]);
+    return 0;
+}
+
 static const luaL_Reg tensor_funcs[] = {
+    {"rng_state", l_rng_state}, {"set_rng_state", l_set_rng_state},
     {"tensor", l_tensor}, {"zeros", l_zeros}, {"ones", l_ones}, {"full", l_full}, {"randn", l_randn},
     {"arange", l_arange}, {"is_tensor", l_is_tensor}, {"seed", l_seed}, {"philox", l_philox},
     {NULL, NULL}};

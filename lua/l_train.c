@@ -9,6 +9,7 @@
 #include "../runtime/error.h"
 #include "../runtime/optim.h"
 #include <lualib.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -316,7 +317,7 @@ static int adamw_zero_grad(lua_State *L) {
 
 static double check_lr(lua_State *L, int idx) {
     double lr = luaL_checknumber(L, idx);
-    if (!(lr >= 0.0)) luaL_argerror(L, idx, "learning rate must be >= 0");
+    if (!(lr >= 0.0) || lr == HUGE_VAL) luaL_argerror(L, idx, "learning rate must be finite and >= 0");
     return lr;
 }
 
@@ -392,6 +393,55 @@ static int adamw_state_dict(lua_State *L) {
     return 1;
 }
 
+/* opt:load_state_dict(sd): the reverse of state_dict for the same parameter list: sets the step
+ * count, the lr and the moments (exp_avg, exp_avg_sq: float32 [total], list order). The other
+ * hyper-parameters must match the optimizer's (a resumed run uses the same recipe). */
+static int adamw_load_state_dict(lua_State *L) {
+    ladamw_t *u = check_adamw(L, 1);
+    adamw_t *o = u->o;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int ok;
+    lua_getfield(L, 2, "step");
+    lua_Integer step = lua_tointegerx(L, -1, &ok);
+    if (!ok || step < 0) return luaL_error(L, "AdamW:load_state_dict: 'step' must be a non-negative integer");
+    lua_getfield(L, 2, "lr");
+    double lr = lua_tonumberx(L, -1, &ok);
+    if (!ok) return luaL_error(L, "AdamW:load_state_dict: 'lr' must be a number");
+    lua_pop(L, 2);
+    if (!(lr >= 0.0) || lr == HUGE_VAL) return luaL_error(L, "AdamW:load_state_dict: invalid lr %f", lr);
+    tensor_t *mv[2];
+    const char *keys[2] = {"exp_avg", "exp_avg_sq"};
+    for (int j = 0; j < 2; j++) {
+        lua_getfield(L, 2, keys[j]);
+        mv[j] = lbl_totensor(L, -1);
+        if (!mv[j] || mv[j]->dtype != DT_F32 || mv[j]->device != DEV_CPU || mv[j]->numel != o->total)
+            return luaL_error(L, "AdamW:load_state_dict: '%s' must be a float32 CPU tensor of %I elements "
+                                 "(the optimizer's parameters)", keys[j], (LUAI_UACINT)o->total);
+    }
+    bert_t *m = NULL;
+    lua_getiuservalue(L, 1, 1);
+    int list = lua_gettop(L);
+    if (u->model) m = adamw_model(L, u, list, "AdamW:load_state_dict");
+    int64_t pos = 0;
+    for (int i = 0; i < o->nparams; i++) {
+        const float *mi = (const float *)mv[0]->data + pos, *vi = (const float *)mv[1]->data + pos;
+        if (m) {
+            lua_geti(L, list, i + 1);
+            tensor_t *t = lbl_totensor(L, -1);
+            lua_pop(L, 1);
+            int k = 0;
+            while (k < m->num_tensors && t->data != m->params_memory + m->info[k].offset) k++;
+            lbl_check(L, bert_moments_set(m, k, mi, vi), NULL);
+        } else {
+            adamw_set_state(o, i, mi, vi);
+        }
+        pos += o->numel[i];
+    }
+    o->t = step;
+    o->cfg.lr = lr;
+    return 0;
+}
+
 static int adamw_tostring(lua_State *L) {
     ladamw_t *u = luaL_checkudata(L, 1, LBL_ADAMW);
     if (!u->o) { lua_pushstring(L, "AdamW(<freed>)"); return 1; }
@@ -405,6 +455,7 @@ static int adamw_tostring(lua_State *L) {
 static const luaL_Reg adamw_methods[] = {
     {"step", adamw_step_l}, {"zero_grad", adamw_zero_grad}, {"set_lr", adamw_set_lr},
     {"get_lr", adamw_get_lr}, {"params", adamw_params}, {"state_dict", adamw_state_dict},
+    {"load_state_dict", adamw_load_state_dict},
     {"free", adamw_gc}, {NULL, NULL}};
 
 /* opt.key: methods, then the read-only fields lr, eps, weight_decay, betas, variant, num_steps. */

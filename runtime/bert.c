@@ -710,6 +710,26 @@ int bert_moments_get(const bert_t *m, int k, float *m_out, float *v_out) {
     return bert_check_device(m, "state_dict");
 }
 
+int bert_moments_set(bert_t *m, int k, const float *m_in, const float *v_in) {
+    if (!m->params_memory) return bl_fail("the model was freed");
+    if (k < 0 || k >= m->num_tensors) return bl_fail("load_state_dict: no parameter tensor %d", k);
+    if (!m->moments_memory && bert_moments_reset(m) != 0) return -1;
+    const bert_param_info_t *in = &m->info[k];
+    size_t bytes = in->numel * sizeof(float);
+    m->be->copy_to_device(m->moments_memory + in->offset, m_in, bytes);
+    m->be->copy_to_device(m->moments_memory + m->num_parameters + in->offset, v_in, bytes);
+    return bert_check_device(m, "load_state_dict");
+}
+
+int bert_params_sumsq(bert_t *m, double *out) {
+    if (!m->params_memory) return bl_fail("the model was freed");
+    if (ensure_scratch(m) != 0) return -1;
+    double *sumsq = (double *)m->scratch_memory;
+    m->be->sumsq_f32(sumsq, m->params_memory, m->num_parameters);
+    m->be->copy_to_host(out, sumsq, sizeof *out);
+    return bert_check_device(m, "params_sumsq");
+}
+
 int bert_clip_grad_norm(bert_t *m, double max_norm, double *norm_out) {
     if (!m->params_memory) return bl_fail("the model was freed");
     if (ensure_scratch(m) != 0) return -1;

@@ -152,6 +152,8 @@ typedef struct {
     int num_labels;
     const char *const *id2label; /* num_labels names or NULL */
     int quiet;                   /* 1: no stderr report of missing/unexpected tensors */
+    int strict;                  /* 1: every tensor present, none extra (a trained checkpoint,
+                                    for evaluation); 0: the head may be missing (fine-tuning) */
 } bert_load_opts_t;
 
 /* Allocates a model for `cfg` (taken over: the model frees it) on backend `be` (NULL: the CPU),
@@ -202,6 +204,12 @@ int bert_moments_reset(bert_t *m);
 int bert_adamw_step(bert_t *m, const adamw_config_t *cfg, int64_t t);
 /* Copies the moments of parameter tensor k to the host (info[k].numel floats each). */
 int bert_moments_get(const bert_t *m, int k, float *m_out, float *v_out);
+/* The reverse: sets the moments of parameter tensor k from the host (resuming a training state);
+ * allocates the moments when there are none yet. */
+int bert_moments_set(bert_t *m, int k, const float *m_in, const float *v_in);
+/* The sum of squares of every parameter (double, on the device; one 8-byte copy out): NaN or Inf
+ * when any weight is, so a caller can refuse to save a broken model. */
+int bert_params_sumsq(bert_t *m, double *out);
 /* Clips the global gradient norm: one sum of squares and one scaling over the flat gradient
  * buffer, on the device. With norm_out (host), also copies the sum of squares out and stores the
  * norm before clipping there (sqrt in double, as clip_grad_norm); NULL: no copy. */

@@ -101,6 +101,11 @@ static int load_tensors(bert_t *m, const char *path, int mode, int quiet) {
             snprintf(missing + u, sizeof missing - u, "%s'%s'", u ? ", " : "", nm);
         n_missing++;
     }
+    if (mode == LOAD_STRICT && n_unexpected) {
+        bl_fail("%s: %d tensor%s not part of this model (a different architecture, or extra layers?): %s%s", base,
+                n_unexpected, n_unexpected > 1 ? "s are" : " is", unexpected, n_unexpected > 6 ? ", ..." : "");
+        goto done;
+    }
     if (!quiet && n_missing && mode == LOAD_HEAD_OPTIONAL)
         fprintf(stderr,
                 "Some weights of BertForSequenceClassification were not initialized from the model "
@@ -174,7 +179,7 @@ int bert_from_pretrained_on(bert_t *m, const char *path, const bert_load_opts_t 
     if (bert_init(m, &cfg, be) != 0) goto done;
     m->source_dir = dir;
     dir = NULL;
-    if (load_tensors(m, wpath, LOAD_HEAD_OPTIONAL, opts ? opts->quiet : 0) != 0) {
+    if (load_tensors(m, wpath, opts && opts->strict ? LOAD_STRICT : LOAD_HEAD_OPTIONAL, opts ? opts->quiet : 0) != 0) {
         bert_free(m);
         goto done;
     }

@@ -1,6 +1,8 @@
 /* fileio.c: whole-file reads and atomic writes (temp file beside the target, fsync, rename, fsync of
  * the folder), so a checkpoint is either the old file or the complete new one, never half of each. */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "fileio.h"
+#include <ftw.h>
 #include "error.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -176,4 +178,19 @@ int mkdir_p(const char *path) {
     }
     free(p);
     return 0;
+}
+
+static int remove_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb; (void)ftw;
+    int rc = (flag == FTW_DP) ? rmdir(p) : unlink(p);
+    if (rc != 0 && errno != ENOENT) return bl_fail("cannot remove '%s' (%s)", p, strerror(errno));
+    return 0;
+}
+
+int remove_tree(const char *path) {
+    if (!path || !*path) return bl_fail("remove: empty path");
+    struct stat sb;
+    if (lstat(path, &sb) != 0) return errno == ENOENT ? 0 : bl_fail("cannot remove '%s' (%s)", path, strerror(errno));
+    if (!S_ISDIR(sb.st_mode)) return unlink(path) == 0 ? 0 : bl_fail("cannot remove '%s' (%s)", path, strerror(errno));
+    return nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
 }

@@ -36,5 +36,8 @@ int atomic_commit(atomic_file_t *af);
 void atomic_abort(atomic_file_t *af);
 /* Creates a folder and its parents (mkdir -p). */
 int mkdir_p(const char *path);
+/* Removes a file or a folder and everything in it (rm -rf, links not followed); a path that does
+ * not exist is no error. In-process, so a stop signal is never lost to a shell's system() window. */
+int remove_tree(const char *path);
 
 #endif

@@ -10,11 +10,11 @@
 #include <stdlib.h>
 
 int adamw_config_check(const adamw_config_t *c) {
-    if (!(c->lr >= 0.0)) return bl_fail("Invalid learning rate: %g", c->lr);
-    if (!(c->eps >= 0.0)) return bl_fail("Invalid epsilon value: %g", c->eps);
+    if (!(c->lr >= 0.0) || isinf(c->lr)) return bl_fail("Invalid learning rate: %g (must be finite and >= 0)", c->lr);
+    if (!(c->eps >= 0.0) || isinf(c->eps)) return bl_fail("Invalid epsilon value: %g", c->eps);
     if (!(c->beta1 >= 0.0 && c->beta1 < 1.0)) return bl_fail("Invalid beta parameter at index 0: %g (must be in [0, 1))", c->beta1);
     if (!(c->beta2 >= 0.0 && c->beta2 < 1.0)) return bl_fail("Invalid beta parameter at index 1: %g (must be in [0, 1))", c->beta2);
-    if (!(c->weight_decay >= 0.0)) return bl_fail("Invalid weight_decay value: %g", c->weight_decay);
+    if (!(c->weight_decay >= 0.0) || isinf(c->weight_decay)) return bl_fail("Invalid weight_decay value: %g", c->weight_decay);
     return 0;
 }
 
@@ -156,6 +156,13 @@ int adamw_step(adamw_t *o, float *const *params, const float *const *grads) {
         k = j + 1;
     }
     return 0;
+}
+
+void adamw_set_state(adamw_t *o, int i, const float *m_in, const float *v_in) {
+    for (int64_t e = 0; e < o->numel[i]; e++) {
+        o->m[o->offset[i] + e] = m_in[e];
+        o->v[o->offset[i] + e] = v_in[e];
+    }
 }
 
 void adamw_get_state(const adamw_t *o, int i, float *m_out, float *v_out) {

@@ -43,6 +43,8 @@ int adamw_step(adamw_t *opt, float *const *params, const float *const *grads);
 k_adamw_hparams_t adamw_hparams(const adamw_config_t *cfg, int64_t t);
 /* Copies the state of parameter i (list order) into m_out / v_out (numel[i] floats each). */
 void adamw_get_state(const adamw_t *opt, int i, float *m_out, float *v_out);
+/* The reverse: sets the state of parameter i from m_in / v_in (resuming a training state). */
+void adamw_set_state(adamw_t *opt, int i, const float *m_in, const float *v_in);
 /* Frees the optimizer and its state; accepts NULL. */
 void adamw_free(adamw_t *opt);
 

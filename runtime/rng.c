@@ -51,3 +51,7 @@ rng_t *rng_stream(uint64_t subsequence) {
     }
     return &streams[i];
 }
+
+uint64_t rng_stream_offset(uint64_t subsequence) { return rng_stream(subsequence)->offset; }
+
+void rng_stream_set_offset(uint64_t subsequence, uint64_t offset) { rng_stream(subsequence)->offset = offset; }

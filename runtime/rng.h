@@ -36,5 +36,9 @@ uint32_t rng_below(rng_t *r, uint32_t n);
 
 /* Global shared streams, re-initialised by rng_set_seed. */
 rng_t *rng_stream(uint64_t subsequence);
+/* The position (offset) of global stream `subsequence` under the current seed, and setting it: what
+ * a training state saves and restores (dropout, sampler) so a resumed run draws the same numbers. */
+uint64_t rng_stream_offset(uint64_t subsequence);
+void rng_stream_set_offset(uint64_t subsequence, uint64_t offset);
 
 #endif

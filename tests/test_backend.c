@@ -227,7 +227,7 @@ int main(void) {
     CHECK(unwrapped_entries() == 0, "the counting backend wraps every entry of bl_backend_t");
 
     bert_t m, ref;
-    bert_load_opts_t lo = {0, NULL, 1};
+    bert_load_opts_t lo = {0, NULL, 1, 0};
     rng_set_seed(5);
     if (bert_from_pretrained(&m, TINY, &lo) != 0 || bert_from_pretrained(&ref, TINY, &lo) != 0) {
         CHECK(0, "load %s: %s", TINY, bl_errmsg());

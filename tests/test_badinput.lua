@@ -237,6 +237,64 @@ bad("vocab: tokenizer_config.json option of the wrong type", "tokenizer_config%.
 write(vd .. "/tokenizer_config.json", '{"do_lower_case": true,,}')
 bad("vocab: tokenizer_config.json not JSON", "tokenizer_config%.json:1:", tok, vd)
 
+-- ---------------------------------------------------------------- Lua misuse
+local model = load(folder())
+local ids = bl.tensor({ { 2, 10, 11, 3 } })
+bad("Lua: a NaN into an int64 tensor", "tensor: element 1 is %-?nan, which is not an int64 value", bl.tensor, { 0 / 0 }, "int64")
+bad("Lua: 1e30 into an int64 tensor", "tensor: element 2 is 1e%+30, which is not an int64", bl.tensor, { 1, 1e30 }, "int64")
+bad("Lua: inf into an int64 scalar", "tensor: element 1 is inf", bl.tensor, math.huge, "int64")
+bad("Lua: bl.full int64 with NaN", "full: element 1 is %-?nan", bl.full, { 2 }, 0 / 0, "int64")
+bad("Lua: AdamW lr = math.huge", "AdamW: Invalid learning rate: inf %(must be finite and >= 0%)", bl.AdamW, model:parameters(), { lr = math.huge })
+bad("Lua: AdamW lr = NaN", "AdamW: Invalid learning rate: %-?nan", bl.AdamW, model:parameters(), { lr = 0 / 0 })
+bad("Lua: AdamW negative lr", "AdamW: Invalid learning rate: %-1", bl.AdamW, model:parameters(), { lr = -1 })
+local opt = bl.AdamW(model:parameters(), { lr = 1e-3 })
+bad("Lua: opt.lr = math.huge", "learning rate must be finite and >= 0", function() opt.lr = math.huge end)
+local out1 = model:forward({ input_ids = ids, labels = bl.tensor({ 1 }) })
+out1.loss:backward()
+bad("Lua: loss:backward() twice", "backward: this loss was already backpropagated %(gradients would be added twice%); run a new forward first",
+  out1.loss.backward, out1.loss)
+local freed = bl.tensor({ { 2, 10 } })
+freed:free()
+bad("Lua: a freed tensor passed to forward", "forward: input_ids is a tensor that was freed", model.forward, model, { input_ids = freed })
+bad("Lua: labels out of range", "forward: labels: label 7 at row 1 is out of range for num_labels 3", model.forward, model,
+  { input_ids = ids, labels = bl.tensor({ 7 }) })
+bad("Lua: ids outside the vocabulary", "token id 100 at row 1, column 2 is out of range for vocab_size 100", model.forward, model,
+  { input_ids = bl.tensor({ { 2, 100 } }) })
+local long = {}
+for i = 1, 65 do long[i] = 5 end
+bad("Lua: sequence longer than the position table", "input_ids has 65 tokens per sequence, more than max_position_embeddings 64",
+  model.forward, model, { input_ids = bl.tensor({ long }) })
+bad("Lua: num_labels 0", "from_pretrained: num_labels must be between 2 and %d+, got 0",
+  bl.BertForSequenceClassification.from_pretrained, folder(), { num_labels = 0 })
+bad("Lua: mismatched dataset lengths", "TensorDataset: size mismatch between tensors: tensor 2 has 4 rows", bl.TensorDataset,
+  bl.zeros(3, 2), bl.zeros(4))
+bad("Lua: batch size 0", "DataLoader: batch_size must be a positive integer, got 0", bl.DataLoader,
+  bl.TensorDataset(bl.zeros(3, 2)), { batch_size = 0 })
+local ld = bl.DataLoader(bl.TensorDataset(bl.zeros(3, 2)), {})
+bad("Lua: a loader order that is not a permutation", "DataLoader:iter: option 'order' is not a permutation of rows 1%.%.3 %(entry 2%)",
+  ld.iter, ld, { order = { 1, 1, 2 } })
+bad("Lua: a loader start past the epoch", "DataLoader:iter: option 'start' must be between 0 and 3, got 9", ld.iter, ld, { start = 9 })
+bad("Lua: bl.set_rng_state with a negative seed", "set_rng_state: 'seed' must be a non%-negative integer", bl.set_rng_state, { seed = -1 })
+bad("Lua: unknown option of DataLoader:iter", "DataLoader:iter: unknown option 'strat'", ld.iter, ld, { strat = 1 })
+local m2 = load(folder())
+m2:free()
+bad("Lua: forward on a freed model", "the model was freed", m2.forward, m2, { input_ids = ids })
+bad("Lua: parameters of a freed model", "the model was freed", m2.parameters, m2)
+bad("Lua: save of a freed model", "the model was freed", m2.save, m2, tmp .. "/freed")
+bad("Lua: bl.save_state without an optimizer", "save_state: 'optimizer' is required", bl.save_state, tmp .. "/st", { model = model })
+bad("Lua: bl.load_state of a folder that is no state", "load_state: .*/nostate/state%.json is missing", bl.load_state,
+  tmp .. "/nostate", { model = model, optimizer = opt })
+local function rx(o) return function() return bl.run_experiment(o) end end
+local RX = { model = folder(), data = csv("rx.csv", "Title,Conference\na b,X\nc d,Y\n"), progress = false }
+local function with(k, v) local o = {} for a, b in pairs(RX) do o[a] = b end o[k] = v return o end
+bad("run_experiment: limit 0", "run_experiment: limit must be a positive integer, got 0", rx(with("limit", 0)))
+bad("run_experiment: limit -5", "run_experiment: limit must be a positive integer, got %-5", rx(with("limit", -5)))
+bad("run_experiment: epochs 0", "run_experiment: epochs must be a positive integer, got 0", rx(with("epochs", 0)))
+bad("run_experiment: lr = math.huge", "run_experiment: lr must be a finite number >= 0, got inf", rx(with("lr", math.huge)))
+bad("run_experiment: on_nan of another value", "run_experiment: on_nan must be \"stop\" or \"skip\", got maybe", rx(with("on_nan", "maybe")))
+bad("run_experiment: save_every without an out folder", "save_every and resume need an out folder", rx(with("save_every", 3)))
+bad("run_experiment: resume of a folder that is no run", "cannot resume '.*': no run%.json there", rx({ resume = tmp .. "/norun" }))
+
 -- ---------------------------------------------------------------- the command line
 local BIN = os.getenv("BL_TEST_BIN") or "bin/bertlab"
 local p = io.popen(BIN .. " -e 'require(\"bertlab\").read_csv(\"" .. tmp .. "/nul.csv\")' 2>&1; echo \"rc=$?\"")
@@ -245,6 +303,17 @@ p:close()
 ncases = ncases + 1
 T.check(out:find("nul%.csv:3: NUL byte at column 4") and not out:find("rc=0"),
   "bad input " .. ncases .. ": a script reading a bad CSV exits non-zero with the message", out)
+
+for _, c in ipairs({ { "--limit 0", "limit must be a positive integer, got 0" }, { "--limit -5", "limit must be a positive integer, got %-5" },
+                     { "--epochs 0", "epochs must be a positive integer, got 0" } }) do
+  local pp = io.popen(("%s experiments/conference.lua --data %s --model %s --quiet --out %s/cli %s 2>&1; echo \"rc=$?\""):format(
+    BIN, RX.data, RX.model, tmp, c[1]))
+  local o = pp:read("a")
+  pp:close()
+  ncases = ncases + 1
+  T.check(o:find(c[2]) and not o:find("rc=0") and not bl.file_exists(tmp .. "/cli/run.json"),
+    "bad input " .. ncases .. ": conference.lua " .. c[1] .. " is refused up front (exit non-zero, no run.json)", o)
+end
 
 print(("# %d bad-input cases"):format(ncases))
 T.check(ncases >= 40, "at least 40 bad-input cases", tostring(ncases))

@@ -46,7 +46,7 @@ end
 -- ---- options tables: a misspelt option is an error naming it and the accepted ones ---------------
 T.checkerror("AdamW: unknown option 'learning_rate' %(options: lr, eps, betas, weight_decay, correct_bias, variant%)",
   "bl.AdamW with a misspelt option", bl.AdamW, model:parameters(), { learning_rate = 1e-5 })
-T.checkerror("from_pretrained: unknown option 'num_label' %(options: num_labels, id2label, quiet, device%)",
+T.checkerror("from_pretrained: unknown option 'num_label' %(options: num_labels, id2label, quiet, device, strict%)",
   "from_pretrained with a misspelt option", bl.BertForSequenceClassification.from_pretrained, TINY, { num_label = 3 })
 T.checkerror("load: unknown option 'strcit' %(options: strict%)", "model:load with a misspelt option",
   function() return model:load(TINY, { strcit = false }) end)

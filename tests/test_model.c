@@ -77,7 +77,7 @@ static int finite_differences(bert_t *m, const bert_inputs_t *in, const char *mo
 
 int main(void) {
     bert_t m;
-    bert_load_opts_t lo = {0, NULL, 1};
+    bert_load_opts_t lo = {0, NULL, 1, 0};
     if (bert_from_pretrained(&m, TINY, &lo) != 0) {
         CHECK(0, "load %s: %s", TINY, bl_errmsg());
         CT_DONE();

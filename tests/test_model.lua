@@ -174,10 +174,13 @@ end
 T.check(bad == 0, ("every gradient within 1e-3 relative of transformers (%d tensors; worst %s %.3g)")
   :format(#params, worst_name, worst), ("%d tensors off"):format(bad))
 
--- backward accumulates; zero_grad clears
+-- a second backward of the same loss is an error; backward of a new forward accumulates; zero_grad clears
+T.checkerror("backward: this loss was already backpropagated", "a second backward of the same loss is an error",
+  out.loss.backward, out.loss)
+out = model:forward(batch)
 out.loss:backward()
 local d2 = maxdiff(params[1].grad, fx["grad." .. params[1].name] * bl.tensor({ 2.0 }))
-T.check(d2 <= 1e-4, "a second backward accumulates (2x the gradient)", ("diff %.3g"):format(d2))
+T.check(d2 <= 1e-4, "backward of a second (eval) forward accumulates (2x the gradient)", ("diff %.3g"):format(d2))
 model:zero_grad()
 local _, gm = maxdiff(params[1].grad, params[1].grad)
 T.eq(gm, 0, "zero_grad() clears the gradients")

@@ -154,7 +154,7 @@ do
   T.checkerror("gradient is float32 %[2%], expected float32 %[3%]", "bl.parameter: wrong grad shape",
     bl.parameter, r, bl.zeros(2))
   T.checkerror("only 'lr' can", "setting a read-only field", function() o2.eps = 1 end)
-  T.checkerror("learning rate must be >= 0", "set_lr negative", o2.set_lr, o2, -1)
+  T.checkerror("learning rate must be finite and >= 0", "set_lr negative", o2.set_lr, o2, -1)
   T.checkerror("max_norm must be >= 0", "clip: negative max_norm", bl.clip_grad_norm, { r }, -1)
   T.checkerror("num_warmup_steps must be an integer", "schedule: fractional warmup",
     bl.get_linear_schedule_with_warmup, o2, 1.5, 10)

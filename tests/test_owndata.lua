@@ -110,7 +110,8 @@ local _, help = run("bin/bertlab experiments/conference.lua --help")
 local missing = {}
 for name in help:gmatch("\n  %-%-([%w%-]+)") do
   if name ~= "help" and (rec.options or {})[name:gsub("-", "_")] == nil and name ~= "val-data" and name ~= "limit"
-     and name ~= "val-limit" and name ~= "eval-epoch" and name ~= "threads" and name ~= "out" then
+     and name ~= "val-limit" and name ~= "eval-epoch" and name ~= "threads" and name ~= "out"
+     and name ~= "resume" and name ~= "save-every" then -- (options without a default)
     missing[#missing + 1] = name
   end
 end

@@ -247,11 +247,13 @@ return function(bl)
   end
 
   -- bl.with_run_record(dir, rec, fn) → fn()'s results; when fn raises an error, run.json gets
-  -- status "failed", the error's text and the end time before the error goes on.
+  -- status "failed" ("stopped" for a stop on a signal), the error's text and the end time before
+  -- the error goes on.
   function bl.with_run_record(dir, rec, fn)
     local res = table.pack(pcall(fn))
     if not res[1] then
-      rec.status, rec.error, rec.ended = "failed", tostring(res[2]), bl.iso_time()
+      local stopped = bl.is_training_stop and bl.is_training_stop(res[2]) and res[2].signal
+      rec.status, rec.error, rec.ended = stopped and "stopped" or "failed", tostring(res[2]), bl.iso_time()
       pcall(bl.write_run_json, dir, rec)
       error(res[2], 0)
     end
@@ -290,7 +292,7 @@ return function(bl)
     local name = ("epoch_%d"):format(epoch)
     bl.save_checkpoint(model, self.out .. "/" .. name)
     if self.mode == "best" then
-      for _, old in ipairs(self.saved) do os.execute("rm -rf " .. bl.shell_quote(self.out .. "/" .. old)) end
+      for _, old in ipairs(self.saved) do bl.remove_tree(self.out .. "/" .. old) end
       self.saved = {}
     end
     self.saved[#self.saved + 1] = name

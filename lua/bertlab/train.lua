@@ -251,32 +251,89 @@ return function(bl)
     return model:forward({ input_ids = batch[1], attention_mask = batch[2], labels = batch[3] })
   end
 
-  -- bl.train_epoch(model, loader, opt, sched, {clip=1.0, desc=, progress=true, out=io.stderr})
-  --   → mean training loss (mean of the batch losses, as the tutorial)
+  local function finite(x) return x == x and x ~= math.huge and x ~= -math.huge end
+  bl.isfinite = finite
+
+  -- A training fault (NaN/Inf) or a stop request: an error value that says why and how to exit.
+  local Stop = { __tostring = function(e) return e.message end }
+  function bl.training_stop(message, fields)
+    local e = setmetatable({ message = message }, Stop)
+    for k, v in pairs(fields or {}) do e[k] = v end
+    return e
+  end
+  function bl.is_training_stop(e) return getmetatable(e) == Stop end
+
+  -- bl.train_epoch(model, loader, opt, sched, {clip=1.0, desc=, progress=true, out=io.stderr,
+  --   on_step=fn(count, loss), on_nan="stop"|"skip", max_nan_skips=0, epoch=, step=, resume=,
+  --   after_step=fn(info)}) → mean training loss (mean of the batch losses, as the tutorial), info
+  -- A NaN or Inf loss or gradient norm is found before the optimizer step, so the weights stay as
+  -- they were: "stop" raises a training stop naming the epoch and step; "skip" leaves the step out
+  -- and raises only after more than max_nan_skips of them (in the run). resume: {order=, start=,
+  -- loss_sum=, nan_skips=} continues an epoch that a training state recorded. after_step(info) runs
+  -- after each step (info: batch, step, loss_sum, nan_skips); returning true ends the epoch early
+  -- (info.stopped = true). info: batches (done), loss_sum, count (losses summed), nan_skips, stopped.
   function bl.train_epoch(model, loader, opt, sched, opts)
     opts = opts or {}
     model:train()
     local params = opt:params()
     local nb = #loader
+    local on_nan = opts.on_nan or "stop"
+    if on_nan ~= "stop" and on_nan ~= "skip" then
+      error(("train_epoch: on_nan must be \"stop\" or \"skip\", got %s"):format(tostring(on_nan)), 2)
+    end
+    local max_skips = opts.max_nan_skips or 0
+    local r = opts.resume or {}
+    local info = { batches = r.start or 0, loss_sum = r.loss_sum or 0.0, count = r.count or r.start or 0,
+                   nan_skips = r.nan_skips or 0, step = opts.step or 0, stopped = false }
     local bar = opts.progress ~= false and bl.progress(nb, { desc = opts.desc, out = opts.out }) or nil
-    local total, count = 0.0, 0
-    for batch in loader:iter() do
+    if bar and info.batches > 0 then bar:update(info.batches) end
+    local where = function()
+      return ("epoch %s, step %d (batch %d of %d)"):format(tostring(opts.epoch or "?"), info.step + 1, info.batches + 1, nb)
+    end
+    local iter = loader:iter(r.order and { order = r.order, start = r.start or 0 } or nil)
+    for batch in iter do
       model:zero_grad()
       local out = forward_batch(model, batch)
       local loss = out.loss:item()
-      if loss ~= loss then error(("train_epoch: the loss became NaN at batch %d"):format(count + 1), 2) end
-      out.loss:backward()
-      if opts.clip ~= false then bl.clip_grad_norm(params, opts.clip or 1.0) end
-      opt:step()
-      if sched then sched:step() end
-      total, count = total + loss, count + 1
-      if opts.on_step then opts.on_step(count, loss) end
-      if bar then bar:update(1, { loss = loss }) end
+      local bad
+      if not finite(loss) then
+        bad = ("the loss is %s"):format(tostring(loss))
+      else
+        out.loss:backward()
+        local norm = bl.clip_grad_norm(params, opts.clip ~= false and (opts.clip or 1.0) or math.huge)
+        if not finite(norm) then bad = ("the gradient norm is %s"):format(tostring(norm)) end
+      end
       out.logits:free()
+      if bad then
+        if on_nan == "stop" then
+          error(bl.training_stop(("training stopped: %s at %s; this step was not applied%s"):format(bad, where(),
+            opts.last_good and ("; the last good state is " .. opts.last_good .. " (untouched)") or ""),
+            { nan = true, epoch = opts.epoch, step = info.step + 1 }), 2)
+        end
+        info.nan_skips = info.nan_skips + 1
+        if info.nan_skips > max_skips then
+          error(bl.training_stop(("training stopped: %s at %s, %d NaN/Inf steps skipped (more than --max-nan-skips %d)%s")
+            :format(bad, where(), info.nan_skips, max_skips,
+              opts.last_good and ("; the last good state is " .. opts.last_good .. " (untouched)") or ""),
+            { nan = true, epoch = opts.epoch, step = info.step + 1 }), 2)
+        end
+        model:zero_grad()
+        info.batches = info.batches + 1
+        if opts.log then opts.log(("skipped %s (%s; %d skipped so far)"):format(where(), bad, info.nan_skips)) end
+      else
+        opt:step()
+        if sched then sched:step() end
+        info.loss_sum, info.count = info.loss_sum + loss, info.count + 1
+        info.batches = info.batches + 1
+        info.step = info.step + 1
+        if opts.on_step then opts.on_step(info.count, loss) end
+      end
+      if bar then bar:update(1, { loss = loss }) end
+      if opts.after_step and opts.after_step(info) then info.stopped = true break end
     end
     if bar then bar:close() end
-    if count == 0 then error("train_epoch: the data loader yielded no batch", 2) end
-    return total / count
+    if info.count == 0 and not info.stopped then error("train_epoch: the data loader yielded no batch", 2) end
+    return info.count > 0 and info.loss_sum / info.count or 0 / 0, info
   end
 
   -- bl.evaluate(model, loader[, {progress=false, desc="Validation", out=io.stderr}])
@@ -340,7 +397,7 @@ return function(bl)
   }
   bl.EXPERIMENT_DEFAULTS = DEFAULTS
 
-  local function rm_rf(path) os.execute("rm -rf " .. bl.shell_quote(path)) end
+  local function rm_rf(path) bl.remove_tree(path) end
 
   -- bl.save_checkpoint(model, dir): saves a whole checkpoint folder atomically: the files are
   -- written into a hidden sibling folder, which is then renamed to `dir`; an existing checkpoint is
@@ -354,14 +411,25 @@ return function(bl)
     end
     local parent, name = dir:match("^(.*)/([^/]+)/*$")
     if not parent then parent, name = ".", dir end
+    local okw, ss = bl.weights_finite(model)
+    if not okw then
+      error(("save_checkpoint: the model's weights hold NaN or Inf (sum of squares %s); '%s' was not saved"):format(
+        tostring(ss), dir), 2)
+    end
     local tmp = ("%s/.%s.partial"):format(parent, name)
     rm_rf(tmp)
-    model:save(tmp)
+    local oks, errs = pcall(function() model:save(tmp); bl.fsync_path(tmp) end)
+    if not oks then
+      rm_rf(tmp)
+      error(("save_checkpoint: cannot save '%s': %s (earlier checkpoints are untouched)"):format(dir,
+        tostring(errs):gsub("^[^:]*:%d+: ", "")), 2)
+    end
     local ok, err = os.rename(tmp, dir)
     if not ok then
       rm_rf(tmp)
       error(("save_checkpoint: cannot move the checkpoint into '%s': %s"):format(dir, err), 2)
     end
+    bl.fsync_path(parent)
     return dir
   end
 
@@ -370,8 +438,20 @@ return function(bl)
   -- written). With an out folder, run.json is written before training starts.
   local EXTRA_OPTIONS = { limit = true, val_limit = true, out = true, eval_epoch = true, log = true, on_epoch = true,
                           per_class = true, quiet = true, quiet_model = true, progress_out = true, threads = true,
-                          val_data = true, name = true, script = true, argv = true, record = true }
+                          val_data = true, name = true, script = true, argv = true, record = true, resume = true,
+                          save_every = true, on_nan = true, max_nan_skips = true, trap_signals = true,
+                          resume_command = true, on_step = true, keep_state = true }
   local ALIASES = { text = "text_column", label = "label_column", random_state = "split_seed" }
+  -- what a resumed run takes from its run.json (the recipe; not where to print or how fast)
+  local RECORDED = { limit = true, val_limit = true, val_data = true, eval_epoch = true, name = true,
+                     save_every = true, on_nan = true, max_nan_skips = true, script = true }
+  local NOT_RECORDED = { progress = true, out = true, quiet = true, threads = true, device = true }
+
+  local function pos_int(v, what)
+    if math.type(v) ~= "integer" or v < 1 then
+      error(("run_experiment: %s must be a positive integer, got %s"):format(what, tostring(v)), 3)
+    end
+  end
 
   function bl.run_experiment(opts)
     if opts ~= nil and type(opts) ~= "table" then error("run_experiment: argument #1 must be an options table", 2) end
@@ -388,6 +468,28 @@ return function(bl)
       o[key] = v
     end
     local log = o.log or function(s) io.stdout:write(s, "\n"); io.stdout:flush() end
+    -- resume: the run folder (or its state folder); the recipe comes from its run.json
+    local resume_rec
+    if o.resume ~= nil then
+      if type(o.resume) ~= "string" or o.resume == "" then error("run_experiment: resume must be a run folder", 2) end
+      local rdir = o.resume:gsub("/+$", "")
+      if rdir:match("/state$") or rdir:match("/%.state%.old$") then rdir = rdir:match("^(.*)/[^/]+$") end
+      if not bl.file_exists(rdir .. "/run.json") then
+        error(("run_experiment: cannot resume '%s': no run.json there (not a run folder)"):format(rdir), 2)
+      end
+      if o.out ~= nil and o.out:gsub("/+$", "") ~= rdir then
+        error(("run_experiment: resume '%s' and out '%s' disagree (a run resumes in its own folder)"):format(rdir, o.out), 2)
+      end
+      local okj, rec = pcall(bl.read_json, rdir .. "/run.json")
+      if not okj then error("run_experiment: cannot resume: " .. tostring(rec):gsub("^[^:]*:%d+: ", ""), 2) end
+      if rec.status == "done" then
+        error(("run_experiment: the run in '%s' is finished (run.json status done); nothing to resume"):format(rdir), 2)
+      end
+      for k, v in pairs(rec.options or {}) do
+        if (opts or {})[k] == nil and not NOT_RECORDED[k] and (DEFAULTS[k] ~= nil or RECORDED[k]) then o[k] = v end
+      end
+      o.out, resume_rec = rdir, rec
+    end
     if o.device ~= "cpu" then
       if o.device == "cuda" then
         if not bl.cuda_available() then
@@ -397,10 +499,16 @@ return function(bl)
         error("run_experiment: unknown device '" .. tostring(o.device) .. "' (expected cpu or cuda)", 2)
       end
     end
-    for _, k in ipairs({ "epochs", "batch_size", "val_batch_size", "max_length" }) do
-      if math.type(o[k]) ~= "integer" or o[k] < 1 then
-        error(("run_experiment: %s must be a positive integer, got %s"):format(k, tostring(o[k])), 2)
-      end
+    for _, k in ipairs({ "epochs", "batch_size", "val_batch_size", "max_length" }) do pos_int(o[k], k) end
+    for _, k in ipairs({ "limit", "val_limit", "save_every" }) do if o[k] ~= nil then pos_int(o[k], k) end end
+    if o.on_nan ~= nil and o.on_nan ~= "stop" and o.on_nan ~= "skip" then
+      error(("run_experiment: on_nan must be \"stop\" or \"skip\", got %s"):format(tostring(o.on_nan)), 2)
+    end
+    if o.max_nan_skips ~= nil and (math.type(o.max_nan_skips) ~= "integer" or o.max_nan_skips < 0) then
+      error("run_experiment: max_nan_skips must be a non-negative integer, got " .. tostring(o.max_nan_skips), 2)
+    end
+    if type(o.lr) ~= "number" or not (o.lr >= 0) or o.lr == math.huge then
+      error("run_experiment: lr must be a finite number >= 0, got " .. tostring(o.lr), 2)
     end
     if math.type(o.warmup) ~= "integer" or o.warmup < 0 then
       error("run_experiment: warmup must be a non-negative integer, got " .. tostring(o.warmup), 2)
@@ -420,6 +528,9 @@ return function(bl)
     if o.eval_epoch ~= nil and o.eval_epoch ~= o.epochs and not (o.out and o.save == "all") then
       error("run_experiment: eval_epoch needs every epoch's checkpoint (an out folder and save=\"all\")", 2)
     end
+    if (o.save_every or o.resume) and not o.out then
+      error("run_experiment: save_every and resume need an out folder (where the training state is kept)", 2)
+    end
     for _, k in ipairs({ "data", "val_data" }) do
       if o[k] ~= nil and not bl.file_exists(o[k]) then
         error(("run_experiment: %s file '%s' not found%s"):format(k, o[k], o[k] == DEFAULTS.data and " (run `make data`)" or ""), 2)
@@ -429,9 +540,10 @@ return function(bl)
       error(("run_experiment: model folder '%s' not found or incomplete (needs config.json, model.safetensors, vocab.txt; run `make model`)"):format(o.model), 2)
     end
     local out = o.out
-    if out then
+    if out and not resume_rec then
       if bl.file_exists(out .. "/results.jsonl") or bl.file_exists(out .. "/run.json") then
-        error(("run_experiment: '%s' already holds a run (run.json, results.jsonl); choose another --out"):format(out), 2)
+        error(("run_experiment: '%s' already holds a run (run.json, results.jsonl); choose another --out, or continue it with --resume %s")
+          :format(out, out), 2)
       end
       bl.mkdir_p(out)
     end
@@ -453,13 +565,21 @@ return function(bl)
     end
     local name = o.name or (out and out:gsub("/+$", ""):match("([^/]+)$")) or "run"
     local rec
-    if out then
+    if resume_rec then
+      rec = resume_rec
+      rec.status, rec.ended, rec.error = "running", bl.json_null, nil
+      rec.resumed = type(rec.resumed) == "table" and rec.resumed or {}
+      rec.resumed[#rec.resumed + 1] = bl.iso_time()
+      bl.write_run_json(out, rec)
+    elseif out then
       rec = bl.run_record({ name = name, script = o.script, options = o, model = o.model, data = o.data,
         val_data = o.val_data, text_column = d.text_column, label_column = d.label_column, d = d,
         device = o.device, argv = o.argv })
       for k, v in pairs(o.record or {}) do rec[k] = v end
       bl.write_run_json(out, rec)
     end
+    local resume_cmd = o.resume_command or (out and ("bin/bertlab %s --resume %s"):format(o.script or "experiments/conference.lua",
+      bl.shell_quote(out)))
     -- the training proper; with an out folder a failure is recorded in run.json
     local function train()
       local tok = bl.BertTokenizer.from_pretrained(o.model, { do_lower_case = true })
@@ -471,40 +591,144 @@ return function(bl)
       local model = bl.BertForSequenceClassification.from_pretrained(o.model,
         { num_labels = #d.names, id2label = d.id2label, quiet = o.quiet_model ~= false, device = o.device })
       local opt = bl.AdamW(model:parameters(), { lr = o.lr, eps = o.eps, weight_decay = o.weight_decay })
-      local total_steps = #train_loader * o.epochs
+      local nb = #train_loader
+      local total_steps = nb * o.epochs
       local sched = bl.get_linear_schedule_with_warmup(opt, o.warmup, total_steps)
       log(("%d training and %d validation titles, %d classes; %d batches of %d per epoch, %d epochs, %d steps"):format(
-        #d.train.texts, #d.val.texts, #d.names, #train_loader, o.batch_size, o.epochs, total_steps))
+        #d.train.texts, #d.val.texts, #d.names, nb, o.batch_size, o.epochs, total_steps))
 
       local keeper = bl.checkpoint_keeper(out, o.save)
       local title, subtitle = bl.chart_title(name, o)
-      local run_bar = o.progress and bl.run_progress(o.epochs, { out = o.progress_out }) or nil
       local rows, last_ev = {}, nil
-      for epoch = 1, o.epochs do
-        local t0 = bl.now()
-        local lr = opt.lr
-        local desc = ("Epoch %d/%d"):format(epoch, o.epochs)
-        local train_loss = bl.train_epoch(model, train_loader, opt, sched,
-          { clip = o.clip, desc = desc, progress = o.progress, out = o.progress_out })
-        local ev = bl.evaluate(model, val_loader, { progress = o.progress, desc = "Validation", out = o.progress_out })
-        last_ev = ev
-        local row = { epoch = epoch, train_loss = train_loss, val_loss = ev.loss, val_f1 = ev.f1,
-                      val_accuracy = ev.accuracy, lr = lr, seconds = bl.now() - t0 }
-        row.checkpoint = keeper:epoch_end(model, epoch, ev.f1)
-        rows[#rows + 1] = row
-        log(("\nEpoch %d\nTraining loss: %.6f\nValidation loss: %.6f\nF1 Score (Weighted): %.6f"):format(
-          epoch, train_loss, ev.loss, ev.f1))
-        if out then
-          bl.append_line(out .. "/results.jsonl", bl.json_encode(row))
-          if o.save == "best" then -- only the best epoch's checkpoint is left
-            for _, r in ipairs(rows) do if r.checkpoint ~= keeper.best_checkpoint then r.checkpoint = nil end end
+      local state_dir = out and (out .. "/state") or nil
+      local first_epoch, step, resume_epoch, nan_skips = 1, 0, nil, 0
+      local have_state = false
+      if resume_rec then
+        for _, p in ipairs({ out .. "/.state.partial" }) do
+          if bl.is_dir(p) then log(("note: removing %s (an unfinished save)"):format(p)); rm_rf(p) end
+        end
+        local sdir, notes = bl.find_state(out)
+        for _, n in ipairs(type(notes) == "table" and notes or {}) do log("note: " .. n) end
+        local epoch0 = 0
+        if sdir then
+          local e, st_step, results, st = bl.load_state(sdir, { model = model, optimizer = opt, scheduler = sched, loader = train_loader })
+          if sdir ~= state_dir then -- take the older state back into place
+            rm_rf(state_dir)
+            os.rename(sdir, state_dir)
           end
+          epoch0, step, rows, have_state = e, st_step, results, true
+          local x = st.extra or {}
+          nan_skips = x.nan_skips or 0
+          local k = x.keeper or {}
+          keeper.best_f1 = k.best_f1 or -math.huge
+          keeper.best_epoch, keeper.best_checkpoint, keeper.saved = k.best_epoch, k.best_checkpoint, k.saved or {}
+          if st.loader then
+            resume_epoch = { order = st.loader.order, start = st.loader.batch, loss_sum = x.loss_sum, count = x.count,
+                             nan_skips = nan_skips, lr = x.epoch_lr }
+          end
+          log(("Resuming %s from %s: %d epochs done, step %d%s"):format(out, sdir, e, st_step,
+            st.loader and (" (epoch %d at batch %d of %d)"):format(e + 1, st.loader.batch, nb) or ""))
+        else
+          log(("note: %s has no training state yet; starting from the beginning"):format(out))
+        end
+        first_epoch = epoch0 + 1
+        -- what a killed run left after its last state: re-made identically by the epochs to come
+        for k = 1, o.epochs do
+          local p = ("%s/.epoch_%d.partial"):format(out, k)
+          if bl.is_dir(p) then log(("note: removing %s (an unfinished checkpoint)"):format(p)); rm_rf(p) end
+          if k > epoch0 and bl.is_dir(("%s/epoch_%d"):format(out, k)) then
+            log(("note: removing %s/epoch_%d (saved after the last training state; it is trained again)"):format(out, k))
+            rm_rf(("%s/epoch_%d"):format(out, k))
+          end
+        end
+        local lines = {}
+        for i, r in ipairs(rows) do lines[i] = bl.json_encode(r) end
+        bl.write_file_durable(out .. "/results.jsonl", #lines > 0 and (table.concat(lines, "\n") .. "\n") or "")
+        if #rows > 0 then
           bl.write_file(out .. "/results.csv", bl.results_csv(rows))
           bl.write_file(out .. "/chart.svg", bl.results_svg(rows, { title = title, subtitle = subtitle }))
         end
-        if run_bar then run_bar:epoch_done(epoch) end
-        if o.on_epoch then o.on_epoch(row) end
       end
+
+      local function save_run_state(epochs_done, mid, info, epoch_lr)
+        if not state_dir then return end
+        bl.save_state(state_dir, { model = model, optimizer = opt, scheduler = sched, loader = mid and train_loader or nil,
+          epoch = epochs_done, step = step, results = rows,
+          extra = { loss_sum = mid and info.loss_sum or nil, count = mid and info.count or nil, epoch_lr = mid and epoch_lr or nil,
+                    nan_skips = nan_skips,
+                    keeper = { best_f1 = keeper.best_f1 > -math.huge and keeper.best_f1 or nil, best_epoch = keeper.best_epoch,
+                               best_checkpoint = keeper.best_checkpoint, saved = keeper.saved } } })
+        have_state = true
+      end
+      local function last_good()
+        if have_state then return state_dir end
+        return nil
+      end
+      local trapped = out and o.trap_signals
+      if trapped then bl.trap_signals() end
+      local function stop_for_signal(sig, num, where)
+        local msg = ("\nStopped by %s %s; the training state is saved in %s\nContinue with: %s"):format(sig, where,
+          state_dir, resume_cmd)
+        return bl.training_stop(msg, { signal = sig, exit = 128 + num })
+      end
+
+      local run_bar = o.progress and bl.run_progress(o.epochs, { out = o.progress_out }) or nil
+      local okt, err = pcall(function()
+        for epoch = first_epoch, o.epochs do
+          local t0 = bl.now()
+          local r = resume_epoch
+          resume_epoch = nil
+          local lr = r and r.lr or opt.lr
+          local desc = ("Epoch %d/%d"):format(epoch, o.epochs)
+          local train_loss, info = bl.train_epoch(model, train_loader, opt, sched,
+            { clip = o.clip, desc = desc, progress = o.progress, out = o.progress_out, on_nan = o.on_nan,
+              max_nan_skips = o.max_nan_skips, epoch = epoch, step = step, last_good = last_good(), log = log,
+              resume = r or { nan_skips = nan_skips },
+              on_step = o.on_step and function(count, loss) o.on_step(model, epoch, step + 1, loss) end,
+              after_step = function(info)
+                step, nan_skips = info.step, info.nan_skips
+                local sig, num = bl.signal_pending()
+                if info.batches < nb then
+                  if sig or (o.save_every and info.batches > 0 and step % o.save_every == 0) then
+                    save_run_state(epoch - 1, true, info, lr)
+                  end
+                  if sig then error(stop_for_signal(sig, num, ("in epoch %d after step %d (batch %d of %d)"):format(
+                    epoch, step, info.batches, nb)), 0) end
+                end
+                return false
+              end })
+          local okw, ss = bl.weights_finite(model)
+          if not okw then
+            error(bl.training_stop(("training stopped: the weights hold NaN or Inf (sum of squares %s) after epoch %d's last step (step %d); epoch_%d was not saved%s")
+              :format(tostring(ss), epoch, step, epoch, last_good() and ("; the last good state is " .. last_good() .. " (untouched)") or ""),
+              { nan = true, epoch = epoch, step = step }), 0)
+          end
+          local ev = bl.evaluate(model, val_loader, { progress = o.progress, desc = "Validation", out = o.progress_out })
+          last_ev = ev
+          local row = { epoch = epoch, train_loss = train_loss, val_loss = ev.loss, val_f1 = ev.f1,
+                        val_accuracy = ev.accuracy, lr = lr, seconds = bl.now() - t0 }
+          if info.nan_skips > 0 then row.nan_skips = info.nan_skips end
+          row.checkpoint = keeper:epoch_end(model, epoch, ev.f1)
+          rows[#rows + 1] = row
+          if o.save == "best" then -- only the best epoch's checkpoint is left
+            for _, rr in ipairs(rows) do if rr.checkpoint ~= keeper.best_checkpoint then rr.checkpoint = nil end end
+          end
+          save_run_state(epoch, false)
+          log(("\nEpoch %d\nTraining loss: %.6f\nValidation loss: %.6f\nF1 Score (Weighted): %.6f"):format(
+            epoch, train_loss, ev.loss, ev.f1))
+          if out then
+            bl.append_line(out .. "/results.jsonl", bl.json_encode(row))
+            bl.write_file(out .. "/results.csv", bl.results_csv(rows))
+            bl.write_file(out .. "/chart.svg", bl.results_svg(rows, { title = title, subtitle = subtitle }))
+          end
+          if run_bar then run_bar:epoch_done(epoch) end
+          if o.on_epoch then o.on_epoch(row) end
+          local sig, num = bl.signal_pending()
+          if sig and epoch < o.epochs then error(stop_for_signal(sig, num, ("after epoch %d (step %d)"):format(epoch, step)), 0) end
+        end
+      end)
+      if trapped then bl.untrap_signals() end
+      if not okt then error(err, 0) end
 
       -- the best epoch (highest weighted F1, the earliest on ties) or the one asked for
       local best = keeper.best_epoch
@@ -518,7 +742,7 @@ return function(bl)
         log(("\nReloaded %s (epoch %d): validation loss %.6f, weighted F1 %.6f, accuracy %.4f"):format(
           path, best, final.loss, final.f1, final.accuracy))
       else
-        final = last_ev -- the model as it ended (no checkpoint to reload)
+        final = last_ev or bl.evaluate(model, val_loader) -- the model as it ended (no checkpoint to reload)
         log(("\nFinal model (epoch %d, no checkpoints saved): weighted F1 %.6f"):format(#rows, final.f1))
       end
       if o.per_class ~= false then
@@ -531,6 +755,9 @@ return function(bl)
         bl.finish_run_record(out, rec, { best_epoch = best, best_f1 = rows[keeper.best_epoch].val_f1,
           best_checkpoint = o.save ~= "none" and ("epoch_%d"):format(best) or bl.json_null,
           final_f1 = final.f1, seconds = result.seconds })
+        -- a finished run is not resumed: its state (weights + moments, 3x a checkpoint) goes,
+        -- after run.json says done (a kill in between leaves a harmless state)
+        if not o.keep_state then bl.remove_tree(state_dir) end
       end
       return result
     end

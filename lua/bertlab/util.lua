@@ -157,10 +157,16 @@ return function(bl)
   -- --help prints the usage and exits 0; an error prints it and exits 2 (spec.raise: error instead,
   -- and --help returns nil, usage).
   -- bl.script_main(name, main): runs a script's main function; an error is printed as
-  -- "name: message" (without the Lua position, which means nothing to a user) and exits 1.
+  -- "name: message" (without the Lua position, which means nothing to a user) and exits 1; a
+  -- training stop on a signal (bl.training_stop with exit=) prints its message and exits with it.
   function bl.script_main(name, main)
     local ok, err = pcall(main)
     if not ok then
+      if bl.is_training_stop and bl.is_training_stop(err) and err.exit then -- a stop on a signal: 130/143
+        io.stderr:write(tostring(err), "\n")
+        io.stdout:flush()
+        os.exit(err.exit)
+      end
       io.stderr:write(name, ": ", (tostring(err):gsub("^[^:]*:%d+: ", "")), "\n")
       os.exit(1)
     end
@@ -260,8 +266,8 @@ return function(bl)
   -- bl.mkdir_p(path): creates the directory and its parents; error naming the path on failure.
   function bl.mkdir_p(path)
     if type(path) ~= "string" or path == "" then error("mkdir_p: path must be a non-empty string", 2) end
-    local ok = os.execute("mkdir -p " .. shell_quote(path) .. " 2>/dev/null")
-    if not ok then error(("mkdir_p: cannot create directory '%s'"):format(path), 2) end
+    local ok, err = pcall(bl.make_dirs, path) -- in-process: no shell (a stop signal is never lost)
+    if not ok then error(("mkdir_p: cannot create directory '%s': %s"):format(path, tostring(err):gsub("^make_dirs: ", "")), 2) end
     return path
   end
 
