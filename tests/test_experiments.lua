@@ -121,13 +121,7 @@ else
 end
 
 -- end to end on the default model and the tutorial's data
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = T.slurp
 
 local missing_parts = {}
 for _, name in ipairs({ "read_csv", "train_test_split", "TensorDataset", "DataLoader", "BertTokenizer",
@@ -135,14 +129,8 @@ for _, name in ipairs({ "read_csv", "train_test_split", "TensorDataset", "DataLo
   if bl[name] == nil then missing_parts[#missing_parts + 1] = name end
 end
 
-local BIN = os.getenv("BL_TEST_BIN") or "bin/bertlab" -- tests/run.sh sets it (make test-asan)
-local function run(cmd)
-  cmd = cmd:gsub("^bin/bertlab ", function() return BIN .. " " end)
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return ok and 0 or code, out
-end
+local BIN = T.BIN
+local run = T.sh
 
 if #missing_parts > 0 then
   T.skip("conference.lua smoke run", "parts not merged yet: " .. table.concat(missing_parts, ", "))

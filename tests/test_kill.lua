@@ -14,26 +14,15 @@ if not bl.file_exists(TINY .. "/model.safetensors") then
   T.skip("kill test", TINY .. " is missing")
   T.done()
 end
-local BIN = os.getenv("BL_TEST_BIN") or "bin/bertlab"
+local BIN = T.BIN
 local TRIALS = math.tointeger(tonumber(os.getenv("KILL_TRIALS") or "4")) or 4
 local SEED = math.tointeger(tonumber(os.getenv("KILL_SEED") or "")) or os.time()
 math.randomseed(SEED)
 print(("# %d trials, KILL_SEED=%d"):format(TRIALS, SEED))
 
 local function q(s) return bl.shell_quote(s) end
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return ok and 0 or code, out
-end
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local sh = T.sh
+local slurp = T.slurp
 local function alive(pid)
   local s = slurp("/proc/" .. pid .. "/stat")
   return s ~= nil and not s:match("^%d+ %b() [ZX]")

@@ -12,19 +12,8 @@ if not (type(bl.BertForSequenceClassification) == "table" and bl.file_exists(TIN
   T.done()
 end
 
-local function run(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return ok and 0 or code, out
-end
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local run = T.sh
+local read = T.slurp
 local function csv_field(s) return s:find('[,"\n]') and ('"' .. s:gsub('"', '""') .. '"') or s end
 
 local dir = os.tmpname()

@@ -16,21 +16,10 @@ if not bl.file_exists(TINY .. "/model.safetensors") then
   T.skip("training states", TINY .. " is missing")
   T.done()
 end
-local BIN = os.getenv("BL_TEST_BIN") or "bin/bertlab"
+local BIN = T.BIN
 
-local function run(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return ok and 0 or code, out
-end
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local run = T.sh
+local slurp = T.slurp
 local function q(s) return bl.shell_quote(s) end
 
 local dir = os.tmpname()

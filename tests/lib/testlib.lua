@@ -46,6 +46,27 @@ function T.checkerror(pattern, name, f, ...)
   return report(err:find(pattern) ~= nil, name, ("error %q does not match %q"):format(err, pattern))
 end
 
+-- The bertlab binary under test (tests/run.sh sets BL_TEST_BIN; make test-asan points it elsewhere).
+T.BIN = os.getenv("BL_TEST_BIN") or "bin/bertlab"
+
+-- T.sh(cmd) -> exit status, output (stdout and stderr); a leading "bin/bertlab " runs T.BIN.
+function T.sh(cmd)
+  cmd = cmd:gsub("^bin/bertlab ", function() return T.BIN .. " " end)
+  local p = io.popen(cmd .. " 2>&1")
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return ok and 0 or code, out
+end
+
+-- T.slurp(path) -> the file's bytes, or nil when it cannot be opened.
+function T.slurp(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
 function T.skip(name, reason) print("skip - " .. name .. ": " .. reason) end
 
 function T.done()
