@@ -53,20 +53,9 @@ local args = bl.parse_args(arg, {
   },
 })
 
--- The tutorial's steps, each done by bl.run_experiment (lua/bertlab/train.lua):
--- 1. Seed every random stream (the tutorial seeds random, numpy and torch with 17).
--- 2. Read the texts; number the labels in order of first appearance (VLDB 0, ISCAS 1, ...).
--- 3. Stratified split, test_size 0.15, random_state 42 (scikit-learn's exact indices); the tutorial
---    then selects df[df.data_type == 'train'], i.e. rows in file order. (--val-data: every row of
---    --data trains, every row of --val-data validates.)
--- 4. BertTokenizer (lower-cased): special tokens, attention mask, padding, max_length 256.
--- 5. Data loaders: RandomSampler for training (batch 3), SequentialSampler for validation.
--- 6. BertForSequenceClassification with one output per label.
--- 7. AdamW (lr 1e-5, eps 1e-8) and a linear schedule without warm-up over every step.
--- 8. The epoch loop: train (clipping gradients at 1.0), evaluate, save a checkpoint and a training
---    state (out/state: --resume continues from it; Ctrl-C saves one and stops with status 130).
--- 9. Reload an epoch's checkpoint (the best weighted F1 unless --eval-epoch) and print the
---    accuracy per class, as the tutorial's last step.
+-- The tutorial's steps. bl.Experiment (lua/bertlab/train.lua) keeps the run's books: the options
+-- (with --resume, the recipe recorded in run.json), run.json, checkpoints, training states, the
+-- results files, Ctrl-C. bl.run_experiment runs these same steps as one call (ablation.lua).
 local function main()
   if args.device == "cuda" and not bl.cuda_available() then
     error("--device cuda is not available yet here (CUDA is not available: " .. bl.cuda_describe() .. ")")
@@ -74,9 +63,9 @@ local function main()
   if args.no_save then args.save = "none" end
   if args.threads then bl.set_num_threads(args.threads) end
   local t_start = bl.clock()
-  local res
+  local exp
   if args.resume then
-    res = bl.run_experiment({ resume = args.resume, progress = not args.quiet, keep_state = args.keep_state,
+    exp = bl.Experiment({ resume = args.resume, progress = not args.quiet, keep_state = args.keep_state,
       trap_signals = true, script = "experiments/conference.lua", threads = args.threads })
   else
     local out = args.out or ("runs/conference-" .. bl.timestamp())
@@ -105,8 +94,56 @@ local function main()
     for k, v in pairs(o) do recorded[k] = v end
     recorded.no_save, recorded.quiet, recorded.trap_signals, recorded.script = args.no_save, args.quiet, nil, nil
     o.record = { options = recorded }
-    res = bl.run_experiment(o)
+    exp = bl.Experiment(o)
   end
+  local o = exp.o -- the recipe: these options, or those recorded in the run being resumed
+  local res = exp:run(function()
+    -- 1. Seed every random stream (the tutorial seeds random, numpy and torch with 17).
+    bl.seed(o.seed)
+    -- 2. Read the texts; number the labels in order of first appearance (VLDB 0, ISCAS 1, ...).
+    -- 3. Stratified split, test_size 0.15, random_state 42 (scikit-learn's exact indices); the
+    --    tutorial then selects df[df.data_type == 'train'], i.e. rows in file order. (--val-data:
+    --    every row of --data trains, every row of --val-data validates.) run.json is written here.
+    local d = exp:load_data()
+    -- 4. BertTokenizer (lower-cased): special tokens, attention mask, padding, max_length 256.
+    local tok = bl.BertTokenizer.from_pretrained(o.model, { do_lower_case = true })
+    local ds_train = bl.encode_dataset(tok, d.train.texts, d.train.labels, o)
+    local ds_val = bl.encode_dataset(tok, d.val.texts, d.val.labels, o)
+    -- 5. Data loaders: RandomSampler for training (batch 3), SequentialSampler for validation.
+    local pad = o.pad == "longest" and "longest" or "none"
+    local train_loader = bl.DataLoader(ds_train, { batch_size = o.batch_size, sampler = "random", pad = pad, mask = 2 })
+    local val_loader = bl.DataLoader(ds_val, { batch_size = o.val_batch_size, sampler = "sequential", pad = pad, mask = 2 })
+    -- 6. BertForSequenceClassification with one output per label.
+    local model = bl.BertForSequenceClassification.from_pretrained(o.model,
+      { num_labels = #d.names, id2label = d.id2label, quiet = true, device = o.device })
+    -- 7. AdamW (lr 1e-5, eps 1e-8) and a linear schedule without warm-up over every step.
+    local opt = bl.AdamW(model:parameters(), { lr = o.lr, eps = o.eps, weight_decay = o.weight_decay })
+    local sched = bl.get_linear_schedule_with_warmup(opt, o.warmup, #train_loader * o.epochs)
+    exp:start({ model = model, optimizer = opt, scheduler = sched, train_loader = train_loader, val_loader = val_loader })
+    -- 8. The epoch loop: train (clipping gradients at 1.0), evaluate, save a checkpoint and a
+    --    training state (out/state: --resume continues from it; Ctrl-C saves one and stops with
+    --    status 130). A resumed run starts after its last finished epoch.
+    for epoch in exp:epochs() do
+      local train_loss, info = exp:train_epoch(epoch)
+      local ev = bl.evaluate(model, val_loader, exp:eval_options())
+      exp:end_epoch(epoch, train_loss, ev, info)
+    end
+    -- 9. Reload an epoch's checkpoint (the best weighted F1 unless --eval-epoch) and print the
+    --    accuracy per class, as the tutorial's last step.
+    local best = o.eval_epoch or exp:best_epoch()
+    local path, final = exp:checkpoint(best), nil
+    if path then
+      model:load(path)
+      final = bl.evaluate(model, val_loader)
+      print(("\nReloaded %s (epoch %d): validation loss %.6f, weighted F1 %.6f, accuracy %.4f"):format(
+        path, best, final.loss, final.f1, final.accuracy))
+    else
+      final = exp.last_ev or bl.evaluate(model, val_loader) -- no checkpoint kept (--save none): the model as it ended
+      print(("\nFinal model (epoch %d, no checkpoints saved): weighted F1 %.6f"):format(#exp.rows, final.f1))
+    end
+    bl.accuracy_per_class(final.preds, final.labels, d.id2label)
+    return exp:finish(final, best)
+  end)
   print(("\nResults in %s (run.json, results.csv, results.jsonl, chart.svg); best epoch %d; %.1f s in all."):format(
     res.out, res.best_epoch, bl.clock() - t_start))
 end

@@ -433,9 +433,14 @@ return function(bl)
     return dir
   end
 
-  -- bl.run_experiment(opts) → {epochs={per-epoch rows}, best_epoch=, final=, out=, ...}: the
-  -- tutorial's fine-tuning run on any CSV (see docs/api/train.md for every option and the files
-  -- written). With an out folder, run.json is written before training starts.
+  -- bl.Experiment(opts) → exp: the bookkeeping of one fine-tuning run, in steps that a script
+  -- calls in the tutorial's order (experiments/conference.lua; bl.run_experiment calls the same
+  -- steps): options checked and resolved (exp.o; with resume, the recipe comes from run.json),
+  -- exp:load_data() (reads and splits, writes run.json), exp:start{model=, optimizer=, scheduler=,
+  -- train_loader=, val_loader=} (restores a training state when resuming), `for epoch in
+  -- exp:epochs()` with exp:train_epoch(epoch) and exp:end_epoch(epoch, loss, ev, info) (checkpoints,
+  -- training states, results files, Ctrl-C), exp:checkpoint(epoch) and exp:finish(final, epoch).
+  -- exp:run(fn) runs fn so that a failure is recorded in run.json. See docs/api/train.md.
   local EXTRA_OPTIONS = { limit = true, val_limit = true, out = true, eval_epoch = true, log = true, on_epoch = true,
                           per_class = true, quiet = true, quiet_model = true, progress_out = true, threads = true,
                           val_data = true, name = true, script = true, argv = true, record = true, resume = true,
@@ -447,23 +452,25 @@ return function(bl)
                      save_every = true, on_nan = true, max_nan_skips = true, script = true }
   local NOT_RECORDED = { progress = true, out = true, quiet = true, threads = true, device = true }
 
-  local function pos_int(v, what)
-    if math.type(v) ~= "integer" or v < 1 then
-      error(("run_experiment: %s must be a positive integer, got %s"):format(what, tostring(v)), 3)
-    end
-  end
+  local Exp = {}
+  Exp.__index = Exp
+  Exp.__name = "bertlab.Experiment"
 
-  function bl.run_experiment(opts)
-    if opts ~= nil and type(opts) ~= "table" then error("run_experiment: argument #1 must be an options table", 2) end
+  -- options: merged with the defaults, checked; errors are raised at `level` as "<fn>: ..."
+  local function new_experiment(opts, fn, level)
+    level = level + 1
+    local function fail(msg) error(fn .. ": " .. msg, level) end
+    local function pos_int(v, what)
+      if math.type(v) ~= "integer" or v < 1 then fail(("%s must be a positive integer, got %s"):format(what, tostring(v))) end
+    end
+    if opts ~= nil and type(opts) ~= "table" then fail("argument #1 must be an options table") end
     local o = {}
     for k, v in pairs(DEFAULTS) do o[k] = v end
     for k, v in pairs(opts or {}) do
       local key = ALIASES[k] or k
-      if DEFAULTS[key] == nil and not EXTRA_OPTIONS[key] then
-        error(("run_experiment: unknown option '%s'"):format(tostring(k)), 2)
-      end
+      if DEFAULTS[key] == nil and not EXTRA_OPTIONS[key] then fail(("unknown option '%s'"):format(tostring(k))) end
       if ALIASES[k] and opts[key] ~= nil and opts[key] ~= v then
-        error(("run_experiment: options '%s' and '%s' disagree"):format(k, key), 2)
+        fail(("options '%s' and '%s' disagree"):format(k, key))
       end
       o[key] = v
     end
@@ -471,19 +478,19 @@ return function(bl)
     -- resume: the run folder (or its state folder); the recipe comes from its run.json
     local resume_rec
     if o.resume ~= nil then
-      if type(o.resume) ~= "string" or o.resume == "" then error("run_experiment: resume must be a run folder", 2) end
+      if type(o.resume) ~= "string" or o.resume == "" then fail("resume must be a run folder") end
       local rdir = o.resume:gsub("/+$", "")
       if rdir:match("/state$") or rdir:match("/%.state%.old$") then rdir = rdir:match("^(.*)/[^/]+$") end
       if not bl.file_exists(rdir .. "/run.json") then
-        error(("run_experiment: cannot resume '%s': no run.json there (not a run folder)"):format(rdir), 2)
+        fail(("cannot resume '%s': no run.json there (not a run folder)"):format(rdir))
       end
       if o.out ~= nil and o.out:gsub("/+$", "") ~= rdir then
-        error(("run_experiment: resume '%s' and out '%s' disagree (a run resumes in its own folder)"):format(rdir, o.out), 2)
+        fail(("resume '%s' and out '%s' disagree (a run resumes in its own folder)"):format(rdir, o.out))
       end
       local okj, rec = pcall(bl.read_json, rdir .. "/run.json")
-      if not okj then error("run_experiment: cannot resume: " .. tostring(rec):gsub("^[^:]*:%d+: ", ""), 2) end
+      if not okj then fail("cannot resume: " .. tostring(rec):gsub("^[^:]*:%d+: ", "")) end
       if rec.status == "done" then
-        error(("run_experiment: the run in '%s' is finished (run.json status done); nothing to resume"):format(rdir), 2)
+        fail(("the run in '%s' is finished (run.json status done); nothing to resume"):format(rdir))
       end
       for k, v in pairs(rec.options or {}) do
         if (opts or {})[k] == nil and not NOT_RECORDED[k] and (DEFAULTS[k] ~= nil or RECORDED[k]) then o[k] = v end
@@ -493,96 +500,341 @@ return function(bl)
     if o.device ~= "cpu" then
       if o.device == "cuda" then
         if not bl.cuda_available() then
-          error("run_experiment: --device cuda is not available yet here (CUDA is not available: " .. bl.cuda_describe() .. ")", 2)
+          fail("--device cuda is not available yet here (CUDA is not available: " .. bl.cuda_describe() .. ")")
         end
       else
-        error("run_experiment: unknown device '" .. tostring(o.device) .. "' (expected cpu or cuda)", 2)
+        fail("unknown device '" .. tostring(o.device) .. "' (expected cpu or cuda)")
       end
     end
     for _, k in ipairs({ "epochs", "batch_size", "val_batch_size", "max_length" }) do pos_int(o[k], k) end
     for _, k in ipairs({ "limit", "val_limit", "save_every" }) do if o[k] ~= nil then pos_int(o[k], k) end end
     if o.on_nan ~= nil and o.on_nan ~= "stop" and o.on_nan ~= "skip" then
-      error(("run_experiment: on_nan must be \"stop\" or \"skip\", got %s"):format(tostring(o.on_nan)), 2)
+      fail(("on_nan must be \"stop\" or \"skip\", got %s"):format(tostring(o.on_nan)))
     end
     if o.max_nan_skips ~= nil and (math.type(o.max_nan_skips) ~= "integer" or o.max_nan_skips < 0) then
-      error("run_experiment: max_nan_skips must be a non-negative integer, got " .. tostring(o.max_nan_skips), 2)
+      fail("max_nan_skips must be a non-negative integer, got " .. tostring(o.max_nan_skips))
     end
     if type(o.lr) ~= "number" or not (o.lr >= 0) or o.lr == math.huge then
-      error("run_experiment: lr must be a finite number >= 0, got " .. tostring(o.lr), 2)
+      fail("lr must be a finite number >= 0, got " .. tostring(o.lr))
     end
     if math.type(o.warmup) ~= "integer" or o.warmup < 0 then
-      error("run_experiment: warmup must be a non-negative integer, got " .. tostring(o.warmup), 2)
+      fail("warmup must be a non-negative integer, got " .. tostring(o.warmup))
     end
     local okm, mode = pcall(bl.save_mode, o.save)
-    if not okm then error("run_experiment: " .. tostring(mode):gsub("^[^:]*:%d+: ", ""), 2) end
+    if not okm then fail(tostring(mode):gsub("^[^:]*:%d+: ", "")) end
     o.save = mode
     if type(o.test_size) ~= "number" or o.test_size <= 0 or (o.test_size >= 1 and o.test_size ~= math.floor(o.test_size)) then
-      error(("run_experiment: test_size must be a fraction in (0, 1) or a row count, got %s"):format(tostring(o.test_size)), 2)
+      fail(("test_size must be a fraction in (0, 1) or a row count, got %s"):format(tostring(o.test_size)))
     end
-    if math.type(o.split_seed) ~= "integer" then
-      error("run_experiment: split_seed must be an integer, got " .. tostring(o.split_seed), 2)
-    end
+    if math.type(o.split_seed) ~= "integer" then fail("split_seed must be an integer, got " .. tostring(o.split_seed)) end
     if o.eval_epoch ~= nil and (math.type(o.eval_epoch) ~= "integer" or o.eval_epoch < 1 or o.eval_epoch > o.epochs) then
-      error(("run_experiment: eval_epoch must be between 1 and %d, got %s"):format(o.epochs, tostring(o.eval_epoch)), 2)
+      fail(("eval_epoch must be between 1 and %d, got %s"):format(o.epochs, tostring(o.eval_epoch)))
     end
     if o.eval_epoch ~= nil and o.eval_epoch ~= o.epochs and not (o.out and o.save == "all") then
-      error("run_experiment: eval_epoch needs every epoch's checkpoint (an out folder and save=\"all\")", 2)
+      fail("eval_epoch needs every epoch's checkpoint (an out folder and save=\"all\")")
     end
     if (o.save_every or o.resume) and not o.out then
-      error("run_experiment: save_every and resume need an out folder (where the training state is kept)", 2)
+      fail("save_every and resume need an out folder (where the training state is kept)")
     end
     for _, k in ipairs({ "data", "val_data" }) do
       if o[k] ~= nil and not bl.file_exists(o[k]) then
-        error(("run_experiment: %s file '%s' not found%s"):format(k, o[k], o[k] == DEFAULTS.data and " (run `make data`)" or ""), 2)
+        fail(("%s file '%s' not found%s"):format(k, o[k], o[k] == DEFAULTS.data and " (run `make data`)" or ""))
       end
     end
     if not (bl.file_exists(o.model .. "/config.json") and bl.file_exists(o.model .. "/vocab.txt")) then
-      error(("run_experiment: model folder '%s' not found or incomplete (needs config.json, model.safetensors, vocab.txt; run `make model`)"):format(o.model), 2)
+      fail(("model folder '%s' not found or incomplete (needs config.json, model.safetensors, vocab.txt; run `make model`)"):format(o.model))
     end
     local out = o.out
     if out and not resume_rec then
       if bl.file_exists(out .. "/results.jsonl") or bl.file_exists(out .. "/run.json") then
-        error(("run_experiment: '%s' already holds a run (run.json, results.jsonl); choose another --out, or continue it with --resume %s")
-          :format(out, out), 2)
+        fail(("'%s' already holds a run (run.json, results.jsonl); choose another --out, or continue it with --resume %s")
+          :format(out, out))
       end
       bl.mkdir_p(out)
     end
-    local t_start = bl.now()
     if o.threads ~= nil then
       if math.type(o.threads) ~= "integer" or o.threads < 1 then
-        error("run_experiment: threads must be a positive integer, got " .. tostring(o.threads), 2)
+        fail("threads must be a positive integer, got " .. tostring(o.threads))
       end
       bl.set_num_threads(o.threads)
     end
+    local name = o.name or (out and out:gsub("/+$", ""):match("([^/]+)$")) or "run"
+    return setmetatable({ o = o, out = out, name = name, fn = fn, log = log, resume_rec = resume_rec,
+      t_start = bl.now(), rows = {}, step = 0, nan_skips = 0, first_epoch = 1, have_state = false,
+      state_dir = out and (out .. "/state") or nil,
+      resume_command = o.resume_command or (out and ("bin/bertlab %s --resume %s"):format(
+        o.script or "experiments/conference.lua", bl.shell_quote(out))) }, Exp)
+  end
 
-    bl.seed(o.seed)
+  function bl.Experiment(opts) return new_experiment(opts, "Experiment", 2) end
+
+  -- exp:load_data() → d (bl.load_text_classification of the run's options); writes run.json
+  function Exp:load_data()
+    local o, out = self.o, self.out
     local okd, d = pcall(bl.load_text_classification, o.data, { text_column = o.text_column, label_column = o.label_column,
       test_size = o.test_size, split_seed = o.split_seed, val_data = o.val_data, limit = o.limit, val_limit = o.val_limit })
-    if not okd then error("run_experiment: " .. tostring(d):gsub("^[^:]*:%d+: ", ""):gsub("^load_text_classification: ", ""), 2) end
+    if not okd then error(self.fn .. ": " .. tostring(d):gsub("^[^:]*:%d+: ", ""):gsub("^load_text_classification: ", ""), 2) end
     if #d.names < 2 then
-      error(("run_experiment: %s: column '%s' has a single label ('%s'); a classifier needs two or more"):format(
+      error(("%s: %s: column '%s' has a single label ('%s'); a classifier needs two or more"):format(self.fn,
         o.data, o.label_column, tostring(d.names[1])), 2)
     end
-    local name = o.name or (out and out:gsub("/+$", ""):match("([^/]+)$")) or "run"
     local rec
-    if resume_rec then
-      rec = resume_rec
+    if self.resume_rec then
+      rec = self.resume_rec
       rec.status, rec.ended, rec.error = "running", bl.json_null, nil
       rec.resumed = type(rec.resumed) == "table" and rec.resumed or {}
       rec.resumed[#rec.resumed + 1] = bl.iso_time()
       bl.write_run_json(out, rec)
     elseif out then
-      rec = bl.run_record({ name = name, script = o.script, options = o, model = o.model, data = o.data,
+      rec = bl.run_record({ name = self.name, script = o.script, options = o, model = o.model, data = o.data,
         val_data = o.val_data, text_column = d.text_column, label_column = d.label_column, d = d,
         device = o.device, argv = o.argv })
       for k, v in pairs(o.record or {}) do rec[k] = v end
       bl.write_run_json(out, rec)
     end
-    local resume_cmd = o.resume_command or (out and ("bin/bertlab %s --resume %s"):format(o.script or "experiments/conference.lua",
-      bl.shell_quote(out)))
-    -- the training proper; with an out folder a failure is recorded in run.json
-    local function train()
+    self.d, self.record = d, rec
+    return d
+  end
+
+  -- exp:run(fn) → fn()'s results; with an out folder a failure (or a stop) is recorded in run.json
+  function Exp:run(fn)
+    local function guarded()
+      local res = table.pack(pcall(fn))
+      if self.trapped then bl.untrap_signals(); self.trapped = false end
+      if not res[1] then error(res[2], 0) end
+      return table.unpack(res, 2, res.n)
+    end
+    if not self.out then return guarded() end
+    -- run.json exists only once load_data ran: an earlier failure has nothing to record
+    local res = table.pack(pcall(guarded))
+    if not res[1] then
+      if self.record then return bl.with_run_record(self.out, self.record, function() error(res[2], 0) end) end
+      error(res[2], 0)
+    end
+    return table.unpack(res, 2, res.n)
+  end
+
+  -- exp:start{model=, optimizer=, scheduler=, train_loader=, val_loader=} → first epoch to train
+  -- (1, or the one after a resumed training state, which is loaded into these objects)
+  function Exp:start(parts)
+    if type(parts) ~= "table" then error("Experiment:start: argument #1 must be a table of the run's parts", 2) end
+    bl.check_options("Experiment:start", parts, { "model", "optimizer", "scheduler", "train_loader", "val_loader" }, 2)
+    for _, k in ipairs({ "model", "optimizer", "scheduler", "train_loader" }) do
+      if parts[k] == nil then error(("Experiment:start: %s is missing"):format(k), 2) end
+    end
+    local o, out, log, d = self.o, self.out, self.log, self.d
+    if not d then error("Experiment:start: call exp:load_data() first", 2) end
+    self.model, self.opt, self.sched, self.train_loader, self.val_loader =
+      parts.model, parts.optimizer, parts.scheduler, parts.train_loader, parts.val_loader
+    self.nb = #self.train_loader
+    self.total_steps = self.nb * o.epochs
+    log(("%d training and %d validation titles, %d classes; %d batches of %d per epoch, %d epochs, %d steps"):format(
+      #d.train.texts, #d.val.texts, #d.names, self.nb, o.batch_size, o.epochs, self.total_steps))
+    self.keeper = bl.checkpoint_keeper(out, o.save)
+    self.title, self.subtitle = bl.chart_title(self.name, o)
+    if self.resume_rec then self:_resume_state() end
+    return self.first_epoch
+  end
+
+  function Exp:_resume_state()
+    local o, out, log, keeper = self.o, self.out, self.log, self.keeper
+    for _, p in ipairs({ out .. "/.state.partial" }) do
+      if bl.is_dir(p) then log(("note: removing %s (an unfinished save)"):format(p)); rm_rf(p) end
+    end
+    local sdir, notes = bl.find_state(out)
+    for _, n in ipairs(type(notes) == "table" and notes or {}) do log("note: " .. n) end
+    local epoch0 = 0
+    if sdir then
+      local e, st_step, results, st = bl.load_state(sdir, { model = self.model, optimizer = self.opt,
+        scheduler = self.sched, loader = self.train_loader })
+      if sdir ~= self.state_dir then -- take the older state back into place
+        rm_rf(self.state_dir)
+        os.rename(sdir, self.state_dir)
+      end
+      epoch0, self.step, self.rows, self.have_state = e, st_step, results, true
+      local x = st.extra or {}
+      self.nan_skips = x.nan_skips or 0
+      local k = x.keeper or {}
+      keeper.best_f1 = k.best_f1 or -math.huge
+      keeper.best_epoch, keeper.best_checkpoint, keeper.saved = k.best_epoch, k.best_checkpoint, k.saved or {}
+      if st.loader then
+        self.resume_epoch = { order = st.loader.order, start = st.loader.batch, loss_sum = x.loss_sum, count = x.count,
+                              nan_skips = self.nan_skips, lr = x.epoch_lr }
+      end
+      log(("Resuming %s from %s: %d epochs done, step %d%s"):format(out, sdir, e, st_step,
+        st.loader and (" (epoch %d at batch %d of %d)"):format(e + 1, st.loader.batch, self.nb) or ""))
+    else
+      log(("note: %s has no training state yet; starting from the beginning"):format(out))
+    end
+    self.first_epoch = epoch0 + 1
+    -- what a killed run left after its last state: re-made identically by the epochs to come
+    for k = 1, o.epochs do
+      local p = ("%s/.epoch_%d.partial"):format(out, k)
+      if bl.is_dir(p) then log(("note: removing %s (an unfinished checkpoint)"):format(p)); rm_rf(p) end
+      if k > epoch0 and bl.is_dir(("%s/epoch_%d"):format(out, k)) then
+        log(("note: removing %s/epoch_%d (saved after the last training state; it is trained again)"):format(out, k))
+        rm_rf(("%s/epoch_%d"):format(out, k))
+      end
+    end
+    local lines = {}
+    for i, r in ipairs(self.rows) do lines[i] = bl.json_encode(r) end
+    bl.write_file_durable(out .. "/results.jsonl", #lines > 0 and (table.concat(lines, "\n") .. "\n") or "")
+    if #self.rows > 0 then self:_write_results() end
+  end
+
+  function Exp:_write_results()
+    bl.write_file(self.out .. "/results.csv", bl.results_csv(self.rows))
+    bl.write_file(self.out .. "/chart.svg", bl.results_svg(self.rows, { title = self.title, subtitle = self.subtitle }))
+  end
+
+  function Exp:_save_state(epochs_done, mid, info, epoch_lr)
+    if not self.state_dir then return end
+    local keeper = self.keeper
+    bl.save_state(self.state_dir, { model = self.model, optimizer = self.opt, scheduler = self.sched,
+      loader = mid and self.train_loader or nil, epoch = epochs_done, step = self.step, results = self.rows,
+      extra = { loss_sum = mid and info.loss_sum or nil, count = mid and info.count or nil, epoch_lr = mid and epoch_lr or nil,
+                nan_skips = self.nan_skips,
+                keeper = { best_f1 = keeper.best_f1 > -math.huge and keeper.best_f1 or nil, best_epoch = keeper.best_epoch,
+                           best_checkpoint = keeper.best_checkpoint, saved = keeper.saved } } })
+    self.have_state = true
+  end
+
+  function Exp:_last_good() return self.have_state and self.state_dir or nil end
+
+  function Exp:_stop_for_signal(sig, num, where)
+    local msg = ("\nStopped by %s %s; the training state is saved in %s\nContinue with: %s"):format(sig, where,
+      self.state_dir, self.resume_command)
+    return bl.training_stop(msg, { signal = sig, exit = 128 + num })
+  end
+
+  -- for epoch in exp:epochs() do ... end: first_epoch..epochs; with trap_signals and an out folder,
+  -- Ctrl-C / SIGTERM during these epochs save a training state and stop (exp:run restores the handlers)
+  function Exp:epochs()
+    if not self.keeper then error("Experiment:epochs: call exp:start{...} first", 2) end
+    local o = self.o
+    if self.out and o.trap_signals and not self.trapped then bl.trap_signals(); self.trapped = true end
+    if o.progress and not self.run_bar then self.run_bar = bl.run_progress(o.epochs, { out = o.progress_out }) end
+    local epoch = self.first_epoch - 1
+    return function()
+      epoch = epoch + 1
+      if epoch <= o.epochs then return epoch end
+      if self.trapped then bl.untrap_signals(); self.trapped = false end
+      return nil
+    end
+  end
+
+  -- exp:train_epoch(epoch) → mean training loss, info (bl.train_epoch with the run's options, its
+  -- mid-epoch training states and signal stops); the weights are checked for NaN/Inf afterwards
+  function Exp:train_epoch(epoch)
+    local o, nb = self.o, self.nb
+    self.epoch_t0 = bl.now()
+    local r = self.resume_epoch
+    self.resume_epoch = nil
+    local lr = r and r.lr or self.opt.lr
+    self.epoch_lr = lr
+    local train_loss, info = bl.train_epoch(self.model, self.train_loader, self.opt, self.sched,
+      { clip = o.clip, desc = ("Epoch %d/%d"):format(epoch, o.epochs), progress = o.progress, out = o.progress_out,
+        on_nan = o.on_nan, max_nan_skips = o.max_nan_skips, epoch = epoch, step = self.step,
+        last_good = self:_last_good(), log = self.log, resume = r or { nan_skips = self.nan_skips },
+        on_step = o.on_step and function(_, loss) o.on_step(self.model, epoch, self.step + 1, loss) end,
+        after_step = function(info)
+          self.step, self.nan_skips = info.step, info.nan_skips
+          local sig, num = bl.signal_pending()
+          if info.batches < nb then
+            if sig or (o.save_every and info.batches > 0 and self.step % o.save_every == 0) then
+              self:_save_state(epoch - 1, true, info, lr)
+            end
+            if sig then error(self:_stop_for_signal(sig, num, ("in epoch %d after step %d (batch %d of %d)"):format(
+              epoch, self.step, info.batches, nb)), 0) end
+          end
+          return false
+        end })
+    local okw, ss = bl.weights_finite(self.model)
+    if not okw then
+      local lg = self:_last_good()
+      error(bl.training_stop(("training stopped: the weights hold NaN or Inf (sum of squares %s) after epoch %d's last step (step %d); epoch_%d was not saved%s")
+        :format(tostring(ss), epoch, self.step, epoch, lg and ("; the last good state is " .. lg .. " (untouched)") or ""),
+        { nan = true, epoch = epoch, step = self.step }), 0)
+    end
+    return train_loss, info
+  end
+
+  -- exp:eval_options() → the options of bl.evaluate for the run's validation pass (progress bar)
+  function Exp:eval_options()
+    return { progress = self.o.progress, desc = "Validation", out = self.o.progress_out }
+  end
+
+  -- exp:end_epoch(epoch, train_loss, ev, info) → the epoch's row: checkpoint (as --save says),
+  -- training state, results.jsonl/.csv, chart.svg, the tutorial's printed lines
+  function Exp:end_epoch(epoch, train_loss, ev, info)
+    local o, out, keeper = self.o, self.out, self.keeper
+    self.last_ev = ev
+    local row = { epoch = epoch, train_loss = train_loss, val_loss = ev.loss, val_f1 = ev.f1,
+                  val_accuracy = ev.accuracy, lr = self.epoch_lr or self.opt.lr, seconds = bl.now() - (self.epoch_t0 or self.t_start) }
+    if info and info.nan_skips > 0 then row.nan_skips = info.nan_skips end
+    row.checkpoint = keeper:epoch_end(self.model, epoch, ev.f1)
+    local rows = self.rows
+    rows[#rows + 1] = row
+    if o.save == "best" then -- only the best epoch's checkpoint is left
+      for _, rr in ipairs(rows) do if rr.checkpoint ~= keeper.best_checkpoint then rr.checkpoint = nil end end
+    end
+    self:_save_state(epoch, false)
+    self.log(("\nEpoch %d\nTraining loss: %.6f\nValidation loss: %.6f\nF1 Score (Weighted): %.6f"):format(
+      epoch, train_loss, ev.loss, ev.f1))
+    if out then
+      bl.append_line(out .. "/results.jsonl", bl.json_encode(row))
+      self:_write_results()
+    end
+    if self.run_bar then self.run_bar:epoch_done(epoch) end
+    if o.on_epoch then o.on_epoch(row) end
+    local sig, num = bl.signal_pending()
+    if sig and epoch < o.epochs then
+      error(self:_stop_for_signal(sig, num, ("after epoch %d (step %d)"):format(epoch, self.step)), 0)
+    end
+    return row
+  end
+
+  -- exp:best_epoch() → the epoch with the highest weighted F1 (the earliest on ties)
+  function Exp:best_epoch() return self.keeper and self.keeper.best_epoch end
+
+  -- exp:checkpoint(epoch) → the folder of that epoch's checkpoint, or nil when none was kept
+  function Exp:checkpoint(epoch)
+    if not self.out or self.o.save == "none" then return nil end
+    local path = ("%s/epoch_%d"):format(self.out, epoch)
+    if not bl.is_dir(path) then return nil end
+    return path
+  end
+
+  -- exp:finish(final, epoch) → the run's result table; run.json says done; the training state goes
+  -- (unless keep_state). final: bl.evaluate of the reloaded checkpoint (or of the last model).
+  function Exp:finish(final, epoch)
+    local o, out, rows = self.o, self.out, self.rows
+    local result = { epochs = rows, best_epoch = epoch, final = final, out = out, names = self.d.names,
+                     id2label = self.d.id2label, train_size = #self.d.train.texts, val_size = #self.d.val.texts,
+                     steps = self.total_steps, seconds = bl.now() - self.t_start, model = self.model,
+                     tokenizer = self.tokenizer, record = self.record }
+    if out then
+      bl.finish_run_record(out, self.record, { best_epoch = epoch, best_f1 = rows[self.keeper.best_epoch].val_f1,
+        best_checkpoint = o.save ~= "none" and ("epoch_%d"):format(epoch) or bl.json_null,
+        final_f1 = final.f1, seconds = result.seconds })
+      -- a finished run is not resumed: its state (weights + moments, 3x a checkpoint) goes,
+      -- after run.json says done (a kill in between leaves a harmless state)
+      if not o.keep_state then bl.remove_tree(self.state_dir) end
+    end
+    return result
+  end
+
+  -- bl.run_experiment(opts) → {epochs={per-epoch rows}, best_epoch=, final=, out=, ...}: the
+  -- tutorial's fine-tuning run on any CSV (see docs/api/train.md for every option and the files
+  -- written), as experiments/conference.lua spells it out step by step with bl.Experiment.
+  function bl.run_experiment(opts)
+    local exp = new_experiment(opts, "run_experiment", 2)
+    local o, log = exp.o, exp.log
+    return exp:run(function()
+      bl.seed(o.seed)
+      local d = exp:load_data()
       local tok = bl.BertTokenizer.from_pretrained(o.model, { do_lower_case = true })
+      exp.tokenizer = tok
       local ds_train = bl.encode_dataset(tok, d.train.texts, d.train.labels, o)
       local ds_val = bl.encode_dataset(tok, d.val.texts, d.val.labels, o)
       local loader_pad = o.pad == "longest" and "longest" or "none"
@@ -591,177 +843,31 @@ return function(bl)
       local model = bl.BertForSequenceClassification.from_pretrained(o.model,
         { num_labels = #d.names, id2label = d.id2label, quiet = o.quiet_model ~= false, device = o.device })
       local opt = bl.AdamW(model:parameters(), { lr = o.lr, eps = o.eps, weight_decay = o.weight_decay })
-      local nb = #train_loader
-      local total_steps = nb * o.epochs
-      local sched = bl.get_linear_schedule_with_warmup(opt, o.warmup, total_steps)
-      log(("%d training and %d validation titles, %d classes; %d batches of %d per epoch, %d epochs, %d steps"):format(
-        #d.train.texts, #d.val.texts, #d.names, nb, o.batch_size, o.epochs, total_steps))
-
-      local keeper = bl.checkpoint_keeper(out, o.save)
-      local title, subtitle = bl.chart_title(name, o)
-      local rows, last_ev = {}, nil
-      local state_dir = out and (out .. "/state") or nil
-      local first_epoch, step, resume_epoch, nan_skips = 1, 0, nil, 0
-      local have_state = false
-      if resume_rec then
-        for _, p in ipairs({ out .. "/.state.partial" }) do
-          if bl.is_dir(p) then log(("note: removing %s (an unfinished save)"):format(p)); rm_rf(p) end
-        end
-        local sdir, notes = bl.find_state(out)
-        for _, n in ipairs(type(notes) == "table" and notes or {}) do log("note: " .. n) end
-        local epoch0 = 0
-        if sdir then
-          local e, st_step, results, st = bl.load_state(sdir, { model = model, optimizer = opt, scheduler = sched, loader = train_loader })
-          if sdir ~= state_dir then -- take the older state back into place
-            rm_rf(state_dir)
-            os.rename(sdir, state_dir)
-          end
-          epoch0, step, rows, have_state = e, st_step, results, true
-          local x = st.extra or {}
-          nan_skips = x.nan_skips or 0
-          local k = x.keeper or {}
-          keeper.best_f1 = k.best_f1 or -math.huge
-          keeper.best_epoch, keeper.best_checkpoint, keeper.saved = k.best_epoch, k.best_checkpoint, k.saved or {}
-          if st.loader then
-            resume_epoch = { order = st.loader.order, start = st.loader.batch, loss_sum = x.loss_sum, count = x.count,
-                             nan_skips = nan_skips, lr = x.epoch_lr }
-          end
-          log(("Resuming %s from %s: %d epochs done, step %d%s"):format(out, sdir, e, st_step,
-            st.loader and (" (epoch %d at batch %d of %d)"):format(e + 1, st.loader.batch, nb) or ""))
-        else
-          log(("note: %s has no training state yet; starting from the beginning"):format(out))
-        end
-        first_epoch = epoch0 + 1
-        -- what a killed run left after its last state: re-made identically by the epochs to come
-        for k = 1, o.epochs do
-          local p = ("%s/.epoch_%d.partial"):format(out, k)
-          if bl.is_dir(p) then log(("note: removing %s (an unfinished checkpoint)"):format(p)); rm_rf(p) end
-          if k > epoch0 and bl.is_dir(("%s/epoch_%d"):format(out, k)) then
-            log(("note: removing %s/epoch_%d (saved after the last training state; it is trained again)"):format(out, k))
-            rm_rf(("%s/epoch_%d"):format(out, k))
-          end
-        end
-        local lines = {}
-        for i, r in ipairs(rows) do lines[i] = bl.json_encode(r) end
-        bl.write_file_durable(out .. "/results.jsonl", #lines > 0 and (table.concat(lines, "\n") .. "\n") or "")
-        if #rows > 0 then
-          bl.write_file(out .. "/results.csv", bl.results_csv(rows))
-          bl.write_file(out .. "/chart.svg", bl.results_svg(rows, { title = title, subtitle = subtitle }))
-        end
+      local sched = bl.get_linear_schedule_with_warmup(opt, o.warmup, #train_loader * o.epochs)
+      exp:start({ model = model, optimizer = opt, scheduler = sched, train_loader = train_loader, val_loader = val_loader })
+      for epoch in exp:epochs() do
+        local train_loss, info = exp:train_epoch(epoch)
+        local ev = bl.evaluate(model, val_loader, exp:eval_options())
+        exp:end_epoch(epoch, train_loss, ev, info)
       end
-
-      local function save_run_state(epochs_done, mid, info, epoch_lr)
-        if not state_dir then return end
-        bl.save_state(state_dir, { model = model, optimizer = opt, scheduler = sched, loader = mid and train_loader or nil,
-          epoch = epochs_done, step = step, results = rows,
-          extra = { loss_sum = mid and info.loss_sum or nil, count = mid and info.count or nil, epoch_lr = mid and epoch_lr or nil,
-                    nan_skips = nan_skips,
-                    keeper = { best_f1 = keeper.best_f1 > -math.huge and keeper.best_f1 or nil, best_epoch = keeper.best_epoch,
-                               best_checkpoint = keeper.best_checkpoint, saved = keeper.saved } } })
-        have_state = true
-      end
-      local function last_good()
-        if have_state then return state_dir end
-        return nil
-      end
-      local trapped = out and o.trap_signals
-      if trapped then bl.trap_signals() end
-      local function stop_for_signal(sig, num, where)
-        local msg = ("\nStopped by %s %s; the training state is saved in %s\nContinue with: %s"):format(sig, where,
-          state_dir, resume_cmd)
-        return bl.training_stop(msg, { signal = sig, exit = 128 + num })
-      end
-
-      local run_bar = o.progress and bl.run_progress(o.epochs, { out = o.progress_out }) or nil
-      local okt, err = pcall(function()
-        for epoch = first_epoch, o.epochs do
-          local t0 = bl.now()
-          local r = resume_epoch
-          resume_epoch = nil
-          local lr = r and r.lr or opt.lr
-          local desc = ("Epoch %d/%d"):format(epoch, o.epochs)
-          local train_loss, info = bl.train_epoch(model, train_loader, opt, sched,
-            { clip = o.clip, desc = desc, progress = o.progress, out = o.progress_out, on_nan = o.on_nan,
-              max_nan_skips = o.max_nan_skips, epoch = epoch, step = step, last_good = last_good(), log = log,
-              resume = r or { nan_skips = nan_skips },
-              on_step = o.on_step and function(count, loss) o.on_step(model, epoch, step + 1, loss) end,
-              after_step = function(info)
-                step, nan_skips = info.step, info.nan_skips
-                local sig, num = bl.signal_pending()
-                if info.batches < nb then
-                  if sig or (o.save_every and info.batches > 0 and step % o.save_every == 0) then
-                    save_run_state(epoch - 1, true, info, lr)
-                  end
-                  if sig then error(stop_for_signal(sig, num, ("in epoch %d after step %d (batch %d of %d)"):format(
-                    epoch, step, info.batches, nb)), 0) end
-                end
-                return false
-              end })
-          local okw, ss = bl.weights_finite(model)
-          if not okw then
-            error(bl.training_stop(("training stopped: the weights hold NaN or Inf (sum of squares %s) after epoch %d's last step (step %d); epoch_%d was not saved%s")
-              :format(tostring(ss), epoch, step, epoch, last_good() and ("; the last good state is " .. last_good() .. " (untouched)") or ""),
-              { nan = true, epoch = epoch, step = step }), 0)
-          end
-          local ev = bl.evaluate(model, val_loader, { progress = o.progress, desc = "Validation", out = o.progress_out })
-          last_ev = ev
-          local row = { epoch = epoch, train_loss = train_loss, val_loss = ev.loss, val_f1 = ev.f1,
-                        val_accuracy = ev.accuracy, lr = lr, seconds = bl.now() - t0 }
-          if info.nan_skips > 0 then row.nan_skips = info.nan_skips end
-          row.checkpoint = keeper:epoch_end(model, epoch, ev.f1)
-          rows[#rows + 1] = row
-          if o.save == "best" then -- only the best epoch's checkpoint is left
-            for _, rr in ipairs(rows) do if rr.checkpoint ~= keeper.best_checkpoint then rr.checkpoint = nil end end
-          end
-          save_run_state(epoch, false)
-          log(("\nEpoch %d\nTraining loss: %.6f\nValidation loss: %.6f\nF1 Score (Weighted): %.6f"):format(
-            epoch, train_loss, ev.loss, ev.f1))
-          if out then
-            bl.append_line(out .. "/results.jsonl", bl.json_encode(row))
-            bl.write_file(out .. "/results.csv", bl.results_csv(rows))
-            bl.write_file(out .. "/chart.svg", bl.results_svg(rows, { title = title, subtitle = subtitle }))
-          end
-          if run_bar then run_bar:epoch_done(epoch) end
-          if o.on_epoch then o.on_epoch(row) end
-          local sig, num = bl.signal_pending()
-          if sig and epoch < o.epochs then error(stop_for_signal(sig, num, ("after epoch %d (step %d)"):format(epoch, step)), 0) end
-        end
-      end)
-      if trapped then bl.untrap_signals() end
-      if not okt then error(err, 0) end
-
       -- the best epoch (highest weighted F1, the earliest on ties) or the one asked for
-      local best = keeper.best_epoch
-      if o.eval_epoch then best = o.eval_epoch end
+      local best = o.eval_epoch or exp:best_epoch()
       local final
-      if out and o.save ~= "none" then
-        local path = ("%s/epoch_%d"):format(out, best)
+      local path = exp:checkpoint(best)
+      if path then
         model:load(path)
         final = bl.evaluate(model, val_loader)
         final.checkpoint = path
         log(("\nReloaded %s (epoch %d): validation loss %.6f, weighted F1 %.6f, accuracy %.4f"):format(
           path, best, final.loss, final.f1, final.accuracy))
       else
-        final = last_ev or bl.evaluate(model, val_loader) -- the model as it ended (no checkpoint to reload)
-        log(("\nFinal model (epoch %d, no checkpoints saved): weighted F1 %.6f"):format(#rows, final.f1))
+        final = exp.last_ev or bl.evaluate(model, val_loader) -- the model as it ended (no checkpoint to reload)
+        log(("\nFinal model (epoch %d, no checkpoints saved): weighted F1 %.6f"):format(#exp.rows, final.f1))
       end
       if o.per_class ~= false then
         final.per_class = bl.accuracy_per_class(final.preds, final.labels, d.id2label, { quiet = o.quiet })
       end
-      local result = { epochs = rows, best_epoch = best, final = final, out = out, names = d.names,
-                       id2label = d.id2label, train_size = #d.train.texts, val_size = #d.val.texts,
-                       steps = total_steps, seconds = bl.now() - t_start, model = model, tokenizer = tok, record = rec }
-      if out then
-        bl.finish_run_record(out, rec, { best_epoch = best, best_f1 = rows[keeper.best_epoch].val_f1,
-          best_checkpoint = o.save ~= "none" and ("epoch_%d"):format(best) or bl.json_null,
-          final_f1 = final.f1, seconds = result.seconds })
-        -- a finished run is not resumed: its state (weights + moments, 3x a checkpoint) goes,
-        -- after run.json says done (a kill in between leaves a harmless state)
-        if not o.keep_state then bl.remove_tree(state_dir) end
-      end
-      return result
-    end
-    if not out then return train() end
-    return bl.with_run_record(out, rec, train)
+      return exp:finish(final, best)
+    end)
   end
 end
