@@ -44,6 +44,17 @@ LDLIBS     += $(CUDA_LIBS)
 MODLIBS    += $(CUDA_LIBS)
 endif
 
+# MPI (data parallel under mpirun or srun: runtime/dist.c, the only file that includes mpi.h): on
+# where mpicc is found when the build runs (MPI=0 turns it off). Lazy like the pkg-config flags.
+MPI ?= 1
+ifeq ($(MPI),1)
+MPI_CFLAGS = $(eval MPI_CFLAGS := $(if $(shell command -v mpicc 2>/dev/null),-DBL_WITH_MPI $(shell mpicc --showme:compile 2>/dev/null)))$(MPI_CFLAGS)
+MPI_LIBS   = $(eval MPI_LIBS := $(if $(shell command -v mpicc 2>/dev/null),$(shell mpicc --showme:link 2>/dev/null)))$(MPI_LIBS)
+$(BUILD)/runtime/dist.o $(BUILD)/pic/runtime/dist.o: CFLAGS += $(MPI_CFLAGS)
+LDLIBS  += $(MPI_LIBS)
+MODLIBS += $(MPI_LIBS)
+endif
+
 CORE_SRC := $(wildcard runtime/*.c) $(wildcard kernels/cpu/*.c)
 LUA_SRC  := $(filter-out lua/main.c lua/module.c,$(wildcard lua/*.c))
 CORE_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(CORE_SRC)) $(CU_OBJ)

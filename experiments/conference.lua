@@ -110,9 +110,11 @@ local function main()
     local ds_train = bl.encode_dataset(tok, d.train.texts, d.train.labels, o)
     local ds_val = bl.encode_dataset(tok, d.val.texts, d.val.labels, o)
     -- 5. Data loaders: RandomSampler for training (batch 3), SequentialSampler for validation.
+    --    Under mpirun/srun (exp.world processes) a batch is global: each process trains on its
+    --    --batch-size rows of it, and the gradients are summed.
     local pad = o.pad == "longest" and "longest" or "none"
-    local train_loader = bl.DataLoader(ds_train, { batch_size = o.batch_size, sampler = "random", pad = pad, mask = 2 })
-    local val_loader = bl.DataLoader(ds_val, { batch_size = o.val_batch_size, sampler = "sequential", pad = pad, mask = 2 })
+    local train_loader = bl.DataLoader(ds_train, { batch_size = o.batch_size * exp.world, sampler = "random", pad = pad, mask = 2 })
+    local val_loader = bl.DataLoader(ds_val, { batch_size = o.val_batch_size * exp.world, sampler = "sequential", pad = pad, mask = 2 })
     -- 6. BertForSequenceClassification with one output per label.
     local model = bl.BertForSequenceClassification.from_pretrained(o.model,
       { num_labels = #d.names, id2label = d.id2label, quiet = true, device = o.device })
@@ -134,17 +136,17 @@ local function main()
     local path, final = exp:checkpoint(best), nil
     if path then
       model:load(path)
-      final = bl.evaluate(model, val_loader)
-      print(("\nReloaded %s (epoch %d): validation loss %.6f, weighted F1 %.6f, accuracy %.4f"):format(
+      final = bl.evaluate(model, val_loader, { dist = exp.eval_dist })
+      exp.log(("\nReloaded %s (epoch %d): validation loss %.6f, weighted F1 %.6f, accuracy %.4f"):format(
         path, best, final.loss, final.f1, final.accuracy))
     else
-      final = exp.last_ev or bl.evaluate(model, val_loader) -- no checkpoint kept (--save none): the model as it ended
-      print(("\nFinal model (epoch %d, no checkpoints saved): weighted F1 %.6f"):format(#exp.rows, final.f1))
+      final = exp.last_ev or bl.evaluate(model, val_loader, { dist = exp.eval_dist }) -- no checkpoint kept (--save none): the model as it ended
+      exp.log(("\nFinal model (epoch %d, no checkpoints saved): weighted F1 %.6f"):format(#exp.rows, final.f1))
     end
-    bl.accuracy_per_class(final.preds, final.labels, d.id2label)
+    bl.accuracy_per_class(final.preds, final.labels, d.id2label, { quiet = not exp.writer })
     return exp:finish(final, best)
   end)
-  print(("\nResults in %s (run.json, results.csv, results.jsonl, chart.svg); best epoch %d; %.1f s in all."):format(
+  exp.log(("\nResults in %s (run.json, results.csv, results.jsonl, chart.svg); best epoch %d; %.1f s in all."):format(
     res.out, res.best_epoch, bl.clock() - t_start))
 end
 

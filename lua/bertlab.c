@@ -74,5 +74,6 @@ int luaopen_bertlab_core(lua_State *L) {
     bl_open_model(L);
     bl_open_train(L);
     bl_open_util(L);
+    bl_open_dist(L);
     return 1;
 }

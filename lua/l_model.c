@@ -168,6 +168,18 @@ static void host_inputs(lua_State *L, bert_inputs_t *in, tensor_t *tmp[4]) {
     }
 }
 
+static lua_Integer opt_int_field(lua_State *L, int idx, const char *name, lua_Integer dflt) {
+    lua_Integer v = dflt;
+    if (lua_getfield(L, idx, name) != LUA_TNIL) {
+        int isint = 0;
+        v = lua_tointegerx(L, -1, &isint);
+        if (!isint || v < 0 || v > INT32_MAX)
+            luaL_error(L, "forward: %s must be a non-negative integer, got %s", name, luaL_tolstring(L, -1, NULL));
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
 static int model_forward(lua_State *L) {
     bert_t *m = checkmodel(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -176,6 +188,9 @@ static int model_forward(lua_State *L) {
     in.attention_mask = opt_tensor_field(L, 2, "attention_mask", 0);
     in.token_type_ids = opt_tensor_field(L, 2, "token_type_ids", 0);
     in.labels = opt_tensor_field(L, 2, "labels", 0);
+    /* data parallel: this batch's rows within the global batch (dropout masks follow the row) */
+    in.batch_first = (int)opt_int_field(L, 2, "batch_offset", 0);
+    in.batch_total = (int)opt_int_field(L, 2, "batch_total", 0);
     /* the model takes host batches (validated there, staged in one copy); device batches come back */
     tensor_t *tmp[4];
     host_inputs(L, &in, tmp);
@@ -201,6 +216,16 @@ static int model_forward(lua_State *L) {
         lbl_setattr(L, -2, "_backward");
         lua_setfield(L, -2, "loss");
     }
+    return 1;
+}
+
+/* model:allreduce_grads([scale=1]) -> model: gradients *= scale, then summed over the processes
+ * of a data-parallel run (bl.dist_size() of them; the same bits on every rank). */
+static int model_allreduce_grads(lua_State *L) {
+    bert_t *m = checkmodel(L, 1);
+    float scale = (float)luaL_optnumber(L, 2, 1.0);
+    lbl_check(L, bert_allreduce_grads(m, scale), "allreduce_grads");
+    lua_settop(L, 1);
     return 1;
 }
 
@@ -420,7 +445,7 @@ static const luaL_Reg model_methods[] = {
     {"save", model_save},             {"load", model_load},
     {"config", model_config},         {"free", model_free},
     {"to", model_to},                 {"device", model_device},
-    {"params_sumsq", model_params_sumsq},
+    {"params_sumsq", model_params_sumsq}, {"allreduce_grads", model_allreduce_grads},
     {NULL, NULL}};
 
 static const luaL_Reg model_meta[] = {

@@ -63,6 +63,7 @@ void bl_open_io(lua_State *L);
 void bl_open_model(lua_State *L);
 void bl_open_train(lua_State *L);
 void bl_open_util(lua_State *L);
+void bl_open_dist(lua_State *L);
 
 int luaopen_bertlab_core(lua_State *L);
 

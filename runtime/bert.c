@@ -406,14 +406,16 @@ static uint64_t drop_offsets(const bert_t *m, int B, uint64_t start, uint64_t *o
              P = m->config.max_position_embeddings;
     int NL = m->config.num_hidden_layers, k = 0;
     uint64_t o = start;
-#define NEXT(n) (off[k++] = o, o += ((uint64_t)(n) + 3) & ~(uint64_t)3)
-    NEXT((uint64_t)B * P * C);
+    /* data parallel: the spans are the global batch's, and this process's rows start at drop_first */
+    uint64_t Bt = m->drop_total > B ? (uint64_t)m->drop_total : (uint64_t)B, f = (uint64_t)m->drop_first;
+#define NEXT(n) (off[k++] = o + f * (uint64_t)(n), o += (Bt * (uint64_t)(n) + 3) & ~(uint64_t)3)
+    NEXT(P * C);
     for (int l = 0; l < NL; l++) {
-        NEXT((uint64_t)B * NH * P * P);
-        NEXT((uint64_t)B * P * C);
-        NEXT((uint64_t)B * P * C);
+        NEXT(NH * P * P);
+        NEXT(P * C);
+        NEXT(P * C);
     }
-    NEXT((uint64_t)B * C);
+    NEXT(C);
 #undef NEXT
     return o;
 }
@@ -534,6 +536,11 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
     m->drop_seed = rng_global_seed();
     rng_t *ds = rng_stream(RNG_STREAM_DROPOUT);
     m->drop_offset = ds->offset;
+    if (in->batch_total < 0 || in->batch_first < 0 || (in->batch_total > 0 && in->batch_first + B > in->batch_total))
+        return bl_fail("forward: rows %d..%d of a global batch of %d (batch_first, batch_total) do not fit",
+                       in->batch_first, in->batch_first + B - 1, in->batch_total);
+    m->drop_first = in->batch_total > 0 ? in->batch_first : 0;
+    m->drop_total = in->batch_total > 0 ? in->batch_total : B;
     uint64_t end = drop_offsets(m, B, m->drop_offset, off);
     if (m->training) ds->offset = end;
     float ph = m->p_hidden, pa = m->p_attn;

@@ -133,6 +133,7 @@ typedef struct bert {
     float p_hidden, p_attn, p_cls; /* dropout used by that forward (0 in eval) */
     uint64_t drop_seed;          /* seed and first offset of its dropout masks */
     uint64_t drop_offset;
+    int drop_first, drop_total;  /* that forward's rows within its global batch (dist.h) */
     uint64_t forward_count;      /* increments with every forward */
     char *source_dir;            /* folder the model came from (for vocab.txt on save), or NULL */
     unsigned char *wte_touched;  /* [V] rows of the word-embedding gradient written since zero_grad
@@ -145,6 +146,10 @@ typedef struct {
     const tensor_t *attention_mask; /* int64 [B,T] 1 = real token, 0 = padding (default all 1) */
     const tensor_t *token_type_ids; /* int64 [B,T] (default all 0) */
     const tensor_t *labels;         /* int64 [B], 0..L-1 */
+    /* data parallel: this batch is rows batch_first .. batch_first+B-1 of a global batch of
+     * batch_total rows (0: the batch is the whole batch), so each row gets the dropout masks it
+     * would get in one process training on the global batch */
+    int batch_first, batch_total;
 } bert_inputs_t;
 
 /* Options of bert_from_pretrained: num_labels 0 keeps the config's; names may be NULL. */
@@ -155,6 +160,10 @@ typedef struct {
     int strict;                  /* 1: every tensor present, none extra (a trained checkpoint,
                                     for evaluation); 0: the head may be missing (fine-tuning) */
 } bert_load_opts_t;
+
+/* Data parallel (runtime/bert_dist.c): gradients *= scale, then summed over the run's processes
+ * (dist.h; the same bits on every rank). -1 with an error for a device without a collective. */
+int bert_allreduce_grads(bert_t *m, float scale);
 
 /* Allocates a model for `cfg` (taken over: the model frees it) on backend `be` (NULL: the CPU),
  * parameters zero; -1 on failure. */

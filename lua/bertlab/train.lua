@@ -251,6 +251,69 @@ return function(bl)
     return model:forward({ input_ids = batch[1], attention_mask = batch[2], labels = batch[3] })
   end
 
+  ---------------------------------------------------------------------------------------------------
+  -- Data parallel (mpirun/srun: runtime/dist.c). Every process draws the same global order and
+  -- global batches of processes x per-process rows; process r takes rows r*per+1 .. (r+1)*per of
+  -- each, with the dropout masks those rows get in one process (batch_offset/batch_total).
+  ---------------------------------------------------------------------------------------------------
+  -- bl.dist_slice(batch, dist) -> this process's rows of a global batch {input_ids, mask, labels}
+  -- as forward inputs (or nil when it has none: a short last batch), their count, the batch's rows
+  function bl.dist_slice(batch, dist)
+    local n = batch[3]:numel()
+    local lo, hi = dist.rank * dist.per + 1, math.min((dist.rank + 1) * dist.per, n)
+    if hi < lo then return nil, 0, n end
+    local rows = {}
+    for i = lo, hi do rows[#rows + 1] = i end
+    local whole = lo == 1 and hi == n
+    return { input_ids = whole and batch[1] or batch[1]:index(rows), attention_mask = whole and batch[2] or batch[2]:index(rows),
+             labels = whole and batch[3] or batch[3]:index(rows), batch_offset = lo - 1, batch_total = n }, hi - lo + 1, n, lo
+  end
+
+  local SIGNAMES = { [2] = "SIGINT", [15] = "SIGTERM" }
+  -- the stop asked for on any process (the first rank's), the same answer on every process
+  local function agreed_signal(dist, mine)
+    local sig, num = bl.signal_pending()
+    if not dist then return sig, num end
+    if mine then num = mine end
+    local all = bl.dist_allgather({ num or 0 })
+    for _, k in ipairs(all) do if k ~= 0 then return SIGNAMES[k] or ("signal " .. k), k end end
+    return nil
+  end
+
+  -- one data-parallel step's gradients: forward/backward of this process's rows, then the loss,
+  -- the NaN verdict and any stop request agreed by all, gradients summed (weighted by rows)
+  local function dist_grads(model, batch, dist, params, clip)
+    local inp, cnt, n = bl.dist_slice(batch, dist)
+    local out, loss_local = nil, 0.0
+    if inp then
+      out = model:forward(inp)
+      loss_local = out.loss:item()
+    end
+    local _, num = bl.signal_pending()
+    local all = bl.dist_allgather({ loss_local * cnt, cnt, bl.isfinite(loss_local) and 0 or 1, num or 0 })
+    local sum, rows, bad_any, sig_any = 0.0, 0, 0, 0
+    for r = 0, #all // 4 - 1 do -- in rank order: the same sum everywhere
+      sum, rows = sum + all[4 * r + 1], rows + all[4 * r + 2]
+      bad_any = bad_any + all[4 * r + 3]
+      if sig_any == 0 and all[4 * r + 4] ~= 0 then sig_any = all[4 * r + 4] end
+    end
+    dist.signal = sig_any ~= 0 and sig_any or nil
+    local loss = rows > 0 and sum / rows or 0 / 0
+    if out then out.logits:free() end
+    if bad_any > 0 then return loss, ("the loss is %s (on %d process%s)"):format(tostring(loss), bad_any, bad_any > 1 and "es" or "") end
+    if out then out.loss:backward() end
+    model:allreduce_grads(cnt / n)
+    -- a process without rows drew no dropout masks: take rank 0's stream position
+    if n <= (dist.size - 1) * dist.per then
+      local st = bl.rng_state()
+      st.dropout = bl.dist_allgather({ st.dropout })[1]
+      bl.set_rng_state(st)
+    end
+    local norm = bl.clip_grad_norm(params, clip)
+    if not bl.isfinite(norm) then return loss, ("the gradient norm is %s"):format(tostring(norm)) end
+    return loss, nil
+  end
+
   local function finite(x) return x == x and x ~= math.huge and x ~= -math.huge end
   bl.isfinite = finite
 
@@ -291,19 +354,25 @@ return function(bl)
       return ("epoch %s, step %d (batch %d of %d)"):format(tostring(opts.epoch or "?"), info.step + 1, info.batches + 1, nb)
     end
     local iter = loader:iter(r.order and { order = r.order, start = r.start or 0 } or nil)
+    local clip = opts.clip ~= false and (opts.clip or 1.0) or math.huge
+    local dist = opts.dist
     for batch in iter do
       model:zero_grad()
-      local out = forward_batch(model, batch)
-      local loss = out.loss:item()
-      local bad
-      if not finite(loss) then
-        bad = ("the loss is %s"):format(tostring(loss))
+      local loss, bad
+      if dist then
+        loss, bad = dist_grads(model, batch, dist, params, clip)
       else
-        out.loss:backward()
-        local norm = bl.clip_grad_norm(params, opts.clip ~= false and (opts.clip or 1.0) or math.huge)
-        if not finite(norm) then bad = ("the gradient norm is %s"):format(tostring(norm)) end
+        local out = forward_batch(model, batch)
+        loss = out.loss:item()
+        if not finite(loss) then
+          bad = ("the loss is %s"):format(tostring(loss))
+        else
+          out.loss:backward()
+          local norm = bl.clip_grad_norm(params, clip)
+          if not finite(norm) then bad = ("the gradient norm is %s"):format(tostring(norm)) end
+        end
+        out.logits:free()
       end
-      out.logits:free()
       if bad then
         if on_nan == "stop" then
           error(bl.training_stop(("training stopped: %s at %s; this step was not applied%s"):format(bad, where(),
@@ -347,18 +416,47 @@ return function(bl)
     local sum, n = 0.0, 0
     local preds, trues = {}, {}
     local bar = opts.progress and bl.progress(#loader, { desc = opts.desc or "Validation", out = opts.out }) or nil
+    local dist = opts.dist
+    local mine = dist and {} or nil -- data parallel: (row, pred, label, loss) of this process's rows
+    local seen = 0
     for batch in loader:iter() do
-      local out = forward_batch(model, batch)
-      local b = batch[3]:numel()
-      sum = sum + out.loss:item() * b
-      n = n + b
-      local p = out.logits:argmax(2):totable()
-      local t = batch[3]:totable()
-      for i = 1, #p do preds[#preds + 1] = p[i]; trues[#trues + 1] = t[i] end
-      out.logits:free()
+      if dist then
+        local inp, cnt, nb, lo = bl.dist_slice(batch, dist)
+        if inp then
+          local out = model:forward(inp)
+          local p, t, l = out.logits:argmax(2):totable(), inp.labels:totable(), out.loss:item()
+          for i = 1, cnt do
+            mine[#mine + 1] = seen + lo + i - 1; mine[#mine + 1] = p[i]; mine[#mine + 1] = t[i]
+            mine[#mine + 1] = i == 1 and l * cnt or 0
+          end
+          out.logits:free()
+        end
+        seen = seen + nb
+      else
+        local out = forward_batch(model, batch)
+        local b = batch[3]:numel()
+        sum = sum + out.loss:item() * b
+        n = n + b
+        local p = out.logits:argmax(2):totable()
+        local t = batch[3]:totable()
+        for i = 1, #p do preds[#preds + 1] = p[i]; trues[#trues + 1] = t[i] end
+        out.logits:free()
+      end
       if bar then bar:update(1) end
     end
     if bar then bar:close() end
+    if dist then -- every process's rows, back in the loader's order; the loss summed in that order
+      local all = bl.dist_allgather(mine)
+      local by_row = {}
+      for k = 1, #all, 4 do by_row[all[k]] = k end
+      for row = 1, seen do
+        local k = by_row[row]
+        if not k then error(("evaluate: row %d of %d was evaluated by no process"):format(row, seen), 2) end
+        preds[row], trues[row] = all[k + 1], all[k + 2]
+        sum = sum + all[k + 3]
+      end
+      n = seen
+    end
     if n == 0 then error("evaluate: the data loader yielded no batch", 2) end
     return { loss = sum / n, preds = preds, labels = trues,
              f1 = bl.f1_score(preds, trues, { average = "weighted" }), accuracy = bl.accuracy(preds, trues) }
@@ -474,7 +572,16 @@ return function(bl)
       end
       o[key] = v
     end
-    local log = o.log or function(s) io.stdout:write(s, "\n"); io.stdout:flush() end
+    -- data parallel (mpirun/srun): this process's rank among nproc; rank 0 alone writes and prints
+    local nproc = bl.dist_init()
+    local rank = bl.dist_rank()
+    local writer = rank == 0
+    local log = (not writer and function() end) or o.log or function(s) io.stdout:write(s, "\n"); io.stdout:flush() end
+    if not writer then o.progress = false end
+    if nproc > 1 and o.out ~= nil then -- one folder for all (a default name may hold each one's clock)
+      o.out = bl.dist_bcast(tostring(o.out))
+    end
+    if nproc > 1 and o.resume ~= nil then o.resume = bl.dist_bcast(tostring(o.resume)) end
     -- resume: the run folder (or its state folder); the recipe comes from its run.json
     local resume_rec
     if o.resume ~= nil then
@@ -536,6 +643,9 @@ return function(bl)
     if (o.save_every or o.resume) and not o.out then
       fail("save_every and resume need an out folder (where the training state is kept)")
     end
+    if nproc > 1 and o.device ~= "cpu" then
+      fail(("a data-parallel run (%d processes) needs --device cpu: the GPU all-reduce (NCCL) is not built yet"):format(nproc))
+    end
     for _, k in ipairs({ "data", "val_data" }) do
       if o[k] ~= nil and not bl.file_exists(o[k]) then
         fail(("%s file '%s' not found%s"):format(k, o[k], o[k] == DEFAULTS.data and " (run `make data`)" or ""))
@@ -545,7 +655,7 @@ return function(bl)
       fail(("model folder '%s' not found or incomplete (needs config.json, model.safetensors, vocab.txt; run `make model`)"):format(o.model))
     end
     local out = o.out
-    if out and not resume_rec then
+    if out and not resume_rec and writer then
       if bl.file_exists(out .. "/results.jsonl") or bl.file_exists(out .. "/run.json") then
         fail(("'%s' already holds a run (run.json, results.jsonl); choose another --out, or continue it with --resume %s")
           :format(out, out))
@@ -559,7 +669,10 @@ return function(bl)
       bl.set_num_threads(o.threads)
     end
     local name = o.name or (out and out:gsub("/+$", ""):match("([^/]+)$")) or "run"
+    local dist = nproc > 1 and { rank = rank, size = nproc, per = o.batch_size } or nil
+    local eval_dist = nproc > 1 and { rank = rank, size = nproc, per = o.val_batch_size } or nil
     return setmetatable({ o = o, out = out, name = name, fn = fn, log = log, resume_rec = resume_rec,
+      world = nproc, rank = rank, writer = writer, dist = dist, eval_dist = eval_dist,
       t_start = bl.now(), rows = {}, step = 0, nan_skips = 0, first_epoch = 1, have_state = false,
       state_dir = out and (out .. "/state") or nil,
       resume_command = o.resume_command or (out and ("bin/bertlab %s --resume %s"):format(
@@ -579,7 +692,9 @@ return function(bl)
         o.data, o.label_column, tostring(d.names[1])), 2)
     end
     local rec
-    if self.resume_rec then
+    if not self.writer then
+      rec = nil -- rank 0 keeps run.json
+    elseif self.resume_rec then
       rec = self.resume_rec
       rec.status, rec.ended, rec.error = "running", bl.json_null, nil
       rec.resumed = type(rec.resumed) == "table" and rec.resumed or {}
@@ -628,9 +743,10 @@ return function(bl)
       parts.model, parts.optimizer, parts.scheduler, parts.train_loader, parts.val_loader
     self.nb = #self.train_loader
     self.total_steps = self.nb * o.epochs
-    log(("%d training and %d validation titles, %d classes; %d batches of %d per epoch, %d epochs, %d steps"):format(
-      #d.train.texts, #d.val.texts, #d.names, self.nb, o.batch_size, o.epochs, self.total_steps))
-    self.keeper = bl.checkpoint_keeper(out, o.save)
+    log(("%d training and %d validation titles, %d classes; %d batches of %d per epoch, %d epochs, %d steps%s"):format(
+      #d.train.texts, #d.val.texts, #d.names, self.nb, o.batch_size * self.world, o.epochs, self.total_steps,
+      self.world > 1 and (" (%d processes x %d)"):format(self.world, o.batch_size) or ""))
+    self.keeper = bl.checkpoint_keeper(self.writer and out or nil, o.save)
     self.title, self.subtitle = bl.chart_title(self.name, o)
     if self.resume_rec then self:_resume_state() end
     return self.first_epoch
@@ -638,16 +754,21 @@ return function(bl)
 
   function Exp:_resume_state()
     local o, out, log, keeper = self.o, self.out, self.log, self.keeper
-    for _, p in ipairs({ out .. "/.state.partial" }) do
-      if bl.is_dir(p) then log(("note: removing %s (an unfinished save)"):format(p)); rm_rf(p) end
+    local writer = self.writer
+    if writer then
+      for _, p in ipairs({ out .. "/.state.partial" }) do
+        if bl.is_dir(p) then log(("note: removing %s (an unfinished save)"):format(p)); rm_rf(p) end
+      end
     end
+    if self.world > 1 then bl.dist_barrier() end
     local sdir, notes = bl.find_state(out)
     for _, n in ipairs(type(notes) == "table" and notes or {}) do log("note: " .. n) end
     local epoch0 = 0
     if sdir then
       local e, st_step, results, st = bl.load_state(sdir, { model = self.model, optimizer = self.opt,
         scheduler = self.sched, loader = self.train_loader })
-      if sdir ~= self.state_dir then -- take the older state back into place
+      if self.world > 1 then bl.dist_barrier() end -- every process has read it before rank 0 moves it
+      if writer and sdir ~= self.state_dir then -- take the older state back into place
         rm_rf(self.state_dir)
         os.rename(sdir, self.state_dir)
       end
@@ -667,6 +788,7 @@ return function(bl)
       log(("note: %s has no training state yet; starting from the beginning"):format(out))
     end
     self.first_epoch = epoch0 + 1
+    if not writer then return end
     -- what a killed run left after its last state: re-made identically by the epochs to come
     for k = 1, o.epochs do
       local p = ("%s/.epoch_%d.partial"):format(out, k)
@@ -689,6 +811,7 @@ return function(bl)
 
   function Exp:_save_state(epochs_done, mid, info, epoch_lr)
     if not self.state_dir then return end
+    if not self.writer then self.have_state = true return end
     local keeper = self.keeper
     bl.save_state(self.state_dir, { model = self.model, optimizer = self.opt, scheduler = self.sched,
       loader = mid and self.train_loader or nil, epoch = epochs_done, step = self.step, results = self.rows,
@@ -734,12 +857,16 @@ return function(bl)
     self.epoch_lr = lr
     local train_loss, info = bl.train_epoch(self.model, self.train_loader, self.opt, self.sched,
       { clip = o.clip, desc = ("Epoch %d/%d"):format(epoch, o.epochs), progress = o.progress, out = o.progress_out,
-        on_nan = o.on_nan, max_nan_skips = o.max_nan_skips, epoch = epoch, step = self.step,
+        on_nan = o.on_nan, max_nan_skips = o.max_nan_skips, epoch = epoch, step = self.step, dist = self.dist,
         last_good = self:_last_good(), log = self.log, resume = r or { nan_skips = self.nan_skips },
         on_step = o.on_step and function(_, loss) o.on_step(self.model, epoch, self.step + 1, loss) end,
         after_step = function(info)
           self.step, self.nan_skips = info.step, info.nan_skips
           local sig, num = bl.signal_pending()
+          if self.dist then -- the stop that every process agreed on in this step's exchange
+            num = self.dist.signal
+            sig = num and (({ [2] = "SIGINT", [15] = "SIGTERM" })[num] or "signal") or nil
+          end
           if info.batches < nb then
             if sig or (o.save_every and info.batches > 0 and self.step % o.save_every == 0) then
               self:_save_state(epoch - 1, true, info, lr)
@@ -761,7 +888,7 @@ return function(bl)
 
   -- exp:eval_options() → the options of bl.evaluate for the run's validation pass (progress bar)
   function Exp:eval_options()
-    return { progress = self.o.progress, desc = "Validation", out = self.o.progress_out }
+    return { progress = self.o.progress, desc = "Validation", out = self.o.progress_out, dist = self.eval_dist }
   end
 
   -- exp:end_epoch(epoch, train_loss, ev, info) → the epoch's row: checkpoint (as --save says),
@@ -781,13 +908,13 @@ return function(bl)
     self:_save_state(epoch, false)
     self.log(("\nEpoch %d\nTraining loss: %.6f\nValidation loss: %.6f\nF1 Score (Weighted): %.6f"):format(
       epoch, train_loss, ev.loss, ev.f1))
-    if out then
+    if out and self.writer then
       bl.append_line(out .. "/results.jsonl", bl.json_encode(row))
       self:_write_results()
     end
     if self.run_bar then self.run_bar:epoch_done(epoch) end
     if o.on_epoch then o.on_epoch(row) end
-    local sig, num = bl.signal_pending()
+    local sig, num = agreed_signal(self.dist)
     if sig and epoch < o.epochs then
       error(self:_stop_for_signal(sig, num, ("after epoch %d (step %d)"):format(epoch, self.step)), 0)
     end
@@ -800,6 +927,7 @@ return function(bl)
   -- exp:checkpoint(epoch) → the folder of that epoch's checkpoint, or nil when none was kept
   function Exp:checkpoint(epoch)
     if not self.out or self.o.save == "none" then return nil end
+    if self.world > 1 then bl.dist_barrier() end -- rank 0 saved it: every process reads it
     local path = ("%s/epoch_%d"):format(self.out, epoch)
     if not bl.is_dir(path) then return nil end
     return path
@@ -813,7 +941,7 @@ return function(bl)
                      id2label = self.d.id2label, train_size = #self.d.train.texts, val_size = #self.d.val.texts,
                      steps = self.total_steps, seconds = bl.now() - self.t_start, model = self.model,
                      tokenizer = self.tokenizer, record = self.record }
-    if out then
+    if out and self.writer then
       bl.finish_run_record(out, self.record, { best_epoch = epoch, best_f1 = rows[self.keeper.best_epoch].val_f1,
         best_checkpoint = o.save ~= "none" and ("epoch_%d"):format(epoch) or bl.json_null,
         final_f1 = final.f1, seconds = result.seconds })
@@ -838,8 +966,9 @@ return function(bl)
       local ds_train = bl.encode_dataset(tok, d.train.texts, d.train.labels, o)
       local ds_val = bl.encode_dataset(tok, d.val.texts, d.val.labels, o)
       local loader_pad = o.pad == "longest" and "longest" or "none"
-      local train_loader = bl.DataLoader(ds_train, { batch_size = o.batch_size, sampler = "random", pad = loader_pad, mask = 2 })
-      local val_loader = bl.DataLoader(ds_val, { batch_size = o.val_batch_size, sampler = "sequential", pad = loader_pad, mask = 2 })
+      -- data parallel: global batches of processes x per-process rows (each process takes its rows)
+      local train_loader = bl.DataLoader(ds_train, { batch_size = o.batch_size * exp.world, sampler = "random", pad = loader_pad, mask = 2 })
+      local val_loader = bl.DataLoader(ds_val, { batch_size = o.val_batch_size * exp.world, sampler = "sequential", pad = loader_pad, mask = 2 })
       local model = bl.BertForSequenceClassification.from_pretrained(o.model,
         { num_labels = #d.names, id2label = d.id2label, quiet = o.quiet_model ~= false, device = o.device })
       local opt = bl.AdamW(model:parameters(), { lr = o.lr, eps = o.eps, weight_decay = o.weight_decay })
@@ -856,16 +985,16 @@ return function(bl)
       local path = exp:checkpoint(best)
       if path then
         model:load(path)
-        final = bl.evaluate(model, val_loader)
+        final = bl.evaluate(model, val_loader, { dist = exp.eval_dist })
         final.checkpoint = path
         log(("\nReloaded %s (epoch %d): validation loss %.6f, weighted F1 %.6f, accuracy %.4f"):format(
           path, best, final.loss, final.f1, final.accuracy))
       else
-        final = exp.last_ev or bl.evaluate(model, val_loader) -- the model as it ended (no checkpoint to reload)
+        final = exp.last_ev or bl.evaluate(model, val_loader, { dist = exp.eval_dist }) -- the model as it ended (no checkpoint to reload)
         log(("\nFinal model (epoch %d, no checkpoints saved): weighted F1 %.6f"):format(#exp.rows, final.f1))
       end
       if o.per_class ~= false then
-        final.per_class = bl.accuracy_per_class(final.preds, final.labels, d.id2label, { quiet = o.quiet })
+        final.per_class = bl.accuracy_per_class(final.preds, final.labels, d.id2label, { quiet = o.quiet or not exp.writer })
       end
       return exp:finish(final, best)
     end)
