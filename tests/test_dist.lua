@@ -125,5 +125,68 @@ T.eq(rc5, 0, "the uninterrupted reference (save_every=5): exit 0")
 T.eq(T.slurp(dir .. "/kill/epoch_2/model.safetensors"), T.slurp(dir .. "/ref5/epoch_2/model.safetensors"),
   "resumed data-parallel run: epoch_2 weights identical to the uninterrupted run's (bytes)")
 
+-- Across a network: the 2 ranks in 2 network namespaces joined by a veth pair with addresses from
+-- the loopback range (127.0.0.0/8; route_localnet on, and the namespace's local 127/8 route cut to
+-- 127.0.0.1 so the rest leaves through the veth), over TCP only; mpirun starts each rank's daemon
+-- in its namespace through a launch agent (ip netns exec) instead of ssh. The namespaces go at the end.
+local function netns_run()
+  local id = tostring(os.time() % 100000) .. tostring(math.random(100, 999))
+  local A, B = "blA" .. id, "blB" .. id
+  local net = ("127.%d.%d"):format(math.random(1, 250), math.random(1, 250))
+  local function sh(c) return os.execute(c .. " >/dev/null 2>&1") end
+  local ok = sh(("ip netns add %s && ip netns add %s && ip link add v%s type veth peer name w%s && ip link set v%s netns %s && ip link set w%s netns %s")
+    :format(A, B, id, id, id, A, id, B))
+  local function cleanup() sh(("ip netns del %s; ip netns del %s"):format(A, B)) end
+  if not ok then cleanup(); return nil, "cannot create network namespaces here (needs root and iproute2)" end
+  for i, ns in ipairs({ A, B }) do
+    local dev = (i == 1 and "v" or "w") .. id
+    ok = ok and sh(("ip netns exec %s sh -c 'sysctl -qw net.ipv4.conf.all.route_localnet=1 && sysctl -qw net.ipv4.conf.%s.route_localnet=1 && ip link set lo up && ip link set %s up && ip route del local 127.0.0.0/8 dev lo table local && ip addr add %s.%d/24 dev %s'")
+      :format(ns, dev, dev, net, i, dev))
+  end
+  if not ok then cleanup(); return nil, "cannot configure the namespaces' veth pair" end
+  local agent, hosts = dir .. "/nsagent.sh", dir .. "/hosts"
+  bl.write_file(agent, "#!/bin/sh\nhost=$1; shift\nexec ip netns exec \"$host\" /bin/sh -c \"$*\"\n")
+  os.execute("chmod +x " .. q(agent))
+  bl.write_file(hosts, ("%s slots=1\n%s slots=1\n"):format(A, B))
+  local function tx() -- bytes sent by A's end of the veth
+    local p = io.popen(("ip netns exec %s cat /sys/class/net/v%s/statistics/tx_bytes"):format(A, id))
+    local v = tonumber(p:read("a")) or 0
+    p:close()
+    return v
+  end
+  local before = tx()
+  local cmd = ("env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 300 ip netns exec %s mpirun --hostfile %s -np 2 "
+    .. "--mca plm_rsh_agent %s --mca oob_tcp_if_include %s.0/24 --mca btl self,tcp --mca btl_tcp_if_include %s.0/24 "
+    .. "bin/bertlab tests/dist/dp_train.lua %s %s %s 3 %s %s"):format(A, q(hosts), q(agent), net, net, q(MODEL), q(DATA),
+    q(dir .. "/netns"), q(dir .. "/netns_steps"), COMMON)
+  local rc, outp = T.sh(cmd)
+  local sent = tx() - before
+  cleanup()
+  local left = io.popen("ip netns list 2>/dev/null"):read("a")
+  return { rc = rc, out = outp, sent = sent, net = net, gone = not left:find(A, 1, true) and not left:find(B, 1, true) }
+end
+local okn, nr, why = pcall(netns_run)
+if not okn then
+  T.check(false, "the cross-namespace run: " .. tostring(nr))
+elseif nr == nil then
+  T.skip("data parallel across 2 network namespaces", why or "not possible here")
+else
+  T.eq(nr.rc, 0, ("2 ranks in 2 network namespaces over a veth pair (%s.0/24): exit 0"):format(nr.net)
+    .. (nr.rc ~= 0 and (": " .. nr.out:sub(1, 2000)) or ""))
+  local nparam = 0
+  for _, p in ipairs(weights(MODEL)) do nparam = nparam + p:numel() end
+  -- 20 steps, each sending at least half the gradient buffer (float32) one way
+  T.check(nr.sent > 20 * nparam * 2, ("bytes crossed the veth: %d sent by namespace A's end (>= 20 steps x half of %d float32 gradients)")
+    :format(nr.sent, nparam))
+  local rn, r2 = lines(dir .. "/netns_steps.rank0"), lines(dir .. "/two_steps.rank0")
+  local samen = #rn == 20
+  for i = 1, #rn do if rn[i] ~= r2[i] then samen = false end end
+  T.check(samen, "across the namespaces: every step's loss and weights identical to the 2 ranks on one host")
+  T.eq(T.slurp(dir .. "/netns/epoch_2/model.safetensors"), T.slurp(dir .. "/two/epoch_2/model.safetensors"),
+    "across the namespaces: epoch_2 weights identical to the one-host 2-rank run (bytes)")
+  T.check(nr.gone, "the test's namespaces are removed")
+  print("# cross-namespace run: " .. (nr.out:match("(Epoch 2.-)\n\nReloaded") or ""):gsub("\n", " | "))
+end
+
 os.execute("rm -rf " .. q(dir))
 T.done()
