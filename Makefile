@@ -40,8 +40,17 @@ CU_SRC     := $(wildcard kernels/cuda/*.cu)
 CU_OBJ     := $(patsubst %.cu,$(BUILD)/%.o,$(CU_SRC))
 CU_PIC_OBJ := $(patsubst %.cu,$(BUILD)/pic/%.o,$(CU_SRC))
 CUDA_LIBS  := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcurand -lcudart -lstdc++
-LDLIBS     += $(CUDA_LIBS)
-MODLIBS    += $(CUDA_LIBS)
+# NCCL (the GPU all-reduce of a data-parallel run, kernels/cuda/nccl.cu): where nccl.h and libnccl are
+# found beside nvcc (NCCL=0 turns it off); looked up lazily, when a recipe needs it.
+NCCL ?= 1
+ifeq ($(NCCL),1)
+NCCL_DIR   = $(eval NCCL_DIR := $(if $(wildcard $(CUDA_HOME)/include/nccl.h),$(firstword $(foreach d,$(CUDA_HOME)/lib64 $(CUDA_HOME)/lib /usr/lib/x86_64-linux-gnu,$(if $(wildcard $(d)/libnccl.so),$(d))))))$(NCCL_DIR)
+NCCL_FLAGS = $(if $(NCCL_DIR),-DBL_WITH_NCCL)
+comma     := ,
+NCCL_LIBS  = $(if $(NCCL_DIR),-L$(NCCL_DIR) -Wl$(comma)-rpath$(comma)$(NCCL_DIR) -lnccl)
+endif
+LDLIBS     += $(CUDA_LIBS) $(NCCL_LIBS)
+MODLIBS    += $(CUDA_LIBS) $(NCCL_LIBS)
 endif
 
 # MPI (data parallel under mpirun or srun: runtime/dist.c, the only file that includes mpi.h): on
@@ -84,7 +93,7 @@ $(BUILD)/%.o: %.c | $(DEPS_STAMP)
 
 $(BUILD)/kernels/cuda/%.o: kernels/cuda/%.cu kernels/kernels.h $(wildcard kernels/*.h) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) -DBL_WITH_CUDA -c $< -o $@
+	$(NVCC) $(NVCCFLAGS) -DBL_WITH_CUDA $(if $(filter %/nccl.o,$@),$(NCCL_FLAGS)) -c $< -o $@
 
 $(BUILD)/pic/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
@@ -92,7 +101,7 @@ $(BUILD)/pic/%.o: %.c | $(DEPS_STAMP)
 
 $(BUILD)/pic/kernels/cuda/%.o: kernels/cuda/%.cu kernels/kernels.h $(wildcard kernels/*.h) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) -Xcompiler -fPIC -DBL_WITH_CUDA -c $< -o $@
+	$(NVCC) $(NVCCFLAGS) -Xcompiler -fPIC -DBL_WITH_CUDA $(if $(filter %/nccl.o,$@),$(NCCL_FLAGS)) -c $< -o $@
 
 $(BUILD)/libbertlab.a: $(CORE_OBJ)
 	@rm -f $@

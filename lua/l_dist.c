@@ -1,10 +1,11 @@
 /* l_dist.c: the processes of a data-parallel run (runtime/dist.c) as bl.dist_* functions:
  * bl.dist_init() (raises when mpirun/srun launched several tasks of a build without MPI),
- * bl.dist_rank(), bl.dist_size(), bl.dist_have_mpi(), bl.dist_env_size(), and the collectives the
+ * bl.dist_rank(), bl.dist_size(), bl.dist_have_mpi(), bl.dist_have_nccl(), bl.dist_env_size(), and the collectives the
  * epoch loop needs: bl.dist_allreduce(list) (sums, identical on every rank), bl.dist_allgather(list)
  * (every rank's list in rank order), bl.dist_bcast(s) (rank 0's string), bl.dist_barrier(),
  * bl.dist_bytes_sent(). model:allreduce_grads is in l_model.c. */
 #include "lbl.h"
+#include "../runtime/bert.h"
 #include "../runtime/dist.h"
 #include "../runtime/error.h"
 #include <stdlib.h>
@@ -17,6 +18,7 @@ static int l_dist_init(lua_State *L) {
 static int l_dist_rank(lua_State *L) { lua_pushinteger(L, dist_rank()); return 1; }
 static int l_dist_size(lua_State *L) { lua_pushinteger(L, dist_size()); return 1; }
 static int l_dist_have_mpi(lua_State *L) { lua_pushboolean(L, dist_have_mpi()); return 1; }
+static int l_dist_have_nccl(lua_State *L) { lua_pushboolean(L, bert_nccl_available()); return 1; }
 static int l_dist_env_size(lua_State *L) { lua_pushinteger(L, dist_env_size()); return 1; }
 static int l_dist_bytes_sent(lua_State *L) { lua_pushinteger(L, (lua_Integer)dist_bytes_sent()); return 1; }
 
@@ -90,6 +92,6 @@ void bl_open_dist(lua_State *L) {
         {"dist_init", l_dist_init},       {"dist_rank", l_dist_rank},         {"dist_size", l_dist_size},
         {"dist_have_mpi", l_dist_have_mpi}, {"dist_env_size", l_dist_env_size}, {"dist_allreduce", l_dist_allreduce},
         {"dist_allgather", l_dist_allgather}, {"dist_bcast", l_dist_bcast},   {"dist_barrier", l_dist_barrier},
-        {"dist_bytes_sent", l_dist_bytes_sent}, {NULL, NULL}};
+        {"dist_bytes_sent", l_dist_bytes_sent}, {"dist_have_nccl", l_dist_have_nccl}, {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);
 }

@@ -164,6 +164,8 @@ typedef struct {
 /* Data parallel (runtime/bert_dist.c): gradients *= scale, then summed over the run's processes
  * (dist.h; the same bits on every rank). -1 with an error for a device without a collective. */
 int bert_allreduce_grads(bert_t *m, float scale);
+/* 1 when this build can sum gradients on a GPU (NCCL). */
+int bert_nccl_available(void);
 
 /* Allocates a model for `cfg` (taken over: the model frees it) on backend `be` (NULL: the CPU),
  * parameters zero; -1 on failure. */

@@ -1,10 +1,38 @@
 /* bert_dist.c: the model's side of data parallelism: its flat gradient buffer, scaled and summed
- * over the run's processes (dist.h). On the CPU the buffer is host memory and goes to MPI as it is;
- * other devices need a device collective (NCCL), which this build does not have. */
+ * over the run's processes. On the CPU the buffer is host memory and goes to MPI (dist.h); on a GPU
+ * it is summed on the device by NCCL (kernels/collective.h), whose communicator is made on the first
+ * call from a unique id that rank 0 draws and MPI passes on. */
 #include "bert.h"
 #include "dist.h"
 #include "error.h"
+#include <stdlib.h>
 #include <string.h>
+#ifdef BL_WITH_CUDA
+#include "../kernels/collective.h"
+#endif
+
+#ifdef BL_WITH_CUDA
+static int g_nccl;
+
+/* every rank joins the NCCL communicator (a failure on rank 0 is told to all, so none waits) */
+static int nccl_join(void) {
+    if (g_nccl) return 0;
+    if (!bl_nccl_available()) return bl_fail("allreduce_grads: %s", bl_nccl_error());
+    char msg[BL_NCCL_ID_BYTES + 1];
+    memset(msg, 0, sizeof msg);
+    if (dist_rank() == 0) msg[0] = bl_nccl_get_id((unsigned char *)msg + 1) < 0 ? 1 : 0;
+    char *buf = msg;
+    size_t n = sizeof msg;
+    if (dist_bcast_bytes(&buf, &n) < 0) return -1;
+    if (buf != msg) { memcpy(msg, buf, sizeof msg); free(buf); }
+    if (msg[0]) return bl_fail("allreduce_grads: rank 0 could not make the NCCL id: %s",
+                               dist_rank() == 0 ? bl_nccl_error() : "see rank 0's message");
+    if (bl_nccl_init((const unsigned char *)msg + 1, dist_rank(), dist_size()) < 0)
+        return bl_fail("allreduce_grads: %s", bl_nccl_error());
+    g_nccl = 1;
+    return 0;
+}
+#endif
 
 int bert_allreduce_grads(bert_t *m, float scale) {
     if (!m->grads_memory) return bl_fail("allreduce_grads: the model has no gradients (run forward and backward first)");
@@ -12,12 +40,28 @@ int bert_allreduce_grads(bert_t *m, float scale) {
         if (scale != 1.0f) m->be->scale_f32(m->grads_memory, m->num_parameters, scale);
         return 0;
     }
-    if (m->be->device != 0)
-        return bl_fail("allreduce_grads: data parallel on %s needs NCCL, which this build does not have (use --device cpu)",
-                       m->be->name);
-    if (scale != 1.0f) m->be->scale_f32(m->grads_memory, m->num_parameters, scale);
-    if (dist_allreduce_sum_f32(m->grads_memory, m->num_parameters) < 0) return -1;
+    if (m->be->device != 0) {
+#ifdef BL_WITH_CUDA
+        if (nccl_join() < 0) return -1;
+        if (scale != 1.0f) m->be->scale_f32(m->grads_memory, m->num_parameters, scale);
+        if (bl_nccl_allreduce_sum_f32(m->grads_memory, m->num_parameters) < 0)
+            return bl_fail("allreduce_grads: %s", bl_nccl_error());
+#else
+        return bl_fail("allreduce_grads: data parallel on %s needs a CUDA build with NCCL", m->be->name);
+#endif
+    } else {
+        if (scale != 1.0f) m->be->scale_f32(m->grads_memory, m->num_parameters, scale);
+        if (dist_allreduce_sum_f32(m->grads_memory, m->num_parameters) < 0) return -1;
+    }
     /* every row of the word-embedding gradient may now hold another rank's sum: zero_grad must clear all */
     if (m->wte_touched) memset(m->wte_touched, 1, m->config.vocab_size);
     return 0;
+}
+
+int bert_nccl_available(void) {
+#ifdef BL_WITH_CUDA
+    return bl_nccl_available();
+#else
+    return 0;
+#endif
 }

@@ -95,6 +95,10 @@ grep -E "^#|^not ok|^skip" "$OUTDIR/test_cuda_kernels.log" | head -150
 echo "$(grep -c '^ok - ' "$OUTDIR/test_cuda_kernels.log") ok, $(grep -c '^not ok - ' "$OUTDIR/test_cuda_kernels.log") not ok, $(grep -c '^skip - ' "$OUTDIR/test_cuda_kernels.log") skipped"
 [ $rc = 0 ] || note_fail "test_cuda_kernels (exit $rc)"
 
+step "build/tests/test_nccl (NCCL: a one-rank communicator and an in-place device all-reduce)"
+build/tests/test_nccl 2>&1 | tail -8
+[ "${PIPESTATUS[0]}" = 0 ] || note_fail "test_nccl"
+
 step "the HF oracle for MiniLM's float16 weights (tests/cuda/hf_logits.py, transformers on the CPU)"
 export BERTLAB_MINILM="$PACK/model"
 export BERTLAB_MINILM_LOGITS="$OUTDIR/hf_logits_f16.safetensors"

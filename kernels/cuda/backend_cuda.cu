@@ -5,6 +5,7 @@
  * bert_kernels.cu and optim.cu.
  * Non-goals: several devices or streams (device 0, one stream), managed or pinned memory. */
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
@@ -62,7 +63,8 @@ static void count(size_t add, size_t sub) {
     if (g.current > g.peak) g.peak = g.current;
 }
 
-/* Makes the stream, the cuBLAS handle and the partial-sum buffer on device 0; remembers why not. */
+/* Makes the stream, the cuBLAS handle and the partial-sum buffer on device 0 (or the local rank's,
+ * modulo the device count, under mpirun/srun); remembers why not. */
 static int setup(void) {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
@@ -72,8 +74,13 @@ static int setup(void) {
         cudaGetLastError();
         return 0;
     }
+    /* one device per process of a data-parallel run: the launcher's local rank picks it */
+    int dev = 0;
+    const char *local = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    if (!local) local = getenv("SLURM_LOCALID");
+    if (local && atoi(local) > 0) dev = atoi(local) % n;
     const char *step = "cudaSetDevice";
-    if ((e = cudaSetDevice(0)) != cudaSuccess || (step = "cudaStreamCreate",
+    if ((e = cudaSetDevice(dev)) != cudaSuccess || (step = "cudaStreamCreate",
         e = cudaStreamCreateWithFlags(&g.stream, cudaStreamNonBlocking)) != cudaSuccess ||
         (step = "cudaMalloc", e = cudaMalloc((void **)&g.partials, sizeof(double) * SUMSQ_BLOCKS)) != cudaSuccess) {
         snprintf(g.why, sizeof g.why, "%s: %s", step, cudaGetErrorString(e));

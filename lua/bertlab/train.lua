@@ -643,8 +643,9 @@ return function(bl)
     if (o.save_every or o.resume) and not o.out then
       fail("save_every and resume need an out folder (where the training state is kept)")
     end
-    if nproc > 1 and o.device ~= "cpu" then
-      fail(("a data-parallel run (%d processes) needs --device cpu: the GPU all-reduce (NCCL) is not built yet"):format(nproc))
+    if nproc > 1 and o.device ~= "cpu" and not bl.dist_have_nccl() then
+      fail(("a data-parallel run (%d processes) on %s needs NCCL, which this build lacks (nccl.h and libnccl beside nvcc); use --device cpu")
+        :format(nproc, tostring(o.device)))
     end
     for _, k in ipairs({ "data", "val_data" }) do
       if o[k] ~= nil and not bl.file_exists(o[k]) then
