@@ -21,6 +21,7 @@ static int l_dist_have_mpi(lua_State *L) { lua_pushboolean(L, dist_have_mpi()); 
 static int l_dist_have_nccl(lua_State *L) { lua_pushboolean(L, bert_nccl_available()); return 1; }
 static int l_dist_env_size(lua_State *L) { lua_pushinteger(L, dist_env_size()); return 1; }
 static int l_dist_bytes_sent(lua_State *L) { lua_pushinteger(L, (lua_Integer)dist_bytes_sent()); return 1; }
+static int l_dist_allreduce_seconds(lua_State *L) { lua_pushnumber(L, dist_allreduce_seconds()); return 1; }
 
 /* a Lua list of numbers -> malloc'd doubles */
 static double *check_numbers(lua_State *L, int idx, const char *fn, size_t *n) {
@@ -92,6 +93,7 @@ void bl_open_dist(lua_State *L) {
         {"dist_init", l_dist_init},       {"dist_rank", l_dist_rank},         {"dist_size", l_dist_size},
         {"dist_have_mpi", l_dist_have_mpi}, {"dist_env_size", l_dist_env_size}, {"dist_allreduce", l_dist_allreduce},
         {"dist_allgather", l_dist_allgather}, {"dist_bcast", l_dist_bcast},   {"dist_barrier", l_dist_barrier},
-        {"dist_bytes_sent", l_dist_bytes_sent}, {"dist_have_nccl", l_dist_have_nccl}, {NULL, NULL}};
+        {"dist_bytes_sent", l_dist_bytes_sent}, {"dist_have_nccl", l_dist_have_nccl},
+        {"dist_allreduce_seconds", l_dist_allreduce_seconds}, {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);
 }

@@ -4,12 +4,21 @@
 #include "error.h"
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #ifdef BL_WITH_MPI
 #include <mpi.h>
 #endif
 
 static int g_init, g_rank, g_size = 1;
 static uint64_t g_sent;
+static double g_reduce_s; /* seconds spent in dist_allreduce_sum_f32 */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+double dist_allreduce_seconds(void) { return g_reduce_s; }
 
 int dist_env_size(void) {
     const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", NULL};
@@ -67,33 +76,40 @@ int dist_size(void) { return g_size; }
 uint64_t dist_bytes_sent(void) { return g_sent; }
 
 #ifdef BL_WITH_MPI
-static float *g_tmp;
-static size_t g_tmp_n;
+static float *g_mine;
+static size_t g_mine_n;
+static int *g_counts, *g_displs;
 
 int dist_allreduce_sum_f32(float *buf, size_t n) {
     if (g_size <= 1 || n == 0) return 0;
-    size_t chunk = (n + (size_t)g_size - 1) / (size_t)g_size, total = chunk * (size_t)g_size;
-    if (chunk > (size_t)1 << 30) return bl_fail("dist: gradient buffer of %zu floats is too large", n);
-    if (g_tmp_n < total + chunk) {
-        free(g_tmp);
-        g_tmp = malloc(sizeof(float) * (total + chunk));
-        if (!g_tmp) { g_tmp_n = 0; return bl_fail("dist: out of memory for a %zu-float buffer", total + chunk); }
-        g_tmp_n = total + chunk;
+    if (n > (size_t)INT32_MAX) return bl_fail("dist: a buffer of %zu floats is too large for one all-reduce", n);
+    double t0 = now_s();
+    if (!g_counts) {
+        g_counts = malloc(sizeof(int) * (size_t)g_size);
+        g_displs = malloc(sizeof(int) * (size_t)g_size);
+        if (!g_counts || !g_displs) return bl_fail("dist: out of memory");
     }
-    float *send = buf, *mine = g_tmp + total;
-    if (total != n) { /* pad to size * chunk */
-        memcpy(g_tmp, buf, sizeof(float) * n);
-        memset(g_tmp + n, 0, sizeof(float) * (total - n));
-        send = g_tmp;
+    /* block r (n/size elements, one more for the first n%size ranks) is reduced once, on rank r;
+     * the gather then copies the same bits to every rank */
+    size_t base = n / (size_t)g_size, extra = n % (size_t)g_size, off = 0;
+    for (int r = 0; r < g_size; r++) {
+        g_counts[r] = (int)(base + ((size_t)r < extra));
+        g_displs[r] = (int)off;
+        off += (size_t)g_counts[r];
     }
-    /* each block is reduced once, on its owner; the gather then copies the same bits everywhere */
-    if (MPI_Reduce_scatter_block(send, mine, (int)chunk, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS)
-        return bl_fail("dist: MPI_Reduce_scatter_block failed");
-    float *dst = total == n ? buf : g_tmp;
-    if (MPI_Allgather(mine, (int)chunk, MPI_FLOAT, dst, (int)chunk, MPI_FLOAT, MPI_COMM_WORLD) != MPI_SUCCESS)
-        return bl_fail("dist: MPI_Allgather failed");
-    if (dst != buf) memcpy(buf, g_tmp, sizeof(float) * n);
-    g_sent += 2 * (uint64_t)(total - chunk) * sizeof(float);
+    size_t mine = (size_t)g_counts[g_rank];
+    if (g_mine_n < mine + 1) {
+        free(g_mine);
+        g_mine = malloc(sizeof(float) * (mine + 1));
+        if (!g_mine) { g_mine_n = 0; return bl_fail("dist: out of memory for a %zu-float block", mine + 1); }
+        g_mine_n = mine + 1;
+    }
+    if (MPI_Reduce_scatter(buf, g_mine, g_counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS)
+        return bl_fail("dist: MPI_Reduce_scatter failed");
+    if (MPI_Allgatherv(g_mine, (int)mine, MPI_FLOAT, buf, g_counts, g_displs, MPI_FLOAT, MPI_COMM_WORLD) != MPI_SUCCESS)
+        return bl_fail("dist: MPI_Allgatherv failed");
+    g_sent += 2 * (uint64_t)(n - mine) * sizeof(float);
+    g_reduce_s += now_s() - t0;
     return 0;
 }
 

@@ -31,5 +31,7 @@ int dist_barrier(void);
 void dist_abort(int status);
 /* Bytes this rank has sent through the collectives so far (for the benchmarks). */
 uint64_t dist_bytes_sent(void);
+/* Seconds this rank has spent in dist_allreduce_sum_f32 (the gradient sums) so far. */
+double dist_allreduce_seconds(void);
 
 #endif
