@@ -1,0 +1,70 @@
+-- test_cluster.lua: a single-node Slurm cluster brought up by scripts/cluster.sh (munged, slurmctld,
+-- slurmd, started by hand, accounting off) for the length of the test: `srun -n 2 --mpi=pmix` trains
+-- the data-parallel fixture run and matches mpirun's bytes; every daemon it started is stopped by
+-- PID at the end (checked). Skips, saying why, without root, Slurm, munge or an MPI build.
+local T = require("testlib")
+local bl = require("bertlab")
+
+local function have(cmd) return os.execute("command -v " .. cmd .. " >/dev/null 2>&1") end
+local why
+if not have("slurmctld") or not have("slurmd") or not have("munged") or not have("srun") then
+  why = "slurm-wlm and munge are not installed (sh scripts/cluster.sh deps)"
+elseif (io.popen("id -u"):read("l")) ~= "0" then
+  why = "the daemons need root"
+elseif not bl.dist_have_mpi() then
+  why = "this bertlab was built without MPI"
+end
+if why then
+  T.skip("single-node Slurm cluster", why)
+  T.done()
+end
+local q = bl.shell_quote
+local dir = os.tmpname()
+os.remove(dir)
+bl.mkdir_p(dir .. "/model")
+local TINY = "tests/fixtures/model/tiny"
+os.execute(("cp %s/config.json %s/model.safetensors tests/fixtures/owndata/vocab.txt %s/model/"):format(TINY, TINY, q(dir)))
+local MODEL, DATA = dir .. "/model", dir .. "/notes.csv"
+do
+  math.randomseed(11)
+  local pools = { a = { "red", "blue", "green", "pink" }, b = { "cat", "dog", "fish", "bird" }, c = { "run", "jump", "swim", "walk" } }
+  local lines = { "note,kind" }
+  for i = 1, 80 do
+    local c = ({ "a", "b", "c" })[(i - 1) % 3 + 1]
+    local w = {}
+    for k = 1, 6 do w[k] = (k % 2 == 1) and pools[c][math.random(4)] or ({ "the", "of", "and", "is" })[math.random(4)] end
+    lines[#lines + 1] = table.concat(w, " ") .. "," .. c
+  end
+  bl.write_file(DATA, table.concat(lines, "\n") .. "\n")
+end
+local CL = dir .. "/cluster"
+-- ports from this process's id, so two runs of the test on one machine do not meet
+local port = 20000 + (tonumber(io.popen("echo $PPID"):read("l")) or 0) % 20000
+local rcu, upout = T.sh(("SLURM_PORTS=%d,%d sh scripts/cluster.sh up %s"):format(port, port + 1, q(CL)))
+T.eq(rcu, 0, "scripts/cluster.sh up: munged, slurmctld, slurmd; the node is idle" .. (rcu ~= 0 and (": " .. upout) or ""))
+local env = ("SLURM_CONF=%s/slurm.conf "):format(q(CL))
+local ok, err = pcall(function()
+  if rcu ~= 0 then return end
+  local rc1, o1 = T.sh(env .. ("srun -n 2 --mpi=pmix bin/bertlab tests/dist/dp_train.lua %s %s %s 3 - limit=60 lr=1e-5")
+    :format(q(MODEL), q(DATA), q(dir .. "/srun")))
+  T.eq(rc1, 0, "srun -n 2 --mpi=pmix: the data-parallel fixture run, exit 0" .. (rc1 ~= 0 and (": " .. o1:sub(1, 1500)) or ""))
+  T.check(o1:find("(2 processes x 3)", 1, true) ~= nil, "srun: the run trains on 2 processes x 3")
+  local rc2, o2 = T.sh(("env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,tcp mpirun --oversubscribe -np 2 "
+    .. "bin/bertlab tests/dist/dp_train.lua %s %s %s 3 - limit=60 lr=1e-5"):format(q(MODEL), q(DATA), q(dir .. "/mpirun")))
+  T.eq(rc2, 0, "the same under mpirun, exit 0" .. (rc2 ~= 0 and (": " .. o2:sub(1, 1500)) or ""))
+  T.eq(T.slurp(dir .. "/srun/epoch_2/model.safetensors"), T.slurp(dir .. "/mpirun/epoch_2/model.safetensors"),
+    "srun and mpirun give the same weights (bytes)")
+end)
+if not ok then T.check(false, "the cluster checks raised: " .. tostring(err)) end
+local pids = T.slurp(CL .. "/pids") or ""
+local rcd, downout = T.sh("sh scripts/cluster.sh down " .. q(CL))
+T.eq(rcd, 0, "scripts/cluster.sh down: exit 0 (" .. downout:gsub("\n", "") .. ")")
+local alive = {}
+for pid in pids:gmatch("%d+") do
+  if os.execute("kill -0 " .. pid .. " 2>/dev/null") then alive[#alive + 1] = pid end
+end
+local n = select(2, pids:gsub("%d+", ""))
+T.check(n == 3 and #alive == 0, ("every daemon the test started is stopped (%d recorded, still alive: %s)"):format(n,
+  #alive > 0 and table.concat(alive, " ") or "none"))
+os.execute("rm -rf " .. q(dir))
+T.done()
