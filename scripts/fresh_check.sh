@@ -5,7 +5,8 @@
 # tarball outside the work tree (reused by later runs), unpacks a copy, puts a clean `git archive HEAD`
 # at /src/bertlab and the shared folder at /src/shared, and runs inside it with chroot, in a clean
 # environment: `make test`, `make demo` (short run), `make install PREFIX=/usr/local`, `bertlab -e` from
-# another folder and README's tensor example under stock lua5.4. It prints each command's result and
+# another folder, a launch as 2 MPI tasks of this build without MPI (a clear error), and README's
+# tensor example under stock lua5.4. It prints each command's result and
 # time and exits 1 if any failed. Needs root (debootstrap, mount, chroot) and the network (the Debian
 # mirror, PyPI). Inside, the build is CPU-only: the CUDA toolkit is not a Debian package.
 # Environment: BERTLAB_FRESH_CACHE (default /var/cache/bertlab-fresh), BERTLAB_SHARED (../shared),
@@ -155,6 +156,8 @@ run make-test /src/bertlab "make test"
 run make-demo /src/bertlab "make demo DEMO_ARGS='$DEMO_ARGS'"
 run make-install /src/bertlab "make install PREFIX=/usr/local"
 run bertlab-e /tmp "bertlab -e 'local bl = require(\"bertlab\"); print(bl.version, bl.zeros({2, 3}))'"
+# a build without MPI (none in the root) launched as 2 tasks: a clear error, exit non-zero
+run no-mpi /src/bertlab "! OMPI_COMM_WORLD_SIZE=2 bin/bertlab -e 'require(\"bertlab\").dist_init()' 2>err.txt && grep 'built without MPI' err.txt"
 run stock-lua /tmp "lua5.4 -e 'local bl = require(\"bertlab\"); local x = bl.tensor({ { 1.5, 2.0 }, { 3.0, 4.0 } }); print(x * 2); print(x:argmax(2))'"
 
 echo
