@@ -29,7 +29,7 @@ for t in "$build"/tests/test_* tests/test_*.lua; do
   pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + s))
   printf '%-40s %4d passed %3d failed %3d skipped  (%ss)\n' "$t" "$p" "$f" "$s" "$(( $(date +%s) - start ))"
   if [ "$f" -gt 0 ] || [ -n "$VERBOSE" ]; then
-    grep -v '^ok - ' "$log" | sed 's/^/    /' | head -60
+    grep -av '^ok - ' "$log" | sed 's/^/    /' | head -60
   fi
   grep '^skip - ' "$log" | sed 's/^/    /'
 done
