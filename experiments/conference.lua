@@ -36,6 +36,8 @@ local args = bl.parse_args(arg, {
     { "max-length", type = "int", default = D.max_length, help = "truncate titles to this many tokens" },
     { "pad", default = D.pad, choices = { "longest", "max_length" }, help = "pad each batch to its longest title, or all to --max-length" },
     { "seed", type = "int", default = D.seed, help = "random seed" },
+    { "class-weights", default = D.class_weights, metavar = "none|balanced|w1,w2,...", help = "weights of the loss per class: none, balanced (n / (classes * count) over the training labels), or one number per class" },
+    { "sampler", default = D.sampler, choices = { "random", "weighted" }, help = "training order: a shuffle, or draws with replacement by inverse class frequency" },
     { "threads", type = "int", help = "CPU threads (OpenBLAS and OpenMP; default: all cores)" },
     { "device", default = D.device, choices = { "cpu", "cuda" }, help = "where to train (cuda: needs a GPU and the CUDA backend)" },
     { "out", metavar = "DIR", help = "output folder (default runs/conference-<timestamp>)" },
@@ -95,7 +97,7 @@ local function main()
       val_data = args.val_data, test_size = args.test_size, split_seed = args.split_seed, epochs = args.epochs,
       batch_size = args.batch_size, val_batch_size = args.val_batch_size, lr = args.lr, eps = args.eps,
       weight_decay = args.weight_decay, warmup = args.warmup, max_length = args.max_length, pad = args.pad,
-      seed = args.seed, threads = args.threads, device = args.device, out = out, limit = args.limit,
+      seed = args.seed, class_weights = args.class_weights, sampler = args.sampler, threads = args.threads, device = args.device, out = out, limit = args.limit,
       val_limit = args.val_limit, eval_epoch = args.eval_epoch, save = args.save, progress = not args.quiet,
       save_every = args.save_every, on_nan = args.on_nan, max_nan_skips = args.max_nan_skips, keep_state = args.keep_state,
       trap_signals = true, script = "experiments/conference.lua" }

@@ -504,12 +504,18 @@ typedef struct {
     int64_t batch_size;
     int shuffle, drop_last;
     int mask; /* 0-based tensor number of the attention mask, or -1: no trimming */
+    int weighted;        /* sampler="weighted": rows drawn with replacement by the weights */
+    int64_t num_samples; /* rows per epoch (the dataset's size unless weighted) */
 } lloader_t;
+
+/* the weights of a weighted loader: uservalue 3, a full userdata of ds->n doubles */
+enum { UV_LOADER_WEIGHTS = 3 };
 
 #define check_loader(L, i) ((lloader_t *)luaL_checkudata(L, i, LBL_LOADER))
 
 static int l_dataloader(lua_State *L) {
-    static const char *const keys[] = {"batch_size", "sampler", "drop_last", "pad", "mask", NULL};
+    static const char *const keys[] = {"batch_size", "sampler", "drop_last", "pad", "mask", "weights",
+                                       "num_samples", NULL};
     const char *fname = "DataLoader";
     lua_settop(L, 2);
     ldataset_t *ds = luaL_checkudata(L, 1, LBL_DATASET);
@@ -517,10 +523,24 @@ static int l_dataloader(lua_State *L) {
     lua_Integer bs = lbl_optfield_int(L, 2, "batch_size", 1);
     if (bs < 1) return luaL_error(L, "%s: batch_size must be a positive integer, got %I", fname, (LUAI_UACINT)bs);
     const char *sampler = lbl_optfield_str(L, 2, "sampler", "sequential");
-    int shuffle;
+    int shuffle, weighted = 0;
     if (strcmp(sampler, "random") == 0) shuffle = 1;
     else if (strcmp(sampler, "sequential") == 0) shuffle = 0;
-    else return luaL_error(L, "%s: sampler must be \"random\" or \"sequential\", got \"%s\"", fname, sampler);
+    else if (strcmp(sampler, "weighted") == 0) shuffle = 0, weighted = 1;
+    else
+        return luaL_error(L, "%s: sampler must be \"random\", \"sequential\" or \"weighted\", got \"%s\"", fname,
+                          sampler);
+    int has_w = 0;
+    if (lua_istable(L, 2)) {
+        has_w = lua_getfield(L, 2, "weights") != LUA_TNIL;
+        lua_pop(L, 1);
+    }
+    if (has_w != weighted)
+        return luaL_error(L, weighted ? "%s: sampler=\"weighted\" needs weights= (one number per row)"
+                                      : "%s: weights= needs sampler=\"weighted\"", fname);
+    lua_Integer num_samples = lbl_optfield_int(L, 2, "num_samples", ds->n);
+    if (num_samples < 1) return luaL_error(L, "%s: num_samples must be a positive integer", fname);
+    if (!weighted && num_samples != ds->n) return luaL_error(L, "%s: num_samples= needs sampler=\"weighted\"", fname);
     int drop_last = lbl_optfield_bool(L, 2, "drop_last", 0);
     const char *pad = lbl_optfield_str(L, 2, "pad", "none");
     lua_Integer mask = lbl_optfield_int(L, 2, "mask", 2);
@@ -539,14 +559,42 @@ static int l_dataloader(lua_State *L) {
                               (int)mask, tensor_shape_str(ts[mask - 1], s, sizeof s));
         }
     }
-    lloader_t *ld = lua_newuserdatauv(L, sizeof *ld, 2); /* 1: dataset, 2: the last iter()'s epoch */
+    double *w = NULL;
+    if (weighted) { /* checked here, once: each epoch's draw only reads them */
+        lua_getfield(L, 2, "weights");
+        if (!lua_istable(L, -1)) return luaL_error(L, "%s: weights must be a list of numbers, one per row", fname);
+        if (luaL_len(L, -1) != ds->n)
+            return luaL_error(L, "%s: weights has %I entries, the dataset %I rows", fname,
+                              (LUAI_UACINT)luaL_len(L, -1), (LUAI_UACINT)ds->n);
+        w = lua_newuserdatauv(L, sizeof(double) * (size_t)(ds->n ? ds->n : 1), 0);
+        double total = 0.0;
+        for (int64_t i = 0; i < ds->n; i++) {
+            lua_geti(L, -2, (lua_Integer)i + 1);
+            int ok;
+            w[i] = lua_tonumberx(L, -1, &ok);
+            if (!ok || !isfinite(w[i]) || w[i] < 0)
+                return luaL_error(L, "%s: weights[%I] must be a finite number >= 0, got %s", fname,
+                                  (LUAI_UACINT)(i + 1), luaL_tolstring(L, -1, NULL));
+            total += w[i];
+            lua_pop(L, 1);
+        }
+        if (!(total > 0)) return luaL_error(L, "%s: every weight is 0", fname);
+    }
+    int wi = lua_gettop(L);
+    lloader_t *ld = lua_newuserdatauv(L, sizeof *ld, 3); /* 1: dataset, 2: the last iter()'s epoch, 3: weights */
     ld->batch_size = bs;
     ld->shuffle = shuffle;
     ld->drop_last = drop_last;
     ld->mask = trim ? (int)mask - 1 : -1;
+    ld->weighted = weighted;
+    ld->num_samples = (int64_t)num_samples;
     luaL_setmetatable(L, LBL_LOADER);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);
+    if (w) {
+        lua_pushvalue(L, wi);
+        lua_setiuservalue(L, -2, UV_LOADER_WEIGHTS);
+    }
     return 1;
 }
 
@@ -554,7 +602,7 @@ static int loader_len(lua_State *L) {
     lloader_t *ld = check_loader(L, 1);
     lua_getiuservalue(L, 1, 1);
     ldataset_t *ds = luaL_checkudata(L, -1, LBL_DATASET);
-    lua_pushinteger(L, loader_num_batches(ds->n, ld->batch_size, ld->drop_last));
+    lua_pushinteger(L, loader_num_batches(ld->weighted ? ld->num_samples : ds->n, ld->batch_size, ld->drop_last));
     return 1;
 }
 
@@ -598,12 +646,13 @@ static int loader_iter(lua_State *L) {
     lua_getiuservalue(L, 1, 1);
     ldataset_t *ds = luaL_checkudata(L, -1, LBL_DATASET);
     lua_pop(L, 1);
-    lepoch_t *ep = lua_newuserdatauv(L, sizeof *ep + sizeof(int64_t) * (size_t)ds->n, 0);
+    int64_t ns = ld->weighted ? ld->num_samples : ds->n; /* rows of this epoch */
+    lepoch_t *ep = lua_newuserdatauv(L, sizeof *ep + sizeof(int64_t) * (size_t)ns, 0);
     int epi = lua_gettop(L);
-    ep->n = ds->n;
+    ep->n = ns;
     ep->pos = 0;
     ep->done = 0;
-    ep->nbatches = loader_num_batches(ds->n, ld->batch_size, ld->drop_last);
+    ep->nbatches = loader_num_batches(ns, ld->batch_size, ld->drop_last);
     int has_order = opts && lua_getfield(L, opts, "order") != LUA_TNIL;
     if (!has_order && opts) lua_pop(L, 1);
     if (has_order) {
@@ -611,20 +660,26 @@ static int loader_iter(lua_State *L) {
         if (luaL_len(L, -1) != ep->n)
             return luaL_error(L, "DataLoader:iter: option 'order' has %I rows, the dataset %I",
                               (LUAI_UACINT)luaL_len(L, -1), (LUAI_UACINT)ep->n);
-        char *seen = lua_newuserdatauv(L, (size_t)(ep->n ? ep->n : 1), 0);
-        memset(seen, 0, (size_t)(ep->n ? ep->n : 1));
+        char *seen = lua_newuserdatauv(L, (size_t)(ds->n ? ds->n : 1), 0);
+        memset(seen, 0, (size_t)(ds->n ? ds->n : 1));
         for (int64_t i = 0; i < ep->n; i++) {
             lua_geti(L, -2, (lua_Integer)i + 1);
             int ok;
             lua_Integer r = lua_tointegerx(L, -1, &ok);
-            if (!ok || r < 1 || r > ep->n || seen[r - 1])
-                return luaL_error(L, "DataLoader:iter: option 'order' is not a permutation of rows 1..%I "
-                                     "(entry %I)", (LUAI_UACINT)ep->n, (LUAI_UACINT)(i + 1));
+            if (!ok || r < 1 || r > ds->n || (seen[r - 1] && !ld->weighted)) /* weighted: repeats */
+                return luaL_error(L, "DataLoader:iter: option 'order' is not a %s of rows 1..%I "
+                                     "(entry %I)", ld->weighted ? "list" : "permutation",
+                                  (LUAI_UACINT)ds->n, (LUAI_UACINT)(i + 1));
             seen[r - 1] = 1;
             ep->order[i] = r - 1;
             lua_pop(L, 1);
         }
         lua_pop(L, 2); /* seen, order */
+    } else if (ld->weighted) {
+        lua_getiuservalue(L, 1, UV_LOADER_WEIGHTS);
+        const double *w = lua_touserdata(L, -1);
+        if (loader_weighted_order(ep->order, ns, w, ds->n)) return luaL_error(L, "DataLoader: %s", bl_errmsg());
+        lua_pop(L, 1);
     } else {
         loader_order(ep->order, ds->n, ld->shuffle);
     }
@@ -674,7 +729,7 @@ static int loader_dataset(lua_State *L) {
 static int loader_tostring(lua_State *L) {
     lloader_t *ld = check_loader(L, 1);
     lua_pushfstring(L, "DataLoader(batch_size=%d, sampler=%s, drop_last=%s, pad=%s)", (int)ld->batch_size,
-                    ld->shuffle ? "random" : "sequential", ld->drop_last ? "true" : "false",
+                    ld->weighted ? "weighted" : ld->shuffle ? "random" : "sequential", ld->drop_last ? "true" : "false",
                     ld->mask >= 0 ? "longest" : "none");
     return 1;
 }

@@ -207,4 +207,90 @@ return function(bl)
     end
     return result
   end
+  ---------------------------------------------------------------------------------------------------
+  -- Class imbalance: the loss's class weights and the weighted sampler's row weights
+  ---------------------------------------------------------------------------------------------------
+
+  -- bl.compute_class_weight(labels, n_classes) → {w_0, ..., w_(n-1)} (a Lua list, entry k+1 for class
+  -- k): scikit-learn's compute_class_weight("balanced", classes=range(n), y=labels), i.e.
+  -- n_samples / (n_classes * bincount(labels)), in double. Every class must occur in labels.
+  function bl.compute_class_weight(labels, n_classes)
+    local y = ids(labels, "compute_class_weight", "labels")
+    if math.type(n_classes) ~= "integer" or n_classes < 1 then
+      error("compute_class_weight: n_classes must be a positive integer, got " .. tostring(n_classes), 2)
+    end
+    local count = {}
+    for k = 0, n_classes - 1 do count[k] = 0 end
+    for i, v in ipairs(y) do
+      if v < 0 or v >= n_classes then
+        error(("compute_class_weight: label %d (element %d) is not a class id in 0..%d"):format(v, i, n_classes - 1), 2)
+      end
+      count[v] = count[v] + 1
+    end
+    local w = {}
+    for k = 0, n_classes - 1 do
+      if count[k] == 0 then
+        error(("compute_class_weight: class %d does not occur in the labels (balanced weights need every class)"):format(k), 2)
+      end
+      w[k + 1] = #y / (n_classes * count[k])
+    end
+    return w
+  end
+
+  -- bl.resolve_class_weights(spec, train_labels, names) → nil (spec "none" or nil), or the list of
+  -- #names weights: "balanced" (compute_class_weight over the training labels), a list of numbers,
+  -- or a string "w1,w2,..." (the command line's form). Errors name the option.
+  function bl.resolve_class_weights(spec, labels, names)
+    local n = #names
+    if spec == nil or spec == "none" then return nil end
+    if spec == "balanced" then
+      local ok, w = pcall(bl.compute_class_weight, labels, n)
+      if not ok then error("class_weights=\"balanced\": " .. tostring(w):gsub("^[^:]*:%d+: ", ""), 2) end
+      return w
+    end
+    local list = spec
+    if type(spec) == "string" then
+      list = {}
+      for f in (spec .. ","):gmatch("([^,]*),") do
+        local v = tonumber(f)
+        if not v then
+          error(("class_weights: '%s' is not \"none\", \"balanced\" or a comma-separated list of numbers"):format(spec), 2)
+        end
+        list[#list + 1] = v
+      end
+    end
+    if type(list) ~= "table" then
+      error("class_weights must be \"none\", \"balanced\" or a list of numbers, got " .. type(spec), 2)
+    end
+    if #list ~= n then
+      error(("class_weights: %d weights given, the data has %d classes (%s)"):format(#list, n, table.concat(names, ", ")), 2)
+    end
+    local any = false
+    for i, v in ipairs(list) do
+      if type(v) ~= "number" or v ~= v or v < 0 or v == math.huge then
+        error(("class_weights: weight %d (%s) is %s; weights must be finite numbers >= 0"):format(i, names[i], tostring(v)), 2)
+      end
+      any = any or v > 0
+    end
+    if not any then error("class_weights: every weight is 0", 2) end
+    local w = {}
+    for i, v in ipairs(list) do w[i] = v + 0.0 end
+    return w
+  end
+
+  -- bl.sampler_weights(sampler, train_labels) → sampler name for bl.DataLoader and, for "weighted",
+  -- one weight per training row, 1 / (number of rows of its class): WeightedRandomSampler's usual
+  -- inverse-frequency weights (every class drawn equally often on average).
+  function bl.sampler_weights(sampler, labels)
+    if sampler == nil or sampler == "random" then return "random", nil end
+    if sampler ~= "weighted" then
+      error(("sampler must be \"random\" or \"weighted\", got %s"):format(tostring(sampler)), 2)
+    end
+    local y = ids(labels, "sampler_weights", "labels")
+    local count = {}
+    for _, v in ipairs(y) do count[v] = (count[v] or 0) + 1 end
+    local w = {}
+    for i, v in ipairs(y) do w[i] = 1.0 / count[v] end
+    return "weighted", w
+  end
 end

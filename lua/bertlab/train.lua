@@ -337,13 +337,16 @@ return function(bl)
   end
 
   -- bl.evaluate(model, loader[, {progress=false, desc="Validation", out=io.stderr}])
-  --   → {loss=, preds=, labels=, f1=, accuracy=}
+  --   → {loss=, preds=, labels=, f1=, accuracy=, f1_macro=}
   -- loss: the mean over samples (independent of the batch size; equal to the tutorial's mean of
   -- batch means when every batch is full). progress: a bar over the batches.
   function bl.evaluate(model, loader, opts)
     opts = opts or {}
     if type(opts) ~= "table" then error("evaluate: argument #3 must be an options table, got " .. type(opts), 2) end
     model:eval()
+    -- the validation loss is the plain mean (comparable across class_weights); training's is weighted
+    local cw = model:class_weights()
+    if cw then model:set_class_weights(nil) end
     local sum, n = 0.0, 0
     local preds, trues = {}, {}
     local bar = opts.progress and bl.progress(#loader, { desc = opts.desc or "Validation", out = opts.out }) or nil
@@ -359,9 +362,11 @@ return function(bl)
       if bar then bar:update(1) end
     end
     if bar then bar:close() end
+    if cw then model:set_class_weights(cw) end
     if n == 0 then error("evaluate: the data loader yielded no batch", 2) end
     return { loss = sum / n, preds = preds, labels = trues,
-             f1 = bl.f1_score(preds, trues, { average = "weighted" }), accuracy = bl.accuracy(preds, trues) }
+             f1 = bl.f1_score(preds, trues, { average = "weighted" }), accuracy = bl.accuracy(preds, trues),
+             f1_macro = bl.f1_score(preds, trues, { average = "macro" }) }
   end
 
   ---------------------------------------------------------------------------------------------------
@@ -394,6 +399,7 @@ return function(bl)
     label_column = "Conference", epochs = 5, batch_size = 3, val_batch_size = 32, lr = 1e-5, eps = 1e-8,
     weight_decay = 0.0, max_length = 256, pad = "longest", seed = 17, device = "cpu", warmup = 0, clip = 1.0,
     test_size = 0.15, split_seed = 42, save = "all", progress = true,
+    class_weights = "none", sampler = "random",
   }
   bl.EXPERIMENT_DEFAULTS = DEFAULTS
 
@@ -563,6 +569,10 @@ return function(bl)
       error(("run_experiment: %s: column '%s' has a single label ('%s'); a classifier needs two or more"):format(
         o.data, o.label_column, tostring(d.names[1])), 2)
     end
+    -- class imbalance: the loss's class weights and the sampler, from the training labels
+    local okw, class_weights = pcall(bl.resolve_class_weights, o.class_weights, d.train.labels, d.names)
+    local oks, sampler, sampler_w = pcall(bl.sampler_weights, o.sampler, d.train.labels)
+    if not (okw and oks) then error("run_experiment: " .. tostring(okw and sampler or class_weights):gsub("^[^:]*:%d+: ", ""), 2) end
     local name = o.name or (out and out:gsub("/+$", ""):match("([^/]+)$")) or "run"
     local rec
     if resume_rec then
@@ -586,10 +596,16 @@ return function(bl)
       local ds_train = bl.encode_dataset(tok, d.train.texts, d.train.labels, o)
       local ds_val = bl.encode_dataset(tok, d.val.texts, d.val.labels, o)
       local loader_pad = o.pad == "longest" and "longest" or "none"
-      local train_loader = bl.DataLoader(ds_train, { batch_size = o.batch_size, sampler = "random", pad = loader_pad, mask = 2 })
+      local train_loader = bl.DataLoader(ds_train, { batch_size = o.batch_size, sampler = sampler, weights = sampler_w, pad = loader_pad, mask = 2 })
       local val_loader = bl.DataLoader(ds_val, { batch_size = o.val_batch_size, sampler = "sequential", pad = loader_pad, mask = 2 })
       local model = bl.BertForSequenceClassification.from_pretrained(o.model,
         { num_labels = #d.names, id2label = d.id2label, quiet = o.quiet_model ~= false, device = o.device })
+      if class_weights then model:set_class_weights(class_weights) end
+      if class_weights or sampler ~= "random" then
+        local ws = {}
+        for i, v in ipairs(class_weights or {}) do ws[i] = ("%s %.4g"):format(d.names[i], v) end
+        log(("class weights: %s; sampler: %s"):format(class_weights and table.concat(ws, ", ") or "none", sampler))
+      end
       local opt = bl.AdamW(model:parameters(), { lr = o.lr, eps = o.eps, weight_decay = o.weight_decay })
       local nb = #train_loader
       local total_steps = nb * o.epochs
@@ -706,7 +722,7 @@ return function(bl)
           local ev = bl.evaluate(model, val_loader, { progress = o.progress, desc = "Validation", out = o.progress_out })
           last_ev = ev
           local row = { epoch = epoch, train_loss = train_loss, val_loss = ev.loss, val_f1 = ev.f1,
-                        val_accuracy = ev.accuracy, lr = lr, seconds = bl.now() - t0 }
+                        val_accuracy = ev.accuracy, val_f1_macro = ev.f1_macro, lr = lr, seconds = bl.now() - t0 }
           if info.nan_skips > 0 then row.nan_skips = info.nan_skips end
           row.checkpoint = keeper:epoch_end(model, epoch, ev.f1)
           rows[#rows + 1] = row
