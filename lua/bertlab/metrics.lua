@@ -293,4 +293,94 @@ return function(bl)
     for i, v in ipairs(y) do w[i] = 1.0 / count[v] end
     return "weighted", w
   end
+  ---------------------------------------------------------------------------------------------------
+  -- classification_report: scikit-learn's text, character for character
+  ---------------------------------------------------------------------------------------------------
+
+  -- Python's len() of a str (code points) for the padding; bytes when not valid UTF-8.
+  local function ulen(str) return utf8.len(str) or #str end
+  local function rjust(str, w) return string.rep(" ", math.max(0, w - ulen(str))) .. str end
+  local function fnum(v, digits) -- "{:>9.{digits}f}"
+    if v ~= v then return rjust("nan", 9) end
+    return rjust(("%." .. digits .. "f"):format(v), 9)
+  end
+
+  -- bl.classification_report(pred, true[, names[, {digits=2, labels=, zero_division="warn"}]]) → the
+  -- text of sklearn.metrics.classification_report(true, pred, labels=, target_names=names, digits=):
+  -- per class precision, recall, F1 and support, then accuracy (or "micro avg" when `labels` leave
+  -- out a class present in the data), macro and weighted averages. With names (a list, or a table
+  -- keyed by 0-based ids as id2label) the rows are class ids 0..#names-1 (a class that is in neither
+  -- list gets its row of zeros, as with sklearn's labels=range(n)); without, the sorted ids present.
+  function bl.classification_report(pred, truth, names, opts)
+    local fn = "classification_report"
+    if names ~= nil and type(names) ~= "table" then
+      error(fn .. ": argument #3 must be a list of class names (or id2label), got " .. type(names), 2)
+    end
+    opts = bl.check_options(fn, opts, { "digits", "labels", "zero_division" }, 2)
+    local digits = opts.digits or 2
+    if math.type(digits) ~= "integer" or digits < 0 then
+      error(fn .. ": option 'digits' must be a non-negative integer, got " .. tostring(opts.digits), 2)
+    end
+    local p, t = pair(pred, truth, fn)
+    local nnames = 0
+    if names then
+      if names[0] ~= nil then
+        while names[nnames] ~= nil do nnames = nnames + 1 end
+      else
+        nnames = #names
+      end
+    end
+    local labels, given = opts.labels, opts.labels ~= nil
+    if labels == nil and names then
+      labels = {}
+      for k = 0, nnames - 1 do labels[#labels + 1] = k end
+      given = true
+    end
+    local ok, P, R, F, S, labs = pcall(prfs, p, t, { labels = labels, zero_division = opts.zero_division }, fn)
+    if not ok then error(tostring(P):gsub("^[^:]*:%d+: ", ""), 2) end
+    local target = {}
+    for i, l in ipairs(labs) do
+      if names and not opts.labels then target[i] = label_name(names, l)
+      elseif names then
+        target[i] = names[0] ~= nil and tostring(names[i - 1]) or tostring(names[i]) -- names follow `labels`
+      else target[i] = tostring(l) end
+    end
+    if names and opts.labels and nnames ~= #labs then
+      error(("%s: %d labels and %d names; give one name per label"):format(fn, #labs, nnames), 2)
+    end
+    -- "accuracy" when the labels cover every class present
+    local present = sorted_union(p, t)
+    local inlab = {}
+    for _, l in ipairs(labs) do inlab[l] = true end
+    local micro_is_accuracy = true
+    if given then for _, l in ipairs(present) do if not inlab[l] then micro_is_accuracy = false end end end
+    -- sklearn's quirk: with no correct prediction at all its counts are floats, printed "2.0"
+    local any_tp = false
+    for k = 1, #t do if p[k] == t[k] then any_tp = true; break end end
+    local function count(n) return any_tp and tostring(n) or ("%d.0"):format(n) end
+    local width = #("weighted avg")
+    for _, nm in ipairs(target) do width = math.max(width, ulen(nm)) end
+    width = math.max(width, digits)
+    local out = { rjust("", width) .. " " }
+    for _, h in ipairs({ "precision", "recall", "f1-score", "support" }) do out[#out + 1] = " " .. rjust(h, 9) end
+    out[#out + 1] = "\n\n"
+    local total = 0
+    for i = 1, #labs do
+      out[#out + 1] = rjust(target[i], width) .. " " .. " " .. fnum(P[i], digits) .. " " .. fnum(R[i], digits) .. " " ..
+        fnum(F[i], digits) .. " " .. rjust(count(S[i]), 9) .. "\n"
+      total = total + S[i]
+    end
+    out[#out + 1] = "\n"
+    for _, avg in ipairs({ "micro", "macro", "weighted" }) do
+      local ap, ar, af = prfs(p, t, { labels = labs, average = avg, zero_division = opts.zero_division }, fn)
+      if avg == "micro" and micro_is_accuracy then
+        out[#out + 1] = rjust("accuracy", width) .. " " .. " " .. rjust("", 9) .. " " .. rjust("", 9) .. " " ..
+          fnum(af, digits) .. " " .. rjust(count(total), 9) .. "\n"
+      else
+        out[#out + 1] = rjust(avg .. " avg", width) .. " " .. " " .. fnum(ap, digits) .. " " .. fnum(ar, digits) .. " " ..
+          fnum(af, digits) .. " " .. rjust(count(total), 9) .. "\n"
+      end
+    end
+    return table.concat(out)
+  end
 end
