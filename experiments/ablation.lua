@@ -48,6 +48,7 @@ local args = bl.parse_args(argv, {
     { "batch-sizes", type = "list", elem = "int", help = "shorthand for --grid batch_size=... (default: 3,16,32)" },
     { "epochs", type = "list", elem = "int", help = "shorthand for --grid epochs=... (default: 2,4)" },
     { "lrs", type = "list", elem = "number", help = "shorthand for --grid lr=... (default: 1e-5)" },
+    { "cv", type = "int", metavar = "K", help = "cross-validation: each run K times, on the K stratified folds of the training part (the validation titles stay out)" },
     { "rank", default = "best_f1", choices = { "best_f1", "last_f1" }, help = "the weighted F1 that ranks the cells: the best epoch's, or the last's" },
     { "model", default = D.model, metavar = "DIR", help = "model folder" },
     { "data", default = D.data, metavar = "CSV", help = "training CSV (a header line, then one text and label a row)" },
@@ -68,6 +69,7 @@ local args = bl.parse_args(argv, {
     { "out", metavar = "DIR", help = "output folder (default runs/ablation-<timestamp>); an existing ablation there is resumed" },
     { "save", default = "none", choices = { "all", "best", "none" }, help = "each run's checkpoints: every epoch's (large), its best, none" },
     { "quiet", type = "flag", help = "no progress bars" },
+    { "dry-run", type = "flag", help = "print the runs (folder and options) and exit: nothing is trained or written" },
   },
 })
 
@@ -220,6 +222,22 @@ local function main()
   local varying = {}
   for _, ax in ipairs(axes) do if #ax.values > 1 then varying[#varying + 1] = ax.key end end
   local out = (args.out or ("runs/ablation-" .. bl.timestamp())):gsub("/+$", "")
+  -- cross-validation: the folds of the training part (StratifiedKFold, shuffled with --split-seed)
+  local folds = { false }
+  if args.cv ~= nil then
+    if args.cv < 2 then error("--cv must be 2 or more folds", 0) end
+    if args.val_data then error("--cv folds the training part of --data; it cannot be used with --val-data", 0) end
+    local d = bl.load_text_classification(args.data, { text_column = args.text_column, label_column = args.label_column,
+      test_size = args.test_size, split_seed = args.split_seed, limit = args.limit, val_limit = args.val_limit })
+    local skf = bl.StratifiedKFold(args.cv, { shuffle = true, random_state = args.split_seed })
+    folds = {}
+    for tr, te in skf:split(d.train.labels) do
+      local f = { train = {}, val = {}, k = #folds + 1 }
+      for i, pos in ipairs(tr) do f.train[i] = d.train.rows[pos] end
+      for i, pos in ipairs(te) do f.val[i] = d.train.rows[pos] end
+      folds[#folds + 1] = f
+    end
+  end
   if args.threads then bl.set_num_threads(args.threads) end
   for _, f in ipairs({ args.data, args.val_data }) do
     if not bl.file_exists(f) then error(("data file '%s' not found%s"):format(f, f == D.data and " (run `make data`)" or ""), 0) end
@@ -233,14 +251,39 @@ local function main()
     local name = (("c%02d-%s"):format(ci, #parts > 0 and table.concat(parts, "-") or "all")):gsub("[^%w%.%-_]", "_")
     c._name, c._index = name, ci
     for _, s in ipairs(seeds) do
-      units[#units + 1] = { cell = c, seed = s, id = name .. "/seed" .. s, dir = ("%s/%s/seed%d"):format(out, name, s) }
+      for _, f in ipairs(folds) do
+        local sub = "seed" .. s .. (f and ("/fold" .. f.k) or "")
+        units[#units + 1] = { cell = c, seed = s, fold = f or nil, id = name .. "/" .. sub, dir = ("%s/%s/%s"):format(out, name, sub) }
+      end
     end
+  end
+
+  for _, ax in ipairs(axes) do
+    if ax.key == "model" then
+      for _, m in ipairs(ax.values) do
+        if not bl.file_exists(m .. "/config.json") then
+          error(("--grid model: '%s' is not a model folder (no config.json there)"):format(m), 0)
+        end
+      end
+    end
+  end
+  if args.dry_run then
+    print(("%d cell(s) x %d seed(s)%s = %d runs in %s"):format(#cells, #seeds, args.cv and (" x " .. args.cv .. " folds") or "",
+      #units, out))
+    for _, u in ipairs(units) do
+      local f = {}
+      for _, ax in ipairs(axes) do f[#f + 1] = ("%s=%s"):format(ax.key, show(ax.key, u.cell[ax.key])) end
+      f[#f + 1] = "seed=" .. u.seed
+      if u.fold then f[#f + 1] = ("fold=%d (%d training, %d validation rows)"):format(u.fold.k, #u.fold.train, #u.fold.val) end
+      print(("%s: %s"):format(u.dir, table.concat(f, " ")))
+    end
+    return
   end
 
   local fixed = { model = args.model, data = args.data, val_data = args.val_data, text_column = args.text_column,
     label_column = args.label_column, test_size = args.test_size, split_seed = args.split_seed, eps = args.eps,
     max_length = args.max_length, class_weights = args.class_weights, sampler = args.sampler, limit = args.limit,
-    val_limit = args.val_limit, save = args.save }
+    val_limit = args.val_limit, save = args.save, cv = args.cv }
   local grid_rec = {}
   for i, ax in ipairs(axes) do grid_rec[i] = { key = ax.key, values = ax.values } end
 
@@ -269,7 +312,8 @@ local function main()
         if r.kind == "run" then
           for _, m in ipairs(METRICS) do r[m] = tonumber(r[m]) end
           r.seed = math.tointeger(tonumber(r.seed))
-          done[r.cell .. "/seed" .. tostring(r.seed)] = r
+          r.fold = math.tointeger(tonumber(r.fold))
+          done[r.cell .. "/seed" .. tostring(r.seed) .. (r.fold and ("/fold" .. r.fold) or "")] = r
         end
       end
     end
@@ -301,7 +345,7 @@ local function main()
   -- the rows: every run's, then each cell's summary (mean, std, min, max)
   local cols = { "kind", "cell" }
   for _, ax in ipairs(axes) do cols[#cols + 1] = ax.key end
-  for _, c in ipairs({ "seed", "n" }) do cols[#cols + 1] = c end
+  for _, c in ipairs(args.cv and { "seed", "fold", "n" } or { "seed", "n" }) do cols[#cols + 1] = c end
   for _, m in ipairs(METRICS) do cols[#cols + 1] = m end
   cols[#cols + 1] = "dir"
 
@@ -309,9 +353,8 @@ local function main()
     local out_rows = {}
     for _, c in ipairs(cells) do
       local runs = {}
-      for _, s in ipairs(seeds) do
-        local r = done[c._name .. "/seed" .. s]
-        if r then runs[#runs + 1] = r end
+      for _, u in ipairs(units) do
+        if u.cell == c and done[u.id] then runs[#runs + 1] = done[u.id] end
       end
       if #runs > 0 then
         local st = {}
@@ -365,8 +408,8 @@ local function main()
       local c = u.cell
       local desc = {}
       for _, key in ipairs(varying) do desc[#desc + 1] = ("%s=%s"):format(key, show(key, c[key])) end
-      io.stderr:write(("== run %d/%d: %s, seed %d -> %s\n"):format(k, total, #desc > 0 and table.concat(desc, ", ") or "(one cell)",
-        u.seed, u.dir))
+      io.stderr:write(("== run %d/%d: %s, seed %d%s -> %s\n"):format(k, total, #desc > 0 and table.concat(desc, ", ") or "(one cell)",
+        u.seed, u.fold and (", fold " .. u.fold.k .. "/" .. #folds) or "", u.dir))
       local o = {
         model = args.model, data = args.data, text_column = args.text_column, label_column = args.label_column,
         val_data = args.val_data, test_size = args.test_size, split_seed = args.split_seed, eps = args.eps,
@@ -376,6 +419,9 @@ local function main()
         script = "experiments/ablation.lua", device = args.device, log = function() end,
       }
       for _, ax in ipairs(axes) do o[ax.key] = c[ax.key] end
+      if u.fold then -- the fold's rows of the training part; the limits made that part already
+        o.train_rows, o.val_rows, o.limit, o.val_limit = u.fold.train, u.fold.val, nil, nil
+      end
       -- an interrupted run: continued from its training state (or from the start when it has none)
       local res
       if bl.file_exists(u.dir .. "/run.json") then
@@ -393,7 +439,7 @@ local function main()
       res = res or bl.run_experiment(o)
       local last = res.epochs[#res.epochs]
       local best = res.epochs[res.best_epoch]
-      local r = { kind = "run", cell = c._name, seed = u.seed, n = 1, dir = u.dir:sub(#out + 2),
+      local r = { kind = "run", cell = c._name, seed = u.seed, fold = u.fold and u.fold.k or nil, n = 1, dir = u.dir:sub(#out + 2),
         best_f1 = best.val_f1, last_f1 = last.val_f1, macro_f1 = best.val_f1_macro, accuracy = best.val_accuracy,
         last_macro_f1 = last.val_f1_macro, last_accuracy = last.val_accuracy, train_loss = last.train_loss,
         val_loss = last.val_loss, best_epoch = res.best_epoch, seconds = res.seconds }
@@ -450,9 +496,10 @@ local function main()
   for _, ax in ipairs(axes) do
     if #ax.values == 1 then fixed_desc[#fixed_desc + 1] = ("%s=%s"):format(ax.key, show(ax.key, ax.values[1])) end
   end
-  local note = ("\nmean ± sample std [min, max] over %d seed(s) (%s)%s; macro F1 and accuracy at the best epoch, losses at the last; " ..
+  local note = ("\nmean ± sample std [min, max] over %d seed(s) (%s)%s%s; macro F1 and accuracy at the best epoch, losses at the last; " ..
     "ranked by the mean %s weighted F1: **best** and the cells within one standard error (std/sqrt(n)) of it."):format(
-    #seeds, table.concat(seeds, ","), #fixed_desc > 0 and ("; fixed: " .. table.concat(fixed_desc, ", ")) or "",
+    #seeds, table.concat(seeds, ","), args.cv and (" x %d folds of the training part (StratifiedKFold, shuffled, random_state %d; the validation titles held out)")
+      :format(args.cv, args.split_seed) or "", #fixed_desc > 0 and ("; fixed: " .. table.concat(fixed_desc, ", ")) or "",
     rank == "best_f1" and "best-epoch" or "last-epoch")
   local text = table.concat(md, "\n") .. "\n" .. note .. "\n"
   bl.write_file(out .. "/ablation.md", text)

@@ -2,7 +2,8 @@
 -- folder per run, the rows (every run's, and each cell's mean/std/min/max recomputed here), the
 -- Markdown marks, and the resume of an ablation killed (SIGKILL) in the middle of a run: the
 -- finished runs are read back, the interrupted one continues from its training state and ends with
--- the results of an uninterrupted run. Also the options' errors.
+-- the results of an uninterrupted run; ablation.svg; --dry-run over model, max_length and lr axes;
+-- --cv (the folds of the training part); the options' errors.
 local T = require("testlib")
 local bl = require("bertlab")
 
@@ -92,6 +93,9 @@ local m2 = tonumber(summ["c02-cwbalanced:mean"].best_f1)
 local best = m1 >= m2 and "c01-cwnone" or "c02-cwbalanced"
 T.check(md:find("| " .. best:gsub("%-", "%%-") .. " |[^\n]*%*%*best%*%* |") ~= nil, "ablation.md: the best is the cell with the highest mean best F1", md)
 T.check(md:find("fixed: batch_size=6, epochs=2", 1, true) ~= nil, "ablation.md: notes the fixed options", md)
+local asvg = T.slurp(dir .. "/ablation.svg") or ""
+T.check(asvg:find("</svg>", 1, true) and select(2, asvg:gsub('r="7" fill="#', "")) == 2 and asvg:find('r="11"', 1, true),
+  "ablation.svg: a dot per cell, the best ringed")
 local aj = bl.read_json(dir .. "/ablation.json")
 T.check(aj.status == "done" and #aj.seeds == 2 and aj.grid.class_weights[2] == "balanced" and #aj.cells >= 4
   and #aj.resumed == 1, "ablation.json: done, the seeds, the grid, the runs, one resume")
@@ -102,6 +106,50 @@ T.check(rc == 0 and out:find("4 of 4 runs done", 1, true) and not out:find("== r
 rc, out = T.sh(("%s experiments/ablation.lua --seeds 17,19 --grid batch_size=6 --grid class_weights=none,balanced --epochs 2 --limit 24 --val-limit 12 --quiet --out %s")
   :format(T.BIN, q(dir)))
 T.check(rc ~= 0 and out:find("holds an ablation with other seeds", 1, true), "resume with other seeds: a clear error", out)
+
+-- ---- --dry-run: any option is an axis (model, max_length, lr), the runs and their folders ----
+local mdir = dir .. "-model2"
+bl.mkdir_p(mdir)
+for _, f in ipairs({ "config.json", "vocab.txt", "model.safetensors" }) do
+  os.execute(("ln -s %s %s"):format(q(bl.abspath and bl.abspath("models/all-MiniLM-L6-v2/" .. f) or (os.getenv("PWD") .. "/models/all-MiniLM-L6-v2/" .. f)), q(mdir .. "/" .. f)))
+end
+rc, out = T.sh(("%s experiments/ablation.lua --dry-run --grid model=models/all-MiniLM-L6-v2,%s --grid max_length=16,32 --grid lr=1e-5,3e-5 --repeats 2 --seed 5 --epochs 1 --batch-sizes 8 --out %s")
+  :format(T.BIN, q(mdir), q(dir .. "-dry")))
+T.check(rc == 0 and out:find("8 cell(s) x 2 seed(s) = 16 runs", 1, true), "--dry-run: 2 models x 2 lengths x 2 lr, 2 repeats = 16 runs", out)
+T.check(out:find("/c08%-model" .. mdir:match("([^/]+)$"):gsub("%-", "%%-") .. "%-len32%-lr3e%-05/seed6: model=[^ ]+ max_length=32 lr=3e%-05 batch_size=8 epochs=1 seed=6") ~= nil,
+  "--dry-run: the last cell's folder and options (--repeats 2 from --seed 5: seeds 5, 6)", out)
+T.check(not bl.is_dir(dir .. "-dry"), "--dry-run writes nothing")
+rc, out = T.sh(("%s experiments/ablation.lua --dry-run --grid model=models/all-MiniLM-L6-v2,/nonexistent --out %s"):format(T.BIN, q(dir .. "-dry")))
+T.check(rc ~= 0 and out:find("'/nonexistent' is not a model folder", 1, true), "--grid model: a missing folder is an error before any run", out)
+os.execute("rm -rf " .. q(mdir))
+
+-- ---- --cv: the folds of the training part, the validation titles held out ----
+local cdir = dir .. "-cv"
+rc, out = T.sh(("%s experiments/ablation.lua --cv 2 --seeds 17 --grid batch_size=6 --epochs 1 --limit 12 --val-limit 6 --quiet --out %s"):format(T.BIN, q(cdir)))
+T.eq(rc, 0, "--cv 2 exits 0")
+local d = bl.load_text_classification("data/title_conference.csv", { limit = 12, val_limit = 6 })
+local want = {}
+for tr, te in bl.StratifiedKFold(2, { shuffle = true, random_state = 42 }):split(d.train.labels) do
+  local a, b = {}, {}
+  for i, p in ipairs(tr) do a[i] = d.train.rows[p] end
+  for i, p in ipairs(te) do b[i] = d.train.rows[p] end
+  want[#want + 1] = { a, b }
+end
+local okf, union = true, {}
+for k = 1, 2 do
+  local rj = bl.read_json(("%s/c01-all/seed17/fold%d/run.json"):format(cdir, k))
+  local o = rj.options or {}
+  okf = okf and T.deep_equal(o.train_rows, want[k][1]) and T.deep_equal(o.val_rows, want[k][2]) and o.limit == nil
+  for _, r in ipairs(o.val_rows or {}) do union[#union + 1] = r end
+end
+table.sort(union)
+T.check(okf, "--cv: each fold's run trains and validates on StratifiedKFold(2, shuffle, random_state=split_seed) of the training part")
+T.same(union, d.train.rows, "--cv: the folds' validation rows are the training part, each once (the validation titles held out)")
+local cdf = bl.read_csv(cdir .. "/ablation.csv")
+T.check(cdf.fold and cdf.fold[1] == "1" and cdf.fold[2] == "2" and cdf.kind[3] == "mean" and cdf.n[3] == "2",
+  "--cv: a row per fold (column fold), the mean over the folds")
+T.check((T.slurp(cdir .. "/ablation.md") or ""):find("x 2 folds of the training part", 1, true) ~= nil, "--cv: the table says so")
+os.execute("rm -rf " .. q(cdir))
 
 -- ---- option errors ----
 local function err(a, pat, name)
@@ -114,5 +162,7 @@ err("--grid batch_size=3,x", "--grid batch_size: 'x' is not an integer", "--grid
 err("--grid batch_size=3 --batch-sizes 3,6", "both set batch_size", "--grid and its shorthand together")
 err("--grid lr", "expected KEY=V1,V2", "--grid without values")
 err("--seeds 1,2 --repeats 3", "give --seeds or --repeats", "--seeds and --repeats together")
+err("--cv 1", "--cv must be 2 or more folds", "--cv 1")
+err("--cv 3 --val-data data/title_conference.csv", "it cannot be used with --val-data", "--cv with --val-data")
 os.execute("rm -rf " .. q(dir) .. " " .. q(dir .. "-x") .. " " .. q(dir .. ".log"))
 T.done()

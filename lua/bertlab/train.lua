@@ -127,7 +127,7 @@ return function(bl)
   -- `text`/`label`/`random_state` are accepted for text_column/label_column/split_seed.
   local LTC_OPTS = { text_column = true, label_column = true, text = true, label = true, test_size = true,
                      split_seed = true, random_state = true, limit = true, val_limit = true, val_data = true,
-                     labels = true, val_rows = true, all_rows = true }
+                     labels = true, val_rows = true, all_rows = true, train_rows = true }
 
   function bl.load_text_classification(path, opts)
     local fn = "load_text_classification"
@@ -143,6 +143,7 @@ return function(bl)
       test_size = math.tointeger(test_size)
     end
     local seed = opts.split_seed or opts.random_state or 42
+    if opts.train_rows and not opts.val_rows then error(fn .. ": train_rows needs val_rows", 2) end
     local ok, texts, classes = pcall(read_columns, path, text_col, label_col)
     if not ok then error(fn .. ": " .. texts, 2) end
     local names, label_dict, fixed = {}, {}, opts.labels ~= nil
@@ -195,6 +196,15 @@ return function(bl)
       end
       train_idx = {}
       for i = 1, n do if not is_val[i] then train_idx[#train_idx + 1] = i end end
+      if opts.train_rows then -- both given (a cross-validation fold): exactly those rows train
+        train_idx = {}
+        for k, r in ipairs(opts.train_rows) do
+          if math.type(r) ~= "integer" or r < 1 or r > n or is_val[r] then
+            error(("%s: training row %s is outside %s's %d data rows or a validation row"):format(fn, tostring(r), path, n), 2)
+          end
+          train_idx[k] = r
+        end
+      end
       table.sort(val_idx)
     else
       split.method = "stratified"
@@ -446,11 +456,11 @@ return function(bl)
                           per_class = true, quiet = true, quiet_model = true, progress_out = true, threads = true,
                           val_data = true, name = true, script = true, argv = true, record = true, resume = true,
                           save_every = true, on_nan = true, max_nan_skips = true, trap_signals = true,
-                          resume_command = true, on_step = true, keep_state = true }
+                          resume_command = true, on_step = true, keep_state = true, train_rows = true, val_rows = true }
   local ALIASES = { text = "text_column", label = "label_column", random_state = "split_seed" }
   -- what a resumed run takes from its run.json (the recipe; not where to print or how fast)
   local RECORDED = { limit = true, val_limit = true, val_data = true, eval_epoch = true, name = true,
-                     save_every = true, on_nan = true, max_nan_skips = true, script = true }
+                     save_every = true, on_nan = true, max_nan_skips = true, script = true, train_rows = true, val_rows = true }
   local NOT_RECORDED = { progress = true, out = true, quiet = true, threads = true, device = true }
 
   local function pos_int(v, what)
@@ -563,7 +573,8 @@ return function(bl)
 
     bl.seed(o.seed)
     local okd, d = pcall(bl.load_text_classification, o.data, { text_column = o.text_column, label_column = o.label_column,
-      test_size = o.test_size, split_seed = o.split_seed, val_data = o.val_data, limit = o.limit, val_limit = o.val_limit })
+      test_size = o.test_size, split_seed = o.split_seed, val_data = o.val_data, limit = o.limit, val_limit = o.val_limit,
+      train_rows = o.train_rows, val_rows = o.val_rows })
     if not okd then error("run_experiment: " .. tostring(d):gsub("^[^:]*:%d+: ", ""):gsub("^load_text_classification: ", ""), 2) end
     if #d.names < 2 then
       error(("run_experiment: %s: column '%s' has a single label ('%s'); a classifier needs two or more"):format(
