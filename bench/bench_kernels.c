@@ -108,8 +108,8 @@ static void bench(int B, int T) {
     layer = layer_cpu = 0.0;
     ROW("embeddings (V=30522)", k_embeddings_forward(y, ids, NULL, wte, wpe, wtt, B, T, C),
         k_embeddings_backward(wte, wpe, wtt, y, ids, NULL, B, T, C), 1);
-    ROW("cross-entropy L=5", k_crossentropy_forward(&loss, probs, logits, tgt, B, L),
-        k_crossentropy_backward(dlog, probs, tgt, B, L, 1.0f), 1);
+    ROW("cross-entropy L=5", k_crossentropy_forward(&loss, probs, logits, tgt, NULL, B, L),
+        k_crossentropy_backward(dlog, probs, tgt, NULL, B, L, 1.0f), 1);
     printf("one encoder layer fwd+bwd: %.0f us wall, %.0f us cpu; 6 layers + embeddings/loss: "
            "%.1f ms wall, %.1f ms cpu per step\n", per_layer, per_layer_cpu,
            (6 * per_layer + layer) / 1000.0, (6 * per_layer_cpu + layer_cpu) / 1000.0);

@@ -36,6 +36,8 @@ local args = bl.parse_args(arg, {
     { "max-length", type = "int", default = D.max_length, help = "truncate titles to this many tokens" },
     { "pad", default = D.pad, choices = { "longest", "max_length" }, help = "pad each batch to its longest title, or all to --max-length" },
     { "seed", type = "int", default = D.seed, help = "random seed" },
+    { "class-weights", default = D.class_weights, metavar = "none|balanced|w1,w2,...", help = "weights of the loss per class: none, balanced (n / (classes * count) over the training labels), or one number per class" },
+    { "sampler", default = D.sampler, choices = { "random", "weighted" }, help = "training order: a shuffle, or draws with replacement by inverse class frequency" },
     { "threads", type = "int", help = "CPU threads (OpenBLAS and OpenMP; default: all cores)" },
     { "device", default = D.device, choices = { "cpu", "cuda" }, help = "where to train (cuda: needs a GPU and the CUDA backend)" },
     { "out", metavar = "DIR", help = "output folder (default runs/conference-<timestamp>)" },
@@ -84,7 +86,7 @@ local function main()
       val_data = args.val_data, test_size = args.test_size, split_seed = args.split_seed, epochs = args.epochs,
       batch_size = args.batch_size, val_batch_size = args.val_batch_size, lr = args.lr, eps = args.eps,
       weight_decay = args.weight_decay, warmup = args.warmup, max_length = args.max_length, pad = args.pad,
-      seed = args.seed, threads = args.threads, device = args.device, out = out, limit = args.limit,
+      seed = args.seed, class_weights = args.class_weights, sampler = args.sampler, threads = args.threads, device = args.device, out = out, limit = args.limit,
       val_limit = args.val_limit, eval_epoch = args.eval_epoch, save = args.save, progress = not args.quiet,
       save_every = args.save_every, on_nan = args.on_nan, max_nan_skips = args.max_nan_skips, keep_state = args.keep_state,
       trap_signals = true, script = "experiments/conference.lua" }
@@ -113,11 +115,15 @@ local function main()
     --    Under mpirun/srun (exp.world processes) a batch is global: each process trains on its
     --    --batch-size rows of it, and the gradients are summed.
     local pad = o.pad == "longest" and "longest" or "none"
-    local train_loader = bl.DataLoader(ds_train, { batch_size = o.batch_size * exp.world, sampler = "random", pad = pad, mask = 2 })
+    --    (--sampler weighted: draws with replacement by inverse class frequency instead.)
+    local train_loader = bl.DataLoader(ds_train, { batch_size = o.batch_size * exp.world, sampler = exp.sampler,
+      weights = exp.sampler_weights, pad = pad, mask = 2 })
     local val_loader = bl.DataLoader(ds_val, { batch_size = o.val_batch_size * exp.world, sampler = "sequential", pad = pad, mask = 2 })
     -- 6. BertForSequenceClassification with one output per label.
     local model = bl.BertForSequenceClassification.from_pretrained(o.model,
       { num_labels = #d.names, id2label = d.id2label, quiet = true, device = o.device })
+    --    (--class-weights: the loss weighs each class; exp:load_data computed them from the training labels.)
+    if exp.class_weights then model:set_class_weights(exp.class_weights) end
     -- 7. AdamW (lr 1e-5, eps 1e-8) and a linear schedule without warm-up over every step.
     local opt = bl.AdamW(model:parameters(), { lr = o.lr, eps = o.eps, weight_decay = o.weight_decay })
     local sched = bl.get_linear_schedule_with_warmup(opt, o.warmup, #train_loader * o.epochs)

@@ -1,6 +1,10 @@
 -- evaluate.lua: reloads a checkpoint written by conference.lua (or run_experiment) and evaluates it:
--- accuracy per class (the tutorial's report), the confusion matrix and the weighted F1.
+-- scikit-learn's classification_report, accuracy per class (the tutorial's report), the confusion
+-- matrix and the weighted F1; confusion.svg beside the run (or --svg PATH). Several --checkpoint
+-- (epochs of a run, or runs on the same rows) are evaluated on the same rows and put side by side:
+-- one column per checkpoint, per-class accuracy and F1, then accuracy, macro and weighted F1, loss.
 --   bin/bertlab experiments/evaluate.lua --checkpoint runs/conference-X/epoch_3
+--   bin/bertlab experiments/evaluate.lua --checkpoint runs/X/epoch_1 --checkpoint runs/X/epoch_2
 --   bin/bertlab experiments/evaluate.lua --checkpoint runs/conference-X/epoch_3 --data other.csv
 -- The run's run.json (beside epoch_N) gives the columns, the split (its validation rows) and the
 -- tokenizer settings, so the run's validation rows are evaluated and no training row. The label
@@ -10,11 +14,33 @@
 local bl = require("bertlab")
 
 local D = bl.EXPERIMENT_DEFAULTS
-local args = bl.parse_args(arg, {
+
+-- --checkpoint may be given several times: collected here, before parse_args (which keeps one)
+local checkpoints, argv = {}, { [0] = arg[0] }
+do
+  local i = 1
+  while arg[i] ~= nil do
+    local a = arg[i]
+    if a == "--checkpoint" and arg[i + 1] ~= nil then
+      checkpoints[#checkpoints + 1] = arg[i + 1]
+      i = i + 2
+    elseif a:match("^%-%-checkpoint=") then
+      checkpoints[#checkpoints + 1] = a:sub(14)
+      i = i + 1
+    else
+      argv[#argv + 1] = a
+      i = i + 1
+    end
+  end
+end
+
+local SPEC = {
   prog = "experiments/evaluate.lua",
   description = "Evaluate a fine-tuned checkpoint on its run's validation rows or on another CSV.",
   options = {
-    { "checkpoint", metavar = "PATH", required = true, help = "checkpoint folder (out/epoch_N)" },
+    { "checkpoint", metavar = "PATH", help = "checkpoint folder (out/epoch_N); repeat it to compare checkpoints side by side (required)" },
+    { "svg", metavar = "PATH", help = "write the confusion matrices there (default: RUN/confusion.svg when the first checkpoint is in a run folder; none: not)" },
+    { "digits", type = "int", default = 2, help = "digits of the classification report" },
     { "data", metavar = "CSV", help = "CSV to evaluate on (default: the run's data, else " .. D.data .. ")" },
     { "text-column", metavar = "NAME", help = "column of the texts (default: the run's, else " .. D.text_column .. ")" },
     { "label-column", metavar = "NAME", help = "column of the labels (default: the run's, else " .. D.label_column .. ")" },
@@ -31,7 +57,13 @@ local args = bl.parse_args(arg, {
     { "device", default = D.device, choices = { "cpu", "cuda" }, help = "where to evaluate" },
     { "quiet", type = "flag", help = "only the summary line" },
   },
-})
+}
+local args = bl.parse_args(argv, SPEC)
+if #checkpoints == 0 then
+  io.stderr:write(("%s: error: option --checkpoint is required\n%s(see --help)\n"):format(SPEC.prog, bl.usage(SPEC):match("^[^\n]*\n")))
+  os.exit(2)
+end
+
 
 local function same_labels(a, b)
   if #a ~= #b then return false end
@@ -39,8 +71,9 @@ local function same_labels(a, b)
   return true
 end
 
-local function main()
-  local ckpt = args.checkpoint:gsub("/+$", "")
+-- Evaluates one checkpoint: its model, the rows (from its run.json or the options) and the results.
+local function evaluate_one(ckpt)
+  ckpt = ckpt:gsub("/+$", "")
   if not bl.file_exists(ckpt .. "/config.json") and not ckpt:match("%.safetensors$") then
     error(("checkpoint '%s' not found (expected a folder with config.json and model.safetensors)"):format(ckpt))
   end
@@ -109,26 +142,120 @@ local function main()
   if not bl.isfinite(ev.loss) then
     error(("checkpoint '%s': the model's outputs are NaN or Inf (validation loss %s); refusing to report them"):format(ckpt, tostring(ev.loss)))
   end
-  if not args.quiet then
-    print(("Evaluated on %s."):format(what))
-    bl.accuracy_per_class(ev.preds, ev.labels, d.id2label)
-    local ids = {}
-    for i = 1, #names do ids[i] = i - 1 end
-    local cm = bl.confusion_matrix(ev.preds, ev.labels, { labels = ids })
-    local w = 9
-    for _, nm in ipairs(names) do w = math.max(w, #nm + 1) end
-    print("Confusion matrix (rows: true, columns: predicted)")
-    local head = { (" "):rep(w) }
-    for _, nm in ipairs(names) do head[#head + 1] = ("%" .. w .. "s"):format(nm) end
-    print(table.concat(head))
-    for i, row in ipairs(cm) do
-      local line = { ("%-" .. w .. "s"):format(names[i]) }
-      for _, v in ipairs(row) do line[#line + 1] = ("%" .. w .. "d"):format(v) end
-      print(table.concat(line))
+  model:free()
+  return { ckpt = ckpt, ev = ev, what = what, names = names, d = d, run_dir = run_dir, rec = rec }
+end
+
+local function confusion_text(cm, names)
+  local w = 9
+  for _, nm in ipairs(names) do w = math.max(w, #nm + 1) end
+  local lines = { "Confusion matrix (rows: true, columns: predicted)" }
+  local head = { (" "):rep(w) }
+  for _, nm in ipairs(names) do head[#head + 1] = ("%" .. w .. "s"):format(nm) end
+  lines[#lines + 1] = table.concat(head)
+  for i, row in ipairs(cm) do
+    local line = { ("%-" .. w .. "s"):format(names[i]) }
+    for _, v in ipairs(row) do line[#line + 1] = ("%" .. w .. "d"):format(v) end
+    lines[#lines + 1] = table.concat(line)
+  end
+  return table.concat(lines, "\n")
+end
+
+-- The checkpoints side by side: per class accuracy (correct/total) and F1, then the totals.
+local function side_by_side(results)
+  local names = results[1].names
+  local ids = {}
+  for i = 1, #names do ids[i] = i - 1 end
+  local cols = {}
+  for k, r in ipairs(results) do
+    local ev = r.ev
+    local f1 = bl.f1_score(ev.preds, ev.labels, { average = nil, labels = ids })
+    local per = bl.accuracy_per_class(ev.preds, ev.labels, r.d.id2label, { quiet = true })
+    local label = r.ckpt:match("([^/]+/[^/]+)$") or r.ckpt
+    cols[k] = { label = label, f1 = f1, per = per, ev = ev }
+  end
+  local nw = #"weighted F1"
+  for _, nm in ipairs(names) do nw = math.max(nw, #nm) end
+  local cw = 20
+  for _, c in ipairs(cols) do cw = math.max(cw, #c.label + 2) end
+  local out = {}
+  local function row(first, cells)
+    local f = { ("%-" .. nw .. "s"):format(first) }
+    for _, v in ipairs(cells) do f[#f + 1] = ("%" .. cw .. "s"):format(v) end
+    out[#out + 1] = table.concat(f, " ")
+  end
+  local hdr = {}
+  for k, c in ipairs(cols) do hdr[k] = c.label end
+  row("", hdr)
+  local sub = {}
+  for k = 1, #cols do sub[k] = "accuracy     F1" end
+  row("class", sub)
+  for i, nm in ipairs(names) do
+    local cells = {}
+    for k, c in ipairs(cols) do
+      local p = c.per[nm]
+      local acc = p and ("%d/%d"):format(p.correct, p.total) or "-"
+      cells[k] = ("%s %6.4f"):format(acc, c.f1[i])
+    end
+    row(nm, cells)
+  end
+  local function total(name, fn)
+    local cells = {}
+    for k, c in ipairs(cols) do cells[k] = fn(c.ev) end
+    row(name, cells)
+  end
+  total("accuracy", function(ev) return ("%.4f"):format(ev.accuracy) end)
+  total("macro F1", function(ev) return ("%.4f"):format(ev.f1_macro) end)
+  total("weighted F1", function(ev) return ("%.4f"):format(ev.f1) end)
+  total("loss", function(ev) return ("%.6f"):format(ev.loss) end)
+  return table.concat(out, "\n")
+end
+
+local function main()
+  local results = {}
+  for k, c in ipairs(checkpoints) do
+    results[k] = evaluate_one(c)
+    if k > 1 then
+      local a, b = results[1], results[k]
+      local same = #a.names == #b.names and #a.ev.labels == #b.ev.labels
+      for i = 1, #a.names do same = same and a.names[i] == b.names[i] end
+      for i = 1, same and #a.ev.labels or 0 do same = same and a.ev.labels[i] == b.ev.labels[i] end
+      if not same then
+        error(("checkpoints %s and %s were not evaluated on the same labelled rows (%d and %d texts, labels %s / %s); compare checkpoints of one run, or of runs on the same data and split")
+          :format(a.ckpt, b.ckpt, #a.ev.labels, #b.ev.labels, table.concat(a.names, ","), table.concat(b.names, ",")))
+      end
     end
   end
-  print(("%s: %d texts, loss %.6f, accuracy %.4f, F1 Score (Weighted): %.6f"):format(
-    ckpt, #ev.labels, ev.loss, ev.accuracy, ev.f1))
+  local names = results[1].names
+  local ids = {}
+  for i = 1, #names do ids[i] = i - 1 end
+  local panels = {}
+  for _, r in ipairs(results) do
+    local ev = r.ev
+    local cm = bl.confusion_matrix(ev.preds, ev.labels, { labels = ids })
+    panels[#panels + 1] = { title = r.ckpt:match("([^/]+)$") or r.ckpt, cm = cm }
+    if not args.quiet then
+      if #results > 1 then print(("== %s"):format(r.ckpt)) end
+      print(("Evaluated on %s."):format(r.what))
+      io.write(bl.classification_report(ev.preds, ev.labels, names, { digits = args.digits }), "\n")
+      bl.accuracy_per_class(ev.preds, ev.labels, r.d.id2label)
+      print(confusion_text(cm, names))
+      print()
+    end
+  end
+  if #results > 1 and not args.quiet then print(side_by_side(results)); print() end
+  -- confusion.svg: beside the run, or --svg PATH (none: not written)
+  local svg = args.svg
+  if svg == nil and results[1].rec then svg = results[1].run_dir .. "/confusion.svg" end
+  if svg and svg ~= "none" then
+    bl.write_file(svg, bl.confusion_svg(panels, names, { title = ("Confusion matrix on %s (rows: true, columns: predicted)")
+      :format(results[1].what:gsub("^the run's ", ""):gsub(" of .*$", "")) }))
+    if not args.quiet then print(("Confusion matrices in %s"):format(svg)) end
+  end
+  for _, r in ipairs(results) do
+    print(("%s: %d texts, loss %.6f, accuracy %.4f, F1 Score (Weighted): %.6f"):format(
+      r.ckpt, #r.ev.labels, r.ev.loss, r.ev.accuracy, r.ev.f1))
+  end
 end
 
 bl.script_main("evaluate.lua", main)

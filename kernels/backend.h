@@ -84,9 +84,9 @@ typedef struct bl_backend {
     void (*cls_forward)(float *out, const float *inp, int B, int T, int C);
     void (*cls_backward)(float *dinp, const float *dout, int B, int T, int C);
     void (*crossentropy_forward)(float *loss, float *probs, const float *logits,
-                                 const int64_t *targets, int B, int L);
-    void (*crossentropy_backward)(float *dlogits, const float *probs, const int64_t *targets, int B,
-                                  int L, float dloss);
+                                 const int64_t *targets, const float *weights, int B, int L);
+    void (*crossentropy_backward)(float *dlogits, const float *probs, const int64_t *targets,
+                                  const float *weights, int B, int L, float dloss);
     /* mask_add[n] = 0 where mask[n] != 0, -FLT_MAX where mask[n] == 0 (all 0 when mask is NULL). */
     void (*mask_to_additive)(float *mask_add, const int64_t *mask, size_t n);
     /* probs[B,L] = softmax over the last dimension of logits (evaluation without labels). */

@@ -88,12 +88,15 @@ void k_cls_backward(float *dinp, const float *dout, int B, int T, int C);
 
 /* ---- classification loss ----------------------------------------------------------------------- */
 /* probs[B,L] = softmax(logits); loss[0] = mean over b of -log probs[b, targets[b]]. Targets must lie
- * in [0, L): the caller checks them (the model does, naming the row). */
+ * in [0, L): the caller checks them (the model does, naming the row). With class weights[L] (NULL:
+ * none), the weighted mean sum_b w[t_b] * loss_b / sum_b w[t_b], as PyTorch's
+ * CrossEntropyLoss(weight=w) with reduction "mean". */
 void k_crossentropy_forward(float *loss, float *probs, const float *logits, const int64_t *targets,
-                            int B, int L);
-/* dlogits[B,L] += dloss * (probs - onehot(targets)) / B */
-void k_crossentropy_backward(float *dlogits, const float *probs, const int64_t *targets, int B, int L,
-                             float dloss);
+                            const float *weights, int B, int L);
+/* dlogits[B,L] += dloss * (probs - onehot(targets)) / B; with weights[L]:
+ * dlogits[b] += dloss * w[t_b] * (probs - onehot) / sum_b w[t_b] */
+void k_crossentropy_backward(float *dlogits, const float *probs, const int64_t *targets,
+                             const float *weights, int B, int L, float dloss);
 /* probs[B,L] = softmax over the last dimension of logits (the same arithmetic as the loss's). */
 void k_softmax_rows(float *probs, const float *logits, int B, int L);
 

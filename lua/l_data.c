@@ -8,6 +8,7 @@
 #include "../runtime/rng.h"
 #include "../runtime/split.h"
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,7 @@
 #define LBL_RANDOMSTATE "bertlab.RandomState"
 #define LBL_DATASET "bertlab.TensorDataset"
 #define LBL_LOADER "bertlab.DataLoader"
+#define LBL_SKFOLD "bertlab.StratifiedKFold"
 
 /* ---- bl.read_csv ------------------------------------------------------------------------------- */
 /* A data frame is a table {_path=, _names={...}, _cols={name = {strings}}, _nrows=} whose metatable
@@ -164,13 +166,14 @@ static int label_qcmp(const void *x, const void *y) {
 
 /* Reads the labels at idx (a Lua array of strings or numbers, or a 1-D tensor) into ranks[n];
  * the stack keeps the strings alive. Raises errors naming the option. */
-static void labels_to_ranks(lua_State *L, int idx, int64_t n, int64_t *ranks, const char *fname) {
+static void labels_to_ranks_as(lua_State *L, int idx, int64_t n, int64_t *ranks, const char *fname,
+                               const char *what, int check_single) {
     tensor_t *t = lbl_totensor(L, idx);
     if (t) t = lbl_checkhost(L, idx);
     label_t *lab = lua_newuserdatauv(L, sizeof(label_t) * (size_t)(n ? n : 1), 0);
     if (t) {
         if (t->numel != n || t->ndim != 1)
-            luaL_error(L, "%s: stratify has %d labels, expected %d (one per sample)", fname, (int)t->numel, (int)n);
+            luaL_error(L, "%s: %s has %d labels, expected %d (one per sample)", fname, what, (int)t->numel, (int)n);
         for (int64_t i = 0; i < n; i++) {
             lab[i] = (label_t){.is_int = t->dtype == DT_I64, .pos = i};
             if (t->dtype == DT_I64) lab[i].i = ((int64_t *)t->data)[i];
@@ -179,14 +182,14 @@ static void labels_to_ranks(lua_State *L, int idx, int64_t n, int64_t *ranks, co
     } else {
         luaL_checktype(L, idx, LUA_TTABLE);
         lua_Integer m = luaL_len(L, idx);
-        if (m != n) luaL_error(L, "%s: stratify has %d labels, expected %d (one per sample)", fname, (int)m, (int)n);
+        if (m != n) luaL_error(L, "%s: %s has %d labels, expected %d (one per sample)", fname, what, (int)m, (int)n);
         int kind = -1;
         for (int64_t i = 0; i < n; i++) {
             int ty = lua_geti(L, idx, i + 1);
             if (ty != LUA_TSTRING && ty != LUA_TNUMBER)
-                luaL_error(L, "%s: stratify[%d] is %s, expected a string or a number", fname, (int)i + 1, luaL_typename(L, -1));
+                luaL_error(L, "%s: %s[%d] is %s, expected a string or a number", fname, what, (int)i + 1, luaL_typename(L, -1));
             if (kind >= 0 && kind != ty)
-                luaL_error(L, "%s: stratify mixes strings and numbers (stratify[%d] is a %s)", fname, (int)i + 1, luaL_typename(L, -1));
+                luaL_error(L, "%s: %s mixes strings and numbers (%s[%d] is a %s)", fname, what, what, (int)i + 1, luaL_typename(L, -1));
             kind = ty;
             lab[i] = (label_t){.is_str = ty == LUA_TSTRING, .pos = i};
             if (ty == LUA_TSTRING) lab[i].s = lua_tolstring(L, -1, &lab[i].len);
@@ -194,7 +197,7 @@ static void labels_to_ranks(lua_State *L, int idx, int64_t n, int64_t *ranks, co
                 lab[i].is_int = lua_isinteger(L, -1);
                 lab[i].i = lua_tointeger(L, -1);
                 lab[i].d = lua_tonumber(L, -1);
-                if (lab[i].d != lab[i].d) luaL_error(L, "%s: stratify[%d] is NaN", fname, (int)i + 1);
+                if (lab[i].d != lab[i].d) luaL_error(L, "%s: %s[%d] is NaN", fname, what, (int)i + 1);
             }
             lua_pop(L, 1); /* the string stays alive in the table */
         }
@@ -204,6 +207,10 @@ static void labels_to_ranks(lua_State *L, int idx, int64_t n, int64_t *ranks, co
     for (int64_t i = 0; i < n; i++) {
         if (i == 0 || label_cmp(&lab[i], &lab[i - 1]) != 0) rank++;
         ranks[lab[i].pos] = rank;
+    }
+    if (!check_single) {
+        lua_pop(L, 1); /* lab */
+        return;
     }
     /* sklearn's message for a class with a single member, naming it */
     luaL_Buffer b;
@@ -237,6 +244,10 @@ static void labels_to_ranks(lua_State *L, int idx, int64_t n, int64_t *ranks, co
         luaL_error(L, "%s: %s", fname, lua_tostring(L, -1));
     }
     lua_pop(L, 1); /* lab */
+}
+
+static void labels_to_ranks(lua_State *L, int idx, int64_t n, int64_t *ranks, const char *fname) {
+    labels_to_ranks_as(L, idx, n, ranks, fname, "stratify", 1);
 }
 
 /* ---- bl.train_test_split ---------------------------------------------------------------------------- */
@@ -311,6 +322,126 @@ static int l_train_test_split(lua_State *L) {
     push_index_list(L, test, n_test);
     return 2;
 }
+
+/* ---- bl.StratifiedKFold ----------------------------------------------------------------------------- */
+
+typedef struct {
+    int n_splits, shuffle, has_seed;
+    uint32_t random_state;
+} lskf_t;
+
+/* bl.StratifiedKFold(n_splits=5, {shuffle=false, random_state=}): scikit-learn's, fold for fold. */
+static int l_stratified_kfold(lua_State *L) {
+    static const char *const keys[] = {"shuffle", "random_state", NULL};
+    const char *fname = "StratifiedKFold";
+    lua_settop(L, 2);
+    lua_Integer k = 5;
+    if (!lua_isnil(L, 1)) {
+        if (!lua_isinteger(L, 1))
+            return luaL_error(L, "%s: The number of folds must be of Integral type. %s of type %s was passed.", fname,
+                              luaL_tolstring(L, 1, NULL), luaL_typename(L, 1));
+        k = lua_tointeger(L, 1);
+    }
+    if (k <= 1)
+        return luaL_error(L, "%s: k-fold cross-validation requires at least one train/test split by setting "
+                             "n_splits=2 or more, got n_splits=%I.", fname, (LUAI_UACINT)k);
+    if (k > 0x7fffffff) return luaL_error(L, "%s: n_splits=%I is too large", fname, (LUAI_UACINT)k);
+    lbl_checkoptions(L, 2, fname, keys);
+    if (lua_istable(L, 2)) {
+        int ty = lua_getfield(L, 2, "shuffle");
+        if (ty != LUA_TNIL && ty != LUA_TBOOLEAN)
+            return luaL_error(L, "%s: shuffle must be either True or False, got %s.", fname, luaL_typename(L, -1));
+        lua_pop(L, 1);
+    }
+    int shuffle = lbl_optfield_bool(L, 2, "shuffle", 0);
+    int has_seed = 0;
+    uint32_t seed = 0;
+    if (lua_istable(L, 2) && lua_getfield(L, 2, "random_state") != LUA_TNIL) {
+        seed = check_seed(L, -1, fname);
+        has_seed = 1;
+        lua_pop(L, 1);
+        if (!shuffle)
+            return luaL_error(L, "%s: Setting a random_state has no effect since shuffle is False. You should leave "
+                                 "random_state to its default (None), or set shuffle=True.", fname);
+    }
+    if (shuffle && !has_seed) seed = rng_u32(rng_stream(RNG_STREAM_SPLIT)); /* RandomState(None): from bl.seed */
+    lskf_t *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->n_splits = (int)k;
+    u->shuffle = shuffle;
+    u->has_seed = has_seed;
+    u->random_state = seed;
+    luaL_setmetatable(L, LBL_SKFOLD);
+    return 1;
+}
+
+/* one fold per call: train, test (1-based, ascending); upvalues: fold[n] (userdata), n, n_splits, next */
+static int skf_step(lua_State *L) {
+    const int64_t *fold = lua_touserdata(L, lua_upvalueindex(1));
+    int64_t n = lua_tointeger(L, lua_upvalueindex(2));
+    int k = (int)lua_tointeger(L, lua_upvalueindex(3));
+    int f = (int)lua_tointeger(L, lua_upvalueindex(4));
+    if (f >= k) return 0;
+    lua_pushinteger(L, f + 1);
+    lua_replace(L, lua_upvalueindex(4));
+    lua_newtable(L);
+    lua_newtable(L);
+    lua_Integer ntr = 0, nte = 0;
+    for (int64_t i = 0; i < n; i++) {
+        lua_pushinteger(L, (lua_Integer)i + 1);
+        if (fold[i] == f) lua_rawseti(L, -2, ++nte);
+        else lua_rawseti(L, -3, ++ntr);
+    }
+    return 2;
+}
+
+/* skf:split(y) -> an iterator over the n_splits folds: `for train, test in skf:split(y) do`. y: the
+ * labels (a Lua array of strings or numbers, or a 1-D tensor). */
+static int skf_split(lua_State *L) {
+    lskf_t *u = luaL_checkudata(L, 1, LBL_SKFOLD);
+    const char *fname = "StratifiedKFold:split";
+    int64_t n;
+    tensor_t *t = lbl_totensor(L, 2);
+    if (t) n = t->numel;
+    else if (lua_istable(L, 2)) n = luaL_len(L, 2);
+    else return luaL_argerror(L, 2, "labels (a Lua array or a 1-D tensor) expected");
+    if (n < u->n_splits)
+        return luaL_error(L, "%s: Cannot have number of splits n_splits=%d greater than the number of samples: "
+                             "n_samples=%I.", fname, u->n_splits, (LUAI_UACINT)n);
+    int64_t *ranks = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)n, 0);
+    labels_to_ranks_as(L, 2, n, ranks, fname, "y", 0);
+    int64_t *fold = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)n, 0);
+    int64_t mn = 0;
+    if (split_stratified_kfold(n, ranks, u->n_splits, u->shuffle, u->random_state, fold, &mn))
+        return luaL_error(L, "%s: %s", fname, bl_errmsg());
+    if (mn < u->n_splits)
+        fprintf(stderr, "warning: %s: The least populated class in y has only %lld members, which is less than "
+                        "n_splits=%d.\n", fname, (long long)mn, u->n_splits);
+    lua_pushinteger(L, (lua_Integer)n);
+    lua_pushinteger(L, u->n_splits);
+    lua_pushinteger(L, 0);
+    lua_pushcclosure(L, skf_step, 4);
+    return 1;
+}
+
+static int skf_get_n_splits(lua_State *L) {
+    lskf_t *u = luaL_checkudata(L, 1, LBL_SKFOLD);
+    lua_pushinteger(L, u->n_splits);
+    return 1;
+}
+
+static int skf_tostring(lua_State *L) {
+    lskf_t *u = luaL_checkudata(L, 1, LBL_SKFOLD);
+    if (u->has_seed)
+        lua_pushfstring(L, "StratifiedKFold(n_splits=%d, random_state=%I, shuffle=%s)", u->n_splits,
+                        (LUAI_UACINT)u->random_state, u->shuffle ? "True" : "False");
+    else
+        lua_pushfstring(L, "StratifiedKFold(n_splits=%d, random_state=None, shuffle=%s)", u->n_splits,
+                        u->shuffle ? "True" : "False");
+    return 1;
+}
+
+static const luaL_Reg skf_methods[] = {{"split", skf_split}, {"get_n_splits", skf_get_n_splits}, {NULL, NULL}};
+static const luaL_Reg skf_meta[] = {{"__tostring", skf_tostring}, {NULL, NULL}};
 
 /* ---- bl.RandomState --------------------------------------------------------------------------------- */
 
@@ -504,12 +635,18 @@ typedef struct {
     int64_t batch_size;
     int shuffle, drop_last;
     int mask; /* 0-based tensor number of the attention mask, or -1: no trimming */
+    int weighted;        /* sampler="weighted": rows drawn with replacement by the weights */
+    int64_t num_samples; /* rows per epoch (the dataset's size unless weighted) */
 } lloader_t;
+
+/* the weights of a weighted loader: uservalue 3, a full userdata of ds->n doubles */
+enum { UV_LOADER_WEIGHTS = 3 };
 
 #define check_loader(L, i) ((lloader_t *)luaL_checkudata(L, i, LBL_LOADER))
 
 static int l_dataloader(lua_State *L) {
-    static const char *const keys[] = {"batch_size", "sampler", "drop_last", "pad", "mask", NULL};
+    static const char *const keys[] = {"batch_size", "sampler", "drop_last", "pad", "mask", "weights",
+                                       "num_samples", NULL};
     const char *fname = "DataLoader";
     lua_settop(L, 2);
     ldataset_t *ds = luaL_checkudata(L, 1, LBL_DATASET);
@@ -517,10 +654,24 @@ static int l_dataloader(lua_State *L) {
     lua_Integer bs = lbl_optfield_int(L, 2, "batch_size", 1);
     if (bs < 1) return luaL_error(L, "%s: batch_size must be a positive integer, got %I", fname, (LUAI_UACINT)bs);
     const char *sampler = lbl_optfield_str(L, 2, "sampler", "sequential");
-    int shuffle;
+    int shuffle, weighted = 0;
     if (strcmp(sampler, "random") == 0) shuffle = 1;
     else if (strcmp(sampler, "sequential") == 0) shuffle = 0;
-    else return luaL_error(L, "%s: sampler must be \"random\" or \"sequential\", got \"%s\"", fname, sampler);
+    else if (strcmp(sampler, "weighted") == 0) shuffle = 0, weighted = 1;
+    else
+        return luaL_error(L, "%s: sampler must be \"random\", \"sequential\" or \"weighted\", got \"%s\"", fname,
+                          sampler);
+    int has_w = 0;
+    if (lua_istable(L, 2)) {
+        has_w = lua_getfield(L, 2, "weights") != LUA_TNIL;
+        lua_pop(L, 1);
+    }
+    if (has_w != weighted)
+        return luaL_error(L, weighted ? "%s: sampler=\"weighted\" needs weights= (one number per row)"
+                                      : "%s: weights= needs sampler=\"weighted\"", fname);
+    lua_Integer num_samples = lbl_optfield_int(L, 2, "num_samples", ds->n);
+    if (num_samples < 1) return luaL_error(L, "%s: num_samples must be a positive integer", fname);
+    if (!weighted && num_samples != ds->n) return luaL_error(L, "%s: num_samples= needs sampler=\"weighted\"", fname);
     int drop_last = lbl_optfield_bool(L, 2, "drop_last", 0);
     const char *pad = lbl_optfield_str(L, 2, "pad", "none");
     lua_Integer mask = lbl_optfield_int(L, 2, "mask", 2);
@@ -539,14 +690,42 @@ static int l_dataloader(lua_State *L) {
                               (int)mask, tensor_shape_str(ts[mask - 1], s, sizeof s));
         }
     }
-    lloader_t *ld = lua_newuserdatauv(L, sizeof *ld, 2); /* 1: dataset, 2: the last iter()'s epoch */
+    double *w = NULL;
+    if (weighted) { /* checked here, once: each epoch's draw only reads them */
+        lua_getfield(L, 2, "weights");
+        if (!lua_istable(L, -1)) return luaL_error(L, "%s: weights must be a list of numbers, one per row", fname);
+        if (luaL_len(L, -1) != ds->n)
+            return luaL_error(L, "%s: weights has %I entries, the dataset %I rows", fname,
+                              (LUAI_UACINT)luaL_len(L, -1), (LUAI_UACINT)ds->n);
+        w = lua_newuserdatauv(L, sizeof(double) * (size_t)(ds->n ? ds->n : 1), 0);
+        double total = 0.0;
+        for (int64_t i = 0; i < ds->n; i++) {
+            lua_geti(L, -2, (lua_Integer)i + 1);
+            int ok;
+            w[i] = lua_tonumberx(L, -1, &ok);
+            if (!ok || !isfinite(w[i]) || w[i] < 0)
+                return luaL_error(L, "%s: weights[%I] must be a finite number >= 0, got %s", fname,
+                                  (LUAI_UACINT)(i + 1), luaL_tolstring(L, -1, NULL));
+            total += w[i];
+            lua_pop(L, 1);
+        }
+        if (!(total > 0)) return luaL_error(L, "%s: every weight is 0", fname);
+    }
+    int wi = lua_gettop(L);
+    lloader_t *ld = lua_newuserdatauv(L, sizeof *ld, 3); /* 1: dataset, 2: the last iter()'s epoch, 3: weights */
     ld->batch_size = bs;
     ld->shuffle = shuffle;
     ld->drop_last = drop_last;
     ld->mask = trim ? (int)mask - 1 : -1;
+    ld->weighted = weighted;
+    ld->num_samples = (int64_t)num_samples;
     luaL_setmetatable(L, LBL_LOADER);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);
+    if (w) {
+        lua_pushvalue(L, wi);
+        lua_setiuservalue(L, -2, UV_LOADER_WEIGHTS);
+    }
     return 1;
 }
 
@@ -554,7 +733,7 @@ static int loader_len(lua_State *L) {
     lloader_t *ld = check_loader(L, 1);
     lua_getiuservalue(L, 1, 1);
     ldataset_t *ds = luaL_checkudata(L, -1, LBL_DATASET);
-    lua_pushinteger(L, loader_num_batches(ds->n, ld->batch_size, ld->drop_last));
+    lua_pushinteger(L, loader_num_batches(ld->weighted ? ld->num_samples : ds->n, ld->batch_size, ld->drop_last));
     return 1;
 }
 
@@ -598,12 +777,13 @@ static int loader_iter(lua_State *L) {
     lua_getiuservalue(L, 1, 1);
     ldataset_t *ds = luaL_checkudata(L, -1, LBL_DATASET);
     lua_pop(L, 1);
-    lepoch_t *ep = lua_newuserdatauv(L, sizeof *ep + sizeof(int64_t) * (size_t)ds->n, 0);
+    int64_t ns = ld->weighted ? ld->num_samples : ds->n; /* rows of this epoch */
+    lepoch_t *ep = lua_newuserdatauv(L, sizeof *ep + sizeof(int64_t) * (size_t)ns, 0);
     int epi = lua_gettop(L);
-    ep->n = ds->n;
+    ep->n = ns;
     ep->pos = 0;
     ep->done = 0;
-    ep->nbatches = loader_num_batches(ds->n, ld->batch_size, ld->drop_last);
+    ep->nbatches = loader_num_batches(ns, ld->batch_size, ld->drop_last);
     int has_order = opts && lua_getfield(L, opts, "order") != LUA_TNIL;
     if (!has_order && opts) lua_pop(L, 1);
     if (has_order) {
@@ -611,20 +791,26 @@ static int loader_iter(lua_State *L) {
         if (luaL_len(L, -1) != ep->n)
             return luaL_error(L, "DataLoader:iter: option 'order' has %I rows, the dataset %I",
                               (LUAI_UACINT)luaL_len(L, -1), (LUAI_UACINT)ep->n);
-        char *seen = lua_newuserdatauv(L, (size_t)(ep->n ? ep->n : 1), 0);
-        memset(seen, 0, (size_t)(ep->n ? ep->n : 1));
+        char *seen = lua_newuserdatauv(L, (size_t)(ds->n ? ds->n : 1), 0);
+        memset(seen, 0, (size_t)(ds->n ? ds->n : 1));
         for (int64_t i = 0; i < ep->n; i++) {
             lua_geti(L, -2, (lua_Integer)i + 1);
             int ok;
             lua_Integer r = lua_tointegerx(L, -1, &ok);
-            if (!ok || r < 1 || r > ep->n || seen[r - 1])
-                return luaL_error(L, "DataLoader:iter: option 'order' is not a permutation of rows 1..%I "
-                                     "(entry %I)", (LUAI_UACINT)ep->n, (LUAI_UACINT)(i + 1));
+            if (!ok || r < 1 || r > ds->n || (seen[r - 1] && !ld->weighted)) /* weighted: repeats */
+                return luaL_error(L, "DataLoader:iter: option 'order' is not a %s of rows 1..%I "
+                                     "(entry %I)", ld->weighted ? "list" : "permutation",
+                                  (LUAI_UACINT)ds->n, (LUAI_UACINT)(i + 1));
             seen[r - 1] = 1;
             ep->order[i] = r - 1;
             lua_pop(L, 1);
         }
         lua_pop(L, 2); /* seen, order */
+    } else if (ld->weighted) {
+        lua_getiuservalue(L, 1, UV_LOADER_WEIGHTS);
+        const double *w = lua_touserdata(L, -1);
+        if (loader_weighted_order(ep->order, ns, w, ds->n)) return luaL_error(L, "DataLoader: %s", bl_errmsg());
+        lua_pop(L, 1);
     } else {
         loader_order(ep->order, ds->n, ld->shuffle);
     }
@@ -674,7 +860,7 @@ static int loader_dataset(lua_State *L) {
 static int loader_tostring(lua_State *L) {
     lloader_t *ld = check_loader(L, 1);
     lua_pushfstring(L, "DataLoader(batch_size=%d, sampler=%s, drop_last=%s, pad=%s)", (int)ld->batch_size,
-                    ld->shuffle ? "random" : "sequential", ld->drop_last ? "true" : "false",
+                    ld->weighted ? "weighted" : ld->shuffle ? "random" : "sequential", ld->drop_last ? "true" : "false",
                     ld->mask >= 0 ? "longest" : "none");
     return 1;
 }
@@ -687,12 +873,14 @@ static const luaL_Reg loader_meta[] = {{"__len", loader_len}, {"__tostring", loa
 
 static const luaL_Reg data_funcs[] = {
     {"read_csv", l_read_csv}, {"train_test_split", l_train_test_split}, {"RandomState", l_randomstate},
-    {"TensorDataset", l_tensor_dataset}, {"DataLoader", l_dataloader}, {NULL, NULL}};
+    {"TensorDataset", l_tensor_dataset}, {"DataLoader", l_dataloader}, {"StratifiedKFold", l_stratified_kfold},
+    {NULL, NULL}};
 
 void bl_open_data(lua_State *L) {
     lbl_newclass(L, LBL_DATAFRAME, df_methods, df_meta);
     lbl_newclass(L, LBL_RANDOMSTATE, rs_methods, NULL);
     lbl_newclass(L, LBL_DATASET, ds_methods, ds_meta);
     lbl_newclass(L, LBL_LOADER, loader_methods, loader_meta);
+    lbl_newclass(L, LBL_SKFOLD, skf_methods, skf_meta);
     luaL_setfuncs(L, data_funcs, 0);
 }

@@ -422,6 +422,53 @@ static int model_free(lua_State *L) {
     return 0;
 }
 
+/* model:set_class_weights(w): w a list of num_labels numbers (or a float32 tensor [L]) weighting
+ * the cross-entropy per class, as CrossEntropyLoss(weight=w); nil: the plain mean again. */
+static int model_set_class_weights(lua_State *L) {
+    bert_t *m = checkmodel(L, 1);
+    if (lua_isnoneornil(L, 2)) {
+        lbl_check(L, bert_set_class_weights(m, NULL, 0), "set_class_weights");
+        return 0;
+    }
+    int L_ = m->config.num_labels;
+    float *w = lua_newuserdatauv(L, sizeof(float) * (size_t)(L_ > 0 ? L_ : 1), 0);
+    int n;
+    tensor_t *t = lbl_totensor(L, 2);
+    if (t) {
+        if (t->dtype != DT_F32 || t->ndim != 1 || t->device != DEV_CPU)
+            return luaL_argerror(L, 2, "expected a float32 tensor [num_labels] on the cpu");
+        n = (int)t->shape[0];
+        if (n == L_) memcpy(w, t->data, sizeof(float) * (size_t)n);
+    } else {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        n = (int)luaL_len(L, 2);
+        for (int i = 1; i <= n && n == L_; i++) {
+            lua_geti(L, 2, i);
+            int ok;
+            lua_Number v = lua_tonumberx(L, -1, &ok);
+            if (!ok)
+                return luaL_error(L, "set_class_weights: entry %d is a %s, not a number", i,
+                                  luaL_typename(L, -1));
+            w[i - 1] = (float)v;
+            lua_pop(L, 1);
+        }
+    }
+    lbl_check(L, bert_set_class_weights(m, w, n), "set_class_weights");
+    return 0;
+}
+
+/* model:class_weights() -> the list set by set_class_weights, or nil. */
+static int model_class_weights(lua_State *L) {
+    bert_t *m = checkmodel(L, 1);
+    if (!m->class_weights) return 0;
+    lua_createtable(L, m->config.num_labels, 0);
+    for (int i = 0; i < m->config.num_labels; i++) {
+        lua_pushnumber(L, m->class_weights[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
 static int model_tostring(lua_State *L) {
     lmodel_t *u = checkbox(L, 1);
     if (!u->m) {
@@ -446,6 +493,7 @@ static const luaL_Reg model_methods[] = {
     {"config", model_config},         {"free", model_free},
     {"to", model_to},                 {"device", model_device},
     {"params_sumsq", model_params_sumsq}, {"allreduce_grads", model_allreduce_grads},
+    {"set_class_weights", model_set_class_weights}, {"class_weights", model_class_weights},
     {NULL, NULL}};
 
 static const luaL_Reg model_meta[] = {

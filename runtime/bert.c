@@ -218,6 +218,7 @@ void bert_free(bert_t *m) {
     free(m->info);
     free(m->wte_touched);
     free(m->stage);
+    free(m->class_weights);
     free(m->source_dir);
     bert_config_free(&m->config);
     memset(m, 0, sizeof *m);
@@ -349,8 +350,14 @@ static size_t layout_acts(const bert_t *m, int B_, int T_, bert_acts_t *a, float
     return total;
 }
 
-/* Bytes of the scratch for (B,T): sumsq (8), loss (4, padded to 8), then 3N + B int64 of staging. */
-static size_t scratch_bytes(int B, int T) { return 16 + (3 * (size_t)B * T + (size_t)B) * 8; }
+/* int64 slots of the staged class weights (L floats, padded to 8 bytes) */
+static size_t weight_slots(const bert_t *m) { return ((size_t)m->config.num_labels + 1) / 2; }
+
+/* Bytes of the scratch for (B,T): sumsq (8), loss (4, padded to 8), then 3N + B int64 of staging
+ * and the class weights (L floats, staged with the batch when the model has them). */
+static size_t scratch_bytes(const bert_t *m, int B, int T) {
+    return 16 + (3 * (size_t)B * T + (size_t)B + weight_slots(m)) * 8;
+}
 
 /* Points m->scratch into the scratch allocation for a batch (B,T) (fields packed for that batch). */
 static void layout_scratch(bert_t *m, int B, int T) {
@@ -362,6 +369,7 @@ static void layout_scratch(bert_t *m, int B, int T) {
     m->scratch.types = m->scratch.ids + N;
     m->scratch.labels = m->scratch.types + N;
     m->scratch.mask = m->scratch.labels + B;
+    m->scratch.class_weights = (float *)(m->scratch.mask + N);
 }
 
 /* Makes the activation and scratch allocations (and the host stage) hold (B,T), growing them only
@@ -370,7 +378,7 @@ static int ensure_acts(bert_t *m, int B, int T) {
     if (m->acts_memory && B <= m->act_B && T <= m->act_T) return 0;
     int nb = B > m->act_B ? B : m->act_B, nt = T > m->act_T ? T : m->act_T;
     const bl_backend_t *be = m->be;
-    size_t n = layout_acts(m, nb, nt, NULL, NULL), sb = scratch_bytes(nb, nt);
+    size_t n = layout_acts(m, nb, nt, NULL, NULL), sb = scratch_bytes(m, nb, nt);
     free_acts(m);
     free(m->stage);
     m->acts_memory = be->alloc(n * sizeof(float));
@@ -512,6 +520,7 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
     m->B = B;
     m->T = T;
     m->has_labels = in->labels != NULL;
+    m->weighted_forward = in->labels != NULL && m->class_weights != NULL;
     /* the batch in: staged on the host as the scratch lays it out, then one copy */
     int64_t *st = m->stage;
     memcpy(st, in->input_ids->data, N * sizeof(int64_t));
@@ -523,6 +532,10 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
     if (in->attention_mask) {
         memcpy(st + staged, in->attention_mask->data, N * sizeof(int64_t));
         staged += N;
+    }
+    if (in->labels && m->class_weights) { /* after the mask's slot, in the same copy */
+        memcpy(st + 2 * N + (size_t)B + N, m->class_weights, sizeof(float) * (size_t)L);
+        staged = 3 * N + (size_t)B + weight_slots(m);
     }
     be->copy_to_device(sc->ids, st, staged * sizeof(int64_t));
     be->mask_to_additive(a->mask_add, in->attention_mask ? sc->mask : NULL, N);
@@ -582,7 +595,8 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
     be->dropout_forward(a->pooled_d, a->pooled, B, 1, C, 1, m->p_cls, seed, off[1 + 3 * NL]);
     be->linear_forward(a->logits, a->pooled_d, p->clsw, p->clsb, B, C, L);
     if (in->labels) {
-        be->crossentropy_forward(sc->loss, a->probs, a->logits, sc->labels, B, L);
+        be->crossentropy_forward(sc->loss, a->probs, a->logits, sc->labels,
+                                 m->class_weights ? sc->class_weights : NULL, B, L);
         if (loss) be->copy_to_host(loss, sc->loss, sizeof(float)); /* the loss out */
     }
     return bert_check_device(m, "forward");
@@ -613,7 +627,8 @@ int bert_backward(bert_t *m, float dloss) {
 
     /* head: loss -> logits -> classifier -> dropout -> tanh -> pooler -> [CLS] */
     ZERO(a->d_logits, (size_t)B * L);
-    be->crossentropy_backward(a->d_logits, a->probs, sc->labels, B, L, dloss);
+    be->crossentropy_backward(a->d_logits, a->probs, sc->labels,
+                              m->weighted_forward ? sc->class_weights : NULL, B, L, dloss);
     ZERO(a->d_bc1, bc);
     be->linear_backward(a->d_bc1, g->clsw, g->clsb, a->d_logits, a->pooled_d, p->clsw, B, C, L);
     ZERO(a->d_bc2, bc);
@@ -750,4 +765,30 @@ int bert_clip_grad_norm(bert_t *m, double max_norm, double *norm_out) {
         *norm_out = sqrt(ss);
     }
     return bert_check_device(m, "clip_grad_norm");
+}
+
+/* ---- class weights of the loss --------------------------------------------------------------- */
+
+int bert_set_class_weights(bert_t *m, const float *w, int n) {
+    if (!m->params_memory) return bl_fail("the model was freed");
+    int L = m->config.num_labels;
+    if (!w) {
+        free(m->class_weights);
+        m->class_weights = NULL;
+        return 0;
+    }
+    if (n != L) return bl_fail("class_weights has %d entries, the model has %d labels", n, L);
+    int positive = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(w[i]) || w[i] < 0)
+            return bl_fail("class_weights: weight %d (label %d) is %g; weights must be finite and >= 0",
+                           i + 1, i, (double)w[i]);
+        positive |= w[i] > 0;
+    }
+    if (!positive) return bl_fail("class_weights: every weight is 0 (the loss would be 0/0)");
+    float *c = m->class_weights ? m->class_weights : malloc(sizeof(float) * (size_t)L);
+    if (!c) return bl_fail("out of memory");
+    memcpy(c, w, sizeof(float) * (size_t)L);
+    m->class_weights = c;
+    return 0;
 }

@@ -95,6 +95,7 @@ typedef struct {
     int64_t *types;    /* [N] token_type_ids (zeros by default) */
     int64_t *labels;   /* [B] */
     int64_t *mask;     /* [N] attention_mask, turned into acts.mask_add on the device */
+    float *class_weights; /* [L] the loss's class weights (staged with a labelled batch when set) */
 } bert_scratch_t;
 
 /* One parameter tensor under its Hugging Face name (without the "bert." prefix of the encoder). */
@@ -130,12 +131,14 @@ typedef struct bert {
     /* the last forward, which backward differentiates */
     int B, T;
     int has_labels;
+    int weighted_forward;        /* its loss used class_weights (so its backward does too) */
     float p_hidden, p_attn, p_cls; /* dropout used by that forward (0 in eval) */
     uint64_t drop_seed;          /* seed and first offset of its dropout masks */
     uint64_t drop_offset;
     int drop_first, drop_total;  /* that forward's rows within its global batch (dist.h) */
     uint64_t forward_count;      /* increments with every forward */
     char *source_dir;            /* folder the model came from (for vocab.txt on save), or NULL */
+    float *class_weights;        /* host [L]: weights of the cross-entropy per class, or NULL (none) */
     unsigned char *wte_touched;  /* [V] rows of the word-embedding gradient written since zero_grad
                                     (host; marked from the host stage's ids) */
 } bert_t;
@@ -203,6 +206,10 @@ int bert_check_device(const bert_t *m, const char *what);
 int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss);
 /* Backpropagates the last forward's loss (scaled by dloss) into the gradients (accumulating). */
 int bert_backward(bert_t *m, float dloss);
+/* Sets the loss's class weights (w[n], n = num_labels, finite, >= 0, not all 0; copied), as
+ * CrossEntropyLoss(weight=w): every later labelled forward's loss is the weighted mean
+ * sum w[y_b] * loss_b / sum w[y_b], and its backward follows. w NULL: back to the plain mean. */
+int bert_set_class_weights(bert_t *m, const float *w, int n);
 /* Sets every gradient to 0 (only the touched rows of the word-embedding gradient need clearing:
  * nothing but bert_backward writes there, scaling such as gradient clipping keeps zeros zero). */
 void bert_zero_grad(bert_t *m);

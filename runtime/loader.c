@@ -3,7 +3,9 @@
 #include "loader.h"
 #include "error.h"
 #include "rng.h"
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int64_t loader_num_batches(int64_t n, int64_t batch_size, int drop_last) {
@@ -23,6 +25,41 @@ void loader_order(int64_t *order, int64_t n, int shuffle) {
         order[i] = order[j];
         order[j] = t;
     }
+}
+
+int loader_weighted_order(int64_t *order, int64_t m, const double *weights, int64_t n) {
+    if (n < 1) return bl_fail("weighted sampling needs at least one row");
+    double *cum = malloc(sizeof(double) * (size_t)n);
+    if (!cum) return bl_fail("out of memory");
+    double total = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(weights[i]) || weights[i] < 0) {
+            free(cum);
+            return bl_fail("weight %lld is %g; sampling weights must be finite and >= 0", (long long)(i + 1),
+                           weights[i]);
+        }
+        total += weights[i];
+        cum[i] = total;
+    }
+    if (!(total > 0)) {
+        free(cum);
+        return bl_fail("every sampling weight is 0");
+    }
+    rng_t *r = rng_stream(RNG_STREAM_SAMPLER);
+    for (int64_t k = 0; k < m; k++) {
+        uint32_t a = rng_u32(r), b = rng_u32(r);
+        double u = ((double)(a >> 5) * 67108864.0 + (double)(b >> 6)) / 9007199254740992.0; /* [0,1) */
+        double t = u * total;
+        int64_t lo = 0, hi = n - 1; /* the first row whose cumulative sum exceeds t */
+        while (lo < hi) {
+            int64_t mid = lo + (hi - lo) / 2;
+            if (cum[mid] > t) hi = mid;
+            else lo = mid + 1;
+        }
+        order[k] = lo;
+    }
+    free(cum);
+    return 0;
 }
 
 static const char *label(const char *const *names, int i, char *buf, size_t n) {

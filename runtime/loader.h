@@ -14,6 +14,13 @@ int64_t loader_num_batches(int64_t n, int64_t batch_size, int drop_last);
  * order is new at each call and reproducible after rng_set_seed) when `shuffle` is set. */
 void loader_order(int64_t *order, int64_t n, int shuffle);
 
+/* Fills order[m] with m row numbers drawn with replacement, row i with probability
+ * weights[i] / sum(weights) (weights[n] finite, >= 0, not all 0), from the SAMPLER Philox stream:
+ * what PyTorch's WeightedRandomSampler(weights, m, replacement=True) does, though not its draws
+ * (torch.multinomial's generator is not Philox). Each draw takes two words of the stream (a 53-bit
+ * uniform) and a binary search of the cumulative sums. Returns 0, or -1 naming the bad weight. */
+int loader_weighted_order(int64_t *order, int64_t m, const double *weights, int64_t n);
+
 /* Checks that the nt tensors can form a dataset: at least one, each on the CPU with at least one
  * dimension, all with the same first dimension N. Returns N, or -1 naming the tensor at fault
  * (by its 1-based position, and names[i] when not NULL). */

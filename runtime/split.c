@@ -328,3 +328,78 @@ int split_train_test(int64_t n, const split_opts_t *o, int64_t *train, int64_t *
     free(perm);
     return 0;
 }
+
+/* ---- StratifiedKFold ------------------------------------------------------------------------------ */
+
+int split_stratified_kfold(int64_t n, const int64_t *y, int n_splits, int shuffle, uint32_t random_state,
+                           int64_t *fold, int64_t *min_members) {
+    if (n_splits < 2)
+        return bl_fail("k-fold cross-validation requires at least one train/test split by setting n_splits=2 or "
+                       "more, got n_splits=%d.", n_splits);
+    if (n_splits > n)
+        return bl_fail("Cannot have number of splits n_splits=%d greater than the number of samples: n_samples=%lld.",
+                       n_splits, (long long)n);
+    /* classes by first appearance: enc[i] in 0..k-1 */
+    int64_t *enc = malloc(sizeof(int64_t) * (size_t)n), *first = malloc(sizeof(int64_t) * (size_t)n);
+    int64_t *count = calloc((size_t)n, sizeof(int64_t));
+    int64_t *alloc = NULL, *blk = NULL;
+    int rc = -1;
+    if (!enc || !first || !count) {
+        bl_fail("StratifiedKFold: out of memory");
+        goto done;
+    }
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i++) { /* n is a dataset: a quadratic scan of the classes is fine */
+        int64_t c = -1;
+        for (int64_t j = 0; j < k; j++)
+            if (y[first[j]] == y[i]) {
+                c = j;
+                break;
+            }
+        if (c < 0) {
+            first[k] = i;
+            c = k++;
+        }
+        enc[i] = c;
+        count[c]++;
+    }
+    int64_t mn = n, all_small = 1;
+    for (int64_t c = 0; c < k; c++) {
+        if (count[c] < mn) mn = count[c];
+        if (count[c] >= n_splits) all_small = 0;
+    }
+    if (min_members) *min_members = mn;
+    if (all_small) {
+        bl_fail("n_splits=%d cannot be greater than the number of members in each class.", n_splits);
+        goto done;
+    }
+    /* allocation[f][c]: members of class c in fold f, bincount(sort(enc)[f::n_splits]) */
+    alloc = calloc((size_t)n_splits * (size_t)k, sizeof(int64_t));
+    blk = malloc(sizeof(int64_t) * (size_t)n);
+    if (!alloc || !blk) {
+        bl_fail("StratifiedKFold: out of memory");
+        goto done;
+    }
+    int64_t pos = 0; /* position in the sorted labels */
+    for (int64_t c = 0; c < k; c++)
+        for (int64_t m = 0; m < count[c]; m++, pos++) alloc[(pos % n_splits) * k + c]++;
+    randomstate_t rs;
+    if (shuffle) randomstate_seed(&rs, random_state);
+    for (int64_t c = 0; c < k; c++) {
+        int64_t len = 0;
+        for (int f = 0; f < n_splits; f++)
+            for (int64_t m = 0; m < alloc[f * k + c]; m++) blk[len++] = f; /* arange(n_splits).repeat */
+        if (shuffle) randomstate_shuffle(&rs, blk, len);
+        int64_t j = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (enc[i] == c) fold[i] = blk[j++];
+    }
+    rc = 0;
+done:
+    free(enc);
+    free(first);
+    free(count);
+    free(alloc);
+    free(blk);
+    return rc;
+}

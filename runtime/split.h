@@ -57,4 +57,15 @@ int split_train_test(int64_t n, const split_opts_t *o, int64_t *train, int64_t *
 /* _approximate_mode(class_counts, n_draws, rng): out[k] draws per class, ties broken by rng. */
 int split_approximate_mode(const int64_t *counts, int k, int64_t n_draws, randomstate_t *rs, int64_t *out);
 
+/* ---- StratifiedKFold ------------------------------------------------------------------------------ */
+
+/* scikit-learn's StratifiedKFold(n_splits, shuffle, random_state)._make_test_folds: fold[n] gets the
+ * test fold (0..n_splits-1) of each sample. y[n] holds any class codes (equal codes = one class);
+ * classes are numbered by first appearance, each class's fold labels are the round-robin
+ * allocation over the sorted labels in blocks, shuffled per class (in that order) by
+ * RandomState(random_state).shuffle when `shuffle`. *min_members gets the smallest class's size
+ * (sklearn warns when it is below n_splits). Returns 0, or -1 with sklearn's message. */
+int split_stratified_kfold(int64_t n, const int64_t *y, int n_splits, int shuffle, uint32_t random_state,
+                           int64_t *fold, int64_t *min_members);
+
 #endif

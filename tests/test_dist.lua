@@ -112,6 +112,19 @@ T.check(#a57 == 20 and dl57 <= 1e-6, ("57 rows: losses within 1e-6 at every step
 local dw57 = max_diff(weights(dir .. "/one57/epoch_2"), weights(dir .. "/two57/epoch_2"))
 T.check(dw57 <= 1e-6, ("57 rows: final weights within 1e-6 (largest difference %.3g)"):format(dw57))
 
+-- class weights ("balanced"): each process's share of the weighted mean is its rows' weight
+train(1, "one_cw", 6, "one_cw_steps", "class_weights=balanced")
+local rc7, out7 = train(2, "two_cw", 3, "two_cw_steps", "class_weights=balanced")
+T.eq(rc7, 0, "class_weights=balanced on 2 processes: exit 0" .. (rc7 ~= 0 and (": " .. out7:sub(1, 2000)) or ""))
+local acw, bcw = lines(dir .. "/one_cw_steps.rank0"), lines(dir .. "/two_cw_steps.rank0")
+local dlcw = #acw == 20 and #bcw == 20 and 0 or math.huge
+for i = 1, math.min(#acw, #bcw) do
+  dlcw = math.max(dlcw, math.abs(tonumber(acw[i]:match("^%d+ %d+ (%S+)")) - tonumber(bcw[i]:match("^%d+ %d+ (%S+)"))))
+end
+T.check(dlcw <= 1e-6, ("class weights: losses of 2 x 3 within 1e-6 of 1 x 6 (largest difference %.3g)"):format(dlcw))
+local dwcw = max_diff(weights(dir .. "/one_cw/epoch_2"), weights(dir .. "/two_cw/epoch_2"))
+T.check(dwcw <= 1e-6, ("class weights: final weights within 1e-6 (largest difference %.3g)"):format(dwcw))
+
 -- killed after step 13 (states every 5 steps), resumed under mpirun: the same bytes as uninterrupted
 local rc3 = train(2, "kill", 3, nil, "save_every=5 stop_at=13")
 T.check(rc3 ~= 0, "a data-parallel run killed after step 13 exits non-zero")

@@ -201,25 +201,26 @@ else
   local rc5, out5 = run("bin/bertlab experiments/predict.lua --checkpoint /nonexistent 'x'")
   T.check(rc5 ~= 0 and out5:find("checkpoint '/nonexistent' not found", 1, true) ~= nil, "predict.lua: clear error for a missing checkpoint", out5)
 
-  -- ablation: two cells, a CSV and a Markdown table
+  -- ablation (the shorthands): two cells, a CSV and a Markdown table (tests/test_ablation.lua: seeds, --grid, resume)
   local adir = dir .. "-ablation"
   local rc6, out6 = run(("bin/bertlab experiments/ablation.lua --batch-sizes 3,6 --epochs 1 --limit 6 --val-limit 6 --quiet --out %s"):format(adir))
   T.eq(rc6, 0, "ablation.lua exits 0")
   local acsv = read(adir .. "/ablation.csv") or ""
   local nlines = select(2, acsv:gsub("\n", ""))
-  T.eq(nlines, 3, "ablation.csv: header and one line per cell")
-  T.check(acsv:find("^batch_size,epochs,lr,train_loss,val_loss,best_f1,best_epoch,last_f1,seconds\n3,1,1e%-05,") ~= nil,
-    "ablation.csv columns and first cell", acsv)
-  T.check(out6:find("| batch | epochs | lr |", 1, true) and out6:find("\n| 6 | 1 | 1e-05 |", 1, true), "ablation prints a Markdown table", out6)
+  T.eq(nlines, 1 + 2 + 2 * 4, "ablation.csv: header, one line per run, 4 summary lines per cell")
+  T.check(acsv:find("^kind,cell,batch_size,epochs,lr,seed,n,best_f1,last_f1,macro_f1,accuracy,") ~= nil
+    and acsv:find("\nrun,c01%-bs3,3,1,1e%-05,17,1,") ~= nil, "ablation.csv columns and first run", acsv)
+  T.check(out6:find("| cell | batch_size | n | best F1 (weighted) |", 1, true) and out6:find("\n| c02-bs6 | 6 | 1 |", 1, true),
+    "ablation prints a Markdown table", out6)
   local okj, aj = pcall(bl.read_json, adir .. "/ablation.json")
   aj = okj and aj or {}
-  T.check(aj.format == "bertlab-ablation/1" and aj.status == "done" and #(aj.cells or {}) == 2
-    and aj.fixed and aj.fixed.limit == 6 and aj.fixed.seed == 17 and aj.fixed.save == "none"
+  T.check(aj.format == "bertlab-ablation/2" and aj.status == "done" and #(aj.cells or {}) == 2
+    and aj.fixed and aj.fixed.limit == 6 and aj.seeds and aj.seeds[1] == 17 and aj.fixed.save == "none"
     and aj.grid and #aj.grid.batch_size == 2 and aj.data and aj.data.sha256 and aj.model and aj.model.sha256
     and aj.command_line:find("--batch-sizes 3,6", 1, true),
     "ablation.json records the fixed options, the grid, the command line, the sha256s and both cells", tostring(aj))
-  T.check(bl.file_exists(adir .. "/bs3-ep1-lr1e-05/run.json") and not bl.file_exists(adir .. "/bs3-ep1-lr1e-05/epoch_1/config.json"),
-    "each ablation cell has its run.json and, by default (--save none), no checkpoint")
+  T.check(bl.file_exists(adir .. "/c01-bs3/seed17/run.json") and not bl.file_exists(adir .. "/c01-bs3/seed17/epoch_1/config.json"),
+    "each ablation run has its run.json and, by default (--save none), no checkpoint")
   os.execute("rm -rf " .. bl.shell_quote(adir))
 
   -- reproducibility of the whole experiment (in-process, no files)

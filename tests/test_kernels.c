@@ -630,7 +630,7 @@ static void test_cls(void) {
 typedef struct { float *loss, *probs, *z; int64_t *y; int B, L; } ce_ctx;
 static double ce_loss(void *p) {
     ce_ctx *c = p;
-    k_crossentropy_forward(c->loss, c->probs, c->z, c->y, c->B, c->L);
+    k_crossentropy_forward(c->loss, c->probs, c->z, c->y, NULL, c->B, c->L);
     return c->loss[0];
 }
 
@@ -640,18 +640,18 @@ static void test_crossentropy(void) {
     float *wdz = fxf("ce.dz", NULL);
     int64_t *y = fxi("ce.y", NULL);
     float loss, *probs = zeros(B * L), *dz = zeros(B * L);
-    k_crossentropy_forward(&loss, probs, z, y, B, L);
+    k_crossentropy_forward(&loss, probs, z, y, NULL, B, L);
     check_close("cross-entropy loss (mean) vs torch, with a confident wrong row", &loss, wl, 1, 1.0, TOL);
     check_close("cross-entropy probs vs torch", probs, wp, B * L, 1.0, TOL);
-    k_crossentropy_backward(dz, probs, y, B, L, 1.0f);
+    k_crossentropy_backward(dz, probs, y, NULL, B, L, 1.0f);
     check_close("cross-entropy backward vs torch", dz, wdz, B * L, 1.0, TOL);
-    k_crossentropy_backward(dz, probs, y, B, L, 0.5f);
+    k_crossentropy_backward(dz, probs, y, NULL, B, L, 0.5f);
     check_close("cross-entropy backward accumulates, scaled by dloss", dz, wdz, B * L, 1.5, TOL);
     float *z2 = randn(B * L, 1.5f);
     memset(dz, 0, sizeof(float) * B * L);
     ce_ctx c = {&loss, probs, z2, y, B, L};
     ce_loss(&c);
-    k_crossentropy_backward(dz, probs, y, B, L, 1.0f);
+    k_crossentropy_backward(dz, probs, y, NULL, B, L, 1.0f);
     fd_check("cross-entropy dlogits", ce_loss, &c, z2, B * L, dz, 1, 1e-2f, 1e-3);
     free(z); free(wl); free(wp); free(wdz); free(y); free(probs); free(dz); free(z2);
 }

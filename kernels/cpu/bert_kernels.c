@@ -533,8 +533,8 @@ void k_cls_backward(float *dinp, const float *dout, int B, int T, int C) {
 /* ---- classification loss ----------------------------------------------------------------------- */
 
 void k_crossentropy_forward(float *loss, float *probs, const float *logits, const int64_t *targets,
-                            int B, int L) {
-    double total = 0.0;
+                            const float *weights, int B, int L) {
+    double total = 0.0, wsum = 0.0;
     for (int b = 0; b < B; b++) {
         const float *z = logits + (size_t)b * L;
         float *pr = probs + (size_t)b * L;
@@ -548,25 +548,38 @@ void k_crossentropy_forward(float *loss, float *probs, const float *logits, cons
         }
         for (int l = 0; l < L; l++) pr[l] = (float)(pr[l] / sum);
         /* -log p_t from the log-sum-exp, exact even when p_t underflows */
-        if (targets) total += log(sum) - (double)(z[targets[b]] - mx);
+        if (!targets) continue;
+        double row = log(sum) - (double)(z[targets[b]] - mx);
+        if (weights) {
+            total += (double)weights[targets[b]] * row;
+            wsum += weights[targets[b]];
+        } else {
+            total += row;
+        }
     }
-    if (loss) loss[0] = (float)(total / B);
+    if (loss) loss[0] = (float)(weights ? total / wsum : total / B);
 }
 
 void k_softmax_rows(float *probs, const float *logits, int B, int L) {
-    k_crossentropy_forward(NULL, probs, logits, NULL, B, L); /* one softmax: the loss's */
+    k_crossentropy_forward(NULL, probs, logits, NULL, NULL, B, L); /* one softmax: the loss's */
 }
 
 void k_mask_to_additive(float *mask_add, const int64_t *mask, size_t n) {
     for (size_t i = 0; i < n; i++) mask_add[i] = (mask && mask[i] == 0) ? -FLT_MAX : 0.0f;
 }
 
-void k_crossentropy_backward(float *dlogits, const float *probs, const int64_t *targets, int B, int L,
-                             float dloss) {
+void k_crossentropy_backward(float *dlogits, const float *probs, const int64_t *targets,
+                             const float *weights, int B, int L, float dloss) {
     float s = dloss / B;
+    if (weights) { /* the weighted mean's denominator: sum of the batch's target weights */
+        double wsum = 0.0;
+        for (int b = 0; b < B; b++) wsum += weights[targets[b]];
+        s = (float)(dloss / wsum);
+    }
     for (int b = 0; b < B; b++) {
         const float *pr = probs + (size_t)b * L;
         float *g = dlogits + (size_t)b * L;
-        for (int l = 0; l < L; l++) g[l] += s * (pr[l] - (l == targets[b] ? 1.0f : 0.0f));
+        float sb = weights ? s * weights[targets[b]] : s;
+        for (int l = 0; l < L; l++) g[l] += sb * (pr[l] - (l == targets[b] ? 1.0f : 0.0f));
     }
 }

@@ -381,18 +381,37 @@ __global__ void crossentropy_rows_kernel(double *row_loss, float *probs, const f
     if (targets && row_loss) row_loss[b] = log(sum) - (double)(z[targets[b]] - mx);
 }
 
-/* loss[0] = mean of the row losses, added in row order (one thread: B is a batch) */
-__global__ void mean_rows_kernel(float *loss, const double *row_loss, int B) {
-    double total = 0.0;
-    for (int b = 0; b < B; b++) total += row_loss[b];
-    loss[0] = (float)(total / B);
+/* loss[0] = mean of the row losses, added in row order (one thread: B is a batch); with class
+ * weights[L], the weighted mean sum w[t_b] * row_b / sum w[t_b], as the CPU adds it */
+__global__ void mean_rows_kernel(float *loss, const double *row_loss, const int64_t *targets,
+                                 const float *weights, int B) {
+    double total = 0.0, wsum = 0.0;
+    for (int b = 0; b < B; b++) {
+        if (weights) {
+            total += (double)weights[targets[b]] * row_loss[b];
+            wsum += weights[targets[b]];
+        } else {
+            total += row_loss[b];
+        }
+    }
+    loss[0] = (float)(weights ? total / wsum : total / B);
 }
 
+/* with class weights[L], each thread adds the batch's sum of target weights itself (B is a batch:
+ * small), in row order and in double as the CPU does */
 __global__ void crossentropy_backward_kernel(float *dlogits, const float *probs, const int64_t *targets,
-                                             int L, float s, size_t total) {
+                                             const float *weights, int B, int L, float dloss, size_t total) {
     GRID_STRIDE(i, total) {
         int l = (int)(i % L);
         size_t b = i / L;
+        float s;
+        if (weights) {
+            double wsum = 0.0;
+            for (int k = 0; k < B; k++) wsum += weights[targets[k]];
+            s = (float)(dloss / wsum) * weights[targets[b]];
+        } else {
+            s = dloss / B;
+        }
         dlogits[i] += s * (probs[i] - (l == targets[b] ? 1.0f : 0.0f));
     }
 }
@@ -621,7 +640,7 @@ void cuda_cls_backward(float *dinp, const float *dout, int B, int T, int C) {
 }
 
 void cuda_crossentropy_forward(float *loss, float *probs, const float *logits,
-                               const int64_t *targets, int B, int L) {
+                               const int64_t *targets, const float *weights, int B, int L) {
     const char *op = "crossentropy_forward";
     if (B <= 0 || !cuda_ready(op)) return;
     double *rows = NULL;
@@ -632,16 +651,16 @@ void cuda_crossentropy_forward(float *loss, float *probs, const float *logits,
     crossentropy_rows_kernel<<<(B + 127) / 128, 128, 0, cuda_stream()>>>(rows, probs, logits, targets,
                                                                         B, L);
     if (!cuda_launched(op) || !rows) return;
-    mean_rows_kernel<<<1, 1, 0, cuda_stream()>>>(loss, rows, B);
+    mean_rows_kernel<<<1, 1, 0, cuda_stream()>>>(loss, rows, targets, weights, B);
     cuda_launched(op);
 }
 
-void cuda_crossentropy_backward(float *dlogits, const float *probs, const int64_t *targets, int B,
-                                int L, float dloss) {
+void cuda_crossentropy_backward(float *dlogits, const float *probs, const int64_t *targets,
+                                const float *weights, int B, int L, float dloss) {
     size_t total = (size_t)B * L;
     if (!total || !cuda_ready("crossentropy_backward")) return;
-    LAUNCH("crossentropy_backward", crossentropy_backward_kernel, total, dlogits, probs, targets, L,
-           dloss / B, total);
+    LAUNCH("crossentropy_backward", crossentropy_backward_kernel, total, dlogits, probs, targets, weights,
+           B, L, dloss, total);
 }
 
 void cuda_mask_to_additive(float *mask_add, const int64_t *mask, size_t n) {
@@ -654,5 +673,5 @@ void cuda_mask_to_additive(float *mask_add, const int64_t *mask, size_t n) {
 }
 
 void cuda_softmax_rows(float *probs, const float *logits, int B, int L) {
-    cuda_crossentropy_forward(NULL, probs, logits, NULL, B, L);
+    cuda_crossentropy_forward(NULL, probs, logits, NULL, NULL, B, L);
 }

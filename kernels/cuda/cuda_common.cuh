@@ -87,9 +87,9 @@ void cuda_accumulate(float *dst, const float *src, size_t n);
 void cuda_cls_forward(float *out, const float *inp, int B, int T, int C);
 void cuda_cls_backward(float *dinp, const float *dout, int B, int T, int C);
 void cuda_crossentropy_forward(float *loss, float *probs, const float *logits,
-                               const int64_t *targets, int B, int L);
-void cuda_crossentropy_backward(float *dlogits, const float *probs, const int64_t *targets, int B,
-                                int L, float dloss);
+                               const int64_t *targets, const float *weights, int B, int L);
+void cuda_crossentropy_backward(float *dlogits, const float *probs, const int64_t *targets,
+                                const float *weights, int B, int L, float dloss);
 void cuda_mask_to_additive(float *mask_add, const int64_t *mask, size_t n);
 void cuda_softmax_rows(float *probs, const float *logits, int B, int L);
 /* optim.cu */

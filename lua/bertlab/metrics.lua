@@ -207,4 +207,180 @@ return function(bl)
     end
     return result
   end
+  ---------------------------------------------------------------------------------------------------
+  -- Class imbalance: the loss's class weights and the weighted sampler's row weights
+  ---------------------------------------------------------------------------------------------------
+
+  -- bl.compute_class_weight(labels, n_classes) → {w_0, ..., w_(n-1)} (a Lua list, entry k+1 for class
+  -- k): scikit-learn's compute_class_weight("balanced", classes=range(n), y=labels), i.e.
+  -- n_samples / (n_classes * bincount(labels)), in double. Every class must occur in labels.
+  function bl.compute_class_weight(labels, n_classes)
+    local y = ids(labels, "compute_class_weight", "labels")
+    if math.type(n_classes) ~= "integer" or n_classes < 1 then
+      error("compute_class_weight: n_classes must be a positive integer, got " .. tostring(n_classes), 2)
+    end
+    local count = {}
+    for k = 0, n_classes - 1 do count[k] = 0 end
+    for i, v in ipairs(y) do
+      if v < 0 or v >= n_classes then
+        error(("compute_class_weight: label %d (element %d) is not a class id in 0..%d"):format(v, i, n_classes - 1), 2)
+      end
+      count[v] = count[v] + 1
+    end
+    local w = {}
+    for k = 0, n_classes - 1 do
+      if count[k] == 0 then
+        error(("compute_class_weight: class %d does not occur in the labels (balanced weights need every class)"):format(k), 2)
+      end
+      w[k + 1] = #y / (n_classes * count[k])
+    end
+    return w
+  end
+
+  -- bl.resolve_class_weights(spec, train_labels, names) → nil (spec "none" or nil), or the list of
+  -- #names weights: "balanced" (compute_class_weight over the training labels), a list of numbers,
+  -- or a string "w1,w2,..." (the command line's form). Errors name the option.
+  function bl.resolve_class_weights(spec, labels, names)
+    local n = #names
+    if spec == nil or spec == "none" then return nil end
+    if spec == "balanced" then
+      local ok, w = pcall(bl.compute_class_weight, labels, n)
+      if not ok then error("class_weights=\"balanced\": " .. tostring(w):gsub("^[^:]*:%d+: ", ""), 2) end
+      return w
+    end
+    local list = spec
+    if type(spec) == "string" then
+      list = {}
+      for f in (spec .. ","):gmatch("([^,]*),") do
+        local v = tonumber(f)
+        if not v then
+          error(("class_weights: '%s' is not \"none\", \"balanced\" or a comma-separated list of numbers"):format(spec), 2)
+        end
+        list[#list + 1] = v
+      end
+    end
+    if type(list) ~= "table" then
+      error("class_weights must be \"none\", \"balanced\" or a list of numbers, got " .. type(spec), 2)
+    end
+    if #list ~= n then
+      error(("class_weights: %d weights given, the data has %d classes (%s)"):format(#list, n, table.concat(names, ", ")), 2)
+    end
+    local any = false
+    for i, v in ipairs(list) do
+      if type(v) ~= "number" or v ~= v or v < 0 or v == math.huge then
+        error(("class_weights: weight %d (%s) is %s; weights must be finite numbers >= 0"):format(i, names[i], tostring(v)), 2)
+      end
+      any = any or v > 0
+    end
+    if not any then error("class_weights: every weight is 0", 2) end
+    local w = {}
+    for i, v in ipairs(list) do w[i] = v + 0.0 end
+    return w
+  end
+
+  -- bl.sampler_weights(sampler, train_labels) → sampler name for bl.DataLoader and, for "weighted",
+  -- one weight per training row, 1 / (number of rows of its class): WeightedRandomSampler's usual
+  -- inverse-frequency weights (every class drawn equally often on average).
+  function bl.sampler_weights(sampler, labels)
+    if sampler == nil or sampler == "random" then return "random", nil end
+    if sampler ~= "weighted" then
+      error(("sampler must be \"random\" or \"weighted\", got %s"):format(tostring(sampler)), 2)
+    end
+    local y = ids(labels, "sampler_weights", "labels")
+    local count = {}
+    for _, v in ipairs(y) do count[v] = (count[v] or 0) + 1 end
+    local w = {}
+    for i, v in ipairs(y) do w[i] = 1.0 / count[v] end
+    return "weighted", w
+  end
+  ---------------------------------------------------------------------------------------------------
+  -- classification_report: scikit-learn's text, character for character
+  ---------------------------------------------------------------------------------------------------
+
+  -- Python's len() of a str (code points) for the padding; bytes when not valid UTF-8.
+  local function ulen(str) return utf8.len(str) or #str end
+  local function rjust(str, w) return string.rep(" ", math.max(0, w - ulen(str))) .. str end
+  local function fnum(v, digits) -- "{:>9.{digits}f}"
+    if v ~= v then return rjust("nan", 9) end
+    return rjust(("%." .. digits .. "f"):format(v), 9)
+  end
+
+  -- bl.classification_report(pred, true[, names[, {digits=2, labels=, zero_division="warn"}]]) → the
+  -- text of sklearn.metrics.classification_report(true, pred, labels=, target_names=names, digits=):
+  -- per class precision, recall, F1 and support, then accuracy (or "micro avg" when `labels` leave
+  -- out a class present in the data), macro and weighted averages. With names (a list, or a table
+  -- keyed by 0-based ids as id2label) the rows are class ids 0..#names-1 (a class that is in neither
+  -- list gets its row of zeros, as with sklearn's labels=range(n)); without, the sorted ids present.
+  function bl.classification_report(pred, truth, names, opts)
+    local fn = "classification_report"
+    if names ~= nil and type(names) ~= "table" then
+      error(fn .. ": argument #3 must be a list of class names (or id2label), got " .. type(names), 2)
+    end
+    opts = bl.check_options(fn, opts, { "digits", "labels", "zero_division" }, 2)
+    local digits = opts.digits or 2
+    if math.type(digits) ~= "integer" or digits < 0 then
+      error(fn .. ": option 'digits' must be a non-negative integer, got " .. tostring(opts.digits), 2)
+    end
+    local p, t = pair(pred, truth, fn)
+    local nnames = 0
+    if names then
+      if names[0] ~= nil then
+        while names[nnames] ~= nil do nnames = nnames + 1 end
+      else
+        nnames = #names
+      end
+    end
+    local labels, given = opts.labels, opts.labels ~= nil
+    if labels == nil and names then
+      labels = {}
+      for k = 0, nnames - 1 do labels[#labels + 1] = k end
+      given = true
+    end
+    local ok, P, R, F, S, labs = pcall(prfs, p, t, { labels = labels, zero_division = opts.zero_division }, fn)
+    if not ok then error(tostring(P):gsub("^[^:]*:%d+: ", ""), 2) end
+    local target = {}
+    for i, l in ipairs(labs) do
+      if names and not opts.labels then target[i] = label_name(names, l)
+      elseif names then
+        target[i] = names[0] ~= nil and tostring(names[i - 1]) or tostring(names[i]) -- names follow `labels`
+      else target[i] = tostring(l) end
+    end
+    if names and opts.labels and nnames ~= #labs then
+      error(("%s: %d labels and %d names; give one name per label"):format(fn, #labs, nnames), 2)
+    end
+    -- "accuracy" when the labels cover every class present
+    local present = sorted_union(p, t)
+    local inlab = {}
+    for _, l in ipairs(labs) do inlab[l] = true end
+    local micro_is_accuracy = true
+    if given then for _, l in ipairs(present) do if not inlab[l] then micro_is_accuracy = false end end end
+    -- sklearn's quirk: with no correct prediction at all its counts are floats, printed "2.0"
+    local any_tp = false
+    for k = 1, #t do if p[k] == t[k] then any_tp = true; break end end
+    local function count(n) return any_tp and tostring(n) or ("%d.0"):format(n) end
+    local width = #("weighted avg")
+    for _, nm in ipairs(target) do width = math.max(width, ulen(nm)) end
+    width = math.max(width, digits)
+    local out = { rjust("", width) .. " " }
+    for _, h in ipairs({ "precision", "recall", "f1-score", "support" }) do out[#out + 1] = " " .. rjust(h, 9) end
+    out[#out + 1] = "\n\n"
+    local total = 0
+    for i = 1, #labs do
+      out[#out + 1] = rjust(target[i], width) .. " " .. " " .. fnum(P[i], digits) .. " " .. fnum(R[i], digits) .. " " ..
+        fnum(F[i], digits) .. " " .. rjust(count(S[i]), 9) .. "\n"
+      total = total + S[i]
+    end
+    out[#out + 1] = "\n"
+    for _, avg in ipairs({ "micro", "macro", "weighted" }) do
+      local ap, ar, af = prfs(p, t, { labels = labs, average = avg, zero_division = opts.zero_division }, fn)
+      if avg == "micro" and micro_is_accuracy then
+        out[#out + 1] = rjust("accuracy", width) .. " " .. " " .. rjust("", 9) .. " " .. rjust("", 9) .. " " ..
+          fnum(af, digits) .. " " .. rjust(count(total), 9) .. "\n"
+      else
+        out[#out + 1] = rjust(avg .. " avg", width) .. " " .. " " .. fnum(ap, digits) .. " " .. fnum(ar, digits) .. " " ..
+          fnum(af, digits) .. " " .. rjust(count(total), 9) .. "\n"
+      end
+    end
+    return table.concat(out)
+  end
 end

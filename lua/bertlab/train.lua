@@ -127,7 +127,7 @@ return function(bl)
   -- `text`/`label`/`random_state` are accepted for text_column/label_column/split_seed.
   local LTC_OPTS = { text_column = true, label_column = true, text = true, label = true, test_size = true,
                      split_seed = true, random_state = true, limit = true, val_limit = true, val_data = true,
-                     labels = true, val_rows = true, all_rows = true }
+                     labels = true, val_rows = true, all_rows = true, train_rows = true }
 
   function bl.load_text_classification(path, opts)
     local fn = "load_text_classification"
@@ -143,6 +143,7 @@ return function(bl)
       test_size = math.tointeger(test_size)
     end
     local seed = opts.split_seed or opts.random_state or 42
+    if opts.train_rows and not opts.val_rows then error(fn .. ": train_rows needs val_rows", 2) end
     local ok, texts, classes = pcall(read_columns, path, text_col, label_col)
     if not ok then error(fn .. ": " .. texts, 2) end
     local names, label_dict, fixed = {}, {}, opts.labels ~= nil
@@ -195,6 +196,15 @@ return function(bl)
       end
       train_idx = {}
       for i = 1, n do if not is_val[i] then train_idx[#train_idx + 1] = i end end
+      if opts.train_rows then -- both given (a cross-validation fold): exactly those rows train
+        train_idx = {}
+        for k, r in ipairs(opts.train_rows) do
+          if math.type(r) ~= "integer" or r < 1 or r > n or is_val[r] then
+            error(("%s: training row %s is outside %s's %d data rows or a validation row"):format(fn, tostring(r), path, n), 2)
+          end
+          train_idx[k] = r
+        end
+      end
       table.sort(val_idx)
     else
       split.method = "stratified"
@@ -289,8 +299,15 @@ return function(bl)
       out = model:forward(inp)
       loss_local = out.loss:item()
     end
+    -- the loss is a mean over the rows (weighted by class with class weights): each process's
+    -- share of the global mean is its rows' weight over the global batch's
+    local den = cnt
+    if dist.class_weights and inp then
+      den = 0.0
+      for _, y in ipairs(inp.labels:totable()) do den = den + dist.class_weights[y + 1] end
+    end
     local _, num = bl.signal_pending()
-    local all = bl.dist_allgather({ loss_local * cnt, cnt, bl.isfinite(loss_local) and 0 or 1, num or 0 })
+    local all = bl.dist_allgather({ loss_local * den, den, bl.isfinite(loss_local) and 0 or 1, num or 0 })
     local sum, rows, bad_any, sig_any = 0.0, 0, 0, 0
     for r = 0, #all // 4 - 1 do -- in rank order: the same sum everywhere
       sum, rows = sum + all[4 * r + 1], rows + all[4 * r + 2]
@@ -302,7 +319,7 @@ return function(bl)
     if out then out.logits:free() end
     if bad_any > 0 then return loss, ("the loss is %s (on %d process%s)"):format(tostring(loss), bad_any, bad_any > 1 and "es" or "") end
     if out then out.loss:backward() end
-    model:allreduce_grads(cnt / n)
+    model:allreduce_grads(rows > 0 and den / rows or 0.0)
     -- a process without rows drew no dropout masks: take rank 0's stream position
     if n <= (dist.size - 1) * dist.per then
       local st = bl.rng_state()
@@ -406,13 +423,16 @@ return function(bl)
   end
 
   -- bl.evaluate(model, loader[, {progress=false, desc="Validation", out=io.stderr}])
-  --   → {loss=, preds=, labels=, f1=, accuracy=}
+  --   → {loss=, preds=, labels=, f1=, accuracy=, f1_macro=}
   -- loss: the mean over samples (independent of the batch size; equal to the tutorial's mean of
   -- batch means when every batch is full). progress: a bar over the batches.
   function bl.evaluate(model, loader, opts)
     opts = opts or {}
     if type(opts) ~= "table" then error("evaluate: argument #3 must be an options table, got " .. type(opts), 2) end
     model:eval()
+    -- the validation loss is the plain mean (comparable across class_weights); training's is weighted
+    local cw = model:class_weights()
+    if cw then model:set_class_weights(nil) end
     local sum, n = 0.0, 0
     local preds, trues = {}, {}
     local bar = opts.progress and bl.progress(#loader, { desc = opts.desc or "Validation", out = opts.out }) or nil
@@ -457,9 +477,11 @@ return function(bl)
       end
       n = seen
     end
+    if cw then model:set_class_weights(cw) end
     if n == 0 then error("evaluate: the data loader yielded no batch", 2) end
     return { loss = sum / n, preds = preds, labels = trues,
-             f1 = bl.f1_score(preds, trues, { average = "weighted" }), accuracy = bl.accuracy(preds, trues) }
+             f1 = bl.f1_score(preds, trues, { average = "weighted" }), accuracy = bl.accuracy(preds, trues),
+             f1_macro = bl.f1_score(preds, trues, { average = "macro" }) }
   end
 
   ---------------------------------------------------------------------------------------------------
@@ -492,6 +514,7 @@ return function(bl)
     label_column = "Conference", epochs = 5, batch_size = 3, val_batch_size = 32, lr = 1e-5, eps = 1e-8,
     weight_decay = 0.0, max_length = 256, pad = "longest", seed = 17, device = "cpu", warmup = 0, clip = 1.0,
     test_size = 0.15, split_seed = 42, save = "all", progress = true,
+    class_weights = "none", sampler = "random",
   }
   bl.EXPERIMENT_DEFAULTS = DEFAULTS
 
@@ -543,11 +566,11 @@ return function(bl)
                           per_class = true, quiet = true, quiet_model = true, progress_out = true, threads = true,
                           val_data = true, name = true, script = true, argv = true, record = true, resume = true,
                           save_every = true, on_nan = true, max_nan_skips = true, trap_signals = true,
-                          resume_command = true, on_step = true, keep_state = true }
+                          resume_command = true, on_step = true, keep_state = true, train_rows = true, val_rows = true }
   local ALIASES = { text = "text_column", label = "label_column", random_state = "split_seed" }
   -- what a resumed run takes from its run.json (the recipe; not where to print or how fast)
   local RECORDED = { limit = true, val_limit = true, val_data = true, eval_epoch = true, name = true,
-                     save_every = true, on_nan = true, max_nan_skips = true, script = true }
+                     save_every = true, on_nan = true, max_nan_skips = true, script = true, train_rows = true, val_rows = true }
   local NOT_RECORDED = { progress = true, out = true, quiet = true, threads = true, device = true }
 
   local Exp = {}
@@ -686,11 +709,23 @@ return function(bl)
   function Exp:load_data()
     local o, out = self.o, self.out
     local okd, d = pcall(bl.load_text_classification, o.data, { text_column = o.text_column, label_column = o.label_column,
-      test_size = o.test_size, split_seed = o.split_seed, val_data = o.val_data, limit = o.limit, val_limit = o.val_limit })
+      test_size = o.test_size, split_seed = o.split_seed, val_data = o.val_data, limit = o.limit, val_limit = o.val_limit,
+      train_rows = o.train_rows, val_rows = o.val_rows })
     if not okd then error(self.fn .. ": " .. tostring(d):gsub("^[^:]*:%d+: ", ""):gsub("^load_text_classification: ", ""), 2) end
     if #d.names < 2 then
       error(("%s: %s: column '%s' has a single label ('%s'); a classifier needs two or more"):format(self.fn,
         o.data, o.label_column, tostring(d.names[1])), 2)
+    end
+    -- class imbalance: the loss's class weights and the sampler, from the training labels
+    local okw, class_weights = pcall(bl.resolve_class_weights, o.class_weights, d.train.labels, d.names)
+    local oks, sampler, sampler_w = pcall(bl.sampler_weights, o.sampler, d.train.labels)
+    if not (okw and oks) then error(self.fn .. ": " .. tostring(okw and sampler or class_weights):gsub("^[^:]*:%d+: ", ""), 2) end
+    self.class_weights, self.sampler, self.sampler_weights = class_weights, sampler, sampler_w
+    if self.dist then self.dist.class_weights = class_weights end
+    if class_weights or sampler ~= "random" then
+      local ws = {}
+      for i, v in ipairs(class_weights or {}) do ws[i] = ("%s %.4g"):format(d.names[i], v) end
+      self.log(("class weights: %s; sampler: %s"):format(class_weights and table.concat(ws, ", ") or "none", sampler))
     end
     local rec
     if not self.writer then
@@ -898,7 +933,8 @@ return function(bl)
     local o, out, keeper = self.o, self.out, self.keeper
     self.last_ev = ev
     local row = { epoch = epoch, train_loss = train_loss, val_loss = ev.loss, val_f1 = ev.f1,
-                  val_accuracy = ev.accuracy, lr = self.epoch_lr or self.opt.lr, seconds = bl.now() - (self.epoch_t0 or self.t_start) }
+                  val_accuracy = ev.accuracy, val_f1_macro = ev.f1_macro, lr = self.epoch_lr or self.opt.lr,
+                  seconds = bl.now() - (self.epoch_t0 or self.t_start) }
     if info and info.nan_skips > 0 then row.nan_skips = info.nan_skips end
     row.checkpoint = keeper:epoch_end(self.model, epoch, ev.f1)
     local rows = self.rows
@@ -968,10 +1004,13 @@ return function(bl)
       local ds_val = bl.encode_dataset(tok, d.val.texts, d.val.labels, o)
       local loader_pad = o.pad == "longest" and "longest" or "none"
       -- data parallel: global batches of processes x per-process rows (each process takes its rows)
-      local train_loader = bl.DataLoader(ds_train, { batch_size = o.batch_size * exp.world, sampler = "random", pad = loader_pad, mask = 2 })
+      local sampler, sampler_w, class_weights = exp.sampler, exp.sampler_weights, exp.class_weights
+      local train_loader = bl.DataLoader(ds_train, { batch_size = o.batch_size * exp.world, sampler = sampler, weights = sampler_w,
+        pad = loader_pad, mask = 2 })
       local val_loader = bl.DataLoader(ds_val, { batch_size = o.val_batch_size * exp.world, sampler = "sequential", pad = loader_pad, mask = 2 })
       local model = bl.BertForSequenceClassification.from_pretrained(o.model,
         { num_labels = #d.names, id2label = d.id2label, quiet = o.quiet_model ~= false, device = o.device })
+      if class_weights then model:set_class_weights(class_weights) end
       local opt = bl.AdamW(model:parameters(), { lr = o.lr, eps = o.eps, weight_decay = o.weight_decay })
       local sched = bl.get_linear_schedule_with_warmup(opt, o.warmup, #train_loader * o.epochs)
       exp:start({ model = model, optimizer = opt, scheduler = sched, train_loader = train_loader, val_loader = val_loader })
