@@ -17,6 +17,49 @@ local bl = require("bertlab")
 
 local D = bl.EXPERIMENT_DEFAULTS
 
+-- the options that only say how to run the ablation's runs (not which): left out of the command
+-- that a Slurm task or a --jobs process runs, and of a recorded command line that --collect reads
+local HOW = { jobs = 1, slurm = 0, partition = 1, time = 1, ["cpus-per-task"] = 1, task = 1, out = 1, threads = 1,
+              ["dry-run"] = 0, collect = 1, quiet = 0 }
+local function without_how(list, from)
+  local kept, i = {}, from or 1
+  while list[i] ~= nil do
+    local a = list[i]
+    local name, eq = a:match("^%-%-([%w%-]+)(=?)")
+    if name and HOW[name] then
+      i = i + ((eq == "" and HOW[name] == 1) and 2 or 1)
+    else
+      kept[#kept + 1] = a
+      i = i + 1
+    end
+  end
+  return kept
+end
+
+-- --collect DIR: assemble the table of the ablation in DIR from its runs' rows (the runs of a Slurm
+-- array or of --jobs), with DIR's own recorded command line
+local collect_dir
+for i = 1, #arg do
+  local v = arg[i] == "--collect" and arg[i + 1] or arg[i]:match("^%-%-collect=(.+)$")
+  if arg[i] == "--collect" and not v then io.stderr:write("ablation.lua: option --collect needs a folder\n"); os.exit(2) end
+  if v then collect_dir = v:gsub("/+$", "") break end
+end
+if collect_dir then
+  local ok, rec = pcall(bl.read_json, collect_dir .. "/ablation.json")
+  if not ok or type(rec) ~= "table" or type(rec.command) ~= "table" then
+    io.stderr:write(("ablation.lua: --collect %s: no readable ablation.json there (%s)\n"):format(collect_dir,
+      ok and "no recorded command line" or tostring(rec)))
+    os.exit(2)
+  end
+  local from
+  for j, a in ipairs(rec.command) do if a:match("ablation%.lua$") then from = j + 1 break end end
+  local new = without_how(rec.command, from or (#rec.command + 1))
+  new[#new + 1] = "--out"; new[#new + 1] = collect_dir
+  new[#new + 1] = "--collect"; new[#new + 1] = collect_dir
+  new[0], new[-1] = arg[0], arg[-1]
+  arg = new
+end
+
 -- --grid may be given several times: collected here, before parse_args (which keeps one value)
 local grid_args, argv = {}, {}
 do
@@ -69,7 +112,14 @@ local args = bl.parse_args(argv, {
     { "out", metavar = "DIR", help = "output folder (default runs/ablation-<timestamp>); an existing ablation there is resumed" },
     { "save", default = "none", choices = { "all", "best", "none" }, help = "each run's checkpoints: every epoch's (large), its best, none" },
     { "quiet", type = "flag", help = "no progress bars" },
-    { "dry-run", type = "flag", help = "print the runs (folder and options) and exit: nothing is trained or written" },
+    { "dry-run", type = "flag", help = "print the runs (folder and options) and exit: nothing is trained or written (with --slurm: write the array script, do not submit it)" },
+    { "jobs", type = "int", metavar = "N", help = "run N runs at once on this machine, each with cores/N threads (--threads: each run's)" },
+    { "slurm", type = "flag", help = "write OUT/slurm/array.sh (a job array: one task per run) and submit it with sbatch; then --collect OUT" },
+    { "partition", metavar = "P", help = "with --slurm: the partition" },
+    { "time", metavar = "T", help = "with --slurm: each task's time limit (Slurm's format, e.g. 02:00:00)" },
+    { "cpus-per-task", type = "int", default = 1, metavar = "C", help = "with --slurm: CPUs (and threads) of each task" },
+    { "task", type = "int", metavar = "K", help = "run only run K (0-based) of the ablation in --out and write its row.json (what a Slurm task or --jobs process runs)" },
+    { "collect", metavar = "DIR", help = "assemble the table, CSV and chart of the ablation in DIR from its runs' rows (after --slurm or an interruption); trains nothing" },
   },
 })
 
@@ -267,7 +317,7 @@ local function main()
       end
     end
   end
-  if args.dry_run then
+  if args.dry_run and not args.slurm then
     print(("%d cell(s) x %d seed(s)%s = %d runs in %s"):format(#cells, #seeds, args.cv and (" x " .. args.cv .. " folds") or "",
       #units, out))
     for _, u in ipairs(units) do
@@ -288,7 +338,7 @@ local function main()
   for i, ax in ipairs(axes) do grid_rec[i] = { key = ax.key, values = ax.values } end
 
   -- resume: an existing ablation with the same grid, seeds and fixed options
-  local done = {}
+  local done, from_task = {}, {}
   local rec
   if bl.file_exists(out .. "/ablation.json") then
     local ok, old = pcall(bl.read_json, out .. "/ablation.json")
@@ -317,11 +367,23 @@ local function main()
         end
       end
     end
+    -- the rows that Slurm tasks and --jobs processes wrote beside their runs
+    for _, u in ipairs(units) do
+      if not done[u.id] and bl.file_exists(u.dir .. "/row.json") then
+        local okr, r = pcall(bl.read_json, u.dir .. "/row.json")
+        if okr and type(r) == "table" and r.kind == "run" then done[u.id] = r; from_task[u.id] = r end
+      end
+    end
     local n = 0
     for _ in pairs(done) do n = n + 1 end
-    io.stderr:write(("Resuming the ablation in %s: %d of %d runs done\n"):format(out, n, #units))
-    rec.status, rec.resumed = "running", rec.resumed or {}
-    rec.resumed[#rec.resumed + 1] = bl.iso_time()
+    if args.task == nil then
+      io.stderr:write(("%s the ablation in %s: %d of %d runs done\n"):format(args.collect and "Collecting" or "Resuming", out, n, #units))
+      rec.status, rec.resumed = "running", rec.resumed or {}
+      if not args.collect then rec.resumed[#rec.resumed + 1] = bl.iso_time() end
+    end
+  elseif args.task ~= nil or args.collect then
+    error(("'%s' holds no ablation (no ablation.json): %s"):format(out, args.task ~= nil and
+      "--task runs one run of an ablation that --slurm or --jobs set up" or "nothing to collect"), 0)
   elseif bl.file_exists(out .. "/ablation.csv") then
     error(("'%s' holds an ablation.csv but no ablation.json; choose another --out"):format(out), 0)
   else
@@ -339,8 +401,11 @@ local function main()
     rec.threads = bl.get_num_threads()
     rec.cells = {}
   end
-  local function write_json() bl.write_run_json(out, rec, "ablation.json") end
+  local function write_json() if args.task == nil then bl.write_run_json(out, rec, "ablation.json") end end
   write_json()
+  if args.task ~= nil and (args.task < 0 or args.task >= #units) then
+    error(("--task %d: the ablation in %s has runs 0..%d"):format(args.task, out, #units - 1), 0)
+  end
 
   -- the rows: every run's, then each cell's summary (mean, std, min, max)
   local cols = { "kind", "cell" }
@@ -399,11 +464,66 @@ local function main()
     bl.write_file(out .. "/ablation.csv", table.concat(lines, "\n") .. "\n")
   end
 
+  -- ---- spread out: a Slurm array, or N processes here; each runs `--task K` ----
+  local bin = bl.abs_path(arg[-1] or "bin/bertlab")
+  local function task_argv()
+    local a = { bin, "experiments/ablation.lua" }
+    for _, g in ipairs(grid_args) do a[#a + 1] = "--grid"; a[#a + 1] = g end
+    for _, x in ipairs(without_how(argv)) do a[#a + 1] = x end
+    a[#a + 1] = "--out"; a[#a + 1] = bl.abs_path(out); a[#a + 1] = "--quiet"
+    return a
+  end
+  if args.slurm then
+    bl.mkdir_p(out .. "/slurm")
+    local script = out .. "/slurm/array.sh"
+    bl.write_file(script, bl.slurm_array_script({ name = "bertlab-" .. out:match("([^/]+)$"), tasks = #units, argv = task_argv(),
+      log_dir = bl.abs_path(out .. "/slurm"), workdir = bl.abs_path("."), partition = args.partition, time = args.time,
+      cpus_per_task = args.cpus_per_task }))
+    local pending = 0
+    for _, u in ipairs(units) do if not done[u.id] then pending = pending + 1 end end
+    if args.dry_run then
+      print(("Wrote %s: an array of %d tasks (%d runs still to do); submit it with: sbatch %s"):format(script, #units, pending, script))
+    else
+      local id = bl.sbatch(script)
+      rec.slurm = rec.slurm or {}
+      rec.slurm[#rec.slurm + 1] = { job = id, script = "slurm/array.sh", submitted = bl.iso_time(), tasks = #units }
+      write_json()
+      print(("Submitted job %d: an array of %d tasks (%s); logs in %s/slurm/task-<k>.log"):format(id, #units, script, out))
+    end
+    print(("When the tasks are done: bin/bertlab experiments/ablation.lua --collect %s"):format(out))
+    return
+  end
+  if args.jobs ~= nil then
+    if args.jobs < 1 then error("--jobs must be a positive integer", 0) end
+    local threads = args.threads or math.max(1, bl.get_num_threads() // args.jobs)
+    local cmds, which = {}, {}
+    local words = {}
+    for i, w in ipairs(task_argv()) do words[i] = bl.shell_quote(w) end
+    for k, u in ipairs(units) do
+      if not done[u.id] then
+        cmds[#cmds + 1] = ("%s --task %d --threads %d"):format(table.concat(words, " "), k - 1, threads)
+        which[#which + 1] = u
+      end
+    end
+    io.stderr:write(("Running %d runs, %d at a time, %d thread(s) each (logs in %s/jobs)\n"):format(#cmds, args.jobs, threads, out))
+    local st = bl.run_jobs(cmds, args.jobs, { dir = out .. "/jobs" })
+    local failed = {}
+    for i, u in ipairs(which) do
+      local okr, r = pcall(bl.read_json, u.dir .. "/row.json")
+      if st[i] == 0 and okr and type(r) == "table" then done[u.id] = r; from_task[u.id] = r
+      else failed[#failed + 1] = ("%s (exit %s, log %s/jobs/job-%d.log)"):format(u.id, tostring(st[i]), out, i) end
+    end
+    write_csv()
+    if #failed > 0 then error(("%d of %d runs failed: %s"):format(#failed, #cmds, table.concat(failed, "; ")), 0) end
+  end
+
   -- ---- the runs ----
   local total, k = #units, 0
   for _, u in ipairs(units) do
     k = k + 1
     if done[u.id] then goto continue end
+    if args.task ~= nil and k ~= args.task + 1 then goto continue end
+    if args.collect then goto continue end
     do
       local c = u.cell
       local desc = {}
@@ -446,6 +566,13 @@ local function main()
       for _, ax in ipairs(axes) do r[ax.key] = show(ax.key, c[ax.key]) end
       res.model:free()
       done[u.id] = r
+      if args.task ~= nil then -- a task of a spread-out ablation: its row beside its run (--collect reads it)
+        local rr = {}
+        for kk, v in pairs(r) do rr[kk] = v end
+        rr.per_epoch = res.epochs
+        bl.write_file(u.dir .. "/row.json", bl.json_encode(rr) .. "\n")
+        return
+      end
       local cr = {}
       for kk, v in pairs(r) do cr[kk] = v end
       cr.per_epoch = res.epochs
@@ -455,7 +582,20 @@ local function main()
     end
     ::continue::
   end
+  if args.task ~= nil then return end -- its run was done already
+  -- the rows of tasks join the record (with their epochs), once
+  local recorded = {}
+  for _, c in ipairs(rec.cells or {}) do recorded[c.cell .. "/seed" .. tostring(c.seed) .. (c.fold and ("/fold" .. c.fold) or "")] = true end
+  for _, u in ipairs(units) do
+    local r = from_task[u.id]
+    if r and not recorded[u.id] then rec.cells[#rec.cells + 1] = r end
+  end
   write_csv()
+  local missing = {}
+  for _, u in ipairs(units) do if not done[u.id] then missing[#missing + 1] = u.id end end
+  if #missing > 0 then -- --collect before every task ended
+    io.stderr:write(("%d of %d runs have no row yet: %s\n"):format(#missing, #units, table.concat(missing, ", ")))
+  end
 
   -- ---- the table and the chart ----
   local sums = summaries()
@@ -514,7 +654,7 @@ local function main()
     bl.write_file(out .. "/ablation.svg", bl.ablation_svg(groups, { axes = varying, show = show,
       title = ("Ablation %s"):format(out:match("([^/]+)$")), metric = rank == "best_f1" and "best-epoch weighted F1" or "last-epoch weighted F1" }))
   end
-  rec.ended, rec.status = bl.iso_time(), "done"
+  rec.ended, rec.status = bl.iso_time(), #missing > 0 and "partial" or "done"
   write_json()
   print(text)
   print(("Rows in %s/ablation.csv, the table in %s/ablation.md, the grid's record in %s/ablation.json"):format(out, out, out))
