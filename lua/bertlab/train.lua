@@ -672,6 +672,7 @@ return function(bl)
         return bl.training_stop(msg, { signal = sig, exit = 128 + num })
       end
 
+      local train_seconds, train_steps = 0, 0
       local run_bar = o.progress and bl.run_progress(o.epochs, { out = o.progress_out }) or nil
       local okt, err = pcall(function()
         for epoch = first_epoch, o.epochs do
@@ -680,6 +681,7 @@ return function(bl)
           resume_epoch = nil
           local lr = r and r.lr or opt.lr
           local desc = ("Epoch %d/%d"):format(epoch, o.epochs)
+          local tt, step0 = bl.now(), step -- training time and steps of this run (for steps/s)
           local train_loss, info = bl.train_epoch(model, train_loader, opt, sched,
             { clip = o.clip, desc = desc, progress = o.progress, out = o.progress_out, on_nan = o.on_nan,
               max_nan_skips = o.max_nan_skips, epoch = epoch, step = step, last_good = last_good(), log = log,
@@ -697,6 +699,7 @@ return function(bl)
                 end
                 return false
               end })
+          train_seconds, train_steps = train_seconds + (bl.now() - tt), train_steps + (step - step0)
           local okw, ss = bl.weights_finite(model)
           if not okw then
             error(bl.training_stop(("training stopped: the weights hold NaN or Inf (sum of squares %s) after epoch %d's last step (step %d); epoch_%d was not saved%s")
@@ -750,7 +753,8 @@ return function(bl)
       end
       local result = { epochs = rows, best_epoch = best, final = final, out = out, names = d.names,
                        id2label = d.id2label, train_size = #d.train.texts, val_size = #d.val.texts,
-                       steps = total_steps, seconds = bl.now() - t_start, model = model, tokenizer = tok, record = rec }
+                       steps = total_steps, seconds = bl.now() - t_start, model = model, tokenizer = tok, record = rec,
+                       train_seconds = train_seconds, steps_per_second = train_steps / math.max(train_seconds, 1e-9) }
       if out then
         bl.finish_run_record(out, rec, { best_epoch = best, best_f1 = rows[keeper.best_epoch].val_f1,
           best_checkpoint = o.save ~= "none" and ("epoch_%d"):format(best) or bl.json_null,
