@@ -11,8 +11,9 @@
 --   PyTorch; BENCH_PYTHON=/path/python uses that Python instead of the private venv
 --   build/bench/venv (created on first use: pip install torch transformers); BENCH_BUDGET=GFLOP
 --   (default 240) sets the reps: about that much work a timed phase, at most 30 (60 eval);
---   BENCH_REUSE=build/bench/bench-DATE.csv with BENCH_PEERS=bertlab takes PyTorch's columns from that
---   earlier table (PyTorch's speed does not change with bertlab's code; the header says so).
+--   BENCH_REUSE=build/bench/bench-DATE.csv takes PyTorch's columns from that earlier table for the
+--   rows it has (PyTorch's speed does not change with bertlab's code; the table says so) and runs
+--   PyTorch only for the others.
 local bl = require("bertlab")
 local OUT = "build/bench"
 local MINILM = "models/all-MiniLM-L6-v2"
@@ -146,7 +147,7 @@ end
 
 -- PyTorch's columns from an earlier table (BENCH_REUSE): row name -> {train_sps, eval_bps, rss_kb}
 local reuse_path, reused = os.getenv("BENCH_REUSE"), {}
-if reuse_path and not want_torch then
+if reuse_path then
   local f = assert(io.open(reuse_path), "BENCH_REUSE: cannot open " .. reuse_path)
   local hdr = {}
   for line in f:lines() do
@@ -171,8 +172,8 @@ for i, r in ipairs(rows) do
   local args = ("%s %s %d %d %d %d %d"):format(r.m.dir, ids_file, r.B, r.T, r.th, r.tr, r.ev)
   log("bench: [%d/%d] %s (train %d, eval %d reps) ...", i, #rows, r.name, r.tr, r.ev)
   r.bl = run_peer("bin/bertlab bench/peer_bertlab.lua " .. args, r.th)
-  if want_torch then r.pt = run_peer(python .. " bench/peer_torch.py " .. args, r.th)
-  else r.pt = reused[r.name] end
+  if reused[r.name] then r.pt = reused[r.name]
+  elseif want_torch then r.pt = run_peer(python .. " bench/peer_torch.py " .. args, r.th) end
   for _, p in ipairs({ r.bl, r.pt }) do if p and p.impl then impl[p.impl] = true end end
   -- bertlab's FLOPs: on the columns it computes (up to each batch's longest row), at those shapes
   local p = r.bl
@@ -198,9 +199,9 @@ print(("bertlab bench %s: %s, %d cores, OpenBLAS core %s; %s; load average %s at
 print("rows: model/batch/padding (dyn: to the batch's longest title; 256, 128: padded to that; full128: 128")
 print("  real tokens a row)/threads; reps: timed train steps/eval batches (after an untimed warm-up when >= 2;")
 print("  1 = one cold step); GFLOP/s: bertlab's training step at (6 x encoder params x tokens + attention)")
-print("  FLOPs on the columns it computes (it drops columns that are padding in every row); sgemm: OpenBLAS")
-print("  at that layer's GEMM shapes and threads; frac = GFLOP/s / sgemm")
-local hdr = ("%-18s %7s | %8s %8s %5s | %8s %8s %5s | %6s %6s %5s | %7s %7s %5s")
+print("  FLOPs on the tokens it computes (the rows' real tokens: it drops padding); sgemm: OpenBLAS at that")
+print("  layer's GEMM shapes, tokens and threads; frac = GFLOP/s / sgemm")
+local hdr = ("%-22s %5s | %8s %8s %5s | %8s %8s %5s | %6s %6s %5s | %7s %7s %5s")
 print(hdr:format("row", "reps", "train/s", "torch", "x", "eval/s", "torch", "x", "RSS MB", "torch", "x",
   "GFLOP/s", "sgemm", "frac"))
 local csv = { "row,model,batch,pad,threads,train_reps,eval_reps,bertlab_train_sps,torch_train_sps,train_ratio," ..
@@ -226,7 +227,11 @@ for _, r in ipairs(rows) do
     n(get(r.bl, "tokens") or get(r.pt, "tokens")), n(get(r.bl, "ctokens")), n(gf), n(r.sgemm), n(frac) }, ",")
 end
 print("x: bertlab/PyTorch (for RSS: PyTorch's/bertlab's, so > 1 is better everywhere)")
-if next(reused) then print(("PyTorch's columns are from %s (BENCH_REUSE), not measured in this run"):format(reuse_path)) end
+local n_reused = 0
+for _, r in ipairs(rows) do if r.pt and r.pt.reused then n_reused = n_reused + 1 end end
+if n_reused > 0 then
+  print(("PyTorch's columns of %d rows are from %s (BENCH_REUSE), not measured in this run"):format(n_reused, reuse_path))
+end
 
 -- the demo (make demo): 3,550 steps at batch 3 (dynamic) + 5 evaluations of 377 titles (12 batches of 32)
 local by = {}

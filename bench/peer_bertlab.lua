@@ -50,10 +50,14 @@ local function make_batch(k)
     if n < #r then ids[b][n] = 102 end -- truncated: end with [SEP]
     labels[b] = ((k - 1) * B + b) % 5
   end
-  local real = 0 -- the longest row: the width bertlab computes on (it drops all-padding columns)
-  for b = 1, B do real = math.max(real, math.min(#rows[b], width)) end
+  -- what bertlab computes on: each row's real tokens (it packs them; attention per row)
+  local real, real2 = 0, 0
+  for b = 1, B do
+    local n = math.min(#rows[b], width)
+    real, real2 = real + n, real2 + n * n
+  end
   return { input_ids = bl.tensor(ids, "int64"), attention_mask = bl.tensor(mask, "int64"),
-           labels = bl.tensor(labels, "int64"), width = width, real = real }
+           labels = bl.tensor(labels, "int64"), width = width, real = real, real2 = real2 }
 end
 
 local model = bl.BertForSequenceClassification.from_pretrained(dir, { num_labels = 5, quiet = true })
@@ -88,8 +92,8 @@ local function time_reps(reps, f, count)
     if count then
       tokens = tokens + B * batches[k].width
       attn = attn + B * batches[k].width * batches[k].width
-      ctokens = ctokens + B * batches[k].real
-      cattn = cattn + B * batches[k].real * batches[k].real
+      ctokens = ctokens + batches[k].real
+      cattn = cattn + batches[k].real2
     end
   end
   return reps / (bl.clock() - t0)
