@@ -74,7 +74,7 @@ PIC_OBJ  := $(patsubst %.c,$(BUILD)/pic/%.o,$(CORE_SRC) $(LUA_SRC) lua/module.c)
 CTESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 DEPS_STAMP := build/.deps-ok
 
-.PHONY: all deps module test demo bench data model fixtures clean cuda-check install uninstall \
+.PHONY: all deps module test demo bench bench-micro data model fixtures clean cuda-check install uninstall \
         install-module fresh-check
 all: $(DEPS_STAMP) $(BIN) $(BUILD)/bertlab.so $(CTESTS)
 module: $(BUILD)/bertlab.so
@@ -134,11 +134,20 @@ test: all data model
 demo: all data model
 	$(BIN) experiments/conference.lua $(DEMO_ARGS)
 
-bench: all data model build/bench_kernels
-	build/bench_kernels
+# make bench: one table, bertlab vs PyTorch+transformers (bench/bench.lua; BENCH_ROWS=quick etc.);
+# make bench-micro: per-kernel times and the tokenizer bench (bench/run.sh)
+bench: all data model $(BUILD)/bench/sgemm
+	@bin/bertlab bench/bench.lua
+
+bench-micro: all data model $(BUILD)/bench_kernels
+	$(BUILD)/bench_kernels
 	@sh bench/run.sh
 
-build/bench_kernels: bench/bench_kernels.c $(BUILD)/libbertlab.a
+$(BUILD)/bench/sgemm: bench/sgemm.c $(BUILD)/libbertlab.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libbertlab.a $(LDLIBS)
+
+$(BUILD)/bench_kernels: bench/bench_kernels.c $(BUILD)/libbertlab.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libbertlab.a $(LDLIBS)
 
 fixtures:

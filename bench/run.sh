@@ -1,5 +1,5 @@
 #!/bin/sh
-# run.sh: runs every bench/bench_*.lua with bin/bertlab and, when python3 has transformers, its
+# run.sh (`make bench-micro`): runs every bench/bench_*.lua with bin/bertlab and, when python3 has transformers, its
 # bench_*.py peer (the Hugging Face / PyTorch reference), then prints each bench's ratio.
 # A bench prints lines "result: <bench>.<impl> <value> <unit>" (higher is better); impl "bertlab" and
 # every other impl of the same bench give "ratio <bench>: bertlab/<impl> = X". BENCH=<pattern> picks benches.

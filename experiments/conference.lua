@@ -154,6 +154,8 @@ local function main()
   end)
   exp.log(("\nResults in %s (run.json, results.csv, results.jsonl, chart.svg); best epoch %d; %.1f s in all."):format(
     res.out, res.best_epoch, bl.clock() - t_start))
+  exp.log(("Wall time %.1f s; training %.2f steps/s (%.1f s of training)."):format(bl.clock() - t_start,
+    res.steps_per_second, res.train_seconds))
 end
 
 bl.script_main("conference.lua", main)

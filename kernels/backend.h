@@ -104,6 +104,14 @@ typedef struct bl_backend {
      * (norm + 1e-6); when coef < 1, x[n] *= (float)coef. Same arithmetic as clip_grad_norm, which
      * (as torch) forms the coefficient in float32: coef = (float)max_norm / ((float)norm + 1e-6f). */
     void (*clip_scale_f32)(float *x, size_t n, const double *sumsq, double max_norm);
+    /* k_adamw_step_rows (optim_kernels.h): AdamW skipping the word-embedding rows that cannot
+     * change; `live` is host memory. NULL in a backend without it (the model then calls adamw_step). */
+    void (*adamw_step_rows)(float *param, const float *grad, float *m, float *v, size_t n,
+                            k_adamw_hparams_t hp, unsigned char *live, size_t rows, size_t C);
+    /* sumsq_f32 without reading the leading rows flagged all zero (k_sumsq_rows_f32; `nonzero` is
+     * host memory); NULL in a backend without it. */
+    void (*sumsq_rows_f32)(double *out, const float *x, size_t n, const unsigned char *nonzero,
+                           size_t rows, size_t C);
 } bl_backend_t;
 
 /* The CPU backend (always present). */

@@ -26,8 +26,21 @@ typedef struct {
  * from grad. param, grad, m, v: [n]. */
 void k_adamw_step(float *param, const float *grad, float *m, float *v, size_t n, k_adamw_hparams_t hp);
 
-/* Sum of squares of x[n], accumulated in double (for the global gradient norm). */
+/* k_adamw_step, the same numbers bit for bit, for buffers whose first rows x C elements are the
+ * rows of a large, sparsely used table (the word embeddings): live[rows] (host memory, zero after the
+ * moments are reset) marks the rows whose moments may be non-zero; a row not live whose gradient is
+ * all zero is skipped when hp.decay == 0 (its update is the identity), and a row with a non-zero
+ * gradient is marked live and updated. So AdamW keeps its exact semantics (every live row's moments
+ * decay every step) and costs nothing for the rows of tokens never seen. */
+void k_adamw_step_rows(float *param, const float *grad, float *m, float *v, size_t n,
+                       k_adamw_hparams_t hp, unsigned char *live, size_t rows, size_t C);
+
+/* Sum of squares of x[n], accumulated in double (for the global gradient norm), in a fixed order
+ * that does not depend on the thread count. */
 double k_sumsq_f32(const float *x, size_t n);
+/* k_sumsq_f32, the same number bit for bit, for x whose first rows x C elements are rows of which
+ * those with nonzero[r] == 0 (host memory) are known to be all zero: their blocks are not read. */
+double k_sumsq_rows_f32(const float *x, size_t n, const unsigned char *nonzero, size_t rows, size_t C);
 
 /* x[n] *= s. */
 void k_scale_f32(float *x, size_t n, float s);

@@ -130,6 +130,9 @@ typedef struct bert {
     float classifier_dropout; /* config's classifier_dropout, or hidden_dropout_prob when unset */
     /* the last forward, which backward differentiates */
     int B, T;
+    int packed;       /* 1: its rows' real tokens were packed one after another (see bert.c) */
+    size_t ntok;      /* tokens the per-token layers worked on: B*T, or the real ones when packed */
+    size_t *seq;      /* host [3, act_B]: per row its first token, its length, its offset in att */
     int has_labels;
     int weighted_forward;        /* its loss used class_weights (so its backward does too) */
     float p_hidden, p_attn, p_cls; /* dropout used by that forward (0 in eval) */
@@ -141,6 +144,8 @@ typedef struct bert {
     float *class_weights;        /* host [L]: weights of the cross-entropy per class, or NULL (none) */
     unsigned char *wte_touched;  /* [V] rows of the word-embedding gradient written since zero_grad
                                     (host; marked from the host stage's ids) */
+    unsigned char *wte_live;     /* [V] word-embedding rows whose AdamW moments may be non-zero (host;
+                                    cleared with the moments; the CPU's AdamW skips the others) */
 } bert_t;
 
 /* Inputs of one forward; types, mask and labels may be NULL. */

@@ -6,6 +6,7 @@
  * path of plain tensors, as before the seam), and no object of runtime/ or lua/ calls a k_* kernel.
  * Run from the repo root (after make). */
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include "../kernels/backend.h"
 #include "../runtime/bert.h"
@@ -104,6 +105,8 @@ WRAP(29, adamw_step, (float *p, const float *g, float *m, float *v, size_t n, k_
 WRAP(30, sumsq_f32, (double *o, const float *x, size_t n), (o, x, n))
 WRAP(31, scale_f32, (float *x, size_t n, float s), (x, n, s))
 WRAP(32, clip_scale_f32, (float *x, size_t n, const double *s, double mx), (x, n, s, mx))
+WRAP(34, sumsq_rows_f32, (double *o, const float *x, size_t n, const unsigned char *nz, size_t rows, size_t C), (o, x, n, nz, rows, C))
+WRAP(33, adamw_step_rows, (float *p, const float *g, float *m, float *v, size_t n, k_adamw_hparams_t hp, unsigned char *live, size_t rows, size_t C), (p, g, m, v, n, hp, live, rows, C))
 #undef WRAP
 
 static bl_backend_t counting;
@@ -129,7 +132,7 @@ static void counting_init(void) {
     SET(dropout_forward); SET(dropout_backward); SET(residual_forward); SET(accumulate);
     SET(cls_forward); SET(cls_backward); SET(crossentropy_forward); SET(crossentropy_backward);
     SET(mask_to_additive); SET(softmax_rows); SET(adamw_step); SET(sumsq_f32); SET(scale_f32);
-    SET(clip_scale_f32);
+    SET(clip_scale_f32); SET(adamw_step_rows); SET(sumsq_rows_f32);
 #undef SET
 }
 
@@ -267,18 +270,28 @@ int main(void) {
            "%ld on the device, %ld allocations, %ld frees, %ld memzero, %ld kernel calls\n",
            to_dev, bytes_to_device, to_host, bytes_to_host, counts[C_ON_DEVICE], counts[C_ALLOC],
            counts[C_FREE], counts[C_MEMZERO], counts[C_KERNEL]);
-    CHECK(to_dev == 1 && bytes_to_device == (3 * 21 + 3) * sizeof(int64_t),
-          "training step: one copy in, the batch (ids, types, labels, mask: %zu bytes)", bytes_to_device);
+    /* the batch's rows are prefixes of 7, 4 and 6 real tokens: packed (runtime/bert.c), 17 tokens */
+    CHECK(to_dev == 1 && bytes_to_device == (2 * 17 + 3) * sizeof(int64_t),
+          "training step: one copy in, the batch packed (ids, types of 17 real tokens, labels; no mask "
+          "left: %zu bytes)", bytes_to_device);
     CHECK(to_host == 1 && bytes_to_host == sizeof(float), "training step: one copy out, the loss (%zu bytes)",
           bytes_to_host);
     CHECK(counts[C_ON_DEVICE] == 0 && counts[C_ALLOC] == 0 && counts[C_FREE] == 0 && counts[C_SYNCHRONIZE] == 0,
           "training step: no other copy, no allocation, no free, no synchronize");
-    CHECK(kernel("adamw_step") == 1 && kernel("sumsq_f32") == 1 && kernel("clip_scale_f32") == 1 &&
-              kernel("scale_f32") == 0,
-          "AdamW is one kernel call over the flat buffers; clipping one sumsq + one clip_scale");
-    CHECK(kernel("mask_to_additive") == 1 && kernel("crossentropy_forward") == 1 &&
-              kernel("embeddings_backward") == 1,
-          "the mask is made on the device; one loss, one embedding backward");
+    /* adamw_step_rows: adamw_step skipping the word-embedding rows that cannot change (the CPU's) */
+    /* clip_scale: once after the embeddings, once per run of word-embedding rows the batch wrote */
+    long runs = 0;
+    for (int v = 0; v < m.config.vocab_size; v++) runs += m.wte_touched[v] && (v == 0 || !m.wte_touched[v - 1]);
+    CHECK(kernel("adamw_step") + kernel("adamw_step_rows") == 1 &&
+              kernel("sumsq_f32") + kernel("sumsq_rows_f32") == 1 &&
+              kernel("clip_scale_f32") == 1 + runs && runs > 1 && kernel("scale_f32") == 0,
+          "AdamW is one kernel call over the flat buffers; clipping one sumsq + one clip_scale after "
+          "the embeddings and one per run of written embedding rows (%ld runs)", runs);
+    CHECK(kernel("mask_to_additive") == 0 && kernel("crossentropy_forward") == 1 &&
+              kernel("embeddings_backward") == 3 &&
+              kernel("linear_backward") == 2 + 4 * m.config.num_hidden_layers,
+          "packed rows: no mask to make; one loss; the per-row layers once per row (3 embedding "
+          "backwards), the per-token ones once (%ld linear backwards)", kernel("linear_backward"));
     CHECK(counts[C_ERROR] >= 3, "the runtime checks the backend's error after forward, backward and step (%ld)",
           counts[C_ERROR]);
 
@@ -333,6 +346,45 @@ int main(void) {
     int refs = kernel_references();
     if (refs < 0) SKIP("nm -u build/runtime/*.o build/lua/*.o did not run");
     else CHECK(refs == 0, "no object of runtime/ or lua/ references a k_* kernel (%d references)", refs);
+
+    /* packing against the padded layout: the same weights on a copy of the CPU table that says it
+     * is another device (the model packs only for the CPU); a training step with dropout, so the
+     * masks of the packed rows must be drawn at the padded batch's stream indices */
+    {
+        bl_backend_t nopack = *cpu;
+        nopack.device = BL_DEVICE_CUDA;
+        bert_t pk, pd;
+        if (bert_from_pretrained(&pk, TINY, &lo) == 0 && bert_from_pretrained(&pd, TINY, &lo) == 0) {
+            size_t n = pk.num_parameters;
+            memcpy(pd.params_memory, pk.params_memory, n * sizeof(float));
+            pd.be = &nopack;
+            float lk = 0, ld = 0;
+            int ok = 1;
+            bert_t *both[2] = {&pk, &pd};
+            float *lp[2] = {&lk, &ld};
+            for (int i = 0; i < 2; i++) {
+                bert_set_training(both[i], 1);
+                bert_zero_grad(both[i]);
+                rng_stream(RNG_STREAM_DROPOUT)->offset = 4096;
+                ok &= bert_forward(both[i], &in, lp[i]) == 0 && bert_backward(both[i], 1.0f) == 0;
+            }
+            double dl = 0, dg = 0, gmax = 0;
+            for (int j = 0; j < 3 * pk.config.num_labels; j++)
+                dl = fmax(dl, fabs((double)pk.acts.logits[j] - pd.acts.logits[j]));
+            for (size_t j = 0; j < n; j++) {
+                dg = fmax(dg, fabs((double)pk.grads_memory[j] - pd.grads_memory[j]));
+                gmax = fmax(gmax, fabs((double)pd.grads_memory[j]));
+            }
+            CHECK(ok && pk.packed && !pd.packed && fabs((double)lk - ld) <= 1e-6 && dl <= 1e-5 &&
+                      dg <= 1e-5 * gmax && gmax > 0,
+                  "packed rows train as the padded batch: loss %.9g vs %.9g, logits within %.2g, "
+                  "gradients within %.2g (largest %.3g)", lk, ld, dl, dg, gmax);
+        } else {
+            CHECK(0, "load %s: %s", TINY, bl_errmsg());
+        }
+        bert_free(&pk);
+        bert_free(&pd);
+    }
 
     adamw_free(opt);
     free(p);

@@ -5,9 +5,11 @@
  * the tensor padded to P tokens (not on T), and backward reuses them.
  * Run from the repository root (tests/run.sh does). */
 #include "../kernels/bert_kernels.h"
+#include "../kernels/optim_kernels.h"
 #include "../runtime/rng.h"
 #include "ctest.h"
 #include <float.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -756,6 +758,98 @@ static void test_threaded_paths(void) {
     free(gtt2); free(p1); free(p2); free(s1); free(s2);
 }
 
+/* k_adamw_step_rows against k_adamw_step: the same numbers bit for bit, rows of tokens never seen
+ * (zero gradient, zero moments) left alone, a row with a gradient made live; with weight decay every
+ * row changes, so nothing is skipped then. Odd sizes put rows across the 4-wide groups and the
+ * thread slices. */
+static void test_adamw_rows(void) {
+    const size_t R = 37, C = 13, extra = 29, n = R * C + extra;
+    for (int variant = 0; variant < 2; variant++) {
+        for (int decay = 0; decay < 2; decay++) {
+            for (int th = 1; th <= 2; th++) {
+                omp_set_num_threads(th);
+                k_adamw_hparams_t hp = {0.9f, 0.999f, 0.1f, 0.001f, 1e-8f, 1e-3f, 1.0f,
+                                        decay ? 1e-4f : 0.0f, decay ? 1.0f - 1e-4f : 1.0f, variant};
+                float *p1 = randn((long)n, 1.0f), *p2 = copyf(p1, (long)n), *p0 = copyf(p1, (long)n), *g = zeros((long)n);
+                float *m1 = zeros((long)n), *v1 = zeros((long)n), *m2 = zeros((long)n), *v2 = zeros((long)n);
+                unsigned char live[37] = {0};
+                int same = 1, untouched = 1, marked = 1;
+                for (int step = 0; step < 4; step++) {
+                    memset(g, 0, n * sizeof(float));
+                    for (size_t i = R * C; i < n; i++) g[i] = 0.01f * (float)(i % 7) - 0.03f;
+                    size_t hot[2] = {(size_t)(3 + step), 20}; /* rows with a gradient this step */
+                    for (int k = 0; k < 2; k++)
+                        for (size_t c = 0; c < C; c++) g[hot[k] * C + c] = 0.02f * (float)c - 0.1f;
+                    k_adamw_step(p1, g, m1, v1, n, hp);
+                    k_adamw_step_rows(p2, g, m2, v2, n, hp, live, R, C);
+                    same &= !memcmp(p1, p2, n * sizeof(float)) && !memcmp(m1, m2, n * sizeof(float)) &&
+                            !memcmp(v1, v2, n * sizeof(float));
+                    marked &= live[hot[0]] && live[hot[1]];
+                }
+                for (size_t r = 0; r < R; r++) {
+                    int seen = (r >= 3 && r <= 6) || r == 20;
+                    if (live[r] != seen) marked = 0;
+                    if (!seen && !decay) untouched &= !memcmp(p2 + r * C, p0 + r * C, C * sizeof(float));
+                }
+                CHECK(same, "adamw_step_rows (variant %d, decay %d, %d threads): params and moments equal "
+                      "adamw_step's bit for bit over 4 steps", variant, decay, th);
+                CHECK(marked && untouched, "adamw_step_rows (variant %d, decay %d, %d threads): exactly the "
+                      "rows with a gradient became live", variant, decay, th);
+                free(p1); free(p2); free(p0); free(g); free(m1); free(v1); free(m2); free(v2);
+            }
+        }
+    }
+}
+
+/* kernels/cpu/gemm.c: on a CPU with AVX2 OpenBLAS must not run its SSE3 fallback ("Prescott", what
+ * 0.3.21 picks for a Xeon it does not know), unless the user chose it with OPENBLAS_CORETYPE. */
+extern char *openblas_get_corename(void);
+static void test_blas_core(void) {
+    const char *core = openblas_get_corename();
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (getenv("OPENBLAS_CORETYPE")) {
+        SKIP("OPENBLAS_CORETYPE is set: OpenBLAS runs the kernels asked for (%s)", core);
+    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        CHECK(core && strcmp(core, "Prescott") != 0, "OpenBLAS runs AVX kernels on this AVX2 CPU (core %s)",
+              core ? core : "?");
+    } else {
+        SKIP("no AVX2 here (OpenBLAS core %s)", core ? core : "?");
+    }
+#else
+    SKIP("not x86-64 (OpenBLAS core %s)", core ? core : "?");
+#endif
+}
+
+/* k_sumsq_f32: the same bits for 1 and 2 threads; k_sumsq_rows_f32 the same bits without reading the
+ * blocks that lie in rows flagged zero */
+static void test_sumsq(void) {
+    const size_t R = 300, C = 37, n = R * C + 5000;
+    float *x = randn((long)n, 1.0f);
+    unsigned char nz[300];
+    for (size_t r = 0; r < R; r++) {
+        nz[r] = (r % 29 == 3 && (r < 150 || r > 250)) || (r >= 100 && r < 104);
+        if (!nz[r]) memset(x + r * C, 0, C * sizeof(float));
+    }
+    omp_set_num_threads(1);
+    double s1 = k_sumsq_f32(x, n);
+    omp_set_num_threads(2);
+    double s2 = k_sumsq_f32(x, n);
+    double want = 0;
+    for (size_t i = 0; i < n; i++) want += (double)x[i] * x[i];
+    CHECK(s1 == s2 && fabs(s1 - want) <= 1e-12 * want, "sumsq: 1 and 2 threads give the same bits "
+          "(%.17g, %.17g; plain sum %.17g)", s1, s2, want);
+    /* rows 150..250 are zero and hold the block [6144, 7168): a NaN there, a lie the skipping
+     * version must not see (blocks that also hold a non-zero row are read) */
+    x[180 * C + 1] = NAN;
+    int same = 1;
+    for (int th = 1; th <= 2; th++) {
+        omp_set_num_threads(th);
+        same &= k_sumsq_rows_f32(x, n, nz, R, C) == s1;
+    }
+    CHECK(same, "sumsq_rows: the same bits as sumsq, the rows flagged zero unread (1 and 2 threads)");
+    free(x);
+}
+
 int main(void) {
     if (fx_load() != 0) {
         CHECK(0, "fixtures " FIXDIR "{index.txt,data.bin} readable (run tests/fixtures/gen_kernels.py)");
@@ -778,6 +872,9 @@ int main(void) {
     test_cls();
     test_crossentropy();
     test_threaded_paths();
+    test_adamw_rows();
+    test_blas_core();
+    test_sumsq();
     free(fx_data);
     CT_DONE();
 }

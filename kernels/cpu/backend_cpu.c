@@ -71,6 +71,10 @@ static void cpu_copy(void *dst, const void *src, size_t bytes) {
 /* ---- kernels without a k_* of their own -------------------------------------------------------- */
 
 static void cpu_sumsq_f32(double *out, const float *x, size_t n) { out[0] = k_sumsq_f32(x, n); }
+static void cpu_sumsq_rows_f32(double *out, const float *x, size_t n, const unsigned char *nonzero,
+                               size_t rows, size_t C) {
+    out[0] = k_sumsq_rows_f32(x, n, nonzero, rows, C);
+}
 
 /* The arithmetic of runtime/optim.c's clip_grad_norm: torch computes the coefficient on float32. */
 static void cpu_clip_scale_f32(float *x, size_t n, const double *sumsq, double max_norm) {
@@ -122,6 +126,8 @@ static const bl_backend_t cpu_backend = {
     .mask_to_additive = k_mask_to_additive,
     .softmax_rows = k_softmax_rows,
     .adamw_step = k_adamw_step,
+    .adamw_step_rows = k_adamw_step_rows,
+    .sumsq_rows_f32 = cpu_sumsq_rows_f32,
     .sumsq_f32 = cpu_sumsq_f32,
     .scale_f32 = k_scale_f32,
     .clip_scale_f32 = cpu_clip_scale_f32,

@@ -887,6 +887,7 @@ return function(bl)
   function Exp:train_epoch(epoch)
     local o, nb = self.o, self.nb
     self.epoch_t0 = bl.now()
+    local step0 = self.step -- training time and steps of this process's run (steps/s)
     local r = self.resume_epoch
     self.resume_epoch = nil
     local lr = r and r.lr or self.opt.lr
@@ -912,6 +913,8 @@ return function(bl)
           end
           return false
         end })
+    self.train_seconds = (self.train_seconds or 0) + (bl.now() - self.epoch_t0)
+    self.train_steps = (self.train_steps or 0) + (self.step - step0)
     local okw, ss = bl.weights_finite(self.model)
     if not okw then
       local lg = self:_last_good()
@@ -977,7 +980,8 @@ return function(bl)
     local result = { epochs = rows, best_epoch = epoch, final = final, out = out, names = self.d.names,
                      id2label = self.d.id2label, train_size = #self.d.train.texts, val_size = #self.d.val.texts,
                      steps = self.total_steps, seconds = bl.now() - self.t_start, model = self.model,
-                     tokenizer = self.tokenizer, record = self.record }
+                     tokenizer = self.tokenizer, record = self.record, train_seconds = self.train_seconds or 0,
+                     steps_per_second = (self.train_steps or 0) / math.max(self.train_seconds or 0, 1e-9) }
     if out and self.writer then
       bl.finish_run_record(out, self.record, { best_epoch = epoch, best_f1 = rows[self.keeper.best_epoch].val_f1,
         best_checkpoint = o.save ~= "none" and ("epoch_%d"):format(epoch) or bl.json_null,

@@ -1,0 +1,250 @@
+-- bench.lua (`make bench`): bertlab against PyTorch + transformers on this machine, as one table
+-- (printed, and written to build/bench/bench.csv and a dated copy). Each row runs each peer in its
+-- own process (bench/peer_bertlab.lua, bench/peer_torch.py) on the same batches of real titles:
+-- training steps/s (zero_grad, forward, backward, clip 1.0, AdamW), evaluation batches/s, peak RSS
+-- (VmHWM), and the ratio bertlab/PyTorch; plus the training step's model FLOP/s against the sgemm
+-- rate that OpenBLAS reaches at the layer's GEMM shapes (build/bench/sgemm, same threads).
+-- Rows: the default model and a bert-base-sized one with random weights; batch 3 (dynamic padding,
+-- 256) and 32 (dynamic, 128, 256); 1 thread and all cores.
+-- Environment: BENCH_ROWS=pat[,pat...] keeps rows whose name contains a pattern (plain text, e.g.
+--   "minilm/B3", "/1t"), or "quick" (the default model's dynamic rows); BENCH_PEERS=bertlab skips
+--   PyTorch; BENCH_PYTHON=/path/python uses that Python instead of the private venv
+--   build/bench/venv (created on first use: pip install torch transformers); BENCH_BUDGET=GFLOP
+--   (default 240) sets the reps: about that much work a timed phase, at most 30 (60 eval);
+--   BENCH_REUSE=build/bench/bench-DATE.csv takes PyTorch's columns from that earlier table for the
+--   rows it has (PyTorch's speed does not change with bertlab's code; the table says so) and runs
+--   PyTorch only for the others.
+local bl = require("bertlab")
+local OUT = "build/bench"
+local MINILM = "models/all-MiniLM-L6-v2"
+local BASE = OUT .. "/bert-base-random"
+
+local function sh(cmd)
+  local p = io.popen(cmd .. " 2>&1")
+  local s = p:read("a"); local ok = p:close()
+  return s, ok
+end
+local function exists(path) local f = io.open(path); if f then f:close() end; return f ~= nil end
+local function log(...) io.stderr:write(string.format(...), "\n") end
+local function loadavg() local f = io.open("/proc/loadavg"); local s = f and f:read("l") or "?"; if f then f:close() end; return s:match("^(%S+ %S+ %S+)") or s end
+
+os.execute("mkdir -p " .. OUT)
+local nproc = tonumber((sh("nproc"))) or 1
+local peers_env = os.getenv("BENCH_PEERS") or "bertlab,torch"
+local want_torch = peers_env:find("torch", 1, true) ~= nil
+local budget = (tonumber(os.getenv("BENCH_BUDGET") or "") or 240) * 1e9
+
+-- the PyTorch peer's interpreter: BENCH_PYTHON, or the private venv (made once)
+local python = os.getenv("BENCH_PYTHON")
+if want_torch and not python then
+  python = OUT .. "/venv/bin/python"
+  if not exists(python) or not select(2, sh(python .. " -c 'import torch, transformers'")) then
+    log("bench: creating %s/venv (pip install torch transformers; ~1 min with pip's cache, ~6 GB)", OUT)
+    local out, ok = sh("python3 -m venv " .. OUT .. "/venv && " .. OUT .. "/venv/bin/pip install -q torch transformers")
+    if not ok then log("bench: could not create the venv, PyTorch columns skipped:\n%s", out); want_torch = false end
+  end
+end
+
+-- the titles' token ids, shuffled once (fixed seed): both peers read the same file
+local ids_file = OUT .. "/titles.ids"
+do
+  local tok = bl.BertTokenizer.from_pretrained(MINILM)
+  local titles = bl.read_csv("data/title_conference.csv").Title
+  local x, order = 12345, {}
+  for i = 1, #titles do order[i] = i end
+  for i = #order, 2, -1 do
+    x = (x * 1103515245 + 12345) % 2147483648
+    local j = x % i + 1
+    order[i], order[j] = order[j], order[i]
+  end
+  local f = assert(io.open(ids_file, "w"))
+  for _, i in ipairs(order) do
+    local ids = tok:encode(titles[i])
+    if #ids > 256 then ids = table.move(ids, 1, 256, 1, {}); ids[256] = 102 end
+    f:write(table.concat(ids, " "), "\n")
+  end
+  f:close()
+end
+
+-- the bert-base-sized model with random weights (transformers' initialisation, seed 0), made once
+local function make_base()
+  if exists(BASE .. "/model.safetensors") then return end
+  if not python then error("bench: the bert-base-sized model needs Python with torch (BENCH_PYTHON or the venv)") end
+  log("bench: writing %s (random weights)", BASE)
+  local out, ok = sh(python .. " bench/peer_torch.py --make-random " .. BASE)
+  if not ok then error("bench: could not write " .. BASE .. ":\n" .. out) end
+end
+
+local function config(dir)
+  if dir == BASE then make_base() end
+  local f = assert(io.open(dir .. "/config.json")); local s = f:read("a"); f:close()
+  local function num(k) return tonumber(s:match('"' .. k .. '"%s*:%s*(%d+)')) end
+  local c = { C = num("hidden_size"), L = num("num_hidden_layers"), I = num("intermediate_size") }
+  c.params = c.L * (4 * (c.C * c.C + c.C) + c.C * c.I + c.I + c.I * c.C + c.C + 4 * c.C)
+  return c
+end
+local models = { { name = "minilm", dir = MINILM }, { name = "base", dir = BASE } }
+-- {B, T}: T = 0 pads each batch to its longest title, T > 0 pads to T, T < 0 fills -T tokens with
+-- titles run together (no padding: the GEMM-bound case, where bertlab has nothing to drop)
+local shapes = { { 3, 0 }, { 3, 256 }, { 32, 0 }, { 32, 128 }, { 32, 256 }, { 32, -128 } }
+
+-- training FLOPs of a step: 6 x encoder params x tokens + attention (QK^T and AV: 4 B T^2 C a
+-- layer forward, x3 with backward); the forward is a third of it
+local function train_flops(cfg, tokens, attn) return 6 * cfg.params * tokens + 12 * cfg.L * attn * cfg.C end
+
+local rows = {}
+local filter = os.getenv("BENCH_ROWS")
+local pats = {}
+if filter == "quick" then pats = { "minilm/B3/dyn", "minilm/B32/dyn" }
+elseif filter then for p in filter:gmatch("[^,]+") do pats[#pats + 1] = p end end
+for _, m in ipairs(models) do
+  for _, s in ipairs(shapes) do
+    for _, th in ipairs(nproc > 1 and { 1, nproc } or { 1 }) do
+      local B, T = s[1], s[2]
+      local name = ("%s/B%d/%s/%dt"):format(m.name, B, T == 0 and "dyn" or (T < 0 and "full" .. -T or tostring(T)), th)
+      local keep = #pats == 0
+      for _, p in ipairs(pats) do if name:find(p, 1, true) then keep = true end end
+      if keep then
+        m.cfg = m.cfg or config(m.dir)
+        local Te = T == 0 and 24 or math.abs(T)
+        local f = train_flops(m.cfg, B * Te, B * Te * Te)
+        local tr = math.max(1, math.min(30, math.floor(budget / f)))
+        local ev = math.max(1, math.min(60, math.floor(3 * budget / f)))
+        if f < 1e12 then tr = math.max(tr, 2) end
+        if f / 3 < 1e12 then ev = math.max(ev, 2) end
+        rows[#rows + 1] = { name = name, m = m, B = B, T = T, th = th, tr = tr, ev = ev }
+      end
+    end
+  end
+end
+
+local function parse(out)
+  local line = out:match("peer: ([^\n]*)")
+  if not line then return nil end
+  local r = {}
+  for k, v in line:gmatch("([%w_]+)=(%S+)") do r[k] = tonumber(v) or v end
+  return r
+end
+
+local function run_peer(cmd, th)
+  local env = ("OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d MKL_NUM_THREADS=%d "):format(th, th, th)
+  local out = sh(env .. cmd)
+  local r = parse(out)
+  if not r then log("bench: peer failed: %s\n%s", cmd, out) end
+  return r
+end
+
+local sgemm_cache, blas_core = {}, nil
+local function sgemm(cfg, N, th)
+  local key = ("%d/%d/%d/%d"):format(cfg.C, cfg.I, N, th)
+  if sgemm_cache[key] == nil then
+    local out = sh(("OPENBLAS_NUM_THREADS=%d %s/sgemm %d %d %d %d 1"):format(th, OUT, cfg.C, cfg.I, N, th))
+    sgemm_cache[key] = tonumber(out:match("gflops=(%S+)")) or false
+    blas_core = blas_core or out:match("core=(%S+)")
+  end
+  return sgemm_cache[key] or nil
+end
+
+-- PyTorch's columns from an earlier table (BENCH_REUSE): row name -> {train_sps, eval_bps, rss_kb}
+local reuse_path, reused = os.getenv("BENCH_REUSE"), {}
+if reuse_path then
+  local f = assert(io.open(reuse_path), "BENCH_REUSE: cannot open " .. reuse_path)
+  local hdr = {}
+  for line in f:lines() do
+    local cells = {}
+    for c in (line .. ","):gmatch("([^,]*),") do cells[#cells + 1] = c end
+    if #hdr == 0 then hdr = cells
+    else
+      local row = {}
+      for i, k in ipairs(hdr) do row[k] = cells[i] end
+      if tonumber(row.torch_train_sps) then
+        reused[row.row] = { train_sps = tonumber(row.torch_train_sps), eval_bps = tonumber(row.torch_eval_bps),
+                            rss_kb = tonumber(row.torch_rss_mb) * 1024, reused = true }
+      end
+    end
+  end
+  f:close()
+end
+
+local load0, t_start = loadavg(), bl.clock()
+local impl = {}
+for i, r in ipairs(rows) do
+  local args = ("%s %s %d %d %d %d %d"):format(r.m.dir, ids_file, r.B, r.T, r.th, r.tr, r.ev)
+  log("bench: [%d/%d] %s (train %d, eval %d reps) ...", i, #rows, r.name, r.tr, r.ev)
+  r.bl = run_peer("bin/bertlab bench/peer_bertlab.lua " .. args, r.th)
+  if reused[r.name] then r.pt = reused[r.name]
+  elseif want_torch then r.pt = run_peer(python .. " bench/peer_torch.py " .. args, r.th) end
+  for _, p in ipairs({ r.bl, r.pt }) do if p and p.impl then impl[p.impl] = true end end
+  -- bertlab's FLOPs: on the columns it computes (up to each batch's longest row), at those shapes
+  local p = r.bl
+  if p then
+    r.flops = train_flops(r.m.cfg, p.ctokens or p.tokens, p.cattn or p.attn)
+    r.sgemm = sgemm(r.m.cfg, math.floor((p.ctokens or p.tokens) + 0.5), r.th)
+  end
+end
+local elapsed = bl.clock() - t_start
+
+-- the table
+local function f3(x) return x and ("%.3g"):format(x) or "-" end
+local function ratio(a, b) return (a and b and b > 0) and ("%.2f"):format(a / b) or "-" end
+local function mb(p) return p and ("%.0f"):format(p.rss_kb / 1024) or "-" end
+local function get(p, k) return p and p[k] end
+local cpu = (sh("grep -m1 'model name' /proc/cpuinfo")):match(":%s*(.-)%s*$") or "?"
+local impls = {}
+for k in pairs(impl) do impls[#impls + 1] = k end
+table.sort(impls)
+print(("bertlab bench %s: %s, %d cores, OpenBLAS core %s; %s; load average %s at start, %s at end; %.0f s")
+  :format(os.date("%Y-%m-%d %H:%M"), cpu, nproc, blas_core or "?", table.concat(impls, " vs "), load0,
+    loadavg(), elapsed))
+print("rows: model/batch/padding (dyn: to the batch's longest title; 256, 128: padded to that; full128: 128")
+print("  real tokens a row)/threads; reps: timed train steps/eval batches (after an untimed warm-up when >= 2;")
+print("  1 = one cold step); GFLOP/s: bertlab's training step at (6 x encoder params x tokens + attention)")
+print("  FLOPs on the tokens it computes (the rows' real tokens: it drops padding); sgemm: OpenBLAS at that")
+print("  layer's GEMM shapes, tokens and threads; frac = GFLOP/s / sgemm")
+local hdr = ("%-22s %5s | %8s %8s %5s | %8s %8s %5s | %6s %6s %5s | %7s %7s %5s")
+print(hdr:format("row", "reps", "train/s", "torch", "x", "eval/s", "torch", "x", "RSS MB", "torch", "x",
+  "GFLOP/s", "sgemm", "frac"))
+local csv = { "row,model,batch,pad,threads,train_reps,eval_reps,bertlab_train_sps,torch_train_sps,train_ratio," ..
+  "bertlab_eval_bps,torch_eval_bps,eval_ratio,bertlab_rss_mb,torch_rss_mb,rss_ratio,tokens_per_step," ..
+  "computed_tokens_per_step,model_gflops,sgemm_gflops,sgemm_fraction" }
+for _, r in ipairs(rows) do
+  local gf = r.flops and get(r.bl, "train_sps") and r.flops * r.bl.train_sps / 1e9
+  local frac = gf and r.sgemm and gf / r.sgemm
+  print(hdr:format(r.name, r.tr .. "/" .. r.ev,
+    f3(get(r.bl, "train_sps")), f3(get(r.pt, "train_sps")), ratio(get(r.bl, "train_sps"), get(r.pt, "train_sps")),
+    f3(get(r.bl, "eval_bps")), f3(get(r.pt, "eval_bps")), ratio(get(r.bl, "eval_bps"), get(r.pt, "eval_bps")),
+    mb(r.bl), mb(r.pt), ratio(get(r.pt, "rss_kb"), get(r.bl, "rss_kb")),
+    gf and ("%.1f"):format(gf) or "-", r.sgemm and ("%.1f"):format(r.sgemm) or "-",
+    frac and ("%.2f"):format(frac) or "-"))
+  local function n(x) return x and ("%.6g"):format(x) or "" end
+  csv[#csv + 1] = table.concat({ r.name, r.m.name, r.B, r.T == 0 and "dynamic" or r.T, r.th, r.tr, r.ev,
+    n(get(r.bl, "train_sps")), n(get(r.pt, "train_sps")),
+    n(get(r.bl, "train_sps") and get(r.pt, "train_sps") and r.bl.train_sps / r.pt.train_sps),
+    n(get(r.bl, "eval_bps")), n(get(r.pt, "eval_bps")),
+    n(get(r.bl, "eval_bps") and get(r.pt, "eval_bps") and r.bl.eval_bps / r.pt.eval_bps),
+    n(get(r.bl, "rss_kb") and r.bl.rss_kb / 1024), n(get(r.pt, "rss_kb") and r.pt.rss_kb / 1024),
+    n(get(r.bl, "rss_kb") and get(r.pt, "rss_kb") and r.pt.rss_kb / r.bl.rss_kb),
+    n(get(r.bl, "tokens") or get(r.pt, "tokens")), n(get(r.bl, "ctokens")), n(gf), n(r.sgemm), n(frac) }, ",")
+end
+print("x: bertlab/PyTorch (for RSS: PyTorch's/bertlab's, so > 1 is better everywhere)")
+local n_reused = 0
+for _, r in ipairs(rows) do if r.pt and r.pt.reused then n_reused = n_reused + 1 end end
+if n_reused > 0 then
+  print(("PyTorch's columns of %d rows are from %s (BENCH_REUSE), not measured in this run"):format(n_reused, reuse_path))
+end
+
+-- the demo (make demo): 3,550 steps at batch 3 (dynamic) + 5 evaluations of 377 titles (12 batches of 32)
+local by = {}
+for _, r in ipairs(rows) do by[r.name] = r end
+local t3, e32 = by[("minilm/B3/dyn/%dt"):format(nproc)], by[("minilm/B32/dyn/%dt"):format(nproc)]
+if t3 and e32 and get(t3.bl, "train_sps") and get(e32.bl, "eval_bps") then
+  local s = 3550 / t3.bl.train_sps + 60 / e32.bl.eval_bps
+  print(("demo estimate (bertlab, %d threads): 3550 / %.1f steps/s + 60 / %.1f batches/s = %.0f s (%.1f min) plus loading and checkpoints")
+    :format(nproc, t3.bl.train_sps, e32.bl.eval_bps, s, s / 60))
+end
+
+local stamp = os.date("%Y%m%d-%H%M%S")
+for _, path in ipairs({ OUT .. "/bench.csv", OUT .. "/bench-" .. stamp .. ".csv" }) do
+  local f = assert(io.open(path, "w")); f:write(table.concat(csv, "\n"), "\n"); f:close()
+end
+print(("csv: %s/bench.csv (and %s/bench-%s.csv)"):format(OUT, OUT, stamp))

@@ -1,0 +1,114 @@
+-- peer_bertlab.lua: one row of `make bench` for bertlab, in its own process (so its peak RSS is the
+-- row's own): training steps (zero_grad, forward, backward, clip 1.0, AdamW) and evaluation batches
+-- (forward, no labels) per second on batches of real titles (bench/bench.lua writes their token ids).
+-- Usage: bin/bertlab bench/peer_bertlab.lua MODEL_DIR IDS_FILE B T THREADS TRAIN_REPS EVAL_REPS
+--   T = 0: each batch padded to its longest title (dynamic); T > 0: every batch padded to T;
+--   T < 0: every sequence -T real tokens long (titles run together: no padding at all).
+--   REPS >= 2: one untimed warm-up step first; REPS = 1: the one step is timed cold.
+-- Prints one line: "peer: train_sps=... eval_bps=... tokens=... attn=... rss_kb=...".
+local bl = require("bertlab")
+local dir, ids_file = arg[1], arg[2]
+local B, T, threads = tonumber(arg[3]), tonumber(arg[4]), tonumber(arg[5])
+local train_reps, eval_reps = tonumber(arg[6]), tonumber(arg[7])
+bl.set_num_threads(threads)
+
+local titles = {}
+for line in io.lines(ids_file) do
+  local ids = {}
+  for w in line:gmatch("%d+") do ids[#ids + 1] = tonumber(w) end
+  titles[#titles + 1] = ids
+end
+
+-- batch k (1-based): titles (k-1)*B+1 .. k*B (wrapping), padded to the longest or to T
+local function full_row(k, b, n) -- n tokens: [CLS], the titles' words from title (k-1)*B+b on, [SEP]
+  local r, i = { 101 }, (k - 1) * B + b - 1
+  while #r < n - 1 do
+    local t = titles[i % #titles + 1]
+    for j = 2, #t - 1 do if #r < n - 1 then r[#r + 1] = t[j] end end
+    i = i + 1
+  end
+  r[#r + 1] = 102
+  return r
+end
+
+local function make_batch(k)
+  local rows, width = {}, T
+  for b = 1, B do rows[b] = T < 0 and full_row(k, b, -T) or titles[((k - 1) * B + b - 1) % #titles + 1] end
+  if T < 0 then width = -T end
+  if T == 0 then
+    width = 0
+    for b = 1, B do width = math.max(width, #rows[b]) end
+  end
+  local ids, mask, labels = {}, {}, {}
+  for b = 1, B do
+    local r, n = rows[b], math.min(#rows[b], width)
+    ids[b], mask[b] = {}, {}
+    for t = 1, width do
+      ids[b][t] = t <= n and r[t] or 0
+      mask[b][t] = t <= n and 1 or 0
+    end
+    if n < #r then ids[b][n] = 102 end -- truncated: end with [SEP]
+    labels[b] = ((k - 1) * B + b) % 5
+  end
+  -- what bertlab computes on: each row's real tokens (it packs them; attention per row)
+  local real, real2 = 0, 0
+  for b = 1, B do
+    local n = math.min(#rows[b], width)
+    real, real2 = real + n, real2 + n * n
+  end
+  return { input_ids = bl.tensor(ids, "int64"), attention_mask = bl.tensor(mask, "int64"),
+           labels = bl.tensor(labels, "int64"), width = width, real = real, real2 = real2 }
+end
+
+local model = bl.BertForSequenceClassification.from_pretrained(dir, { num_labels = 5, quiet = true })
+bl.seed(1)
+local params = model:parameters()
+local opt = bl.AdamW(params, { lr = 1e-5, eps = 1e-8 })
+
+local nb = math.max(train_reps, eval_reps) + 1
+local batches = {}
+for k = 1, nb do batches[k] = make_batch(k) end
+
+local tokens, attn, ctokens, cattn = 0, 0, 0, 0
+local function train_step(bt)
+  model:zero_grad()
+  local out = model:forward({ input_ids = bt.input_ids, attention_mask = bt.attention_mask, labels = bt.labels })
+  out.loss:backward()
+  bl.clip_grad_norm(params, 1.0, { return_norm = false })
+  opt:step()
+  return out.loss:item()
+end
+local function eval_batch(bt)
+  local out = model:forward({ input_ids = bt.input_ids, attention_mask = bt.attention_mask })
+  return out.logits
+end
+
+-- steps 1..reps on batches 1..reps (a warm-up on the last batch first when reps >= 2)
+local function time_reps(reps, f, count)
+  if reps >= 2 then f(batches[nb]) end
+  local t0 = bl.clock()
+  for k = 1, reps do
+    f(batches[k])
+    if count then
+      tokens = tokens + B * batches[k].width
+      attn = attn + B * batches[k].width * batches[k].width
+      ctokens = ctokens + batches[k].real
+      cattn = cattn + batches[k].real2
+    end
+  end
+  return reps / (bl.clock() - t0)
+end
+
+model:train()
+local train_sps = time_reps(train_reps, train_step, true)
+model:eval()
+local eval_bps = time_reps(eval_reps, eval_batch, false)
+
+local rss = 0
+for line in io.lines("/proc/self/status") do
+  local v = line:match("^VmHWM:%s*(%d+)")
+  if v then rss = tonumber(v) end
+end
+print(("peer: train_sps=%.6g eval_bps=%.6g tokens=%.6g attn=%.6g ctokens=%.6g cattn=%.6g rss_kb=%d impl=bertlab-%s")
+  :format(train_sps, eval_bps, tokens / train_reps, attn / train_reps, ctokens / train_reps,
+    cattn / train_reps, rss, bl.version))
