@@ -74,7 +74,7 @@ PIC_OBJ  := $(patsubst %.c,$(BUILD)/pic/%.o,$(CORE_SRC) $(LUA_SRC) lua/module.c)
 CTESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 DEPS_STAMP := build/.deps-ok
 
-.PHONY: all deps module test demo bench bench-micro data model fixtures clean cuda-check install uninstall \
+.PHONY: all deps module test demo bench bench-micro bench-dist data model fixtures clean cuda-check install uninstall \
         install-module fresh-check
 all: $(DEPS_STAMP) $(BIN) $(BUILD)/bertlab.so $(CTESTS)
 module: $(BUILD)/bertlab.so
@@ -138,6 +138,11 @@ demo: all data model
 # make bench-micro: per-kernel times and the tokenizer bench (bench/run.sh)
 bench: all data model $(BUILD)/bench/sgemm
 	@bin/bertlab bench/bench.lua
+	@sh bench/bench_dist.sh
+
+# data parallel alone: 2 processes x 1 thread against 1 process x 2 threads (needs an MPI build)
+bench-dist: all data model
+	@sh bench/bench_dist.sh
 
 bench-micro: all data model $(BUILD)/bench_kernels
 	$(BUILD)/bench_kernels
