@@ -58,7 +58,9 @@ local ok, err = pcall(function()
     "srun and mpirun give the same weights (bytes)")
   -- an ablation spread over a 4-task Slurm array (2 cells x 2 seeds), assembled by --collect, against
   -- the same ablation run here one run after another, and with --jobs 2
-  local ABL = ("bin/bertlab experiments/ablation.lua --model %s --data %s --text-column note --label-column kind "
+  -- (`env` first: every run here and every Slurm task uses the same bin/bertlab, also when the suite
+  -- runs under a sanitized binary, whose other compiler flags give other last digits)
+  local ABL = ("env bin/bertlab experiments/ablation.lua --model %s --data %s --text-column note --label-column kind "
     .. "--max-length 16 --limit 40 --val-limit 20 --epochs 1 --lrs 1e-3 --seeds 5,6 --grid batch_size=4,8 --threads 1"):format(q(MODEL), q(DATA))
   local rcs, os1 = T.sh(ABL .. " --quiet --out " .. q(dir .. "/abl_seq"))
   T.eq(rcs, 0, "the ablation run here, one run after another: exit 0" .. (rcs ~= 0 and (": " .. os1:sub(1, 1500)) or ""))
