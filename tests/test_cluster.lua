@@ -21,24 +21,7 @@ if why then
   T.done()
 end
 local q = bl.shell_quote
-local dir = os.tmpname()
-os.remove(dir)
-bl.mkdir_p(dir .. "/model")
-local TINY = "tests/fixtures/model/tiny"
-os.execute(("cp %s/config.json %s/model.safetensors tests/fixtures/owndata/vocab.txt %s/model/"):format(TINY, TINY, q(dir)))
-local MODEL, DATA = dir .. "/model", dir .. "/notes.csv"
-do
-  math.randomseed(11)
-  local pools = { a = { "red", "blue", "green", "pink" }, b = { "cat", "dog", "fish", "bird" }, c = { "run", "jump", "swim", "walk" } }
-  local lines = { "note,kind" }
-  for i = 1, 80 do
-    local c = ({ "a", "b", "c" })[(i - 1) % 3 + 1]
-    local w = {}
-    for k = 1, 6 do w[k] = (k % 2 == 1) and pools[c][math.random(4)] or ({ "the", "of", "and", "is" })[math.random(4)] end
-    lines[#lines + 1] = table.concat(w, " ") .. "," .. c
-  end
-  bl.write_file(DATA, table.concat(lines, "\n") .. "\n")
-end
+local dir, MODEL, DATA = T.notes_fixture(80)
 local CL = dir .. "/cluster"
 -- ports from this process's id, so two runs of the test on one machine do not meet
 local port = 20000 + (tonumber(io.popen("echo $PPID"):read("l")) or 0) % 20000

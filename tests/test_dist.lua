@@ -7,7 +7,6 @@
 local T = require("testlib")
 local bl = require("bertlab")
 
-local TINY = "tests/fixtures/model/tiny"
 if not bl.dist_have_mpi() then
   T.skip("data parallel", "this bertlab was built without MPI (install libopenmpi-dev openmpi-bin, then make clean all)")
   T.done()
@@ -17,23 +16,7 @@ if not os.execute("command -v mpirun >/dev/null 2>&1") then
   T.done()
 end
 local q = bl.shell_quote
-local dir = os.tmpname()
-os.remove(dir)
-bl.mkdir_p(dir .. "/model")
-os.execute(("cp %s/config.json %s/model.safetensors tests/fixtures/owndata/vocab.txt %s/model/"):format(TINY, TINY, q(dir)))
-local MODEL, DATA = dir .. "/model", dir .. "/notes.csv"
-do
-  math.randomseed(11)
-  local pools = { a = { "red", "blue", "green", "pink" }, b = { "cat", "dog", "fish", "bird" }, c = { "run", "jump", "swim", "walk" } }
-  local lines = { "note,kind" }
-  for i = 1, 80 do
-    local c = ({ "a", "b", "c" })[(i - 1) % 3 + 1]
-    local w = {}
-    for k = 1, 6 do w[k] = (k % 2 == 1) and pools[c][math.random(4)] or ({ "the", "of", "and", "is" })[math.random(4)] end
-    lines[#lines + 1] = table.concat(w, " ") .. "," .. c
-  end
-  bl.write_file(DATA, table.concat(lines, "\n") .. "\n")
-end
+local dir, MODEL, DATA = T.notes_fixture(80)
 -- 60 training rows in global batches of 6: 10 steps an epoch, 20 in all; the tutorial's lr
 local COMMON = "limit=60 lr=1e-5"
 -- mpirun as root needs its consent; shared memory may be closed in a container: TCP over loopback

@@ -12,23 +12,7 @@ if not bl.file_exists(TINY .. "/model.safetensors") then
   T.done()
 end
 local q = bl.shell_quote
-local dir = os.tmpname()
-os.remove(dir)
-bl.mkdir_p(dir .. "/model")
-os.execute(("cp %s/config.json %s/model.safetensors tests/fixtures/owndata/vocab.txt %s/model/"):format(TINY, TINY, q(dir)))
-local MODEL, DATA = dir .. "/model", dir .. "/notes.csv"
-do -- 60 rows, 3 classes
-  local pools = { a = { "red", "blue", "green", "pink" }, b = { "cat", "dog", "fish", "bird" }, c = { "run", "jump", "swim", "walk" } }
-  local lines = { "note,kind" }
-  math.randomseed(11)
-  for i = 1, 60 do
-    local c = ({ "a", "b", "c" })[(i - 1) % 3 + 1]
-    local w = {}
-    for k = 1, 6 do w[k] = (k % 2 == 1) and pools[c][math.random(4)] or ({ "the", "of", "and", "is" })[math.random(4)] end
-    lines[#lines + 1] = table.concat(w, " ") .. "," .. c
-  end
-  bl.write_file(DATA, table.concat(lines, "\n") .. "\n")
-end
+local dir, MODEL, DATA = T.notes_fixture(60)
 local BASE = { model = MODEL, data = DATA, text_column = "note", label_column = "kind", max_length = 16, epochs = 2,
                lr = 3e-3, batch_size = 6, seed = 5, progress = false, per_class = false, log = function() end }
 local function opts(t)

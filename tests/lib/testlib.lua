@@ -67,6 +67,30 @@ function T.slurp(path)
   return s
 end
 
+-- T.notes_fixture(n) -> dir, model, data: a temporary folder holding a copy of the tiny fixture model
+-- (tests/fixtures/model/tiny with the own-data vocabulary) and notes.csv, n rows of 3 classes
+-- ("note,kind"; words of the class among filler words, drawn after math.randomseed(11)).
+function T.notes_fixture(n)
+  local bl = require("bertlab")
+  local TINY = "tests/fixtures/model/tiny"
+  local dir = os.tmpname()
+  os.remove(dir)
+  bl.mkdir_p(dir .. "/model")
+  os.execute(("cp %s/config.json %s/model.safetensors tests/fixtures/owndata/vocab.txt %s/model/"):format(TINY, TINY,
+    bl.shell_quote(dir)))
+  math.randomseed(11)
+  local pools = { a = { "red", "blue", "green", "pink" }, b = { "cat", "dog", "fish", "bird" }, c = { "run", "jump", "swim", "walk" } }
+  local lines = { "note,kind" }
+  for i = 1, n do
+    local c = ({ "a", "b", "c" })[(i - 1) % 3 + 1]
+    local w = {}
+    for k = 1, 6 do w[k] = (k % 2 == 1) and pools[c][math.random(4)] or ({ "the", "of", "and", "is" })[math.random(4)] end
+    lines[#lines + 1] = table.concat(w, " ") .. "," .. c
+  end
+  bl.write_file(dir .. "/notes.csv", table.concat(lines, "\n") .. "\n")
+  return dir, dir .. "/model", dir .. "/notes.csv"
+end
+
 function T.skip(name, reason) print("skip - " .. name .. ": " .. reason) end
 
 function T.done()
