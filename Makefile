@@ -8,10 +8,20 @@ PKGS    := lua5.4 openblas jansson libutf8proc
 # installed the packages, never while make parses this file; each query runs once (memoized by eval).
 # Never use them in a `:=` assignment: that would expand them at parse time, before deps.sh (the
 # first make test on a fresh machine would then compile without the Lua headers; fresh-check catches it).
-PKG_CFLAGS  = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null))$(PKG_CFLAGS)
-PKG_LIBS    = $(eval PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null))$(PKG_LIBS)
+# OpenBLAS: its OpenMP build where installed (Debian's libopenblas-openmp-dev, which scripts/deps.sh
+# installs), so that OpenBLAS runs on the same OpenMP threads as our kernels: with the default pthread
+# build the two pools spin against each other on a 2-core machine (docs/speed.md, "Threads"). Found
+# lazily like the rest; BLAS=system keeps whatever `pkg-config openblas` names. RUNPATH, because
+# Debian's alternatives point libopenblas.so.0 at the pthread build.
+BLAS ?= openmp
+BLAS_DIR    = $(eval BLAS_DIR := $(if $(filter openmp,$(BLAS)),$(patsubst %/pkgconfig/openblas.pc,%,$(firstword $(wildcard /usr/lib/*/openblas-openmp/pkgconfig/openblas.pc /usr/lib/openblas-openmp/pkgconfig/openblas.pc)))))$(BLAS_DIR)
+PKG_CONFIG  = $(if $(BLAS_DIR),PKG_CONFIG_PATH=$(BLAS_DIR)/pkgconfig) pkg-config
+BLAS_RPATH  = $(if $(BLAS_DIR),-Wl$(comma)-rpath$(comma)$(BLAS_DIR))
+comma      := ,
+PKG_CFLAGS  = $(eval PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null))$(PKG_CFLAGS)
+PKG_LIBS    = $(eval PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) $(BLAS_RPATH))$(PKG_LIBS)
 # The loadable module leaves the Lua API unresolved: the `lua5.4` that loads it provides it.
-PKG_MODLIBS = $(eval PKG_MODLIBS := $(shell pkg-config --libs $(filter-out lua5.4,$(PKGS)) 2>/dev/null))$(PKG_MODLIBS)
+PKG_MODLIBS = $(eval PKG_MODLIBS := $(shell $(PKG_CONFIG) --libs $(filter-out lua5.4,$(PKGS)) 2>/dev/null) $(BLAS_RPATH))$(PKG_MODLIBS)
 CFLAGS  ?= -O3 -march=native -g
 CFLAGS  += -std=gnu11 -fno-math-errno -Wall -Wextra -Wno-unused-parameter -fopenmp -DBERTLAB_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
 LDLIBS   = $(PKG_LIBS) -lcsv -lm -fopenmp
@@ -46,7 +56,6 @@ NCCL ?= 1
 ifeq ($(NCCL),1)
 NCCL_DIR   = $(eval NCCL_DIR := $(if $(wildcard $(CUDA_HOME)/include/nccl.h),$(firstword $(foreach d,$(CUDA_HOME)/lib64 $(CUDA_HOME)/lib /usr/lib/x86_64-linux-gnu,$(if $(wildcard $(d)/libnccl.so),$(d))))))$(NCCL_DIR)
 NCCL_FLAGS = $(if $(NCCL_DIR),-DBL_WITH_NCCL)
-comma     := ,
 NCCL_LIBS  = $(if $(NCCL_DIR),-L$(NCCL_DIR) -Wl$(comma)-rpath$(comma)$(NCCL_DIR) -lnccl)
 endif
 LDLIBS     += $(CUDA_LIBS) $(NCCL_LIBS)
@@ -120,7 +129,7 @@ $(BUILD)/bertlab.so: $(PIC_OBJ)
 
 $(BUILD)/tests/%: tests/%.c tests/ctest.h $(BUILD)/libbertlab.a
 	@mkdir -p $(BUILD)/tests
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libbertlab.a $(LDLIBS)
+	$(CC) $(CFLAGS) -DBL_BLAS_OPENMP=$(if $(filter openmp,$(BLAS)),1,0) -o $@ $< $(BUILD)/libbertlab.a $(LDLIBS)
 
 data: | $(DEPS_STAMP)
 	@sh scripts/data.sh
@@ -150,10 +159,10 @@ bench-micro: all data model $(BUILD)/bench_kernels
 
 $(BUILD)/bench/sgemm: bench/sgemm.c $(BUILD)/libbertlab.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libbertlab.a $(LDLIBS)
+	$(CC) $(CFLAGS) -DBL_BLAS_OPENMP=$(if $(filter openmp,$(BLAS)),1,0) -o $@ $< $(BUILD)/libbertlab.a $(LDLIBS)
 
 $(BUILD)/bench_kernels: bench/bench_kernels.c $(BUILD)/libbertlab.a
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libbertlab.a $(LDLIBS)
+	$(CC) $(CFLAGS) -DBL_BLAS_OPENMP=$(if $(filter openmp,$(BLAS)),1,0) -o $@ $< $(BUILD)/libbertlab.a $(LDLIBS)
 
 fixtures:
 	@sh tests/fixtures/generate.sh

@@ -74,7 +74,7 @@ local function train_step(bt)
   model:zero_grad()
   local out = model:forward({ input_ids = bt.input_ids, attention_mask = bt.attention_mask, labels = bt.labels })
   out.loss:backward()
-  bl.clip_grad_norm(params, 1.0, { return_norm = false })
+  opt:clip_grad_norm(1.0, { return_norm = false }) -- as bl.train_epoch: the scaling inside the step
   opt:step()
   return out.loss:item()
 end

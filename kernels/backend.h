@@ -105,9 +105,10 @@ typedef struct bl_backend {
      * (as torch) forms the coefficient in float32: coef = (float)max_norm / ((float)norm + 1e-6f). */
     void (*clip_scale_f32)(float *x, size_t n, const double *sumsq, double max_norm);
     /* k_adamw_step_rows (optim_kernels.h): AdamW skipping the word-embedding rows that cannot
-     * change; `live` is host memory. NULL in a backend without it (the model then calls adamw_step). */
+     * change; `live` and `touched` are host memory. NULL in a backend without it (the model then calls adamw_step). */
     void (*adamw_step_rows)(float *param, const float *grad, float *m, float *v, size_t n,
-                            k_adamw_hparams_t hp, unsigned char *live, size_t rows, size_t C);
+                            k_adamw_hparams_t hp, unsigned char *live, const unsigned char *touched,
+                            size_t rows, size_t C);
     /* sumsq_f32 without reading the leading rows flagged all zero (k_sumsq_rows_f32; `nonzero` is
      * host memory); NULL in a backend without it. */
     void (*sumsq_rows_f32)(double *out, const float *x, size_t n, const unsigned char *nonzero,

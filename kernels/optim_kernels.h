@@ -20,6 +20,9 @@ typedef struct {
     float decay;         /* lr * weight_decay (0: no decay) */
     float keep;          /* torch: 1 - lr*weight_decay, rounded from double as torch does */
     int decay_first;     /* 1: torch variant; 0: transformers variant */
+    int grad_scaled;     /* 1: the gradient is used as grad * grad_scale (a clipping coefficient
+                            left to the step, bert_clip_grad_norm_deferred); 0: as it is */
+    float grad_scale;
 } k_adamw_hparams_t;
 
 /* One AdamW step over n elements: updates param, m (first moment) and v (second moment) in place
@@ -30,10 +33,13 @@ void k_adamw_step(float *param, const float *grad, float *m, float *v, size_t n,
  * rows of a large, sparsely used table (the word embeddings): live[rows] (host memory, zero after the
  * moments are reset) marks the rows whose moments may be non-zero; a row not live whose gradient is
  * all zero is skipped when hp.decay == 0 (its update is the identity), and a row with a non-zero
- * gradient is marked live and updated. So AdamW keeps its exact semantics (every live row's moments
- * decay every step) and costs nothing for the rows of tokens never seen. */
+ * gradient is marked live and updated. touched[rows] (host memory, or NULL) marks the rows the
+ * gradient may hold non-zeros in (the rows backward wrote); a row not live and not touched is
+ * skipped unread, the others not live are read to see. So AdamW keeps its exact semantics (every
+ * live row's moments decay every step) and costs nothing for the rows of tokens never seen. */
 void k_adamw_step_rows(float *param, const float *grad, float *m, float *v, size_t n,
-                       k_adamw_hparams_t hp, unsigned char *live, size_t rows, size_t C);
+                       k_adamw_hparams_t hp, unsigned char *live, const unsigned char *touched,
+                       size_t rows, size_t C);
 
 /* Sum of squares of x[n], accumulated in double (for the global gradient norm), in a fixed order
  * that does not depend on the thread count. */

@@ -295,6 +295,43 @@ static int adamw_step_l(lua_State *L) {
     return 0;
 }
 
+static int l_clip_grad_norm(lua_State *L);
+
+/* opt:clip_grad_norm(max_norm[, {return_norm=true}]) → the norm before clipping: the same as
+ * bl.clip_grad_norm(opt:params(), max_norm, ...), and the same parameters after opt:step() bit for
+ * bit. For an optimizer over all of a model's parameters on the CPU the scaling is left to this
+ * optimizer's next step, which scales each gradient as it reads it (one pass fewer over the
+ * gradients): until then the .grad tensors keep their values before clipping, and
+ * model:zero_grad() drops the pending scaling. Elsewhere it clips at once. */
+static int adamw_clip_grad_norm(lua_State *L) {
+    ladamw_t *u = check_adamw(L, 1);
+    double max_norm = luaL_checknumber(L, 2);
+    if (!(max_norm >= 0.0)) luaL_argerror(L, 2, "max_norm must be >= 0");
+    static const char *const accepted[] = {"return_norm", NULL};
+    int opts = lua_isnoneornil(L, 3) ? 0 : 3;
+    if (opts) luaL_checktype(L, 3, LUA_TTABLE);
+    lbl_checkoptions(L, opts, "AdamW:clip_grad_norm", accepted);
+    int want_norm = lbl_optfield_bool(L, opts, "return_norm", 1);
+    lua_getiuservalue(L, 1, 1);
+    int list = lua_gettop(L);
+    if (u->model && model_of(L, list, u->o->nparams, 1, NULL)) {
+        bert_t *m = adamw_model(L, u, list, "AdamW:clip_grad_norm");
+        double norm = 0;
+        lbl_check(L, bert_clip_grad_norm_deferred(m, max_norm, want_norm ? &norm : NULL), "AdamW:clip_grad_norm");
+        if (!want_norm) return 0;
+        lua_pushnumber(L, norm);
+        return 1;
+    }
+    int base = lua_gettop(L);
+    lua_pushcfunction(L, l_clip_grad_norm);
+    lua_pushvalue(L, list);
+    lua_pushvalue(L, 2);
+    if (opts) lua_pushvalue(L, opts);
+    else lua_pushnil(L);
+    lua_call(L, 3, LUA_MULTRET);
+    return lua_gettop(L) - base;
+}
+
 /* opt:zero_grad(): sets every parameter's gradient to zero (parameters without one are skipped). */
 static int adamw_zero_grad(lua_State *L) {
     ladamw_t *u = check_adamw(L, 1);
@@ -453,7 +490,8 @@ static int adamw_tostring(lua_State *L) {
 }
 
 static const luaL_Reg adamw_methods[] = {
-    {"step", adamw_step_l}, {"zero_grad", adamw_zero_grad}, {"set_lr", adamw_set_lr},
+    {"step", adamw_step_l}, {"zero_grad", adamw_zero_grad}, {"clip_grad_norm", adamw_clip_grad_norm},
+    {"set_lr", adamw_set_lr},
     {"get_lr", adamw_get_lr}, {"params", adamw_params}, {"state_dict", adamw_state_dict},
     {"load_state_dict", adamw_load_state_dict},
     {"free", adamw_gc}, {NULL, NULL}};

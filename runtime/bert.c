@@ -231,6 +231,7 @@ void bert_free(bert_t *m) {
  * by backward at the rows of the batch's token ids, so only the rows marked since the last zeroing
  * are cleared there (runs of adjacent rows in one call); everything else is one memzero. */
 void bert_zero_grad(bert_t *m) {
+    m->grad_scale_pending = 0;
     if (!m->grads_memory) return;
     const bl_backend_t *be = m->be;
     size_t C = m->config.hidden_size, V = m->config.vocab_size, wte = V * C;
@@ -824,12 +825,19 @@ int bert_adamw_step(bert_t *m, const adamw_config_t *cfg, int64_t t) {
     if (!m->moments_memory && bert_moments_reset(m) != 0) return -1;
     size_t n = m->num_parameters;
     float *mm = m->moments_memory, *vv = mm + n;
+    k_adamw_hparams_t hp = adamw_hparams(cfg, t);
+    if (m->grad_scale_pending) { /* only ever set on the CPU backend */
+        hp.grad_scaled = 1;
+        hp.grad_scale = m->grad_scale;
+        m->grad_scale_pending = 0;
+    }
     /* the word embeddings come first in the layout (param_offsets), so their rows are rows 0..V-1 */
     if (m->be->adamw_step_rows && m->wte_live)
-        m->be->adamw_step_rows(m->params_memory, m->grads_memory, mm, vv, n, adamw_hparams(cfg, t),
-                               m->wte_live, (size_t)m->config.vocab_size, (size_t)m->config.hidden_size);
+        m->be->adamw_step_rows(m->params_memory, m->grads_memory, mm, vv, n, hp,
+                               m->wte_live, m->wte_touched, (size_t)m->config.vocab_size,
+                               (size_t)m->config.hidden_size);
     else
-        m->be->adamw_step(m->params_memory, m->grads_memory, mm, vv, n, adamw_hparams(cfg, t));
+        m->be->adamw_step(m->params_memory, m->grads_memory, mm, vv, n, hp);
     return bert_check_device(m, "AdamW:step");
 }
 
@@ -868,7 +876,7 @@ int bert_params_sumsq(bert_t *m, double *out) {
     return bert_check_device(m, "params_sumsq");
 }
 
-int bert_clip_grad_norm(bert_t *m, double max_norm, double *norm_out) {
+static int clip_model_grads(bert_t *m, double max_norm, int defer, double *norm_out) {
     if (!m->params_memory) return bl_fail("the model was freed");
     if (ensure_scratch(m) != 0) return -1;
     const bl_backend_t *be = m->be;
@@ -878,7 +886,15 @@ int bert_clip_grad_norm(bert_t *m, double max_norm, double *norm_out) {
                            (size_t)m->config.vocab_size, (size_t)m->config.hidden_size);
     else
         be->sumsq_f32(sumsq, m->grads_memory, m->num_parameters);
-    if (!m->wte_touched) {
+    m->grad_scale_pending = 0;
+    if (defer && be->device == BL_DEVICE_CPU) {
+        /* the coefficient exactly as the CPU's clip_scale_f32 forms it (a NaN norm scales nothing) */
+        float coef = (float)max_norm / ((float)sqrt(sumsq[0]) + 1e-6f);
+        if (coef < 1.0f) {
+            m->grad_scale_pending = 1;
+            m->grad_scale = coef;
+        }
+    } else if (!m->wte_touched) {
         be->clip_scale_f32(m->grads_memory, m->num_parameters, sumsq, max_norm);
     } else {
         /* the word-embedding rows not written since zero_grad hold zeros (bert_zero_grad), which
@@ -900,6 +916,14 @@ int bert_clip_grad_norm(bert_t *m, double max_norm, double *norm_out) {
         *norm_out = sqrt(ss);
     }
     return bert_check_device(m, "clip_grad_norm");
+}
+
+int bert_clip_grad_norm(bert_t *m, double max_norm, double *norm_out) {
+    return clip_model_grads(m, max_norm, 0, norm_out);
+}
+
+int bert_clip_grad_norm_deferred(bert_t *m, double max_norm, double *norm_out) {
+    return clip_model_grads(m, max_norm, 1, norm_out);
 }
 
 /* ---- class weights of the loss --------------------------------------------------------------- */

@@ -146,6 +146,8 @@ typedef struct bert {
                                     (host; marked from the host stage's ids) */
     unsigned char *wte_live;     /* [V] word-embedding rows whose AdamW moments may be non-zero (host;
                                     cleared with the moments; the CPU's AdamW skips the others) */
+    int grad_scale_pending;      /* bert_clip_grad_norm_deferred left its coefficient to the next */
+    float grad_scale;            /* bert_adamw_step (CPU); bert_zero_grad drops it */
 } bert_t;
 
 /* Inputs of one forward; types, mask and labels may be NULL. */
@@ -237,5 +239,11 @@ int bert_params_sumsq(bert_t *m, double *out);
  * buffer, on the device. With norm_out (host), also copies the sum of squares out and stores the
  * norm before clipping there (sqrt in double, as clip_grad_norm); NULL: no copy. */
 int bert_clip_grad_norm(bert_t *m, double max_norm, double *norm_out);
+/* The same clipping with the scaling left to the next bert_adamw_step, which multiplies each
+ * gradient by the coefficient as it reads it (one pass fewer over the gradients; the same
+ * parameters and moments bit for bit). Until then the gradients keep their unclipped values;
+ * bert_zero_grad drops the pending coefficient. Only where the gradients are host memory (the CPU
+ * backend); elsewhere it scales at once, as bert_clip_grad_norm. */
+int bert_clip_grad_norm_deferred(bert_t *m, double max_norm, double *norm_out);
 
 #endif

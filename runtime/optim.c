@@ -130,6 +130,8 @@ k_adamw_hparams_t adamw_hparams(const adamw_config_t *c, int64_t t) {
     }
     hp.decay = (float)(c->lr * c->weight_decay);
     hp.keep = (float)(1.0 - c->lr * c->weight_decay);
+    hp.grad_scaled = 0;
+    hp.grad_scale = 1.0f;
     return hp;
 }
 

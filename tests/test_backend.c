@@ -106,7 +106,7 @@ WRAP(30, sumsq_f32, (double *o, const float *x, size_t n), (o, x, n))
 WRAP(31, scale_f32, (float *x, size_t n, float s), (x, n, s))
 WRAP(32, clip_scale_f32, (float *x, size_t n, const double *s, double mx), (x, n, s, mx))
 WRAP(34, sumsq_rows_f32, (double *o, const float *x, size_t n, const unsigned char *nz, size_t rows, size_t C), (o, x, n, nz, rows, C))
-WRAP(33, adamw_step_rows, (float *p, const float *g, float *m, float *v, size_t n, k_adamw_hparams_t hp, unsigned char *live, size_t rows, size_t C), (p, g, m, v, n, hp, live, rows, C))
+WRAP(33, adamw_step_rows, (float *p, const float *g, float *m, float *v, size_t n, k_adamw_hparams_t hp, unsigned char *live, const unsigned char *touched, size_t rows, size_t C), (p, g, m, v, n, hp, live, touched, rows, C))
 #undef WRAP
 
 static bl_backend_t counting;

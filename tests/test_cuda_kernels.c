@@ -455,7 +455,7 @@ static void t_adamw(void) {
         for (int step = 1; step <= 3; step++) {
             float *g = randv(n, 0.1f);
             cu->copy_to_device(d_g, g, 4 * n);
-            k_adamw_hparams_t hp = {0.9f, 0.999f, 0.1f, 0.001f, 1e-8f, 2e-5f * step, 1.0f, 0.0f, 1.0f, variant};
+            k_adamw_hparams_t hp = {0.9f, 0.999f, 0.1f, 0.001f, 1e-8f, 2e-5f * step, 1.0f, 0.0f, 1.0f, variant, 0, 1.0f};
             if (variant) {
                 hp.bc2_sqrt = (float)sqrt(1.0 - pow(0.999, step));
                 hp.decay = 2e-5f * 0.01f;

@@ -104,6 +104,67 @@ for k = 1, #pa do
   for i = 1, #x1 do worst = math.max(worst, math.abs(x1[i] - y1[i])) end
 end
 T.eq(worst, 0, "two AdamW steps through the model's flat buffers equal the list path bit for bit")
+
+-- ---- opt:clip_grad_norm: the clipping left to the step (one pass fewer), the same numbers --------
+local d = bl.BertForSequenceClassification.from_pretrained(TINY, { quiet = true })
+local e = bl.BertForSequenceClassification.from_pretrained(TINY, { quiet = true })
+d:eval(); e:eval()
+local pd, pe = d:parameters(), e:parameters()
+local od = bl.AdamW(pd, { lr = 1e-3, eps = 1e-8 })
+local oe = bl.AdamW(pe, { lr = 1e-3, eps = 1e-8 })
+local same_norms, kept, clipped = true, true, false
+for s = 1, 3 do
+  d:zero_grad(); e:zero_grad()
+  d:forward(batch).loss:backward()
+  e:forward(batch).loss:backward()
+  local before = flat_of(pe[#pe].grad)
+  local nd = bl.clip_grad_norm(pd, 0.5)
+  local ne = oe:clip_grad_norm(0.5)
+  same_norms = same_norms and nd == ne
+  clipped = clipped or nd > 0.5
+  local after = flat_of(pe[#pe].grad)
+  for i = 1, #before do kept = kept and before[i] == after[i] end
+  od:step(); oe:step()
+end
+T.check(same_norms and clipped, "opt:clip_grad_norm returns bl.clip_grad_norm's norm (3 steps, clipped)")
+T.check(kept, "opt:clip_grad_norm leaves the .grad values unscaled until the step (the step scales them)")
+local worst_e = 0
+for k = 1, #pd do
+  local x1, y1 = flat_of(pd[k]), flat_of(pe[k])
+  for i = 1, #x1 do worst_e = math.max(worst_e, math.abs(x1[i] - y1[i])) end
+end
+T.eq(worst_e, 0, "opt:clip_grad_norm then opt:step equals bl.clip_grad_norm then opt:step bit for bit (3 steps)")
+-- zero_grad drops a pending clipping: the next step uses the new gradient as it is
+e:zero_grad(); oe:clip_grad_norm(1e-6); e:zero_grad()
+d:zero_grad()
+d:forward(batch).loss:backward(); e:forward(batch).loss:backward()
+od:step(); oe:step()
+worst_e = 0
+for k = 1, #pd do
+  local x1, y1 = flat_of(pd[k]), flat_of(pe[k])
+  for i = 1, #x1 do worst_e = math.max(worst_e, math.abs(x1[i] - y1[i])) end
+end
+T.eq(worst_e, 0, "model:zero_grad drops a pending opt:clip_grad_norm (the next unclipped step is the same)")
+T.eq(select("#", oe:clip_grad_norm(0.5, { return_norm = false })), 0,
+  "opt:clip_grad_norm{return_norm=false} returns nothing")
+T.checkerror("AdamW:clip_grad_norm: unknown option 'norm'", "opt:clip_grad_norm with a misspelt option",
+  function() return oe:clip_grad_norm(1.0, { norm = false }) end)
+T.checkerror("max_norm must be >= 0", "opt:clip_grad_norm with a negative max_norm",
+  function() return oe:clip_grad_norm(-1) end)
+e:zero_grad()
+-- an optimizer over a list that is not a whole model clips at once, as bl.clip_grad_norm
+b:zero_grad()
+b:forward(batch).loss:backward()
+local g_before = flat_of(pb[1].grad)
+local nb_list = ob:clip_grad_norm(1e-3)
+local g_after = flat_of(pb[1].grad)
+local ratio_ok = nb_list > 1e-3
+for i = 1, #g_before do
+  if g_before[i] ~= 0 then ratio_ok = ratio_ok and math.abs(g_after[i] / g_before[i] - 1e-3 / nb_list) < 1e-6 * (1e-3 / nb_list) end
+end
+T.check(ratio_ok, "opt:clip_grad_norm over a plain list scales the gradients at once (by max_norm / norm)")
+b:zero_grad()
+
 local sd = oa:state_dict()
 T.eq(sd.exp_avg:numel(), a:num_parameters(), "state_dict of the flat optimizer covers every parameter")
 T.eq(ob:state_dict().exp_avg:numel(), b:num_parameters() + 1, "the list optimizer has its own state")

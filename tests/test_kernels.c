@@ -760,19 +760,21 @@ static void test_threaded_paths(void) {
 
 /* k_adamw_step_rows against k_adamw_step: the same numbers bit for bit, rows of tokens never seen
  * (zero gradient, zero moments) left alone, a row with a gradient made live; with weight decay every
- * row changes, so nothing is skipped then. Odd sizes put rows across the 4-wide groups and the
- * thread slices. */
+ * row changes, so nothing is skipped then. Odd sizes put rows across the vector groups and the
+ * thread slices. With `touched` (the rows backward wrote: the hot rows and one more left at zero),
+ * the rows outside it are skipped unread: the same numbers, the zero row not made live. */
 static void test_adamw_rows(void) {
     const size_t R = 37, C = 13, extra = 29, n = R * C + extra;
     for (int variant = 0; variant < 2; variant++) {
         for (int decay = 0; decay < 2; decay++) {
-            for (int th = 1; th <= 2; th++) {
+            for (int th = 1; th <= 2; th++)
+            for (int tu = 0; tu < 2; tu++) {
                 omp_set_num_threads(th);
                 k_adamw_hparams_t hp = {0.9f, 0.999f, 0.1f, 0.001f, 1e-8f, 1e-3f, 1.0f,
-                                        decay ? 1e-4f : 0.0f, decay ? 1.0f - 1e-4f : 1.0f, variant};
+                                        decay ? 1e-4f : 0.0f, decay ? 1.0f - 1e-4f : 1.0f, variant, 0, 1.0f};
                 float *p1 = randn((long)n, 1.0f), *p2 = copyf(p1, (long)n), *p0 = copyf(p1, (long)n), *g = zeros((long)n);
                 float *m1 = zeros((long)n), *v1 = zeros((long)n), *m2 = zeros((long)n), *v2 = zeros((long)n);
-                unsigned char live[37] = {0};
+                unsigned char live[37] = {0}, touched[37] = {0};
                 int same = 1, untouched = 1, marked = 1;
                 for (int step = 0; step < 4; step++) {
                     memset(g, 0, n * sizeof(float));
@@ -781,7 +783,9 @@ static void test_adamw_rows(void) {
                     for (int k = 0; k < 2; k++)
                         for (size_t c = 0; c < C; c++) g[hot[k] * C + c] = 0.02f * (float)c - 0.1f;
                     k_adamw_step(p1, g, m1, v1, n, hp);
-                    k_adamw_step_rows(p2, g, m2, v2, n, hp, live, R, C);
+                    memset(touched, 0, sizeof touched);
+                    touched[hot[0]] = touched[hot[1]] = touched[30] = 1;
+                    k_adamw_step_rows(p2, g, m2, v2, n, hp, live, tu ? touched : NULL, R, C);
                     same &= !memcmp(p1, p2, n * sizeof(float)) && !memcmp(m1, m2, n * sizeof(float)) &&
                             !memcmp(v1, v2, n * sizeof(float));
                     marked &= live[hot[0]] && live[hot[1]];
@@ -792,9 +796,9 @@ static void test_adamw_rows(void) {
                     if (!seen && !decay) untouched &= !memcmp(p2 + r * C, p0 + r * C, C * sizeof(float));
                 }
                 CHECK(same, "adamw_step_rows (variant %d, decay %d, %d threads): params and moments equal "
-                      "adamw_step's bit for bit over 4 steps", variant, decay, th);
+                      "adamw_step's bit for bit over 4 steps (touched %s)", variant, decay, th, tu ? "given" : "NULL");
                 CHECK(marked && untouched, "adamw_step_rows (variant %d, decay %d, %d threads): exactly the "
-                      "rows with a gradient became live", variant, decay, th);
+                      "rows with a gradient became live (touched %s)", variant, decay, th, tu ? "given" : "NULL");
                 free(p1); free(p2); free(p0); free(g); free(m1); free(v1); free(m2); free(v2);
             }
         }
@@ -818,6 +822,25 @@ static void test_blas_core(void) {
 #else
     SKIP("not x86-64 (OpenBLAS core %s)", core ? core : "?");
 #endif
+}
+
+/* The Makefile links OpenBLAS's OpenMP build where it is installed (one thread pool: see BLAS there).
+ * openblas_get_parallel(): 0 sequential, 1 its own pthreads, 2 OpenMP. */
+extern int openblas_get_parallel(void);
+#ifndef BL_BLAS_OPENMP
+#define BL_BLAS_OPENMP 1
+#endif
+static void test_blas_threads(void) {
+    int installed = !system("ls /usr/lib/*/openblas-openmp/libopenblas.so.0 >/dev/null 2>&1");
+    if (!installed) {
+        SKIP("OpenBLAS's OpenMP build is not installed (libopenblas-openmp-dev): OpenBLAS runs %s",
+             openblas_get_parallel() == 1 ? "its own threads" : "sequentially");
+    } else if (!BL_BLAS_OPENMP) {
+        SKIP("built with BLAS=system: OpenBLAS runs as `pkg-config openblas` names it");
+    } else {
+        CHECK(openblas_get_parallel() == 2, "OpenBLAS runs on OpenMP's threads (openblas_get_parallel %d, "
+              "2 expected)", openblas_get_parallel());
+    }
 }
 
 /* k_sumsq_f32: the same bits for 1 and 2 threads; k_sumsq_rows_f32 the same bits without reading the
@@ -874,6 +897,7 @@ int main(void) {
     test_threaded_paths();
     test_adamw_rows();
     test_blas_core();
+    test_blas_threads();
     test_sumsq();
     free(fx_data);
     CT_DONE();

@@ -35,8 +35,8 @@ static inline int omp_tid(void) { return 0; }
  * Evaluation-sized batches (B=32) cross them. Under load (other processes on the cores) a threaded
  * loop waits for its slowest thread, so these are high on purpose. */
 #define PAR_CHEAP (1L << 20)  /* memory-bound loops: copies, sums, tanh backward */
-#define PAR_MIN (1L << 17)    /* loops of a few ns per element: layernorm, GELU, embeddings */
-#define PAR_DROPOUT (1L << 16) /* Philox draws, ~5 ns per element */
+#define PAR_MIN (1L << 14)    /* loops of a few ns per element: layernorm, GELU, embeddings */
+#define PAR_DROPOUT (1L << 13) /* Philox draws, ~5 ns per element */
 
 /* ---- dropout masks --------------------------------------------------------------------------- */
 
@@ -318,7 +318,11 @@ static inline float verff(float x) {
 
 /* Per (b, h), the T x T x HS products are sgemm calls on strided views of qkv (row stride 3C): measured
  * faster than fused loops at every T from 4 to 256 (B=3, T=24: 355 vs 482 us forward with dropout,
- * 444 vs 510 us backward, one thread). The heads run one after another; sgemm may thread. */
+ * 444 vs 510 us backward, one thread). The heads are independent (each writes its own att block and
+ * its own columns of the output), so the threads take whole heads when there is enough work
+ * (PAR_HEADS multiply-adds; a head's sgemm calls then run on one thread): the same numbers for any
+ * thread count. Titles are a few dozen tokens, so one head's sgemm is far too small to thread. */
+#define PAR_HEADS (1L << 16)
 
 /* att row a[T] (scores) += mask, then softmax in place */
 static void softmax_row(float *a, const float *ma, int T) {
@@ -338,8 +342,10 @@ static void attention_forward_gemm(float *out, float *att, const float *qkv, con
                                    uint64_t offset) {
     int HS = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)HS);
-    for (int b = 0; b < B; b++) {
-        for (int h = 0; h < NH; h++) {
+#pragma omp parallel for schedule(static) if ((long)B * NH * T * T * HS > PAR_HEADS)
+    for (int bh = 0; bh < B * NH; bh++) {
+        {
+            int b = bh / NH, h = bh % NH;
             const float *q = qkv + (size_t)b * T * C3 + h * HS, *k = q + C, *v = q + 2 * C;
             float *a = att + ((size_t)b * NH + h) * T * T;
             float *o = out + (size_t)b * T * C + h * HS;
@@ -376,8 +382,10 @@ static void attention_backward_gemm(float *dqkv, float *scratch, const float *do
                                     uint64_t seed, uint64_t offset) {
     int HS = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)HS);
-    for (int b = 0; b < B; b++) {
-        for (int h = 0; h < NH; h++) {
+#pragma omp parallel for schedule(static) if ((long)B * NH * T * T * HS > PAR_HEADS)
+    for (int bh = 0; bh < B * NH; bh++) {
+        {
+            int b = bh / NH, h = bh % NH;
             size_t first = ((size_t)b * NH + h) * T * T; /* index of this head's att[0][0] */
             const float *q = qkv + (size_t)b * T * C3 + h * HS, *k = q + C, *v = q + 2 * C;
             float *dq = dqkv + (size_t)b * T * C3 + h * HS, *dk = dq + C, *dv = dq + 2 * C;
@@ -463,9 +471,9 @@ void k_tanh_backward(float *dinp, const float *out, const float *dout, size_t n)
 }
 
 /* Hidden-state dropout: the [B,T,C] tensor is B rows of T*C elements whose row b starts at stream
- * index offset + b*P*C. Threads take chunks of 4096 elements; a chunk's mask depends only on the
+ * index offset + b*P*C. Threads take chunks of 1024 elements; a chunk's mask depends only on the
  * elements' indices, so the split does not change it. */
-#define DROP_CHUNK 4096
+#define DROP_CHUNK 1024
 
 void k_dropout_forward(float *out, const float *inp, int B, int T, int C, int P, float p,
                        uint64_t seed, uint64_t offset) {

@@ -46,10 +46,50 @@ void k_set_num_threads(int n) {
 
 int k_get_num_threads(void) { return omp_get_max_threads(); }
 
-void k_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
-            const float *B, int ldb, float beta, float *C, int ldc) {
+static void sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *B, int ldb, float beta, float *C, int ldc) {
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* A skinny product (a batch of a few dozen tokens against a weight matrix: one of M, N, K is small)
+ * threads poorly inside OpenBLAS: measured at 45 x 1536 x 384 on 2 cores, its own split ran the
+ * forward and both backward products at ~90 GFLOP/s, one thread at ~56. When OpenBLAS runs on
+ * OpenMP's threads (its OpenMP build: openblas_get_parallel() == 2, so a call inside a parallel
+ * region runs on the calling thread), each thread here takes its own share of C's rows (M >= N) or
+ * columns, whole 16-wide panels, as one single-threaded sgemm: ~110 GFLOP/s at that shape. Every
+ * element of C is still one dot product over all of K in OpenBLAS's order, so the numbers do not
+ * depend on the thread count (tests/test_kernels.c checks). */
+#define GEMM_SPLIT_WORK (1L << 18) /* M*N*K below this: one call (too little to share) */
+#define GEMM_SPLIT_SKINNY 256      /* split when min(M, N, K) is at most this */
+extern int openblas_get_parallel(void);
+
+void k_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+            const float *B, int ldb, float beta, float *C, int ldc) {
+    static int blas_omp = -1;
+    if (blas_omp < 0) blas_omp = openblas_get_parallel() == 2;
+    int nt = omp_get_max_threads(), big = M >= N ? M : N, small = M < N ? M : N;
+    if (small > K) small = K;
+    if (!blas_omp || nt < 2 || omp_in_parallel() || (long)M * N * K < GEMM_SPLIT_WORK ||
+        small > GEMM_SPLIT_SKINNY || big < 32 * nt) {
+        sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    int rows = M >= N, panels = (big + 15) / 16;
+#pragma omp parallel num_threads(nt)
+    {
+        int t = omp_get_thread_num(), n = omp_get_num_threads();
+        int lo = 16 * (int)((long)panels * t / n), hi = 16 * (int)((long)panels * (t + 1) / n);
+        if (hi > big) hi = big;
+        if (lo < hi) {
+            if (rows) /* rows lo..hi of C: of op(A), rows of A or (transposed) its columns */
+                sgemm(trans_a, trans_b, hi - lo, N, K, alpha, A + (trans_a ? (size_t)lo : (size_t)lo * lda), lda,
+                      B, ldb, beta, C + (size_t)lo * ldc, ldc);
+            else /* columns lo..hi of C: of op(B), columns of B or (transposed) its rows */
+                sgemm(trans_a, trans_b, M, hi - lo, K, alpha, A, lda,
+                      B + (trans_b ? (size_t)lo * ldb : (size_t)lo), ldb, beta, C + lo, ldc);
+        }
+    }
 }
 
 void k_gemm_batched(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,

@@ -14,34 +14,77 @@
 #endif
 
 
-/* Skipping rows that cannot change (k_adamw_step_rows): inside the 4-wide loop, groups lying wholly
- * in a row r < rows with live[r] == 0 are jumped over, never past the loop's last group. Every other
- * element goes through the same code (vector or scalar tail, from the same thread slice) as without
- * skipping, so the results are the same bit for bit; a skipped element's update would be the
- * identity anyway (zero moments, zero gradient, no decay). */
-#define SKIP_DEAD_GROUPS()                                                                          \
-    if (live && lo / C < rows && !live[lo / C]) {                                                  \
-        size_t end_ = (lo / C + 1) * C, k_ = (end_ - lo) / 4, kmax_ = (hi - lo) / 4;                \
-        if (k_ > kmax_) k_ = kmax_;                                                                 \
-        if (k_ > 0) {                                                                               \
-            lo += 4 * (k_ - 1); /* the loop adds the last 4 */                                      \
-            continue;                                                                               \
-        }                                                                                           \
-    }
+#if defined(__AVX512F__)
+/* AVX-512: 16 floats a group, the last group of a span masked (masked-off lanes load zeros, compute
+ * harmlessly and are not stored), so every element goes through the same instructions wherever a
+ * span, a row or a thread slice starts or ends: skipping rows or slicing otherwise cannot change a
+ * bit. The FMAs are written out where GCC contracts the SSE code below (-march=native), in the same
+ * places, so both give the same numbers. */
+static inline __mmask16 lanes(size_t left) {
+    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+}
 
 /* transformers v4: Adam step with denom sqrt(v)+eps, then p += -decay*p (neg_decay 0: no-op). */
 static void adamw_transformers(float *restrict param, const float *restrict grad, float *restrict m,
-                                        float *restrict v, size_t lo, size_t hi, k_adamw_hparams_t hp,
-                               const unsigned char *live, size_t rows, size_t C) {
-    const float b1 = hp.beta1, b2 = hp.beta2, c1 = hp.one_minus_beta1, c2 = hp.one_minus_beta2;
-    const float eps = hp.eps, neg_step = -hp.step_size;
-    const float neg_decay = hp.decay != 0.0f ? -hp.decay : 0.0f;
+                               float *restrict v, size_t lo, size_t hi, const k_adamw_hparams_t *hp) {
+    const __m512 vb1 = _mm512_set1_ps(hp->beta1), vb2 = _mm512_set1_ps(hp->beta2);
+    const __m512 vc1 = _mm512_set1_ps(hp->one_minus_beta1), vc2 = _mm512_set1_ps(hp->one_minus_beta2);
+    const __m512 veps = _mm512_set1_ps(hp->eps), vstep = _mm512_set1_ps(-hp->step_size);
+    const __m512 vdec = _mm512_set1_ps(hp->decay != 0.0f ? -hp->decay : 0.0f);
+    const int scaled = hp->grad_scaled;
+    const __m512 vscale = _mm512_set1_ps(hp->grad_scale);
+    for (size_t i = lo; i < hi; i += 16) {
+        __mmask16 k = lanes(hi - i);
+        __m512 g = _mm512_maskz_loadu_ps(k, grad + i);
+        if (scaled) g = _mm512_mul_ps(g, vscale); /* what clipping would have stored */
+        /* exp_avg.mul_(b1).add_(g, alpha=1-b1); exp_avg_sq.mul_(b2).addcmul_(g, g, value=1-b2) */
+        __m512 mi = _mm512_fmadd_ps(g, vc1, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, m + i), vb1));
+        __m512 vi = _mm512_fmadd_ps(_mm512_mul_ps(g, g), vc2, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, v + i), vb2));
+        __m512 denom = _mm512_add_ps(_mm512_sqrt_ps(vi), veps);
+        __m512 p = _mm512_add_ps(_mm512_maskz_loadu_ps(k, param + i), _mm512_div_ps(_mm512_mul_ps(vstep, mi), denom));
+        _mm512_mask_storeu_ps(m + i, k, mi);
+        _mm512_mask_storeu_ps(v + i, k, vi);
+        _mm512_mask_storeu_ps(param + i, k, _mm512_fmadd_ps(p, vdec, p));
+    }
+}
+
+/* torch.optim.AdamW: p *= 1-lr*wd (keep 1: no-op), then the bias-corrected Adam step. */
+static void adamw_torch(float *restrict param, const float *restrict grad, float *restrict m,
+                        float *restrict v, size_t lo, size_t hi, const k_adamw_hparams_t *hp) {
+    const __m512 vb2 = _mm512_set1_ps(hp->beta2), vc1 = _mm512_set1_ps(hp->one_minus_beta1);
+    const __m512 vc2 = _mm512_set1_ps(hp->one_minus_beta2), vbc2 = _mm512_set1_ps(hp->bc2_sqrt);
+    const __m512 veps = _mm512_set1_ps(hp->eps), vstep = _mm512_set1_ps(-hp->step_size);
+    const __m512 vkeep = _mm512_set1_ps(hp->decay != 0.0f ? hp->keep : 1.0f);
+    const int scaled = hp->grad_scaled;
+    const __m512 vscale = _mm512_set1_ps(hp->grad_scale);
+    for (size_t i = lo; i < hi; i += 16) {
+        __mmask16 k = lanes(hi - i);
+        __m512 g = _mm512_maskz_loadu_ps(k, grad + i), m0 = _mm512_maskz_loadu_ps(k, m + i);
+        if (scaled) g = _mm512_mul_ps(g, vscale);
+        /* exp_avg.lerp_(grad, 1-beta1), which for a weight < 0.5 is m + w*(g - m) */
+        __m512 mi = _mm512_fmadd_ps(vc1, _mm512_sub_ps(g, m0), m0);
+        __m512 vi = _mm512_fmadd_ps(_mm512_mul_ps(g, g), vc2, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, v + i), vb2));
+        __m512 denom = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), vbc2), veps);
+        __m512 step = _mm512_div_ps(_mm512_mul_ps(vstep, mi), denom);
+        _mm512_mask_storeu_ps(m + i, k, mi);
+        _mm512_mask_storeu_ps(v + i, k, vi);
+        _mm512_mask_storeu_ps(param + i, k, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, param + i), vkeep, step));
+    }
+}
+#else
+/* transformers v4: Adam step with denom sqrt(v)+eps, then p += -decay*p (neg_decay 0: no-op). */
+static void adamw_transformers(float *restrict param, const float *restrict grad, float *restrict m,
+                               float *restrict v, size_t lo, size_t hi, const k_adamw_hparams_t *hp) {
+    const float b1 = hp->beta1, b2 = hp->beta2, c1 = hp->one_minus_beta1, c2 = hp->one_minus_beta2;
+    const float eps = hp->eps, neg_step = -hp->step_size;
+    const float neg_decay = hp->decay != 0.0f ? -hp->decay : 0.0f;
 #ifdef OPTIM_SSE
     const __m128 vb1 = _mm_set1_ps(b1), vb2 = _mm_set1_ps(b2), vc1 = _mm_set1_ps(c1), vc2 = _mm_set1_ps(c2);
     const __m128 veps = _mm_set1_ps(eps), vstep = _mm_set1_ps(neg_step), vdec = _mm_set1_ps(neg_decay);
+    const __m128 vscale = _mm_set1_ps(hp->grad_scale);
     for (; lo + 4 <= hi; lo += 4) {
-        SKIP_DEAD_GROUPS();
         __m128 g = _mm_loadu_ps(grad + lo);
+        if (hp->grad_scaled) g = _mm_mul_ps(g, vscale);
         __m128 mi = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(m + lo), vb1), _mm_mul_ps(vc1, g));
         __m128 vi = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(v + lo), vb2), _mm_mul_ps(vc2, _mm_mul_ps(g, g)));
         __m128 denom = _mm_add_ps(_mm_sqrt_ps(vi), veps);
@@ -52,7 +95,7 @@ static void adamw_transformers(float *restrict param, const float *restrict grad
     }
 #endif
     for (size_t i = lo; i < hi; i++) {
-        float g = grad[i];
+        float g = hp->grad_scaled ? grad[i] * hp->grad_scale : grad[i];
         /* exp_avg.mul_(b1).add_(g, alpha=1-b1); exp_avg_sq.mul_(b2).addcmul_(g, g, value=1-b2) */
         float mi = m[i] * b1 + c1 * g;
         float vi = v[i] * b2 + c2 * (g * g);
@@ -66,17 +109,17 @@ static void adamw_transformers(float *restrict param, const float *restrict grad
 
 /* torch.optim.AdamW: p *= 1-lr*wd (keep 1: no-op), then the bias-corrected Adam step. */
 static void adamw_torch(float *restrict param, const float *restrict grad, float *restrict m,
-                                 float *restrict v, size_t lo, size_t hi, k_adamw_hparams_t hp,
-                               const unsigned char *live, size_t rows, size_t C) {
-    const float b2 = hp.beta2, c1 = hp.one_minus_beta1, c2 = hp.one_minus_beta2;
-    const float eps = hp.eps, neg_step = -hp.step_size, bc2_sqrt = hp.bc2_sqrt;
-    const float keep = hp.decay != 0.0f ? hp.keep : 1.0f;
+                        float *restrict v, size_t lo, size_t hi, const k_adamw_hparams_t *hp) {
+    const float b2 = hp->beta2, c1 = hp->one_minus_beta1, c2 = hp->one_minus_beta2;
+    const float eps = hp->eps, neg_step = -hp->step_size, bc2_sqrt = hp->bc2_sqrt;
+    const float keep = hp->decay != 0.0f ? hp->keep : 1.0f;
 #ifdef OPTIM_SSE
     const __m128 vb2 = _mm_set1_ps(b2), vc1 = _mm_set1_ps(c1), vc2 = _mm_set1_ps(c2), vbc2 = _mm_set1_ps(bc2_sqrt);
     const __m128 veps = _mm_set1_ps(eps), vstep = _mm_set1_ps(neg_step), vkeep = _mm_set1_ps(keep);
+    const __m128 vscale = _mm_set1_ps(hp->grad_scale);
     for (; lo + 4 <= hi; lo += 4) {
-        SKIP_DEAD_GROUPS();
         __m128 g = _mm_loadu_ps(grad + lo), m0 = _mm_loadu_ps(m + lo);
+        if (hp->grad_scaled) g = _mm_mul_ps(g, vscale);
         __m128 p = _mm_mul_ps(_mm_loadu_ps(param + lo), vkeep);
         __m128 mi = _mm_add_ps(m0, _mm_mul_ps(vc1, _mm_sub_ps(g, m0)));
         __m128 vi = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(v + lo), vb2), _mm_mul_ps(vc2, _mm_mul_ps(g, g)));
@@ -87,7 +130,7 @@ static void adamw_torch(float *restrict param, const float *restrict grad, float
     }
 #endif
     for (size_t i = lo; i < hi; i++) {
-        float g = grad[i];
+        float g = hp->grad_scaled ? grad[i] * hp->grad_scale : grad[i];
         float p = param[i] * keep;
         /* exp_avg.lerp_(grad, 1-beta1), which for a weight < 0.5 is m + w*(g - m) */
         float mi = m[i] + c1 * (g - m[i]);
@@ -98,42 +141,67 @@ static void adamw_torch(float *restrict param, const float *restrict grad, float
         param[i] = p + (neg_step * mi) / denom;
     }
 }
+#endif
 
-/* live == NULL: every element. Otherwise the first rows*C elements are rows of C; a row not yet
- * live whose gradient is all zero keeps zero moments and its values (when hp.decay == 0), so it is
- * skipped; a row with a non-zero gradient becomes live first, and stays live (updated every step
- * from then on, as without skipping). The thread slices are k_adamw_step's, so both give the same
- * numbers. */
+static void adamw_span(float *param, const float *grad, float *m, float *v, size_t lo, size_t hi,
+                       const k_adamw_hparams_t *hp) {
+    if (lo >= hi) return;
+    if (hp->decay_first) adamw_torch(param, grad, m, v, lo, hi, hp);
+    else adamw_transformers(param, grad, m, v, lo, hi, hp);
+}
+
+/* live == NULL: every element, each thread one contiguous slice. Otherwise the first rows*C elements
+ * are rows of C: a row not live whose gradient is all zero (known zero when `touched` says the
+ * gradient never wrote it; read otherwise) keeps zero moments and its values when hp.decay == 0, so
+ * it is skipped; a row with a non-zero gradient becomes live first, and stays live (updated every
+ * step from then on, as without skipping). The threads then split the work that is left (the live
+ * rows and everything after the table) evenly, not the elements: most rows are skipped. */
 static void adamw_run(float *param, const float *grad, float *m, float *v, size_t n,
-                      k_adamw_hparams_t hp, unsigned char *live, size_t rows, size_t C) {
+                      k_adamw_hparams_t hp, unsigned char *live, const unsigned char *touched,
+                      size_t rows, size_t C) {
+    const unsigned char *skip = hp.decay == 0.0f ? live : NULL;
     #pragma omp parallel if (n > 32768)
     {
         if (live) {
             #pragma omp for schedule(static)
             for (size_t r = 0; r < rows; r++) {
-                if (live[r]) continue;
+                if (live[r] || (touched && !touched[r])) continue;
                 const float *g = grad + r * C;
                 int nz = 0;
                 for (size_t c = 0; c < C; c++) nz |= g[c] != 0.0f; /* NaN counts as non-zero */
                 if (nz) live[r] = 1;
-            } /* (a barrier: every row's flag is set before any slice is updated) */
+            } /* (a barrier: every row's flag is set before any row is updated) */
         }
-        const unsigned char *skip = hp.decay == 0.0f ? live : NULL;
         size_t nt = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num();
-        size_t lo = n * t / nt, hi = n * (t + 1) / nt;
-        if (hp.decay_first) adamw_torch(param, grad, m, v, lo, hi, hp, skip, rows, C);
-        else adamw_transformers(param, grad, m, v, lo, hi, hp, skip, rows, C);
+        if (!skip) {
+            adamw_span(param, grad, m, v, n * t / nt, n * (t + 1) / nt, &hp);
+        } else {
+            /* the work in order: the live rows, then [rows*C, n); this thread takes [w0, w1) of it */
+            size_t table = rows * C, nlive = 0;
+            for (size_t r = 0; r < rows; r++) nlive += skip[r] != 0;
+            size_t work = nlive * C + (n - table), w0 = work * t / nt, w1 = work * (t + 1) / nt, at = 0;
+            for (size_t r = 0; r < rows && at < w1; r++) {
+                if (!skip[r]) continue;
+                if (at + C > w0) {
+                    size_t a = at > w0 ? 0 : w0 - at, b = at + C < w1 ? C : w1 - at;
+                    adamw_span(param, grad, m, v, r * C + a, r * C + b, &hp);
+                }
+                at += C;
+            }
+            if (w1 > at) adamw_span(param, grad, m, v, table + (w0 > at ? w0 - at : 0), table + (w1 - at), &hp);
+        }
     }
 }
 
 void k_adamw_step(float *param, const float *grad, float *m, float *v, size_t n, k_adamw_hparams_t hp) {
-    adamw_run(param, grad, m, v, n, hp, NULL, 0, 1);
+    adamw_run(param, grad, m, v, n, hp, NULL, NULL, 0, 1);
 }
 
 void k_adamw_step_rows(float *param, const float *grad, float *m, float *v, size_t n,
-                       k_adamw_hparams_t hp, unsigned char *live, size_t rows, size_t C) {
+                       k_adamw_hparams_t hp, unsigned char *live, const unsigned char *touched,
+                       size_t rows, size_t C) {
     if (rows * C > n || C == 0) live = NULL; /* not a row layout of these buffers: every element */
-    adamw_run(param, grad, m, v, n, hp, live, rows, C);
+    adamw_run(param, grad, m, v, n, hp, live, touched, rows, C);
 }
 
 /* Sum of squares in a fixed order, whatever the thread count: blocks of SUMSQ_BLOCK elements, each
@@ -149,9 +217,38 @@ static double sumsq_block(const float *x, size_t n) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
         for (int j = 0; j < 8; j++) acc[j] += (double)x[i + j] * (double)x[i + j];
-    for (int j = 0; i < n; i++, j++) acc[j] += (double)x[i] * (double)x[i];
+    for (int j = 0; j < 8 && i < n; i++, j++) acc[j] += (double)x[i] * (double)x[i];
     return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
+
+#if defined(__AVX512F__)
+/* Four whole blocks at once, each exactly as sumsq_block sums it: lane j of a block's accumulator is
+ * its acc[j] (the same additions in the same order), four independent chains instead of one, so
+ * the adds' latency no longer bounds the loop. */
+static void sumsq_blocks4(const float *const x[4], double out[4]) {
+    __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t i = 0; i < SUMSQ_BLOCK; i += 8) {
+        __m512d d0 = _mm512_cvtps_pd(_mm256_loadu_ps(x[0] + i)), d1 = _mm512_cvtps_pd(_mm256_loadu_ps(x[1] + i));
+        __m512d d2 = _mm512_cvtps_pd(_mm256_loadu_ps(x[2] + i)), d3 = _mm512_cvtps_pd(_mm256_loadu_ps(x[3] + i));
+        a0 = _mm512_fmadd_pd(d0, d0, a0);
+        a1 = _mm512_fmadd_pd(d1, d1, a1);
+        a2 = _mm512_fmadd_pd(d2, d2, a2);
+        a3 = _mm512_fmadd_pd(d3, d3, a3);
+    }
+    double acc[4][8];
+    _mm512_storeu_pd(acc[0], a0);
+    _mm512_storeu_pd(acc[1], a1);
+    _mm512_storeu_pd(acc[2], a2);
+    _mm512_storeu_pd(acc[3], a3);
+    for (int b = 0; b < 4; b++) {
+        const double *c = acc[b];
+        out[b] = ((c[0] + c[4]) + (c[1] + c[5])) + ((c[2] + c[6]) + (c[3] + c[7]));
+    }
+}
+#define SUMSQ_GROUP 4
+#else
+#define SUMSQ_GROUP 1
+#endif
 
 /* skip: NULL, or rows x C leading elements in rows, of which rows with skip[r] == 0 are all zero */
 static double sumsq_run(const float *x, size_t n, const unsigned char *nonzero, size_t rows, size_t C) {
@@ -160,6 +257,8 @@ static double sumsq_run(const float *x, size_t n, const unsigned char *nonzero, 
     #pragma omp parallel for schedule(static) if (n > 65536)
     for (int c = 0; c < SUMSQ_CHUNKS; c++) {
         double s = 0.0;
+        const float *pend[SUMSQ_GROUP]; /* whole blocks read, not yet summed (in order) */
+        int np = 0;
         for (size_t b = nb * c / SUMSQ_CHUNKS; b < nb * (c + 1) / SUMSQ_CHUNKS; b++) {
             size_t lo = b * SUMSQ_BLOCK, hi = lo + SUMSQ_BLOCK < n ? lo + SUMSQ_BLOCK : n;
             if (nonzero && hi <= rows * C) { /* a block of zero rows only: its sum is +0 */
@@ -167,8 +266,23 @@ static double sumsq_run(const float *x, size_t n, const unsigned char *nonzero, 
                 for (size_t r = lo / C; r <= (hi - 1) / C && !any; r++) any = nonzero[r];
                 if (!any) continue;
             }
+#if SUMSQ_GROUP > 1
+            if (hi - lo == SUMSQ_BLOCK) {
+                pend[np++] = x + lo;
+                if (np == SUMSQ_GROUP) {
+                    double sums[SUMSQ_GROUP];
+                    sumsq_blocks4(pend, sums);
+                    for (int k = 0; k < SUMSQ_GROUP; k++) s += sums[k];
+                    np = 0;
+                }
+                continue;
+            }
+#endif
+            for (int k = 0; k < np; k++) s += sumsq_block(pend[k], SUMSQ_BLOCK);
+            np = 0;
             s += sumsq_block(x + lo, hi - lo);
         }
+        for (int k = 0; k < np; k++) s += sumsq_block(pend[k], SUMSQ_BLOCK);
         part[c] = s;
     }
     double s = 0.0;

@@ -292,7 +292,7 @@ return function(bl)
 
   -- one data-parallel step's gradients: forward/backward of this process's rows, then the loss,
   -- the NaN verdict and any stop request agreed by all, gradients summed (weighted by rows)
-  local function dist_grads(model, batch, dist, params, clip)
+  local function dist_grads(model, batch, dist, opt, clip)
     local inp, cnt, n = bl.dist_slice(batch, dist)
     local out, loss_local = nil, 0.0
     if inp then
@@ -326,7 +326,7 @@ return function(bl)
       st.dropout = bl.dist_allgather({ st.dropout })[1]
       bl.set_rng_state(st)
     end
-    local norm = bl.clip_grad_norm(params, clip)
+    local norm = opt:clip_grad_norm(clip)
     if not bl.isfinite(norm) then return loss, ("the gradient norm is %s"):format(tostring(norm)) end
     return loss, nil
   end
@@ -355,7 +355,6 @@ return function(bl)
   function bl.train_epoch(model, loader, opt, sched, opts)
     opts = opts or {}
     model:train()
-    local params = opt:params()
     local nb = #loader
     local on_nan = opts.on_nan or "stop"
     if on_nan ~= "stop" and on_nan ~= "skip" then
@@ -377,7 +376,7 @@ return function(bl)
       model:zero_grad()
       local loss, bad
       if dist then
-        loss, bad = dist_grads(model, batch, dist, params, clip)
+        loss, bad = dist_grads(model, batch, dist, opt, clip)
       else
         local out = forward_batch(model, batch)
         loss = out.loss:item()
@@ -385,7 +384,8 @@ return function(bl)
           bad = ("the loss is %s"):format(tostring(loss))
         else
           out.loss:backward()
-          local norm = bl.clip_grad_norm(params, clip)
+          -- (the optimizer's clip: on the CPU the scaling happens inside opt:step, in the same pass)
+          local norm = opt:clip_grad_norm(clip)
           if not finite(norm) then bad = ("the gradient norm is %s"):format(tostring(norm)) end
         end
         out.logits:free()
