@@ -6,6 +6,7 @@
  * Run from the repository root (tests/run.sh does). */
 #include "../kernels/bert_kernels.h"
 #include "../kernels/optim_kernels.h"
+#include "../kernels/kernels.h"
 #include "../runtime/rng.h"
 #include "ctest.h"
 #include <float.h>
@@ -824,6 +825,62 @@ static void test_blas_core(void) {
 #endif
 }
 
+/* kernels/cpu/gemm.c shares a skinny sgemm between the threads by panels of C's rows or columns, and
+ * the attention kernels give the threads whole heads: the same bits with 1 and 2 threads, and the
+ * products right (against a double-precision loop) at the shapes of a batch of titles. */
+static void test_threads_same_bits(void) {
+    const int shapes[][3] = {{45, 1536, 384}, {1536, 384, 45}, {45, 384, 1536}, {37, 1001, 129}, {300, 77, 200}};
+    int same = 1, right = 1, n_shapes = (int)(sizeof shapes / sizeof shapes[0]);
+    double worst = 0.0;
+    for (int si = 0; si < n_shapes; si++) {
+        int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+        for (int ta = 0; ta < 2; ta++) {
+            for (int tb = 0; tb < 2; tb++) {
+                float *A = randn((long)M * K, 1.0f), *B = randn((long)K * N, 1.0f);
+                float *C1 = randn((long)M * N, 1.0f), *C2 = copyf(C1, (long)M * N), *C0 = copyf(C1, (long)M * N);
+                int lda = ta ? M : K, ldb = tb ? K : N;
+                omp_set_num_threads(1);
+                k_gemm(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, 1.0f, C1, N);
+                omp_set_num_threads(2);
+                k_gemm(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, 1.0f, C2, N);
+                same &= !memcmp(C1, C2, sizeof(float) * (size_t)M * N);
+                for (int i = 0; i < M; i += 7) {
+                    for (int j = 0; j < N; j += 5) {
+                        double acc = C0[(size_t)i * N + j];
+                        for (int k = 0; k < K; k++) {
+                            double a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                            double b = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                            acc += 0.5 * a * b;
+                        }
+                        double d = fabs(acc - C2[(size_t)i * N + j]) / sqrt((double)K);
+                        if (d > worst) worst = d;
+                    }
+                }
+                free(A); free(B); free(C0); free(C1); free(C2);
+            }
+        }
+    }
+    right = worst < 1e-5;
+    CHECK(same, "k_gemm: 1 and 2 threads give the same bits (5 skinny shapes x 4 transposes)");
+    CHECK(right, "k_gemm split by panels: the products are right (max |diff| / sqrt(K) %.3g vs a double loop)", worst);
+    /* attention over 12 heads of T = 40 (enough work to share): forward and backward */
+    int Bt = 2, T = 40, C = 384, NH = 12;
+    long nq = (long)Bt * T * 3 * C, na = (long)Bt * NH * T * T, no = (long)Bt * T * C;
+    float *qkv = randn(nq, 1.0f), *dout = randn(no, 1.0f);
+    float *o1 = zeros(no), *o2 = zeros(no), *a1 = zeros(na), *a2 = zeros(na), *s1 = zeros(na), *s2 = zeros(na);
+    float *d1 = zeros(nq), *d2 = zeros(nq);
+    omp_set_num_threads(1);
+    k_attention_forward(o1, a1, qkv, NULL, Bt, T, C, NH, 64, 0.1f, 9, 4);
+    k_attention_backward(d1, s1, dout, qkv, a1, Bt, T, C, NH, 64, 0.1f, 9, 4);
+    omp_set_num_threads(2);
+    k_attention_forward(o2, a2, qkv, NULL, Bt, T, C, NH, 64, 0.1f, 9, 4);
+    k_attention_backward(d2, s2, dout, qkv, a2, Bt, T, C, NH, 64, 0.1f, 9, 4);
+    CHECK(!memcmp(o1, o2, sizeof(float) * no) && !memcmp(a1, a2, sizeof(float) * na) &&
+              !memcmp(d1, d2, sizeof(float) * nq),
+          "attention forward and backward (12 heads, T=40, dropout): 1 and 2 threads give the same bits");
+    free(qkv); free(dout); free(o1); free(o2); free(a1); free(a2); free(s1); free(s2); free(d1); free(d2);
+}
+
 /* The Makefile links OpenBLAS's OpenMP build where it is installed (one thread pool: see BLAS there).
  * openblas_get_parallel(): 0 sequential, 1 its own pthreads, 2 OpenMP. */
 extern int openblas_get_parallel(void);
@@ -898,6 +955,7 @@ int main(void) {
     test_adamw_rows();
     test_blas_core();
     test_blas_threads();
+    test_threads_same_bits();
     test_sumsq();
     free(fx_data);
     CT_DONE();
