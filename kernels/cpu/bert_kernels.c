@@ -255,6 +255,7 @@ void k_layernorm_backward(float *dinp, float *dweight, float *dbias, const float
 
 void k_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
                       int C, int OC) {
+    if (k_skinny_forward(out, inp, weight, bias, N, C, OC)) return;
     float beta = 0.0f;
     if (bias) { /* seed the output with the bias, then one sgemm adds inp @ W^T */
         for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, sizeof(float) * OC);
@@ -265,7 +266,8 @@ void k_linear_forward(float *out, const float *inp, const float *weight, const f
 
 void k_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                        const float *weight, int N, int C, int OC) {
-    if (dinp) k_gemm(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
+    if (dinp && !k_skinny_backward_input(dinp, dout, weight, N, C, OC))
+        k_gemm(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
     if (dweight) k_gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
     if (dbias) {
         for (int n = 0; n < N; n++) {

@@ -1,0 +1,192 @@
+/* skinny.c: the two products of a linear layer that OpenBLAS runs poorly for a handful of token
+ * rows: the forward y = x W^T and the backward dx = dy W, with W [OC, C] a whole weight matrix and
+ * x, dy at most SKINNY_MAX_N tokens (a batch of titles: 3 x ~15). There OpenBLAS packs all of W
+ * for every call, and the packing costs about as much as the multiply (sgemm_incopy/itcopy: 35% of
+ * an evaluation batch, 17% of a training step, docs/speed.md).
+ *
+ * Both are computed transposed, so W is read where it lies and never copied: with the tokens along
+ * the vector lanes, out^T[i, t] = sum_k P(i, k) * V[k, t], where V is the small operand transposed
+ * (x^T [C, Tp] or dy^T [OC, Tp], Tp = the tokens rounded up to 16, padding zero) and P(i, k) one
+ * element of W, broadcast: W[i*C + k] for the forward (i = output, k = input feature), W[k*C + i]
+ * for dx (i = input feature, k = output). A tile is 6 rows of out^T by up to 64 tokens (24 AVX-512
+ * accumulators); every element of out^T is one chain of fused multiply-adds over k in order from
+ * zero, whatever the tile, the row tail or the thread, so the numbers do not depend on the thread
+ * count. The result is then added in: y = bias + out (as sgemm with beta 1 over the bias: one
+ * rounding), dx += out. Threads split the rows of out^T.
+ *
+ * AVX-512 only (the other builds keep sgemm: k_skinny_* return 0). Scratch: one grow-only buffer,
+ * so calls must not overlap (they run from the model's thread, never inside a parallel region). */
+#include "../kernels.h"
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+#define SK_ROWS 6 /* rows of out^T a tile */
+#define SK_VEC 4  /* 16-token vectors a tile (64 tokens) */
+
+static float *sk_buf;
+static size_t sk_cap; /* floats */
+
+static float *scratch(size_t n) {
+    if (n <= sk_cap) return sk_buf;
+    float *p = NULL;
+    if (posix_memalign((void **)&p, 64, n * sizeof(float)) != 0) return NULL;
+    free(sk_buf);
+    sk_buf = p;
+    sk_cap = n;
+    return p;
+}
+
+/* 6 rows x NV vectors: ot[r*ldo + 16j ..] = sum_k p[r*pi + k*pk] * v[k*ldv + 16j ..] */
+#define SK_TILE(NV)                                                                                 \
+    static void tile6_##NV(float *ot, size_t ldo, const float *p, size_t pi, size_t pk,             \
+                           const float *v, size_t ldv, int K) {                                     \
+        __m512 a[SK_ROWS][NV];                                                                      \
+        for (int r = 0; r < SK_ROWS; r++)                                                           \
+            for (int j = 0; j < NV; j++) a[r][j] = _mm512_setzero_ps();                             \
+        for (int k = 0; k < K; k++) {                                                               \
+            const float *vk = v + (size_t)k * ldv, *pk_ = p + (size_t)k * pk;                       \
+            __m512 x[NV];                                                                           \
+            for (int j = 0; j < NV; j++) x[j] = _mm512_loadu_ps(vk + 16 * j);                       \
+            for (int r = 0; r < SK_ROWS; r++) {                                                     \
+                __m512 b = _mm512_set1_ps(pk_[r * pi]);                                             \
+                for (int j = 0; j < NV; j++) a[r][j] = _mm512_fmadd_ps(b, x[j], a[r][j]);           \
+            }                                                                                       \
+        }                                                                                           \
+        for (int r = 0; r < SK_ROWS; r++)                                                           \
+            for (int j = 0; j < NV; j++) _mm512_storeu_ps(ot + r * ldo + 16 * j, a[r][j]);          \
+    }
+SK_TILE(1)
+SK_TILE(2)
+SK_TILE(3)
+SK_TILE(4)
+
+/* dx tile: R <= 6 token rows x 64 features, added into g[r*ldg + ..]: dy's elements broadcast, W's
+ * rows the vectors (dx[t, c] += sum_o dy[t, o] W[o, c], the chain over o in order from zero) */
+static void dx_tile(float *g, size_t ldg, const float *dy, size_t ldd, const float *w, size_t ldw,
+                    int K, int R) {
+    __m512 a[SK_ROWS][4];
+    for (int r = 0; r < SK_ROWS; r++)
+        for (int j = 0; j < 4; j++) a[r][j] = _mm512_setzero_ps();
+    if (R == SK_ROWS) {
+        for (int k = 0; k < K; k++) {
+            const float *wk = w + (size_t)k * ldw;
+            __m512 x0 = _mm512_loadu_ps(wk), x1 = _mm512_loadu_ps(wk + 16), x2 = _mm512_loadu_ps(wk + 32),
+                   x3 = _mm512_loadu_ps(wk + 48);
+            for (int r = 0; r < SK_ROWS; r++) {
+                __m512 b = _mm512_set1_ps(dy[r * ldd + k]);
+                a[r][0] = _mm512_fmadd_ps(b, x0, a[r][0]);
+                a[r][1] = _mm512_fmadd_ps(b, x1, a[r][1]);
+                a[r][2] = _mm512_fmadd_ps(b, x2, a[r][2]);
+                a[r][3] = _mm512_fmadd_ps(b, x3, a[r][3]);
+            }
+        }
+    } else {
+        for (int r = 0; r < R; r++)
+            for (int k = 0; k < K; k++) {
+                const float *wk = w + (size_t)k * ldw;
+                __m512 b = _mm512_set1_ps(dy[r * ldd + k]);
+                for (int j = 0; j < 4; j++) a[r][j] = _mm512_fmadd_ps(b, _mm512_loadu_ps(wk + 16 * j), a[r][j]);
+            }
+    }
+    for (int r = 0; r < R; r++)
+        for (int j = 0; j < 4; j++) {
+            float *gp = g + r * ldg + 16 * j;
+            _mm512_storeu_ps(gp, _mm512_add_ps(_mm512_loadu_ps(gp), a[r][j]));
+        }
+}
+
+/* the same sums for R < 6 rows (the last rows of out^T), one row at a time */
+static void tile_rows(float *ot, size_t ldo, const float *p, size_t pi, size_t pk, const float *v,
+                      size_t ldv, int K, int R, int nv) {
+    for (int r = 0; r < R; r++) {
+        __m512 a[SK_VEC];
+        for (int j = 0; j < nv; j++) a[j] = _mm512_setzero_ps();
+        for (int k = 0; k < K; k++) {
+            __m512 b = _mm512_set1_ps(p[r * pi + (size_t)k * pk]);
+            for (int j = 0; j < nv; j++) a[j] = _mm512_fmadd_ps(b, _mm512_loadu_ps(v + (size_t)k * ldv + 16 * j), a[j]);
+        }
+        for (int j = 0; j < nv; j++) _mm512_storeu_ps(ot + r * ldo + 16 * j, a[j]);
+    }
+}
+
+/* ot [I, Tp] = P (I x K, element (i, k) at p[i*pi + k*pk]) times v [K, Tp] */
+static void product(float *ot, const float *p, size_t pi, size_t pk, int I, const float *v, int Tp, int K) {
+    int blocks = (I + SK_ROWS - 1) / SK_ROWS;
+#pragma omp for schedule(static)
+    for (int ib = 0; ib < blocks; ib++) {
+        int i0 = ib * SK_ROWS, R = I - i0 < SK_ROWS ? I - i0 : SK_ROWS;
+        for (int t0 = 0; t0 < Tp; t0 += 16 * SK_VEC) {
+            int nv = (Tp - t0) / 16 < SK_VEC ? (Tp - t0) / 16 : SK_VEC;
+            float *o = ot + (size_t)i0 * Tp + t0;
+            const float *pp = p + (size_t)i0 * pi, *vv = v + t0;
+            if (R < SK_ROWS) tile_rows(o, (size_t)Tp, pp, pi, pk, vv, (size_t)Tp, K, R, nv);
+            else if (nv == 4) tile6_4(o, (size_t)Tp, pp, pi, pk, vv, (size_t)Tp, K);
+            else if (nv == 3) tile6_3(o, (size_t)Tp, pp, pi, pk, vv, (size_t)Tp, K);
+            else if (nv == 2) tile6_2(o, (size_t)Tp, pp, pi, pk, vv, (size_t)Tp, K);
+            else tile6_1(o, (size_t)Tp, pp, pi, pk, vv, (size_t)Tp, K);
+        }
+    }
+}
+
+/* vt [K, Tp] = a [N, K] transposed, zero past row N */
+static void transpose_in(float *vt, const float *a, int N, int K, int Tp) {
+#pragma omp for schedule(static)
+    for (int k = 0; k < K; k++) {
+        float *row = vt + (size_t)k * Tp;
+        for (int t = 0; t < N; t++) row[t] = a[(size_t)t * K + k];
+        for (int t = N; t < Tp; t++) row[t] = 0.0f;
+    }
+}
+
+static int usable(int N, long work) {
+    return N > 0 && N <= SKINNY_MAX_N && work >= SKINNY_MIN_WORK && !omp_in_parallel();
+}
+
+int k_skinny_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
+                     int C, int OC) {
+    if (!usable(N, (long)N * C * OC)) return 0;
+    int Tp = (N + 15) / 16 * 16;
+    float *buf = scratch((size_t)Tp * ((size_t)C + OC));
+    if (!buf) return 0;
+    float *xt = buf, *ot = buf + (size_t)Tp * C;
+#pragma omp parallel
+    {
+        transpose_in(xt, inp, N, C, Tp);
+        product(ot, weight, (size_t)C, 1, OC, xt, Tp, C); /* (the loops' barriers order the phases) */
+#pragma omp for schedule(static)
+        for (int t = 0; t < N; t++) {
+            float *y = out + (size_t)t * OC;
+            for (int o = 0; o < OC; o++) y[o] = bias ? bias[o] + ot[(size_t)o * Tp + t] : ot[(size_t)o * Tp + t];
+        }
+    }
+    return 1;
+}
+
+/* dx needs no transpose: the tokens are the broadcast rows, W's rows the vectors. Threads take
+ * strips of 64 features; in a strip the token tiles run one after another over the same rows of W
+ * (1536 x 256 bytes for MiniLM's FF1: it stays in L2). */
+int k_skinny_backward_input(float *dinp, const float *dout, const float *weight, int N, int C, int OC) {
+    if (!usable(N, (long)N * C * OC) || C % 64 != 0) return 0;
+    int strips = C / 64;
+#pragma omp parallel for schedule(static)
+    for (int s = 0; s < strips; s++)
+        for (int t0 = 0; t0 < N; t0 += SK_ROWS)
+            dx_tile(dinp + (size_t)t0 * C + 64 * s, (size_t)C, dout + (size_t)t0 * OC, (size_t)OC,
+                    weight + 64 * s, (size_t)C, OC, N - t0 < SK_ROWS ? N - t0 : SK_ROWS);
+    return 1;
+}
+#else
+int k_skinny_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
+                     int C, int OC) {
+    (void)out, (void)inp, (void)weight, (void)bias, (void)N, (void)C, (void)OC;
+    return 0;
+}
+int k_skinny_backward_input(float *dinp, const float *dout, const float *weight, int N, int C, int OC) {
+    (void)dinp, (void)dout, (void)weight, (void)N, (void)C, (void)OC;
+    return 0;
+}
+#endif
