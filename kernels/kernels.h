@@ -26,14 +26,12 @@ void k_gemm_batched(int trans_a, int trans_b, int M, int N, int K, float alpha, 
                     int lda, long stride_a, const float *B, int ldb, long stride_b, float beta,
                     float *C, int ldc, long stride_c, int batch);
 
-/* A linear layer's products for a few token rows without copying W (kernels/cpu/skinny.c; AVX-512):
- * out [N, OC] = bias + inp [N, C] W^T and dinp [N, C] += dout [N, OC] W, W [OC, C]. Each returns 1
- * when it did the work, 0 when the caller must (N > SKINNY_MAX_N, too little work, no AVX-512,
- * inside a parallel region, no scratch memory). */
+/* A linear layer's forward for a few token rows without copying W (kernels/cpu/skinny.c; AVX-512):
+ * out [N, OC] = bias + inp [N, C] W^T, W [OC, C]. Returns 1 when it did the work, 0 when the caller
+ * must (N > SKINNY_MAX_N, too little work, no AVX-512, inside a parallel region, no scratch). */
 #define SKINNY_MAX_N 128
 #define SKINNY_MIN_WORK (1L << 18) /* N*C*OC */
 int k_skinny_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC);
-int k_skinny_backward_input(float *dinp, const float *dout, const float *weight, int N, int C, int OC);
 
 /* Layer kernels (embeddings, layernorm, attention, GELU, softmax/cross-entropy, dropout, AdamW)
  * are declared in kernels/bert_kernels.h and kernels/optim_kernels.h by the issues that add them. */

@@ -1,21 +1,22 @@
-/* skinny.c: the two products of a linear layer that OpenBLAS runs poorly for a handful of token
- * rows: the forward y = x W^T and the backward dx = dy W, with W [OC, C] a whole weight matrix and
- * x, dy at most SKINNY_MAX_N tokens (a batch of titles: 3 x ~15). There OpenBLAS packs all of W
- * for every call, and the packing costs about as much as the multiply (sgemm_incopy/itcopy: 35% of
- * an evaluation batch, 17% of a training step, docs/speed.md).
+/* skinny.c: a linear layer's forward y = bias + x W^T for a handful of token rows (x at most
+ * SKINNY_MAX_N tokens: a batch of titles is 3 x ~15), W [OC, C] a whole weight matrix. There
+ * OpenBLAS packs all of W for every call, and the packing costs about as much as the multiply
+ * (sgemm_incopy: 35% of an evaluation batch, 9% of a training step at one thread).
  *
- * Both are computed transposed, so W is read where it lies and never copied: with the tokens along
- * the vector lanes, out^T[i, t] = sum_k P(i, k) * V[k, t], where V is the small operand transposed
- * (x^T [C, Tp] or dy^T [OC, Tp], Tp = the tokens rounded up to 16, padding zero) and P(i, k) one
- * element of W, broadcast: W[i*C + k] for the forward (i = output, k = input feature), W[k*C + i]
- * for dx (i = input feature, k = output). A tile is 6 rows of out^T by up to 64 tokens (24 AVX-512
- * accumulators); every element of out^T is one chain of fused multiply-adds over k in order from
- * zero, whatever the tile, the row tail or the thread, so the numbers do not depend on the thread
- * count. The result is then added in: y = bias + out (as sgemm with beta 1 over the bias: one
- * rounding), dx += out. Threads split the rows of out^T.
+ * Computed transposed, so W is read where it lies and never copied: with the tokens along the
+ * vector lanes, y^T[o, t] = sum_c W[o, c] * x^T[c, t], x^T [C, Tp] the small operand transposed
+ * (Tp = the tokens rounded up to 16, padding zero) and W's elements broadcast, 6 rows of W at a
+ * time read along c. A tile is 6 outputs by up to 64 tokens (24 AVX-512 accumulators); every
+ * element is one chain of fused multiply-adds over c in order from zero, whatever the tile, the row
+ * tail or the thread, so the numbers do not depend on the thread count. Then y = bias + y^T's
+ * element (as sgemm with beta 1 over the bias: one rounding). Threads split the outputs.
+ * Measured at 45 tokens, against sgemm: 1.2-1.5x (MiniLM's and bert-base's shapes, 1 and 2
+ * threads). The same idea for dx = dy W (W's rows as the vectors) was slower than sgemm at
+ * bert-base's shapes (a 3 KB stride through W: a TLB miss a row) and is not used.
  *
- * AVX-512 only (the other builds keep sgemm: k_skinny_* return 0). Scratch: one grow-only buffer,
- * so calls must not overlap (they run from the model's thread, never inside a parallel region). */
+ * AVX-512 only (other builds keep sgemm: k_skinny_forward returns 0). Scratch: one grow-only
+ * buffer, so calls must not overlap (they run from the model's thread, never inside a parallel
+ * region). */
 #include "../kernels.h"
 #include <omp.h>
 #include <stdlib.h>
@@ -63,41 +64,6 @@ SK_TILE(1)
 SK_TILE(2)
 SK_TILE(3)
 SK_TILE(4)
-
-/* dx tile: R <= 6 token rows x 64 features, added into g[r*ldg + ..]: dy's elements broadcast, W's
- * rows the vectors (dx[t, c] += sum_o dy[t, o] W[o, c], the chain over o in order from zero) */
-static void dx_tile(float *g, size_t ldg, const float *dy, size_t ldd, const float *w, size_t ldw,
-                    int K, int R) {
-    __m512 a[SK_ROWS][4];
-    for (int r = 0; r < SK_ROWS; r++)
-        for (int j = 0; j < 4; j++) a[r][j] = _mm512_setzero_ps();
-    if (R == SK_ROWS) {
-        for (int k = 0; k < K; k++) {
-            const float *wk = w + (size_t)k * ldw;
-            __m512 x0 = _mm512_loadu_ps(wk), x1 = _mm512_loadu_ps(wk + 16), x2 = _mm512_loadu_ps(wk + 32),
-                   x3 = _mm512_loadu_ps(wk + 48);
-            for (int r = 0; r < SK_ROWS; r++) {
-                __m512 b = _mm512_set1_ps(dy[r * ldd + k]);
-                a[r][0] = _mm512_fmadd_ps(b, x0, a[r][0]);
-                a[r][1] = _mm512_fmadd_ps(b, x1, a[r][1]);
-                a[r][2] = _mm512_fmadd_ps(b, x2, a[r][2]);
-                a[r][3] = _mm512_fmadd_ps(b, x3, a[r][3]);
-            }
-        }
-    } else {
-        for (int r = 0; r < R; r++)
-            for (int k = 0; k < K; k++) {
-                const float *wk = w + (size_t)k * ldw;
-                __m512 b = _mm512_set1_ps(dy[r * ldd + k]);
-                for (int j = 0; j < 4; j++) a[r][j] = _mm512_fmadd_ps(b, _mm512_loadu_ps(wk + 16 * j), a[r][j]);
-            }
-    }
-    for (int r = 0; r < R; r++)
-        for (int j = 0; j < 4; j++) {
-            float *gp = g + r * ldg + 16 * j;
-            _mm512_storeu_ps(gp, _mm512_add_ps(_mm512_loadu_ps(gp), a[r][j]));
-        }
-}
 
 /* the same sums for R < 6 rows (the last rows of out^T), one row at a time */
 static void tile_rows(float *ot, size_t ldo, const float *p, size_t pi, size_t pk, const float *v,
@@ -166,27 +132,10 @@ int k_skinny_forward(float *out, const float *inp, const float *weight, const fl
     return 1;
 }
 
-/* dx needs no transpose: the tokens are the broadcast rows, W's rows the vectors. Threads take
- * strips of 64 features; in a strip the token tiles run one after another over the same rows of W
- * (1536 x 256 bytes for MiniLM's FF1: it stays in L2). */
-int k_skinny_backward_input(float *dinp, const float *dout, const float *weight, int N, int C, int OC) {
-    if (!usable(N, (long)N * C * OC) || C % 64 != 0) return 0;
-    int strips = C / 64;
-#pragma omp parallel for schedule(static)
-    for (int s = 0; s < strips; s++)
-        for (int t0 = 0; t0 < N; t0 += SK_ROWS)
-            dx_tile(dinp + (size_t)t0 * C + 64 * s, (size_t)C, dout + (size_t)t0 * OC, (size_t)OC,
-                    weight + 64 * s, (size_t)C, OC, N - t0 < SK_ROWS ? N - t0 : SK_ROWS);
-    return 1;
-}
 #else
 int k_skinny_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
                      int C, int OC) {
     (void)out, (void)inp, (void)weight, (void)bias, (void)N, (void)C, (void)OC;
-    return 0;
-}
-int k_skinny_backward_input(float *dinp, const float *dout, const float *weight, int N, int C, int OC) {
-    (void)dinp, (void)dout, (void)weight, (void)N, (void)C, (void)OC;
     return 0;
 }
 #endif
