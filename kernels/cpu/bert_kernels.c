@@ -258,6 +258,7 @@ void k_linear_forward(float *out, const float *inp, const float *weight, const f
     if (k_skinny_forward(out, inp, weight, bias, N, C, OC)) return;
     float beta = 0.0f;
     if (bias) { /* seed the output with the bias, then one sgemm adds inp @ W^T */
+#pragma omp parallel for if ((long)N * OC > PAR_CHEAP)
         for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, sizeof(float) * OC);
         beta = 1.0f;
     }
@@ -268,10 +269,15 @@ void k_linear_backward(float *dinp, float *dweight, float *dbias, const float *d
                        const float *weight, int N, int C, int OC) {
     if (dinp) k_gemm(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
     if (dweight) k_gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
-    if (dbias) {
-        for (int n = 0; n < N; n++) {
-            const float *d = dout + (size_t)n * OC;
-            for (int o = 0; o < OC; o++) dbias[o] += d[o];
+    if (dbias) { /* column sums: threads split the columns, each summed over the rows in order */
+#pragma omp parallel if ((long)N * OC > PAR_MIN)
+        {
+            int nth = omp_nthreads(), tid = omp_tid();
+            int o0 = (int)((long)OC * tid / nth), o1 = (int)((long)OC * (tid + 1) / nth);
+            for (int n = 0; n < N; n++) {
+                const float *d = dout + (size_t)n * OC;
+                for (int o = o0; o < o1; o++) dbias[o] += d[o];
+            }
         }
     }
 }
