@@ -124,8 +124,11 @@ $(BIN): $(BUILD)/lua/main.o $(BUILD)/libbertlab_lua.a $(BUILD)/libbertlab.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+# -z nodelete: stock Lua unloads C modules when its state closes (at exit); unloading would take
+# libgomp with it while OpenMP's (and OpenBLAS's) worker threads still run its code (a segfault at
+# exit: seen under lua5.4 with OpenBLAS's OpenMP build). The module stays mapped until the process ends.
 $(BUILD)/bertlab.so: $(PIC_OBJ)
-	$(CC) $(CFLAGS) -shared -o $@ $^ $(MODLIBS)
+	$(CC) $(CFLAGS) -shared -Wl,-z,nodelete -o $@ $^ $(MODLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/ctest.h $(BUILD)/libbertlab.a
 	@mkdir -p $(BUILD)/tests
