@@ -60,32 +60,11 @@ if collect_dir then
   arg = new
 end
 
--- --grid may be given several times: collected here, before parse_args (which keeps one value)
-local grid_args, argv = {}, {}
-do
-  local i = 1
-  while arg[i] ~= nil do
-    local a = arg[i]
-    if a == "--grid" then
-      if arg[i + 1] == nil then io.stderr:write("ablation.lua: option --grid needs a value\n"); os.exit(2) end
-      grid_args[#grid_args + 1] = arg[i + 1]
-      i = i + 2
-    elseif a:match("^%-%-grid=") then
-      grid_args[#grid_args + 1] = a:sub(8)
-      i = i + 1
-    else
-      argv[#argv + 1] = a
-      i = i + 1
-    end
-  end
-  argv[0] = arg[0]
-end
-
-local args = bl.parse_args(argv, {
+local args = bl.parse_args(arg, {
   prog = "experiments/ablation.lua",
   description = "Grid of conference.lua trainings, each cell once per seed; mean ± std tables (CSV, Markdown) and a chart.",
   options = {
-    { "grid", metavar = "KEY=V1,V2", help = "an axis of the grid: any run_experiment option and its values (repeatable)" },
+    { "grid", repeated = true, metavar = "KEY=V1,V2", help = "an axis of the grid: any run_experiment option and its values (repeatable)" },
     { "seeds", type = "list", elem = "int", help = "run every cell once per seed (default: --seed alone)" },
     { "repeats", type = "int", help = "run every cell N times, seeds --seed, --seed+1, ..." },
     { "batch-sizes", type = "list", elem = "int", help = "shorthand for --grid batch_size=... (default: 3,16,32)" },
@@ -176,7 +155,7 @@ end
 
 local function build_axes()
   local axes, by = {}, {}
-  for _, g in ipairs(grid_args) do
+  for _, g in ipairs(args.grid) do
     local ax = parse_axis(g)
     if by[ax.key] then error(("--grid: '%s' given twice"):format(ax.key), 0) end
     by[ax.key] = ax
@@ -468,8 +447,7 @@ local function main()
   local bin = bl.abs_path(arg[-1] or "bin/bertlab")
   local function task_argv()
     local a = { bin, "experiments/ablation.lua" }
-    for _, g in ipairs(grid_args) do a[#a + 1] = "--grid"; a[#a + 1] = g end
-    for _, x in ipairs(without_how(argv)) do a[#a + 1] = x end
+    for _, x in ipairs(without_how(arg)) do a[#a + 1] = x end
     a[#a + 1] = "--out"; a[#a + 1] = bl.abs_path(out); a[#a + 1] = "--quiet"
     return a
   end

@@ -15,30 +15,11 @@ local bl = require("bertlab")
 
 local D = bl.EXPERIMENT_DEFAULTS
 
--- --checkpoint may be given several times: collected here, before parse_args (which keeps one)
-local checkpoints, argv = {}, { [0] = arg[0] }
-do
-  local i = 1
-  while arg[i] ~= nil do
-    local a = arg[i]
-    if a == "--checkpoint" and arg[i + 1] ~= nil then
-      checkpoints[#checkpoints + 1] = arg[i + 1]
-      i = i + 2
-    elseif a:match("^%-%-checkpoint=") then
-      checkpoints[#checkpoints + 1] = a:sub(14)
-      i = i + 1
-    else
-      argv[#argv + 1] = a
-      i = i + 1
-    end
-  end
-end
-
 local SPEC = {
   prog = "experiments/evaluate.lua",
   description = "Evaluate a fine-tuned checkpoint on its run's validation rows or on another CSV.",
   options = {
-    { "checkpoint", metavar = "PATH", help = "checkpoint folder (out/epoch_N); repeat it to compare checkpoints side by side (required)" },
+    { "checkpoint", repeated = true, metavar = "PATH", help = "checkpoint folder (out/epoch_N); repeat it to compare checkpoints side by side (required)" },
     { "svg", metavar = "PATH", help = "write the confusion matrices there (default: RUN/confusion.svg when the first checkpoint is in a run folder; none: not)" },
     { "digits", type = "int", default = 2, help = "digits of the classification report" },
     { "data", metavar = "CSV", help = "CSV to evaluate on (default: the run's data, else " .. D.data .. ")" },
@@ -58,7 +39,8 @@ local SPEC = {
     { "quiet", type = "flag", help = "only the summary line" },
   },
 }
-local args = bl.parse_args(argv, SPEC)
+local args = bl.parse_args(arg, SPEC)
+local checkpoints = args.checkpoint
 if #checkpoints == 0 then
   io.stderr:write(("%s: error: option --checkpoint is required\n%s(see --help)\n"):format(SPEC.prog, bl.usage(SPEC):match("^[^\n]*\n")))
   os.exit(2)

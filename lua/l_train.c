@@ -297,6 +297,30 @@ static int adamw_step_l(lua_State *L) {
 
 static int l_clip_grad_norm(lua_State *L);
 
+/* The arguments both clippers share: max_norm at 2, the options {return_norm=} at 3. Returns
+ * max_norm; *want_norm: whether the norm is returned. */
+static double clip_args(lua_State *L, const char *fn, int *want_norm) {
+    double max_norm = luaL_checknumber(L, 2);
+    if (!(max_norm >= 0.0)) luaL_argerror(L, 2, "max_norm must be >= 0");
+    static const char *const accepted[] = {"return_norm", NULL};
+    int opts = lua_isnoneornil(L, 3) ? 0 : 3;
+    if (opts) luaL_checktype(L, 3, LUA_TTABLE);
+    lbl_checkoptions(L, opts, fn, accepted);
+    *want_norm = lbl_optfield_bool(L, opts, "return_norm", 1);
+    return max_norm;
+}
+
+/* One norm reduction over a model's flat gradients, on its device (the scaling then, or left to
+ * the next step: defer); pushes the norm when wanted. */
+static int clip_model(lua_State *L, bert_t *m, double max_norm, int defer, int want_norm, const char *fn) {
+    double norm = 0;
+    double *out = want_norm ? &norm : NULL;
+    lbl_check(L, defer ? bert_clip_grad_norm_deferred(m, max_norm, out) : bert_clip_grad_norm(m, max_norm, out), fn);
+    if (!want_norm) return 0;
+    lua_pushnumber(L, norm);
+    return 1;
+}
+
 /* opt:clip_grad_norm(max_norm[, {return_norm=true}]) → the norm before clipping: the same as
  * bl.clip_grad_norm(opt:params(), max_norm, ...), and the same parameters after opt:step() bit for
  * bit. For an optimizer over all of a model's parameters on the CPU the scaling is left to this
@@ -305,29 +329,19 @@ static int l_clip_grad_norm(lua_State *L);
  * model:zero_grad() drops the pending scaling. Elsewhere it clips at once. */
 static int adamw_clip_grad_norm(lua_State *L) {
     ladamw_t *u = check_adamw(L, 1);
-    double max_norm = luaL_checknumber(L, 2);
-    if (!(max_norm >= 0.0)) luaL_argerror(L, 2, "max_norm must be >= 0");
-    static const char *const accepted[] = {"return_norm", NULL};
-    int opts = lua_isnoneornil(L, 3) ? 0 : 3;
-    if (opts) luaL_checktype(L, 3, LUA_TTABLE);
-    lbl_checkoptions(L, opts, "AdamW:clip_grad_norm", accepted);
-    int want_norm = lbl_optfield_bool(L, opts, "return_norm", 1);
+    int want_norm;
+    double max_norm = clip_args(L, "AdamW:clip_grad_norm", &want_norm);
+    lua_settop(L, 3); /* the options (or nil) at 3, the parameter list above them */
     lua_getiuservalue(L, 1, 1);
     int list = lua_gettop(L);
-    if (u->model && model_of(L, list, u->o->nparams, 1, NULL)) {
-        bert_t *m = adamw_model(L, u, list, "AdamW:clip_grad_norm");
-        double norm = 0;
-        lbl_check(L, bert_clip_grad_norm_deferred(m, max_norm, want_norm ? &norm : NULL), "AdamW:clip_grad_norm");
-        if (!want_norm) return 0;
-        lua_pushnumber(L, norm);
-        return 1;
-    }
+    if (u->model && model_of(L, list, u->o->nparams, 1, NULL))
+        return clip_model(L, adamw_model(L, u, list, "AdamW:clip_grad_norm"), max_norm, 1, want_norm,
+                          "AdamW:clip_grad_norm");
     int base = lua_gettop(L);
     lua_pushcfunction(L, l_clip_grad_norm);
     lua_pushvalue(L, list);
     lua_pushvalue(L, 2);
-    if (opts) lua_pushvalue(L, opts);
-    else lua_pushnil(L);
+    lua_pushvalue(L, 3);
     lua_call(L, 3, LUA_MULTRET);
     return lua_gettop(L) - base;
 }
@@ -541,21 +555,11 @@ static const luaL_Reg adamw_meta[] = {
  * norm is copied out (8 bytes) only when returned: {return_norm=false} keeps the step copy-free. */
 static int l_clip_grad_norm(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
-    double max_norm = luaL_checknumber(L, 2);
-    if (!(max_norm >= 0.0)) luaL_argerror(L, 2, "max_norm must be >= 0");
-    static const char *const accepted[] = {"return_norm", NULL};
-    if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
-    lbl_checkoptions(L, lua_isnoneornil(L, 3) ? 0 : 3, "clip_grad_norm", accepted);
-    int want_norm = lbl_optfield_bool(L, lua_isnoneornil(L, 3) ? 0 : 3, "return_norm", 1);
+    int want_norm;
+    double max_norm = clip_args(L, "clip_grad_norm", &want_norm);
     lua_Integer n = luaL_len(L, 1);
     bert_t *m = model_of(L, 1, n, 1, NULL);
-    if (m) { /* one norm reduction over the model's flat gradients, on its device */
-        double norm = 0;
-        lbl_check(L, bert_clip_grad_norm(m, max_norm, want_norm ? &norm : NULL), "clip_grad_norm");
-        if (!want_norm) return 0;
-        lua_pushnumber(L, norm);
-        return 1;
-    }
+    if (m) return clip_model(L, m, max_norm, 0, want_norm, "clip_grad_norm");
     float **g = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *g, 0);
     int64_t *numel = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *numel, 0);
     lua_Integer k = 0;

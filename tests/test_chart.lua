@@ -62,15 +62,7 @@ local one = bl.results_svg({ rows[1] })
 T.check(one:find("<circle", 1, true) ~= nil and one:find("nan", 1, true) == nil, "a one-epoch chart draws its points")
 
 -- rendering with headless Chromium
-local function find_browser()
-  for _, b in ipairs({ "chromium", "chromium-browser", "google-chrome" }) do
-    local p = io.popen("command -v " .. b .. " 2>/dev/null")
-    local path = p:read("l")
-    p:close()
-    if path and path ~= "" then return path end
-  end
-end
-local browser = find_browser()
+local browser = T.find_browser()
 if not browser then
   T.skip("chart.svg renders", "no headless Chromium (apt-get install -y chromium); CI installs it in .ci/run")
 else

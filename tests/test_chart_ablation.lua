@@ -35,15 +35,7 @@ T.eq(select(2, conf:gsub('<rect x="%d+" y="%d+" width="%d+" height="%d+" fill="r
 T.check(conf:find(">epoch_1</text>", 1, true) and conf:find(">epoch_2</text>", 1, true) and conf:find(">22</text>", 1, true),
   "confusion.svg: the panels' titles and the counts")
 
-local function find_browser()
-  for _, b in ipairs({ "chromium", "chromium-browser", "google-chrome" }) do
-    local p = io.popen("command -v " .. b .. " 2>/dev/null")
-    local path = p:read("l")
-    p:close()
-    if path and path ~= "" then return path end
-  end
-end
-local browser = find_browser()
+local browser = T.find_browser()
 if not browser then
   T.skip("ablation.svg and confusion.svg render", "no headless Chromium (apt-get install -y chromium)")
   T.done()

@@ -303,6 +303,8 @@ do
   T.same(a.sizes, { 3, 16 }, "parse_args: list")
   T.eq(a.quiet, true, "parse_args: flag")
   T.eq(a.pad, "longest", "parse_args: default")
+  local r = bl.parse_args({ "--grid", "a=1", "--grid=b=2" }, { raise = true, options = { { "grid", repeated = true } } })
+  T.same(r.grid, { "a=1", "b=2" }, "parse_args: a repeated option keeps every value in order")
   T.same(a.titles, { "x", "y" }, "parse_args: positional")
   local none, help = bl.parse_args({ "--help" }, spec)
   T.check(none == nil and help:find("usage: bertlab t.lua", 1, true) ~= nil, "parse_args: --help returns the usage")

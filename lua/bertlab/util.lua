@@ -80,7 +80,9 @@ return function(bl)
       if not TYPES[ty] then error(("parse_args: option --%s has unknown type '%s'"):format(name, ty), 3) end
       byname[name] = o
       local key = name:gsub("-", "_")
-      if ty == "flag" then out[key] = o.default or false else out[key] = o.default end
+      if ty == "flag" then out[key] = o.default or false
+      elseif o.repeated then out[key] = {} -- each occurrence's value, in order
+      else out[key] = o.default end
     end
     local rest = {}
     local i = 1
@@ -131,7 +133,7 @@ return function(bl)
         else
           local v, err = convert(val, ty, name)
           if v == nil then return nil, err end
-          out[key] = v
+          if o.repeated then out[key][#out[key] + 1] = v else out[key] = v end
         end
       elseif a:sub(1, 1) == "-" and #a > 1 then
         return nil, ("unknown option '%s'"):format(a)

@@ -91,6 +91,16 @@ function T.notes_fixture(n)
   return dir, dir .. "/model", dir .. "/notes.csv"
 end
 
+-- T.find_browser() -> the path of a headless-capable Chromium (for the SVG render checks), or nil
+function T.find_browser()
+  for _, b in ipairs({ "chromium", "chromium-browser", "google-chrome" }) do
+    local p = io.popen("command -v " .. b .. " 2>/dev/null")
+    local path = p:read("l")
+    p:close()
+    if path and path ~= "" then return path end
+  end
+end
+
 function T.skip(name, reason) print("skip - " .. name .. ": " .. reason) end
 
 function T.done()
