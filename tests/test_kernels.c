@@ -887,7 +887,7 @@ static void test_threads_same_bits(void) {
 static void test_skinny(void) {
 #if defined(__AVX512F__)
     const int shapes[][3] = {{45, 384, 1536}, {45, 1536, 384}, {7, 384, 1152}, {100, 128, 1003}, {128, 64, 4100}};
-    int n_shapes = (int)(sizeof shapes / sizeof shapes[0]), same = 1, done = 1;
+    int n_shapes = (int)(sizeof shapes / sizeof shapes[0]), same = 1, done = 1, chain = 1;
     double worst = 0.0;
     for (int si = 0; si < n_shapes; si++) {
         int N = shapes[si][0], C = shapes[si][1], OC = shapes[si][2];
@@ -902,6 +902,13 @@ static void test_skinny(void) {
                 for (int t = 0; t < N; t++) memcpy(y3 + (size_t)t * OC, b, sizeof(float) * OC);
             k_gemm(0, 1, N, OC, C, 1.0f, x, C, w, C, bias ? 1.0f : 0.0f, y3, OC);
             same &= !memcmp(y1, y2, sizeof(float) * (size_t)N * OC);
+            for (int t = 0; t < N; t++) /* the contract: one chain of FMAs over c from zero, then + bias */
+                for (int o = 0; o < OC; o++) {
+                    float acc = 0.0f;
+                    for (int c = 0; c < C; c++) acc = fmaf(w[(size_t)o * C + c], x[(size_t)t * C + c], acc);
+                    float want = bias ? b[o] + acc : acc;
+                    chain &= !memcmp(&want, &y1[(size_t)t * OC + o], sizeof want);
+                }
             double d = max_abs_diff(y2, y3, (long)N * OC, 1.0) / sqrt((double)C);
             if (d > worst) worst = d;
             free(y1); free(y2); free(y3);
@@ -910,6 +917,7 @@ static void test_skinny(void) {
     }
     CHECK(done, "skinny forward took the 5 shapes (with and without bias)");
     CHECK(same, "skinny forward: 1 and 2 threads give the same bits");
+    CHECK(chain, "skinny forward: every element is bias + one chain of fmaf over c, bit for bit (5 shapes)");
     CHECK(worst < 2e-6, "skinny forward (bias and none) agrees with sgemm (max |diff| / sqrt(K) %.3g)", worst);
     float *x = zeros(129 * 384), *w = zeros(384 * 384), *y = zeros(129 * 384);
     CHECK(!k_skinny_forward(y, x, w, NULL, 129, 384, 384) && !k_skinny_forward(y, x, w, NULL, 2, 64, 64),

@@ -10,8 +10,11 @@
  * element is one chain of fused multiply-adds over c in order from zero, whatever the tile, the row
  * tail or the thread, so the numbers do not depend on the thread count. Then y = bias + y^T's
  * element (as sgemm with beta 1 over the bias: one rounding). Threads split the outputs.
- * Measured at 45 tokens, against sgemm: 1.2-1.5x (MiniLM's and bert-base's shapes, 1 and 2
- * threads). The same idea for dx = dy W (W's rows as the vectors) was slower than sgemm at
+ * Both transposes go 16 x 16 in registers, and each tile prefetches W's rows SK_AHEAD elements
+ * ahead, on into the next tile's rows (a row of MiniLM's W is 1.5 KB: too short a stream for the
+ * hardware prefetcher). Measured at 45 tokens, against sgemm: 1.2-1.5x (MiniLM's and bert-base's
+ * shapes, 1 and 2 threads) before those two; they gave 1.05-1.4x more (an A/B of the two objects,
+ * 1 thread, 45-50 tokens). The same idea for dx = dy W (W's rows as the vectors) was slower than sgemm at
  * bert-base's shapes (a 3 KB stride through W: a TLB miss a row) and is not used.
  *
  * AVX-512 only (other builds keep sgemm: k_skinny_forward returns 0). Scratch: one grow-only
@@ -27,6 +30,9 @@
 
 #define SK_ROWS 6 /* rows of out^T a tile */
 #define SK_VEC 4  /* 16-token vectors a tile (64 tokens) */
+#ifndef SK_AHEAD
+#define SK_AHEAD 256 /* elements of W prefetched ahead */
+#endif
 
 static float *sk_buf;
 static size_t sk_cap; /* floats */
@@ -50,6 +56,13 @@ static float *scratch(size_t n) {
             for (int j = 0; j < NV; j++) a[r][j] = _mm512_setzero_ps();                             \
         for (int k = 0; k < K; k++) {                                                               \
             const float *vk = v + (size_t)k * ldv, *pk_ = p + (size_t)k * pk;                       \
+            if ((k & 15) == 0) /* W's rows SK_AHEAD elements ahead, into the next tile's rows */      \
+                for (int r = 0; r < SK_ROWS; r++) {                                                 \
+                    int kd = k + SK_AHEAD;                                                          \
+                    const float *pa = kd < K ? p + r * pi + (size_t)kd * pk                         \
+                                             : p + (SK_ROWS + r) * pi + (size_t)(kd - K) * pk;      \
+                    _mm_prefetch((const char *)pa, _MM_HINT_T0);                                    \
+                }                                                                                   \
             __m512 x[NV];                                                                           \
             for (int j = 0; j < NV; j++) x[j] = _mm512_loadu_ps(vk + 16 * j);                       \
             for (int r = 0; r < SK_ROWS; r++) {                                                     \
@@ -98,14 +111,69 @@ static void product(float *ot, const float *p, size_t pi, size_t pk, int I, cons
     }
 }
 
-/* vt [K, Tp] = a [N, K] transposed, zero past row N */
-static void transpose_in(float *vt, const float *a, int N, int K, int Tp) {
-#pragma omp for schedule(static)
-    for (int k = 0; k < K; k++) {
-        float *row = vt + (size_t)k * Tp;
-        for (int t = 0; t < N; t++) row[t] = a[(size_t)t * K + k];
-        for (int t = N; t < Tp; t++) row[t] = 0.0f;
+/* r[0..16) transposed in place: afterwards r[j]'s lane i is what r[i]'s lane j was (32-bit, then
+ * 64-bit interleaves within 128-bit lanes, then two rounds of 128-bit lane shuffles). */
+static inline void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
     }
+    for (int i = 0; i < 4; i++) { /* r[4i+j], 128-bit lane q: element 4q+j of rows 4i..4i+3 */
+        __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 2]);
+        __m512d c = _mm512_castps_pd(t[4 * i + 1]), d = _mm512_castps_pd(t[4 * i + 3]);
+        r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+    }
+    for (int j = 0; j < 4; j++) {
+        __m512 a = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88), b = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xDD);
+        __m512 c = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88), d = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xDD);
+        t[j] = _mm512_shuffle_f32x4(a, c, 0x88);
+        t[4 + j] = _mm512_shuffle_f32x4(b, d, 0x88);
+        t[8 + j] = _mm512_shuffle_f32x4(a, c, 0xDD);
+        t[12 + j] = _mm512_shuffle_f32x4(b, d, 0xDD);
+    }
+    for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+static inline __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u); }
+
+/* vt [K, Tp] = a [N, K] transposed, zero past row N: 16 x 16 blocks in registers */
+static void transpose_in(float *vt, const float *a, int N, int K, int Tp) {
+    int kblocks = (K + 15) / 16;
+#pragma omp for schedule(static)
+    for (int kb = 0; kb < kblocks; kb++) {
+        int k0 = kb * 16;
+        __mmask16 mk = lanes(K - k0);
+        for (int t0 = 0; t0 < Tp; t0 += 16) {
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = t0 + i < N ? _mm512_maskz_loadu_ps(mk, a + (size_t)(t0 + i) * K + k0) : _mm512_setzero_ps();
+            transpose16(r);
+            for (int j = 0; j < 16 && k0 + j < K; j++) _mm512_storeu_ps(vt + (size_t)(k0 + j) * Tp + t0, r[j]);
+        }
+    }
+}
+
+/* y [N, OC] = bias + ot [OC, Tp] transposed (the first N columns), 16 x 16 blocks in registers;
+ * each element bias[o] + ot[o, t], one rounding, as before */
+static void transpose_out(float *y, const float *ot, const float *bias, int N, int OC, int Tp) {
+    int oblocks = (OC + 15) / 16, tblocks = (N + 15) / 16;
+#pragma omp for collapse(2) schedule(static)
+    for (int tb = 0; tb < tblocks; tb++) /* along y's rows: 16 of them written a line at a time */
+        for (int ob = 0; ob < oblocks; ob++) {
+            int o0 = ob * 16, t0 = tb * 16;
+            __mmask16 mo = lanes(OC - o0);
+            __m512 b = bias ? _mm512_maskz_loadu_ps(mo, bias + o0) : _mm512_setzero_ps();
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = o0 + i < OC ? _mm512_loadu_ps(ot + (size_t)(o0 + i) * Tp + t0) : _mm512_setzero_ps();
+            transpose16(r);
+            for (int j = 0; j < 16 && t0 + j < N; j++)
+                _mm512_mask_storeu_ps(y + (size_t)(t0 + j) * OC + o0, mo, bias ? _mm512_add_ps(b, r[j]) : r[j]);
+        }
 }
 
 static int usable(int N, long work) {
@@ -123,11 +191,7 @@ int k_skinny_forward(float *out, const float *inp, const float *weight, const fl
     {
         transpose_in(xt, inp, N, C, Tp);
         product(ot, weight, (size_t)C, 1, OC, xt, Tp, C); /* (the loops' barriers order the phases) */
-#pragma omp for schedule(static)
-        for (int t = 0; t < N; t++) {
-            float *y = out + (size_t)t * OC;
-            for (int o = 0; o < OC; o++) y[o] = bias ? bias[o] + ot[(size_t)o * Tp + t] : ot[(size_t)o * Tp + t];
-        }
+        transpose_out(out, ot, bias, N, OC, Tp);
     }
     return 1;
 }
