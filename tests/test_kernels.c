@@ -508,6 +508,29 @@ static void test_dropout(void) {
         if ((ui > p) != (out[i] != 0.0f)) defn = 0;
     }
     CHECK(defn, "dropout keeps element i iff uniform(seed, DROPOUT, offset + i) > p");
+    /* the same through the padded layout (b, t, c) -> (b*P + t)*C + c, at shapes whose rows start
+     * mid-block and fill the 64-block batches partly (1..7 channels, T < P), at p = 0.5 */
+    int layout = 1, shapes_done = 0;
+    for (int Cc = 1; Cc <= 7; Cc += 3)
+        for (int Tt = 1; Tt <= 61; Tt += 12) {
+            int Bb = 3, Pp = Tt + 5;
+            long m = (long)Bb * Tt * Cc;
+            float *xi = zeros(m), *yo = zeros(m);
+            for (long i = 0; i < m; i++) xi[i] = 1.0f;
+            k_dropout_forward(yo, xi, Bb, Tt, Cc, Pp, 0.5f, seed, off);
+            for (int b = 0; b < Bb; b++)
+                for (int t = 0; t < Tt; t++)
+                    for (int c = 0; c < Cc; c++) {
+                        uint64_t idx = off + ((uint64_t)b * Pp + t) * Cc + c;
+                        float ui = (float)rng_word_at(seed, RNG_STREAM_DROPOUT, idx) * 2.3283064e-10f +
+                                   2.3283064e-10f / 2.0f;
+                        float want_v = ui > 0.5f ? 2.0f : 0.0f;
+                        if (yo[((long)b * Tt + t) * Cc + c] != want_v) layout = 0;
+                    }
+            shapes_done++;
+            free(xi); free(yo);
+        }
+    CHECK(layout && shapes_done == 18, "dropout through the padded layout keeps (b,t,c) iff uniform(offset + (b*P+t)*C + c) > p (18 shapes)");
     /* in place, and a sub-range at offset + k reproduces elements k.. of the whole */
     float *y = copyf(x, n);
     k_dropout_forward(y, y, 1, 1, n, 1, p, seed, off);

@@ -9,6 +9,9 @@
 #include "../bert_kernels.h"
 #include "../kernels.h"
 #include "../philox.h"
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <assert.h>
 #include <float.h>
 #include <math.h>
@@ -44,6 +47,60 @@ static inline int omp_tid(void) { return 0; }
  * out as arrays so the compiler vectorises across blocks (the round is written once more here for
  * that reason only; test_rng checks it against philox_word_at); w[k][j] is word k of block blk[j]. */
 #define PHILOX_BATCH 64
+/* all[4j + k] = philox_uniform(word k of block blk[j]), j < nb: the blocks above and their
+ * uniforms, in block order. */
+#if defined(__AVX512F__)
+/* 16 blocks a vector: the 32 x 32 -> 64-bit products of the even and the odd lanes
+ * (_mm512_mul_epu32) give each lane's high and low words; then the 4 words of 16 blocks are
+ * interleaved in registers. The same words as philox_block (test_kernels checks every uniform
+ * against philox_word_at). */
+static inline void mulhilo16(__m512i a, __m512i m, __m512i *hi, __m512i *lo) {
+    __m512i pe = _mm512_mul_epu32(a, m), po = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
+    *hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(pe, 32), po);
+    *lo = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64(po, 32));
+}
+static void philox_uniforms(float *all, uint64_t seed, uint64_t sub, const uint64_t *blk, int nb) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512i m0 = _mm512_set1_epi32((int)PHILOX_M0), m1 = _mm512_set1_epi32((int)PHILOX_M1);
+    const __m512 scale = _mm512_set1_ps(2.3283064e-10f), half = _mm512_set1_ps(2.3283064e-10f / 2.0f);
+    for (int j0 = 0; j0 < nb; j0 += 16) {
+        __mmask8 ma = (__mmask8)(nb - j0 >= 8 ? 0xFF : (1u << (nb - j0)) - 1u);
+        __mmask8 mb = (__mmask8)(nb - j0 >= 16 ? 0xFF : nb - j0 <= 8 ? 0 : (1u << (nb - j0 - 8)) - 1u);
+        __m512i b0 = _mm512_maskz_loadu_epi64(ma, blk + j0), b1 = _mm512_maskz_loadu_epi64(mb, blk + j0 + 8);
+        __m512i c0 = _mm512_permutex2var_epi32(b0, even, b1), c1 = _mm512_permutex2var_epi32(b0, odd, b1);
+        __m512i c2 = _mm512_set1_epi32((int)(uint32_t)sub), c3 = _mm512_set1_epi32((int)(uint32_t)(sub >> 32));
+        uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+        for (int r = 0; r < 10; r++) {
+            __m512i hi0, lo0, hi1, lo1;
+            mulhilo16(c0, m0, &hi0, &lo0);
+            mulhilo16(c2, m1, &hi1, &lo1);
+            c0 = _mm512_ternarylogic_epi32(hi1, c1, _mm512_set1_epi32((int)k0), 0x96);
+            c2 = _mm512_ternarylogic_epi32(hi0, c3, _mm512_set1_epi32((int)k1), 0x96);
+            c1 = lo1;
+            c3 = lo0;
+            k0 += PHILOX_W0;
+            k1 += PHILOX_W1;
+        }
+        __m512 w0 = _mm512_fmadd_ps(_mm512_cvtepu32_ps(c0), scale, half);
+        __m512 w1 = _mm512_fmadd_ps(_mm512_cvtepu32_ps(c1), scale, half);
+        __m512 w2 = _mm512_fmadd_ps(_mm512_cvtepu32_ps(c2), scale, half);
+        __m512 w3 = _mm512_fmadd_ps(_mm512_cvtepu32_ps(c3), scale, half);
+        __m512d a = _mm512_castps_pd(_mm512_unpacklo_ps(w0, w1)), b = _mm512_castps_pd(_mm512_unpackhi_ps(w0, w1));
+        __m512d c = _mm512_castps_pd(_mm512_unpacklo_ps(w2, w3)), d = _mm512_castps_pd(_mm512_unpackhi_ps(w2, w3));
+        __m512 e = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c)), f = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        __m512 g = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d)), h = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+        /* e: blocks 0,4,8,12 (a 128-bit lane each), f: 1,5,9,13, g: 2,6,10,14, h: 3,7,11,15 */
+        __m512 pl = _mm512_shuffle_f32x4(e, f, 0x44), ql = _mm512_shuffle_f32x4(g, h, 0x44);
+        __m512 ph = _mm512_shuffle_f32x4(e, f, 0xEE), qh = _mm512_shuffle_f32x4(g, h, 0xEE);
+        float *o = all + 4 * j0;
+        _mm512_storeu_ps(o, _mm512_shuffle_f32x4(pl, ql, 0x88));
+        _mm512_storeu_ps(o + 16, _mm512_shuffle_f32x4(pl, ql, 0xDD));
+        _mm512_storeu_ps(o + 32, _mm512_shuffle_f32x4(ph, qh, 0x88));
+        _mm512_storeu_ps(o + 48, _mm512_shuffle_f32x4(ph, qh, 0xDD));
+    }
+}
+#else
 static void philox_blocks(uint32_t w[4][PHILOX_BATCH], uint64_t seed, uint64_t sub,
                           const uint64_t *blk, int nb) {
     uint32_t c0[PHILOX_BATCH], c1[PHILOX_BATCH], c2[PHILOX_BATCH], c3[PHILOX_BATCH];
@@ -74,6 +131,14 @@ static void philox_blocks(uint32_t w[4][PHILOX_BATCH], uint64_t seed, uint64_t s
     memcpy(w[3], c3, sizeof(uint32_t) * nb);
 }
 
+static void philox_uniforms(float *all, uint64_t seed, uint64_t sub, const uint64_t *blk, int nb) {
+    uint32_t w[4][PHILOX_BATCH];
+    philox_blocks(w, seed, sub, blk, nb);
+    for (int j = 0; j < nb; j++)
+        for (int k = 0; k < 4; k++) all[4 * j + k] = philox_uniform(w[k][j]);
+}
+#endif
+
 /* The dropout stream seen through a strided layout: a tensor of rows of W elements whose row r
  * starts at stream index start + r * stride (stride >= W; W = T*C and stride = P*C for hidden
  * states, W = T and stride = P for attention rows). Fills u[0..n) with the uniforms of its
@@ -84,7 +149,6 @@ static void philox_blocks(uint32_t w[4][PHILOX_BATCH], uint64_t seed, uint64_t s
 static void dropout_uniforms(float *u, uint64_t seed, uint64_t start, uint64_t W, uint64_t stride,
                              uint64_t e0, size_t n) {
     uint64_t blk[PHILOX_BATCH];
-    uint32_t w[4][PHILOX_BATCH];
     float all[4 * PHILOX_BATCH];
     size_t dst[PHILOX_BATCH], len[PHILOX_BATCH], from[PHILOX_BATCH]; /* pieces of rows in the batch */
     int nb = 0, np = 0;
@@ -111,9 +175,7 @@ static void dropout_uniforms(float *u, uint64_t seed, uint64_t start, uint64_t W
             col = 0;
         }
         if (nb == PHILOX_BATCH || i == n) {
-            philox_blocks(w, seed, RNG_STREAM_DROPOUT, blk, nb);
-            for (int j = 0; j < nb; j++)
-                for (int k = 0; k < 4; k++) all[4 * j + k] = philox_uniform(w[k][j]);
+            philox_uniforms(all, seed, RNG_STREAM_DROPOUT, blk, nb);
             for (int q = 0; q < np; q++) memcpy(u + dst[q], all + from[q], sizeof(float) * len[q]);
             nb = np = 0;
         }
