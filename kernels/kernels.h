@@ -32,6 +32,9 @@ void k_gemm_batched(int trans_a, int trans_b, int M, int N, int K, float alpha, 
 #define SKINNY_MAX_N 128
 #define SKINNY_MIN_WORK (1L << 18) /* N*C*OC */
 int k_skinny_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC);
+/* The backward's dinp [N, C] += dout [N, OC] W for the same few rows, W [OC, C] not copied; 0 when
+ * the caller must (as above, or C not a multiple of 16). */
+int k_skinny_backward_dx(float *dinp, const float *dout, const float *weight, int N, int C, int OC);
 
 /* Layer kernels (embeddings, layernorm, attention, GELU, softmax/cross-entropy, dropout, AdamW)
  * are declared in kernels/bert_kernels.h and kernels/optim_kernels.h by the issues that add them. */

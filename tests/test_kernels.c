@@ -945,7 +945,43 @@ static void test_skinny(void) {
     float *x = zeros(129 * 384), *w = zeros(384 * 384), *y = zeros(129 * 384);
     CHECK(!k_skinny_forward(y, x, w, NULL, 129, 384, 384) && !k_skinny_forward(y, x, w, NULL, 2, 64, 64),
           "skinny hands back N > 128 and products below its work threshold to sgemm");
+    CHECK(!k_skinny_backward_dx(y, x, w, 129, 384, 384) && !k_skinny_backward_dx(y, x, w, 45, 200, 384),
+          "skinny dx hands back N > 128 and C not a multiple of 16 to sgemm");
     free(x); free(w); free(y);
+    /* dx += dy W: row tails (N % 6), column blocks of 16..64 (C % 64), several 128-row chunks of W
+     * (OC > 128, OC % 128), accumulating into a non-zero dx */
+    const int dshapes[][3] = {{45, 384, 1152}, {50, 1536, 384}, {7, 768, 3072}, {100, 80, 1003}, {128, 112, 300}};
+    int dsame = 1, ddone = 1, dchain = 1;
+    double dworst = 0.0;
+    for (int si = 0; si < 5; si++) {
+        int N = dshapes[si][0], C = dshapes[si][1], OC = dshapes[si][2];
+        float *dy = randn((long)N * OC, 1.0f), *wt = randn((long)OC * C, 0.1f), *d0 = randn((long)N * C, 1.0f);
+        float *d1 = copyf(d0, (long)N * C), *d2 = copyf(d0, (long)N * C), *d3 = copyf(d0, (long)N * C);
+        omp_set_num_threads(1);
+        ddone &= k_skinny_backward_dx(d1, dy, wt, N, C, OC);
+        omp_set_num_threads(2);
+        ddone &= k_skinny_backward_dx(d2, dy, wt, N, C, OC);
+        k_gemm(0, 0, N, C, OC, 1.0f, dy, OC, wt, C, 1.0f, d3, C);
+        dsame &= !memcmp(d1, d2, sizeof(float) * (size_t)N * C);
+        for (int t = 0; t < N; t++) /* dx + one fmaf chain over each 128-row chunk of W, in order */
+            for (int c = 0; c < C; c++) {
+                float want = d0[(size_t)t * C + c];
+                for (int k0 = 0; k0 < OC; k0 += 128) {
+                    float acc = 0.0f;
+                    for (int k = k0; k < OC && k < k0 + 128; k++)
+                        acc = fmaf(dy[(size_t)t * OC + k], wt[(size_t)k * C + c], acc);
+                    want += acc;
+                }
+                dchain &= !memcmp(&want, &d1[(size_t)t * C + c], sizeof want);
+            }
+        double d = max_abs_diff(d2, d3, (long)N * C, 1.0) / sqrt((double)OC);
+        if (d > dworst) dworst = d;
+        free(dy); free(wt); free(d0); free(d1); free(d2); free(d3);
+    }
+    CHECK(ddone, "skinny dx took the 5 shapes");
+    CHECK(dsame, "skinny dx: 1 and 2 threads give the same bits");
+    CHECK(dchain, "skinny dx: dx + one fmaf chain per 128 rows of W, chunk by chunk, bit for bit (5 shapes)");
+    CHECK(dworst < 2e-6, "skinny dx agrees with sgemm (max |diff| / sqrt(K) %.3g)", dworst);
 #else
     SKIP("no AVX-512 in this build: the linear layers use sgemm only");
 #endif
