@@ -256,6 +256,36 @@ static void test_layernorm(const char *tag) {
     free(wdb); free(out); free(mean); free(rstd); free(dx); free(dw); free(db);
 }
 
+/* The forward's mean and rstd against a long-double reference at widths around its 8-wide sums
+ * (1..8 and tails), rows offset far from zero (the case the double sums are for). */
+static void test_layernorm_widths(void) {
+    int ok = 1;
+    double worst = 0.0;
+    for (int C = 1; C <= 41; C += (C < 9 ? 1 : 8)) {
+        int N = 3;
+        float *x = randn(N * C, 1.0f), *w = randn(C, 0.5f), *b = randn(C, 0.5f), *o = zeros(N * C);
+        float *mean = zeros(N), *rstd = zeros(N);
+        for (int i = 0; i < N * C; i++) x[i] += 50.0f * (float)(i / C);
+        k_layernorm_forward(o, mean, rstd, x, w, b, N, C, 1e-5f);
+        for (int n = 0; n < N; n++) {
+            long double s = 0, v = 0;
+            for (int c = 0; c < C; c++) s += x[n * C + c];
+            long double m = s / C;
+            for (int c = 0; c < C; c++) v += (x[n * C + c] - m) * (x[n * C + c] - m);
+            long double r = 1.0L / sqrtl(v / C + 1e-5L);
+            double dm = fabs((double)(mean[n] - m)) / (fabs((double)m) + 1.0), dr = fabs((double)(rstd[n] - r)) / (double)r;
+            if (dm > worst) worst = dm;
+            if (dr > worst) worst = dr;
+            for (int c = 0; c < C; c++) {
+                float want = (x[n * C + c] - mean[n]) * rstd[n] * w[c] + b[c];
+                if (o[n * C + c] != want) ok = 0;
+            }
+        }
+        free(x); free(w); free(b); free(o); free(mean); free(rstd);
+    }
+    CHECK(ok && worst < 2e-7, "layernorm forward, C = 1..8, 9..41 (the 8-wide sums' tails), rows near 0..100: mean and rstd within %.2g of long double", worst);
+}
+
 static void test_layernorm_fd(void) {
     int N = 5, C = 24;
     float *x = randn(N * C, 1.0f), *w = randn(C, 0.5f), *b = randn(C, 0.5f), *R = randn(N * C, 1.0f);
@@ -1045,6 +1075,7 @@ int main(void) {
     test_layernorm("ln");
     test_layernorm("ln384");
     test_layernorm_fd();
+    test_layernorm_widths();
     test_linear();
     test_attention("att");
     test_attention("attd");
