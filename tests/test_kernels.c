@@ -509,6 +509,24 @@ static void test_pointwise(void) {
 
 /* ---- dropout --------------------------------------------------------------------------------------- */
 
+/* The header's definition: the dropout uniform of stream index idx */
+static float drop_u(uint64_t seed, uint64_t idx) {
+    return (float)rng_word_at(seed, RNG_STREAM_DROPOUT, idx) * 2.3283064e-10f + 2.3283064e-10f / 2.0f;
+}
+
+/* 1 iff out [B,T,C] is non-zero exactly where uniform(offset + (b*P + t)*C + c) > p */
+static int mask_by_definition(const float *out, int B, int T, int C, int P, float p, uint64_t seed,
+                              uint64_t off) {
+    int ok = 1;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int c = 0; c < C; c++)
+                if ((drop_u(seed, off + ((uint64_t)b * P + t) * C + c) > p) !=
+                    (out[((long)b * T + t) * C + c] != 0.0f))
+                    ok = 0;
+    return ok;
+}
+
 static void test_dropout(void) {
     int n;
     long nl;
@@ -520,8 +538,7 @@ static void test_dropout(void) {
     uint64_t seed = (uint64_t)dims[1], off = (uint64_t)dims[2];
     /* the stream layout itself: uniforms from rng_word_at vs an independent Philox in numpy */
     float u[16];
-    for (int i = 0; i < 16; i++)
-        u[i] = (float)rng_word_at(seed, RNG_STREAM_DROPOUT, i) * 2.3283064e-10f + 2.3283064e-10f / 2.0f;
+    for (int i = 0; i < 16; i++) u[i] = drop_u(seed, (uint64_t)i);
     check_close("dropout stream: rng_word_at uniforms vs numpy Philox4x32-10", u, wu, 16, 1.0, 0.0);
     float *out = zeros(n), *dx = zeros(n);
     k_dropout_forward(out, x, 1, 1, n, 1, p, seed, off);
@@ -531,13 +548,8 @@ static void test_dropout(void) {
     k_dropout_backward(dx, dout, 1, 1, n, 1, p, seed, off);
     check_close("dropout backward accumulates", dx, wdx, n, 2.0, 2 * TOL);
     /* the header's definition, element by element through rng_word_at */
-    int defn = 1;
-    for (long i = 0; i < n; i++) {
-        float ui = (float)rng_word_at(seed, RNG_STREAM_DROPOUT, off + i) * 2.3283064e-10f +
-                   2.3283064e-10f / 2.0f;
-        if ((ui > p) != (out[i] != 0.0f)) defn = 0;
-    }
-    CHECK(defn, "dropout keeps element i iff uniform(seed, DROPOUT, offset + i) > p");
+    CHECK(mask_by_definition(out, 1, 1, n, 1, p, seed, off),
+          "dropout keeps element i iff uniform(seed, DROPOUT, offset + i) > p");
     /* the same through the padded layout (b, t, c) -> (b*P + t)*C + c, at shapes whose rows start
      * mid-block and fill the 64-block batches partly (1..7 channels, T < P), at p = 0.5 */
     int layout = 1, shapes_done = 0;
@@ -548,15 +560,8 @@ static void test_dropout(void) {
             float *xi = zeros(m), *yo = zeros(m);
             for (long i = 0; i < m; i++) xi[i] = 1.0f;
             k_dropout_forward(yo, xi, Bb, Tt, Cc, Pp, 0.5f, seed, off);
-            for (int b = 0; b < Bb; b++)
-                for (int t = 0; t < Tt; t++)
-                    for (int c = 0; c < Cc; c++) {
-                        uint64_t idx = off + ((uint64_t)b * Pp + t) * Cc + c;
-                        float ui = (float)rng_word_at(seed, RNG_STREAM_DROPOUT, idx) * 2.3283064e-10f +
-                                   2.3283064e-10f / 2.0f;
-                        float want_v = ui > 0.5f ? 2.0f : 0.0f;
-                        if (yo[((long)b * Tt + t) * Cc + c] != want_v) layout = 0;
-                    }
+            layout &= mask_by_definition(yo, Bb, Tt, Cc, Pp, 0.5f, seed, off);
+            for (long i = 0; i < m; i++) layout &= yo[i] == 0.0f || yo[i] == 2.0f; /* kept: 1/(1-p) */
             shapes_done++;
             free(xi); free(yo);
         }
@@ -623,16 +628,7 @@ static void test_dropout_hidden(void) {
     check_close("dropout [B,T,C] backward uses the same mask", dx, wdx, n, 1.0, TOL);
     k_dropout_backward(dx, dout, B, T, C, P, p, seed, off);
     check_close("dropout [B,T,C] backward accumulates", dx, wdx, n, 2.0, 2 * TOL);
-    int defn = 1;
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++)
-            for (int c = 0; c < C; c++) {
-                uint64_t idx = off + ((uint64_t)b * P + t) * C + c;
-                float ui = (float)rng_word_at(seed, RNG_STREAM_DROPOUT, idx) * 2.3283064e-10f +
-                           2.3283064e-10f / 2.0f;
-                if ((ui > p) != (out[((long)b * T + t) * C + c] != 0.0f)) defn = 0;
-            }
-    CHECK(defn, "dropout [B,T,C] keeps (b,t,c) iff uniform(seed, DROPOUT, offset + (b*P + t)*C + c) > p");
+    CHECK(mask_by_definition(out, B, T, C, P, p, seed, off), "dropout [B,T,C] keeps (b,t,c) iff uniform(seed, DROPOUT, offset + (b*P + t)*C + c) > p");
     /* the point of the layout: the same (b,t,c) gets the same mask at any padded width T2 <= P */
     int T2 = P;
     long n2 = (long)B * T2 * C;

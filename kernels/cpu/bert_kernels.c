@@ -43,17 +43,14 @@ static inline int omp_tid(void) { return 0; }
 
 /* ---- dropout masks --------------------------------------------------------------------------- */
 
-/* Philox4x32-10 on nb <= 64 blocks blk[0..nb) of subsequence `sub`: philox.h's philox_block, laid
- * out as arrays so the compiler vectorises across blocks (the round is written once more here for
- * that reason only; test_rng checks it against philox_word_at); w[k][j] is word k of block blk[j]. */
 #define PHILOX_BATCH 64
-/* all[4j + k] = philox_uniform(word k of block blk[j]), j < nb: the blocks above and their
- * uniforms, in block order. */
+/* all[4j + k] = philox_uniform(word k of block blk[j]) for nb <= PHILOX_BATCH blocks blk[0..nb) of
+ * subsequence `sub`: their uniforms, in block order. */
 #if defined(__AVX512F__)
 /* 16 blocks a vector: the 32 x 32 -> 64-bit products of the even and the odd lanes
  * (_mm512_mul_epu32) give each lane's high and low words; then the 4 words of 16 blocks are
- * interleaved in registers. The same words as philox_block (test_kernels checks every uniform
- * against philox_word_at). */
+ * interleaved in registers. The same words as philox_block (test_kernels checks the masks they
+ * give, element by element, against philox_word_at). */
 static inline void mulhilo16(__m512i a, __m512i m, __m512i *hi, __m512i *lo) {
     __m512i pe = _mm512_mul_epu32(a, m), po = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
     *hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(pe, 32), po);
@@ -101,6 +98,9 @@ static void philox_uniforms(float *all, uint64_t seed, uint64_t sub, const uint6
     }
 }
 #else
+/* Without AVX-512: philox.h's philox_block laid out as arrays so the compiler vectorises across
+ * blocks (the round is written once more here for that reason only); w[k][j] is word k of block
+ * blk[j]. */
 static void philox_blocks(uint32_t w[4][PHILOX_BATCH], uint64_t seed, uint64_t sub,
                           const uint64_t *blk, int nb) {
     uint32_t c0[PHILOX_BATCH], c1[PHILOX_BATCH], c2[PHILOX_BATCH], c3[PHILOX_BATCH];

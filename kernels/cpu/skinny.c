@@ -14,8 +14,7 @@
  * ahead, on into the next tile's rows (a row of MiniLM's W is 1.5 KB: too short a stream for the
  * hardware prefetcher). Measured at 45 tokens, against sgemm: 1.2-1.5x (MiniLM's and bert-base's
  * shapes, 1 and 2 threads) before those two; they gave 1.05-1.4x more (an A/B of the two objects,
- * 1 thread, 45-50 tokens). The same idea for dx = dy W (W's rows as the vectors) was slower than sgemm at
- * bert-base's shapes (a 3 KB stride through W: a TLB miss a row) and is not used.
+ * 1 thread, 45-50 tokens). The backward's dx = dy W is below, with W's rows as the vectors.
  *
  * AVX-512 only (other builds keep sgemm: k_skinny_forward returns 0). Scratch: one grow-only
  * buffer, so calls must not overlap (they run from the model's thread, never inside a parallel
@@ -47,26 +46,25 @@ static float *scratch(size_t n) {
     return p;
 }
 
-/* 6 rows x NV vectors: ot[r*ldo + 16j ..] = sum_k p[r*pi + k*pk] * v[k*ldv + 16j ..] */
+/* 6 rows x NV vectors: ot[r*ldo + 16j ..] = sum_k p[r*pi + k] * v[k*ldv + 16j ..] */
 #define SK_TILE(NV)                                                                                 \
-    static void tile6_##NV(float *ot, size_t ldo, const float *p, size_t pi, size_t pk,             \
-                           const float *v, size_t ldv, int K) {                                     \
+    static void tile6_##NV(float *ot, size_t ldo, const float *p, size_t pi, const float *v,        \
+                           size_t ldv, int K) {                                                     \
         __m512 a[SK_ROWS][NV];                                                                      \
         for (int r = 0; r < SK_ROWS; r++)                                                           \
             for (int j = 0; j < NV; j++) a[r][j] = _mm512_setzero_ps();                             \
         for (int k = 0; k < K; k++) {                                                               \
-            const float *vk = v + (size_t)k * ldv, *pk_ = p + (size_t)k * pk;                       \
+            const float *vk = v + (size_t)k * ldv, *pk = p + k;                                     \
             if ((k & 15) == 0) /* W's rows SK_AHEAD elements ahead, into the next tile's rows */      \
                 for (int r = 0; r < SK_ROWS; r++) {                                                 \
                     int kd = k + SK_AHEAD;                                                          \
-                    const float *pa = kd < K ? p + r * pi + (size_t)kd * pk                         \
-                                             : p + (SK_ROWS + r) * pi + (size_t)(kd - K) * pk;      \
+                    const float *pa = kd < K ? p + r * pi + kd : p + (SK_ROWS + r) * pi + (kd - K);   \
                     _mm_prefetch((const char *)pa, _MM_HINT_T0);                                    \
                 }                                                                                   \
             __m512 x[NV];                                                                           \
             for (int j = 0; j < NV; j++) x[j] = _mm512_loadu_ps(vk + 16 * j);                       \
             for (int r = 0; r < SK_ROWS; r++) {                                                     \
-                __m512 b = _mm512_set1_ps(pk_[r * pi]);                                             \
+                __m512 b = _mm512_set1_ps(pk[r * pi]);                                              \
                 for (int j = 0; j < NV; j++) a[r][j] = _mm512_fmadd_ps(b, x[j], a[r][j]);           \
             }                                                                                       \
         }                                                                                           \
@@ -79,21 +77,21 @@ SK_TILE(3)
 SK_TILE(4)
 
 /* the same sums for R < 6 rows (the last rows of out^T), one row at a time */
-static void tile_rows(float *ot, size_t ldo, const float *p, size_t pi, size_t pk, const float *v,
-                      size_t ldv, int K, int R, int nv) {
+static void tile_rows(float *ot, size_t ldo, const float *p, size_t pi, const float *v, size_t ldv,
+                      int K, int R, int nv) {
     for (int r = 0; r < R; r++) {
         __m512 a[SK_VEC];
         for (int j = 0; j < nv; j++) a[j] = _mm512_setzero_ps();
         for (int k = 0; k < K; k++) {
-            __m512 b = _mm512_set1_ps(p[r * pi + (size_t)k * pk]);
+            __m512 b = _mm512_set1_ps(p[r * pi + k]);
             for (int j = 0; j < nv; j++) a[j] = _mm512_fmadd_ps(b, _mm512_loadu_ps(v + (size_t)k * ldv + 16 * j), a[j]);
         }
         for (int j = 0; j < nv; j++) _mm512_storeu_ps(ot + r * ldo + 16 * j, a[j]);
     }
 }
 
-/* ot [I, Tp] = P (I x K, element (i, k) at p[i*pi + k*pk]) times v [K, Tp] */
-static void product(float *ot, const float *p, size_t pi, size_t pk, int I, const float *v, int Tp, int K) {
+/* ot [I, Tp] = P (I x K, element (i, k) at p[i*pi + k]) times v [K, Tp] */
+static void product(float *ot, const float *p, size_t pi, int I, const float *v, int Tp, int K) {
     int blocks = (I + SK_ROWS - 1) / SK_ROWS;
 #pragma omp for schedule(static)
     for (int ib = 0; ib < blocks; ib++) {
@@ -102,11 +100,11 @@ static void product(float *ot, const float *p, size_t pi, size_t pk, int I, cons
             int nv = (Tp - t0) / 16 < SK_VEC ? (Tp - t0) / 16 : SK_VEC;
             float *o = ot + (size_t)i0 * Tp + t0;
             const float *pp = p + (size_t)i0 * pi, *vv = v + t0;
-            if (R < SK_ROWS) tile_rows(o, (size_t)Tp, pp, pi, pk, vv, (size_t)Tp, K, R, nv);
-            else if (nv == 4) tile6_4(o, (size_t)Tp, pp, pi, pk, vv, (size_t)Tp, K);
-            else if (nv == 3) tile6_3(o, (size_t)Tp, pp, pi, pk, vv, (size_t)Tp, K);
-            else if (nv == 2) tile6_2(o, (size_t)Tp, pp, pi, pk, vv, (size_t)Tp, K);
-            else tile6_1(o, (size_t)Tp, pp, pi, pk, vv, (size_t)Tp, K);
+            if (R < SK_ROWS) tile_rows(o, (size_t)Tp, pp, pi, vv, (size_t)Tp, K, R, nv);
+            else if (nv == 4) tile6_4(o, (size_t)Tp, pp, pi, vv, (size_t)Tp, K);
+            else if (nv == 3) tile6_3(o, (size_t)Tp, pp, pi, vv, (size_t)Tp, K);
+            else if (nv == 2) tile6_2(o, (size_t)Tp, pp, pi, vv, (size_t)Tp, K);
+            else tile6_1(o, (size_t)Tp, pp, pi, vv, (size_t)Tp, K);
         }
     }
 }
@@ -237,7 +235,7 @@ int k_skinny_forward(float *out, const float *inp, const float *weight, const fl
 #pragma omp parallel
     {
         transpose_in(xt, inp, N, C, Tp);
-        product(ot, weight, (size_t)C, 1, OC, xt, Tp, C); /* (the loops' barriers order the phases) */
+        product(ot, weight, (size_t)C, OC, xt, Tp, C); /* (the loops' barriers order the phases) */
         transpose_out(out, ot, bias, N, OC, Tp);
     }
     return 1;
