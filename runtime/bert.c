@@ -230,6 +230,15 @@ void bert_free(bert_t *m) {
 /* Zeroes the gradients. The word-embedding gradient ([V,C], half of MiniLM's) is only ever written
  * by backward at the rows of the batch's token ids, so only the rows marked since the last zeroing
  * are cleared there (runs of adjacent rows in one call); everything else is one memzero. */
+/* Scales the gradients now by a coefficient bert_clip_grad_norm_deferred left pending (what the
+ * eager clipping would have stored), before anything but the optimizer's step reads or adds to
+ * them: a backward that accumulates, another clipping, the all-reduce. */
+void bert_flush_grad_scale(bert_t *m) {
+    if (!m->grad_scale_pending) return;
+    m->grad_scale_pending = 0;
+    m->be->scale_f32(m->grads_memory, m->num_parameters, m->grad_scale);
+}
+
 void bert_zero_grad(bert_t *m) {
     m->grad_scale_pending = 0;
     if (!m->grads_memory) return;
@@ -715,6 +724,7 @@ int bert_backward(bert_t *m, float dloss) {
     if (!m->params_memory) return bl_fail("the model was freed");
     if (!m->forward_count || !m->acts_memory) return bl_fail("backward: no forward has run");
     if (!m->has_labels) return bl_fail("backward: the last forward had no labels, so no loss");
+    bert_flush_grad_scale(m); /* accumulating onto clipped gradients, as after an eager clipping */
     const bert_config_t *c = &m->config;
     const bl_backend_t *be = m->be;
     int B = m->B, T = m->T, nseq = seq_count(m);
@@ -886,6 +896,7 @@ int bert_params_sumsq(bert_t *m, double *out) {
 static int clip_model_grads(bert_t *m, double max_norm, int defer, double *norm_out) {
     if (!m->params_memory) return bl_fail("the model was freed");
     if (ensure_scratch(m) != 0) return -1;
+    bert_flush_grad_scale(m); /* clipping twice: the second sees the first's result, as eagerly */
     const bl_backend_t *be = m->be;
     double *sumsq = (double *)m->scratch_memory; /* first in every scratch layout */
     if (m->wte_touched && be->sumsq_rows_f32) /* the same sum without reading the zero rows */
@@ -893,7 +904,6 @@ static int clip_model_grads(bert_t *m, double max_norm, int defer, double *norm_
                            (size_t)m->config.vocab_size, (size_t)m->config.hidden_size);
     else
         be->sumsq_f32(sumsq, m->grads_memory, m->num_parameters);
-    m->grad_scale_pending = 0;
     if (defer && be->device == BL_DEVICE_CPU) {
         /* the coefficient exactly as the CPU's clip_scale_f32 forms it (a NaN norm scales nothing) */
         float coef = (float)max_norm / ((float)sqrt(sumsq[0]) + 1e-6f);

@@ -242,8 +242,12 @@ int bert_clip_grad_norm(bert_t *m, double max_norm, double *norm_out);
 /* The same clipping with the scaling left to the next bert_adamw_step, which multiplies each
  * gradient by the coefficient as it reads it (one pass fewer over the gradients; the same
  * parameters and moments bit for bit). Until then the gradients keep their unclipped values;
- * bert_zero_grad drops the pending coefficient. Only where the gradients are host memory (the CPU
+ * bert_zero_grad drops the pending coefficient, and a backward, another clipping or the all-reduce
+ * applies it first (bert_flush_grad_scale). Only where the gradients are host memory (the CPU
  * backend); elsewhere it scales at once, as bert_clip_grad_norm. */
 int bert_clip_grad_norm_deferred(bert_t *m, double max_norm, double *norm_out);
+/* Applies a coefficient bert_clip_grad_norm_deferred left pending, now (backward, clipping and the
+ * all-reduce call it first, so they see the gradients an eager clipping would have left). */
+void bert_flush_grad_scale(bert_t *m);
 
 #endif

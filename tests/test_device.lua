@@ -139,6 +139,16 @@ d:zero_grad()
 d:forward(batch).loss:backward(); e:forward(batch).loss:backward()
 od:step(); oe:step()
 T.eq(max_param_diff(pd, pe), 0, "model:zero_grad drops a pending opt:clip_grad_norm (the next unclipped step is the same)")
+-- a backward (accumulating) or a second clipping after a pending one sees the clipped gradients
+d:zero_grad(); e:zero_grad()
+d:forward(batch).loss:backward(); e:forward(batch).loss:backward()
+local n1d, n1e = bl.clip_grad_norm(pd, 0.5), oe:clip_grad_norm(0.5)
+d:forward(batch).loss:backward(); e:forward(batch).loss:backward()
+local n2d, n2e = bl.clip_grad_norm(pd, 0.5), oe:clip_grad_norm(0.5)
+od:step(); oe:step()
+T.check(n1d == n1e and n2d == n2e and n1d > 0.5,
+  ("clipping, backward again, clipping again: the same norms as at once (%.6g, %.6g)"):format(n1e, n2e))
+T.eq(max_param_diff(pd, pe), 0, "a backward after a pending opt:clip_grad_norm accumulates onto the clipped gradients (then the same step bit for bit)")
 T.eq(select("#", oe:clip_grad_norm(0.5, { return_norm = false })), 0,
   "opt:clip_grad_norm{return_norm=false} returns nothing")
 T.checkerror("AdamW:clip_grad_norm: unknown option 'norm'", "opt:clip_grad_norm with a misspelt option",
