@@ -141,7 +141,12 @@ local function netns_run()
   end
   if not ok then cleanup(); return nil, "cannot configure the namespaces' veth pair" end
   local agent, hosts = dir .. "/nsagent.sh", dir .. "/hosts"
-  bl.write_file(agent, "#!/bin/sh\nhost=$1; shift\nexec ip netns exec \"$host\" /bin/sh -c \"$*\"\n")
+  -- Each namespace's daemon keeps its session directory (Open MPI's ompi.HOST.UID/jf.N/...) in a
+  -- folder of its own under the test's: the namespaces share /tmp and the host name, so by default
+  -- both daemons worked in one tree as if on one node, and once in CI one failed creating its own
+  -- folder there ("File exists", session_dir.c line 107). mpirun keeps its own (ompi.HOST.UID/pid.N).
+  bl.write_file(agent, ("#!/bin/sh\nhost=$1; shift\nexport OMPI_MCA_orte_tmpdir_base=%s/t_$host\n"
+    .. "exec ip netns exec \"$host\" /bin/sh -c \"$*\"\n"):format(q(dir)))
   os.execute("chmod +x " .. q(agent))
   bl.write_file(hosts, ("%s slots=1\n%s slots=1\n"):format(A, B))
   local function tx() -- bytes sent by A's end of the veth

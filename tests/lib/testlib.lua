@@ -15,8 +15,19 @@ end
 
 function T.check(cond, name, why) return report(cond and true or false, name, why) end
 
+-- How a failed T.eq shows a value: a long or binary string (a file's bytes) as its length and the
+-- first byte where it differs from the other, not its bytes
+local function show(v, other)
+  if type(v) ~= "string" or (#v <= 200 and not v:find("[%z\1-\8\14-\31\127-\255]")) then return tostring(v) end
+  local i = 1
+  if type(other) == "string" then
+    while i <= #v and i <= #other and v:byte(i) == other:byte(i) do i = i + 1 end
+  end
+  return ("a string of %d bytes%s"):format(#v, type(other) == "string" and (" (first difference at byte %d)"):format(i) or "")
+end
+
 function T.eq(got, want, name)
-  return report(got == want, name, ("got %s, expected %s"):format(tostring(got), tostring(want)))
+  return report(got == want, name, ("got %s, expected %s"):format(show(got, want), show(want, got)))
 end
 
 function T.near(got, want, tol, name)
