@@ -157,7 +157,9 @@ if reuse_path then
     else
       local row = {}
       for i, k in ipairs(hdr) do row[k] = cells[i] end
-      if tonumber(row.torch_train_sps) then
+      -- tables from before every phase had a warm-up timed 1-rep phases cold: those rows are not comparable
+      local warm = row.warmup == "1" or (tonumber(row.train_reps) or 0) >= 2 and (tonumber(row.eval_reps) or 0) >= 2
+      if tonumber(row.torch_train_sps) and warm then
         reused[row.row] = { train_sps = tonumber(row.torch_train_sps), eval_bps = tonumber(row.torch_eval_bps),
                             rss_kb = tonumber(row.torch_rss_mb) * 1024, reused = true }
       end
@@ -197,8 +199,8 @@ print(("bertlab bench %s: %s, %d cores, OpenBLAS core %s; %s; load average %s at
   :format(os.date("%Y-%m-%d %H:%M"), cpu, nproc, blas_core or "?", table.concat(impls, " vs "), load0,
     loadavg(), elapsed))
 print("rows: model/batch/padding (dyn: to the batch's longest title; 256, 128: padded to that; full128: 128")
-print("  real tokens a row)/threads; reps: timed train steps/eval batches (after an untimed warm-up when >= 2;")
-print("  1 = one cold step); GFLOP/s: bertlab's training step at (6 x encoder params x tokens + attention)")
+print("  real tokens a row)/threads; reps: timed train steps/eval batches (each phase after one untimed")
+print("  warm-up step); GFLOP/s: bertlab's training step at (6 x encoder params x tokens + attention)")
 print("  FLOPs on the tokens it computes (the rows' real tokens: it drops padding); sgemm: OpenBLAS at that")
 print("  layer's GEMM shapes, tokens and threads; frac = GFLOP/s / sgemm")
 local hdr = ("%-22s %5s | %8s %8s %5s | %8s %8s %5s | %6s %6s %5s | %7s %7s %5s")
@@ -206,7 +208,7 @@ print(hdr:format("row", "reps", "train/s", "torch", "x", "eval/s", "torch", "x",
   "GFLOP/s", "sgemm", "frac"))
 local csv = { "row,model,batch,pad,threads,train_reps,eval_reps,bertlab_train_sps,torch_train_sps,train_ratio," ..
   "bertlab_eval_bps,torch_eval_bps,eval_ratio,bertlab_rss_mb,torch_rss_mb,rss_ratio,tokens_per_step," ..
-  "computed_tokens_per_step,model_gflops,sgemm_gflops,sgemm_fraction" }
+  "computed_tokens_per_step,model_gflops,sgemm_gflops,sgemm_fraction,warmup" }
 for _, r in ipairs(rows) do
   local gf = r.flops and get(r.bl, "train_sps") and r.flops * r.bl.train_sps / 1e9
   local frac = gf and r.sgemm and gf / r.sgemm
@@ -224,7 +226,7 @@ for _, r in ipairs(rows) do
     n(get(r.bl, "eval_bps") and get(r.pt, "eval_bps") and r.bl.eval_bps / r.pt.eval_bps),
     n(get(r.bl, "rss_kb") and r.bl.rss_kb / 1024), n(get(r.pt, "rss_kb") and r.pt.rss_kb / 1024),
     n(get(r.bl, "rss_kb") and get(r.pt, "rss_kb") and r.pt.rss_kb / r.bl.rss_kb),
-    n(get(r.bl, "tokens") or get(r.pt, "tokens")), n(get(r.bl, "ctokens")), n(gf), n(r.sgemm), n(frac) }, ",")
+    n(get(r.bl, "tokens") or get(r.pt, "tokens")), n(get(r.bl, "ctokens")), n(gf), n(r.sgemm), n(frac), "1" }, ",")
 end
 print("x: bertlab/PyTorch (for RSS: PyTorch's/bertlab's, so > 1 is better everywhere)")
 local n_reused = 0

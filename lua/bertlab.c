@@ -24,10 +24,11 @@ static int l_device(lua_State *L) {
     return 1;
 }
 
-/* bl.cuda_memory() → {current=, peak=} bytes allocated through the CUDA backend. */
-static int l_cuda_memory(lua_State *L) {
+/* bl.cuda_memory() / bl.cpu_memory() → {current=, peak=} bytes allocated through that backend
+ * (tensors, parameters, gradients, moments, activations). */
+static int push_memory(lua_State *L, int dev, const char *fn) {
     size_t cur = 0, peak = 0;
-    if (device_memory(BL_DEVICE_CUDA, &cur, &peak) != 0) return luaL_error(L, "cuda_memory: %s", bl_errmsg());
+    if (device_memory(dev, &cur, &peak) != 0) return luaL_error(L, "%s: %s", fn, bl_errmsg());
     lua_createtable(L, 0, 2);
     lua_pushinteger(L, (lua_Integer)cur);
     lua_setfield(L, -2, "current");
@@ -35,6 +36,9 @@ static int l_cuda_memory(lua_State *L) {
     lua_setfield(L, -2, "peak");
     return 1;
 }
+
+static int l_cuda_memory(lua_State *L) { return push_memory(L, BL_DEVICE_CUDA, "cuda_memory"); }
+static int l_cpu_memory(lua_State *L) { return push_memory(L, BL_DEVICE_CPU, "cpu_memory"); }
 
 /* bl.clock(): seconds on a monotonic wall clock (os.clock sums CPU time over threads). */
 static int l_clock(lua_State *L) {
@@ -59,7 +63,7 @@ static int l_get_num_threads(lua_State *L) {
 
 static const luaL_Reg core_funcs[] = {
     {"cuda_available", l_cuda_available}, {"cuda_describe", l_cuda_describe}, {"device", l_device},
-    {"cuda_memory", l_cuda_memory}, {"clock", l_clock},
+    {"cuda_memory", l_cuda_memory}, {"cpu_memory", l_cpu_memory}, {"clock", l_clock},
     {"set_num_threads", l_set_num_threads}, {"get_num_threads", l_get_num_threads}, {NULL, NULL}};
 
 int luaopen_bertlab_core(lua_State *L) {

@@ -183,6 +183,9 @@ static lua_Integer opt_int_field(lua_State *L, int idx, const char *name, lua_In
 static int model_forward(lua_State *L) {
     bert_t *m = checkmodel(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
+    static const char *const accepted[] = {"input_ids", "labels", "attention_mask", "token_type_ids",
+                                           "grad", "batch_offset", "batch_total", NULL};
+    lbl_checkoptions_hint(L, 2, "forward", accepted, "label", "did you mean labels?");
     bert_inputs_t in;
     in.input_ids = opt_tensor_field(L, 2, "input_ids", 1);
     in.attention_mask = opt_tensor_field(L, 2, "attention_mask", 0);
@@ -191,6 +194,12 @@ static int model_forward(lua_State *L) {
     /* data parallel: this batch's rows within the global batch (dropout masks follow the row) */
     in.batch_first = (int)opt_int_field(L, 2, "batch_offset", 0);
     in.batch_total = (int)opt_int_field(L, 2, "batch_total", 0);
+    /* grad = false: an evaluation forward (one layer's activations, no backward; bert.h) */
+    int t = lua_getfield(L, 2, "grad");
+    if (t != LUA_TNIL && t != LUA_TBOOLEAN)
+        luaL_error(L, "forward: grad must be a boolean, got %s", luaL_typename(L, -1));
+    in.no_grad = t == LUA_TBOOLEAN && !lua_toboolean(L, -1);
+    lua_pop(L, 1);
     /* the model takes host batches (validated there, staged in one copy); device batches come back */
     tensor_t *tmp[4];
     host_inputs(L, &in, tmp);

@@ -203,7 +203,7 @@ static void free_acts(bert_t *m) {
     m->acts_memory = NULL;
     m->scratch_memory = NULL;
     m->acts_floats = 0;
-    m->act_B = m->act_T = 0;
+    m->act_B = m->act_T = m->act_layers = 0;
     memset(&m->acts, 0, sizeof m->acts);
     memset(&m->scratch, 0, sizeof m->scratch);
 }
@@ -325,13 +325,13 @@ fail:
 /* ------------------------------------------------------------------------------------------------
  * activations and scratch */
 
-/* Number of floats of the activation allocation for (B,T); with `a` non-NULL, also points a's
- * fields into `base`. */
-static size_t layout_acts(const bert_t *m, int B_, int T_, bert_acts_t *a, float *base) {
+/* Number of floats of the activation allocation for (B,T) and `layers` layers (all of them, or 1
+ * for a grad-free forward, which also needs none of backward's buffers); with `a` non-NULL, also
+ * points a's fields into `base`. */
+static size_t layout_acts(const bert_t *m, int B_, int T_, int layers, bert_acts_t *a, float *base) {
     size_t B = B_, T = T_, N = B * T, C = m->config.hidden_size, NH = m->config.num_attention_heads,
-           I = m->config.intermediate_size, NL = m->config.num_hidden_layers,
-           L = m->config.num_labels;
-    size_t att = B * NH * T * T;
+           I = m->config.intermediate_size, NL = (size_t)layers, L = m->config.num_labels;
+    size_t att = B * NH * T * T, g = layers == m->config.num_hidden_layers; /* backward's */
     struct {
         void *field;
         size_t n;
@@ -350,12 +350,12 @@ static size_t layout_acts(const bert_t *m, int B_, int T_, bert_acts_t *a, float
         {a ? &a->cls : NULL, B * C},        {a ? &a->pool_pre : NULL, B * C},
         {a ? &a->pooled : NULL, B * C},     {a ? &a->pooled_d : NULL, B * C},
         {a ? &a->logits : NULL, B * L},     {a ? &a->probs : NULL, B * L},
-        {a ? &a->d_res : NULL, N * C},
-        {a ? &a->d_a : NULL, N * C},        {a ? &a->d_b : NULL, N * C},
-        {a ? &a->d_qkv : NULL, N * 3 * C},  {a ? &a->d_i1 : NULL, N * I},
-        {a ? &a->d_i2 : NULL, N * I},       {a ? &a->d_att : NULL, att},
-        {a ? &a->d_bc1 : NULL, B * C},      {a ? &a->d_bc2 : NULL, B * C},
-        {a ? &a->d_logits : NULL, B * L},
+        {a ? &a->d_res : NULL, g * N * C},
+        {a ? &a->d_a : NULL, g * N * C},        {a ? &a->d_b : NULL, g * N * C},
+        {a ? &a->d_qkv : NULL, g * N * 3 * C},  {a ? &a->d_i1 : NULL, g * N * I},
+        {a ? &a->d_i2 : NULL, g * N * I},       {a ? &a->d_att : NULL, g * att},
+        {a ? &a->d_bc1 : NULL, g * B * C},      {a ? &a->d_bc2 : NULL, g * B * C},
+        {a ? &a->d_logits : NULL, g * B * L},
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
@@ -393,14 +393,15 @@ static void layout_scratch(bert_t *m, int B, size_t N) {
  * touched all of the new allocation's pages again (page faults were 2-3% of a batch-32 run of 20
  * steps). A batch touches only its own (B,T)'s pages, so the unused rest costs address space. */
 #define ACT_T_STEP 32
-static int ensure_acts(bert_t *m, int B, int T) {
-    if (m->acts_memory && B <= m->act_B && T <= m->act_T) return 0;
+static int ensure_acts(bert_t *m, int B, int T, int layers) {
+    if (m->acts_memory && B <= m->act_B && T <= m->act_T && layers <= m->act_layers) return 0;
     int nb = B > m->act_B ? B : m->act_B, nt = T > m->act_T ? T : m->act_T;
+    int nl = layers > m->act_layers ? layers : m->act_layers;
     nt = (nt + ACT_T_STEP - 1) / ACT_T_STEP * ACT_T_STEP;
     if (nt > m->config.max_position_embeddings && T <= m->config.max_position_embeddings)
         nt = m->config.max_position_embeddings; /* (validate() has refused T beyond it) */
     const bl_backend_t *be = m->be;
-    size_t n = layout_acts(m, nb, nt, NULL, NULL), sb = scratch_bytes(m, nb, nt);
+    size_t n = layout_acts(m, nb, nt, nl, NULL, NULL), sb = scratch_bytes(m, nb, nt);
     free_acts(m);
     free(m->stage);
     free(m->seq);
@@ -421,13 +422,14 @@ static int ensure_acts(bert_t *m, int B, int T) {
     m->acts_floats = n;
     m->act_B = nb;
     m->act_T = nt;
+    m->act_layers = nl;
     return 0;
 }
 
 /* The scratch alone (clipping before any forward). */
 static int ensure_scratch(bert_t *m) {
     if (m->scratch_memory) return 0;
-    return ensure_acts(m, 1, 1);
+    return ensure_acts(m, 1, 1, 1);
 }
 
 /* Dropout offsets of one forward, in call order: embeddings, then per layer (attention probs,
@@ -604,11 +606,14 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
     int T = real_width(in, B, T_in);
     int C = c->hidden_size, NH = c->num_attention_heads, I = c->intermediate_size,
         NL = c->num_hidden_layers, L = c->num_labels, P = c->max_position_embeddings;
-    if (ensure_acts(m, B, T) != 0) return -1;
+    /* kept: every layer's activations in its own slots (for backward); else all in one layer's */
+    int kept = in->labels != NULL && !in->no_grad;
+    if (ensure_acts(m, B, T, kept ? NL : 1) != 0) return -1;
     size_t np = pack_rows(m, in, B, T, T_in);
     size_t N = np ? np : (size_t)B * T; /* tokens of the per-token layers */
     bert_acts_t *a = &m->acts;
-    layout_acts(m, B, T, a, m->acts_memory);
+    layout_acts(m, B, T, m->act_layers, a, m->acts_memory);
+    size_t ls = kept; /* a layer's slots: layer l's at l * ls layers in */
     layout_scratch(m, B, N);
     const bert_scratch_t *sc = &m->scratch;
     bert_params_t *p = &m->params;
@@ -619,6 +624,7 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
     m->packed = np > 0;
     m->ntok = N;
     m->has_labels = in->labels != NULL;
+    m->kept = kept;
     m->weighted_forward = in->labels != NULL && m->class_weights != NULL;
     int nseq = seq_count(m);
     /* the batch in (its first T columns): staged on the host as the scratch lays it out, then one
@@ -683,26 +689,29 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
     for (int l = 0; l < NL; l++) {
         size_t nc = N * C, ni = N * I, att = (size_t)B * NH * T * T;
         size_t cc = (size_t)C * C, ic = (size_t)I * C;
-        float *qkv = a->qkv + l * 3 * nc, *atty = a->atty + l * nc;
-        float *res1 = a->res1 + l * nc, *ln1 = a->ln1 + l * nc, *fch = a->fch + l * ni;
-        float *fchg = a->fch_gelu + l * ni, *res2 = a->res2 + l * nc;
-        float *ln2 = a->ln2 + l * nc;
+        /* one layer's slots for all (!kept): x, the last layer's ln2, is last read by the first
+         * residual, before this layer's layernorm writes ln2 */
+        size_t k = l * ls;
+        float *qkv = a->qkv + k * 3 * nc, *atty = a->atty + k * nc;
+        float *res1 = a->res1 + k * nc, *ln1 = a->ln1 + k * nc, *fch = a->fch + k * ni;
+        float *fchg = a->fch_gelu + k * ni, *res2 = a->res2 + k * nc;
+        float *ln2 = a->ln2 + k * nc;
         be->linear_forward(qkv, x, p->qkvw + l * 3 * cc, p->qkvb + l * 3 * C, (int)N, C, 3 * C);
-        EACH_SEQ be->attention_forward(atty + q.tok * C, a->att + l * att + q.att, qkv + q.tok * 3 * C,
+        EACH_SEQ be->attention_forward(atty + q.tok * C, a->att + k * att + q.att, qkv + q.tok * 3 * C,
                                        m->packed ? NULL : a->mask_add, q.B, q.T, C, NH, P, pa, seed,
                                        off[1 + 3 * l] + q.b * NH * P * P);
         /* dense, dropout and residual in place in res1: backward needs only the sum */
         be->linear_forward(res1, atty, p->attprojw + l * cc, p->attprojb + l * C, (int)N, C, C);
         DROP_HIDDEN(res1, res1, off[2 + 3 * l]);
         be->residual_forward(res1, res1, x, nc);
-        be->layernorm_forward(ln1, a->ln1_mean + l * N, a->ln1_rstd + l * N, res1, p->ln1w + l * C,
+        be->layernorm_forward(ln1, a->ln1_mean + k * N, a->ln1_rstd + k * N, res1, p->ln1w + l * C,
                             p->ln1b + l * C, (int)N, C, c->layer_norm_eps);
         be->linear_forward(fch, ln1, p->fcw + l * ic, p->fcb + l * I, (int)N, C, I);
         be->gelu_forward(fchg, fch, ni);
         be->linear_forward(res2, fchg, p->fcprojw + l * ic, p->fcprojb + l * C, (int)N, I, C);
         DROP_HIDDEN(res2, res2, off[3 + 3 * l]);
         be->residual_forward(res2, res2, ln1, nc);
-        be->layernorm_forward(ln2, a->ln2_mean + l * N, a->ln2_rstd + l * N, res2, p->ln2w + l * C,
+        be->layernorm_forward(ln2, a->ln2_mean + k * N, a->ln2_rstd + k * N, res2, p->ln2w + l * C,
                             p->ln2b + l * C, (int)N, C, c->layer_norm_eps);
         x = ln2;
     }
@@ -724,6 +733,9 @@ int bert_backward(bert_t *m, float dloss) {
     if (!m->params_memory) return bl_fail("the model was freed");
     if (!m->forward_count || !m->acts_memory) return bl_fail("backward: no forward has run");
     if (!m->has_labels) return bl_fail("backward: the last forward had no labels, so no loss");
+    if (!m->kept)
+        return bl_fail("backward: the last forward ran with grad = false (evaluation), which keeps no "
+                       "activations to differentiate; run the forward without grad = false");
     bert_flush_grad_scale(m); /* accumulating onto clipped gradients, as after an eager clipping */
     const bert_config_t *c = &m->config;
     const bl_backend_t *be = m->be;

@@ -239,7 +239,7 @@ int main(void) {
     /* the counting table shares the CPU's memory, so it can replace the model's backend in place */
     m.be = &counting;
     tensor_t *ids = i64(2, 3, 7, &IDS[0][0]), *mask = i64(2, 3, 7, &MASK[0][0]), *labels = i64(1, 3, 0, LABELS);
-    bert_inputs_t in = {ids, mask, NULL, labels, 0, 0};
+    bert_inputs_t in = {ids, mask, NULL, labels, 0, 0, 0};
     adamw_config_t cfg = {1e-3, 0.9, 0.999, 1e-8, 0.01, 1, ADAMW_TRANSFORMERS};
 
     /* the reference: the same model stepped through the parameter list (sorted runs, own state) */
@@ -319,12 +319,12 @@ int main(void) {
 
     /* evaluation: the batch in, nothing out (the bindings copy the logits when they are read) */
     bert_set_training(&m, 0);
-    bert_inputs_t ev = {ids, mask, NULL, NULL, 0, 0};
+    bert_inputs_t ev = {ids, mask, NULL, NULL, 0, 0, 0};
     reset_counts();
     CHECK(bert_forward(&m, &ev, NULL) == 0 && counts[C_TO_DEVICE] == 1 && counts[C_TO_HOST] == 0 &&
               counts[C_ALLOC] == 0,
           "eval forward without labels: one copy in (%zu bytes), none out", bytes_to_device);
-    bert_inputs_t nomask = {ids, NULL, NULL, NULL, 0, 0};
+    bert_inputs_t nomask = {ids, NULL, NULL, NULL, 0, 0, 0};
     reset_counts();
     CHECK(bert_forward(&m, &nomask, NULL) == 0 && bytes_to_device == (2 * 21 + 3) * sizeof(int64_t),
           "without attention_mask the mask is not copied (%zu bytes in)", bytes_to_device);

@@ -84,7 +84,7 @@ int main(void) {
     }
     tensor_t *ids = i64(2, 3, 7, &IDS[0][0]), *mask = i64(2, 3, 7, &MASK[0][0]),
              *types = i64(2, 3, 7, &TYPES[0][0]), *labels = i64(1, 3, 0, LABELS);
-    bert_inputs_t in = {ids, mask, types, labels, 0, 0};
+    bert_inputs_t in = {ids, mask, types, labels, 0, 0, 0};
     double worst;
 
     /* ---- finite differences, eval and train (fixed masks) ---- */
@@ -105,7 +105,7 @@ int main(void) {
     bert_backward(&m, 1.0f);
     int64_t other_ids[3][7] = {{2, 3, 4, 5, 6, 7, 8}, {9, 10, 11, 12, 0, 0, 0}, {13, 14, 15, 16, 17, 18, 0}};
     tensor_t *oid = i64(2, 3, 7, &other_ids[0][0]);
-    bert_inputs_t ino = {oid, mask, types, labels, 0, 0};
+    bert_inputs_t ino = {oid, mask, types, labels, 0, 0, 0};
     bert_forward(&m, &ino, NULL);
     bert_backward(&m, 1.0f); /* two batches accumulated: rows of both are non-zero */
     size_t nz = 0;
@@ -122,7 +122,7 @@ int main(void) {
     memcpy(full, m.acts.logits, sizeof full);
     float *acts = m.acts_memory;
     tensor_t *ids2 = i64(2, 1, 4, &IDS[1][0]);
-    bert_inputs_t in2 = {ids2, NULL, NULL, NULL, 0, 0};
+    bert_inputs_t in2 = {ids2, NULL, NULL, NULL, 0, 0, 0};
     int64_t types2[4] = {0, 0, 1, 1};
     tensor_t *t2 = i64(2, 1, 4, types2);
     in2.token_type_ids = t2;
@@ -134,7 +134,7 @@ int main(void) {
     int64_t big[5 * 9];
     for (int i = 0; i < 45; i++) big[i] = (i * 7) % 100;
     tensor_t *ids3 = i64(2, 5, 9, big);
-    bert_inputs_t in3 = {ids3, NULL, NULL, NULL, 0, 0};
+    bert_inputs_t in3 = {ids3, NULL, NULL, NULL, 0, 0, 0};
     int want_T = 32 < m.config.max_position_embeddings ? 32 : m.config.max_position_embeddings;
     CHECK(bert_forward(&m, &in3, NULL) == 0 && m.act_B == 5 && m.act_T == want_T,
           "a larger batch grows the activations to B=%d T=%d (T in steps of 32, at most max_position %d)",
@@ -144,7 +144,7 @@ int main(void) {
     CHECK(bert_forward(&m, &in2, NULL) == 0 && bert_backward(&m, 1.0f) != 0 &&
               strstr(bl_errmsg(), "the last forward had no labels"),
           "backward after a forward without labels: %s", bl_errmsg());
-    bert_inputs_t none = {NULL, NULL, NULL, NULL, 0, 0};
+    bert_inputs_t none = {NULL, NULL, NULL, NULL, 0, 0, 0};
     CHECK(bert_forward(&m, &none, NULL) != 0 && strstr(bl_errmsg(), "input_ids is required"),
           "forward without input_ids: %s", bl_errmsg());
     bert_t m2;

@@ -414,6 +414,64 @@ local cw2 = io.open(tmp .. "/relative/config.json", "w"); cw2:write(cj); cw2:clo
 T.checkerror("position_embedding_type '?relative_key'? is not supported", "unsupported position embeddings",
   function() bl.BertForSequenceClassification.from_pretrained(tmp .. "/relative") end)
 
+-- ---- grad = false: an evaluation forward in one layer's activations -------------------------------
+-- Every layer reuses the same slots, so nothing may change but the memory: the same logits and loss
+-- bits as a forward that keeps every layer (padded and packed batches, eval and train mode), a
+-- backward of it is an error, and a kept forward after it (the allocation regrows) trains as if it
+-- had never run.
+if not io.open(MINILM .. "/model.safetensors") then
+  T.skip("grad = false", MINILM .. " is absent (make model)")
+else
+  local mb = bl.load_safetensors(FIX .. "minilm_batch.safetensors")
+  local x = { input_ids = mb.input_ids, attention_mask = mb.attention_mask, token_type_ids = mb.token_type_ids,
+              labels = bl.tensor({ 0, 1, 2, 3, 4 }, "int64") }
+  local function with(t, k, v) local c = {} for kk, vv in pairs(t) do c[kk] = vv end c[k] = v return c end
+  local function same(a, b) local x1, y1 = flat(a), flat(b) for i = 1, #x1 do if x1[i] ~= y1[i] then return false end end return #x1 == #y1 end
+  bl.seed(7) -- the same classifier for both models
+  local ng = bl.BertForSequenceClassification.from_pretrained(MINILM, { num_labels = 5, quiet = true })
+  ng:eval()
+  local base = bl.cpu_memory().current
+  local o1 = ng:forward(with(x, "grad", false))
+  local used1 = bl.cpu_memory().current - base
+  local o2 = ng:forward(with(x, "labels", nil))
+  T.check(pcall(function() o1.loss:backward() end) == false, "grad = false: its loss cannot be backpropagated")
+  bl.seed(7)
+  local ref = bl.BertForSequenceClassification.from_pretrained(MINILM, { num_labels = 5, quiet = true })
+  ref:eval()
+  local base2 = bl.cpu_memory().current
+  local o3 = ref:forward(x)
+  local used3 = bl.cpu_memory().current - base2
+  print(("# activations of a 5 x %d batch, 6 layers: %d KB with grad = false, %d KB kept"):format(
+    mb.input_ids:shape()[2], used1 >> 10, used3 >> 10))
+  T.check(used1 * 4 < used3, "grad = false: under a quarter of the memory of a forward that keeps every layer",
+    ("%d vs %d bytes"):format(used1, used3))
+  T.check(same(o1.logits, o3.logits) and same(o2.logits, o3.logits),
+    "grad = false and no labels: the logits of a forward that keeps every layer, bit for bit")
+  T.eq(o1.loss:item(), o3.loss:item(), "grad = false: the same loss")
+  -- padded to 40 columns: the padded rows are packed (each row its own attention)
+  local wide = pad_to(x, 40)
+  T.check(same(ng:forward(with(wide, "grad", false)).logits, ref:forward(wide).logits),
+    "grad = false, a batch padded to 40: the same logits")
+  -- train mode: the same dropout masks, the same loss
+  ng:train(); ref:train()
+  bl.seed(3); local l1 = ng:forward(with(x, "grad", false)).loss:item()
+  bl.seed(3); local l3 = ref:forward(x).loss:item()
+  T.eq(l1, l3, "grad = false in train mode: the same dropout, the same loss")
+  -- a kept forward after it regrows the allocation and trains as the reference
+  bl.seed(4); ng:zero_grad(); local ln = ng:forward(x); ln.loss:backward()
+  bl.seed(4); ref:zero_grad(); local lr = ref:forward(x); lr.loss:backward()
+  local gsame = true
+  for i, p in ipairs(ng:parameters()) do if not same(p.grad, ref:parameters()[i].grad) then gsame = false end end
+  T.check(gsame and ln.loss:item() == lr.loss:item(), "a kept forward after grad = false: the same loss and gradients, bit for bit")
+  T.checkerror("grad must be a boolean", "forward: grad = 0 is an error",
+    function() ng:forward(with(x, "grad", 0)) end)
+  T.checkerror("unknown option 'label' %(did you mean labels%?%)", "forward: a misspelt input is named",
+    function() ng:forward({ input_ids = x.input_ids, label = x.labels }) end)
+  T.checkerror("unknown option 'mask'", "forward: an unknown input is named",
+    function() ng:forward({ input_ids = x.input_ids, mask = x.attention_mask }) end)
+  ng:free(); ref:free()
+end
+
 -- free
 local m4 = bl.BertForSequenceClassification.from_pretrained(TINY)
 local p4 = m4:parameters()

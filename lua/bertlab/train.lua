@@ -257,8 +257,9 @@ return function(bl)
   -- Training and evaluation loops
   ---------------------------------------------------------------------------------------------------
 
-  local function forward_batch(model, batch)
-    return model:forward({ input_ids = batch[1], attention_mask = batch[2], labels = batch[3] })
+  -- grad: false for evaluation (one layer's activations, no backward)
+  local function forward_batch(model, batch, grad)
+    return model:forward({ input_ids = batch[1], attention_mask = batch[2], labels = batch[3], grad = grad })
   end
 
   ---------------------------------------------------------------------------------------------------
@@ -443,6 +444,7 @@ return function(bl)
       if dist then
         local inp, cnt, nb, lo = bl.dist_slice(batch, dist)
         if inp then
+          inp.grad = false
           local out = model:forward(inp)
           local p, t, l = out.logits:argmax(2):totable(), inp.labels:totable(), out.loss:item()
           for i = 1, cnt do
@@ -453,7 +455,7 @@ return function(bl)
         end
         seen = seen + nb
       else
-        local out = forward_batch(model, batch)
+        local out = forward_batch(model, batch, false)
         local b = batch[3]:numel()
         sum = sum + out.loss:item() * b
         n = n + b
