@@ -613,7 +613,6 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
     size_t N = np ? np : (size_t)B * T; /* tokens of the per-token layers */
     bert_acts_t *a = &m->acts;
     layout_acts(m, B, T, m->act_layers, a, m->acts_memory);
-    size_t ls = kept; /* a layer's slots: layer l's at l * ls layers in */
     layout_scratch(m, B, N);
     const bert_scratch_t *sc = &m->scratch;
     bert_params_t *p = &m->params;
@@ -691,7 +690,7 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
         size_t cc = (size_t)C * C, ic = (size_t)I * C;
         /* one layer's slots for all (!kept): x, the last layer's ln2, is last read by the first
          * residual, before this layer's layernorm writes ln2 */
-        size_t k = l * ls;
+        size_t k = kept ? (size_t)l : 0; /* the layer's slots */
         float *qkv = a->qkv + k * 3 * nc, *atty = a->atty + k * nc;
         float *res1 = a->res1 + k * nc, *ln1 = a->ln1 + k * nc, *fch = a->fch + k * ni;
         float *fchg = a->fch_gelu + k * ni, *res2 = a->res2 + k * nc;
