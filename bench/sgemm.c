@@ -1,10 +1,13 @@
 /* sgemm.c: the machine's matrix-multiply rate at a BERT layer's shapes, for `make bench`: OpenBLAS
  * cblas_sgemm on the 18 GEMMs of one encoder layer's training step (forward Y = X W^T, backward
  * dX = dY W and dW += dY^T X for Q, K, V, O [C,C], FF1 [I,C] and FF2 [C,I]) at N tokens.
- * N tokens (B*T), C hidden, I intermediate. The layer set runs until ~SECS seconds have passed (at
- * least once, after one warm-up GEMM), and the rate is its FLOPs over its wall time.
+ * N tokens (B*T), C hidden, I intermediate. After one warm-up GEMM, WINDOWS windows each run the layer
+ * set until ~SECS seconds have passed (at least once); a window's rate is its FLOPs over its wall time.
+ * It prints the best window (gflops: what the machine can reach at these shapes, the bench's
+ * denominator) and the worst (min), so a drifting machine shows as a spread between them.
  * Linked with libbertlab.a, so OpenBLAS runs the kernels bertlab picks (kernels/cpu/gemm.c).
- * Usage: build/bench/sgemm C I N THREADS [SECS=1]   prints "sgemm: gflops=... reps=... core=..." */
+ * Usage: build/bench/sgemm C I N THREADS [SECS=1 [WINDOWS=1]]
+ *   prints "sgemm: gflops=... min=... windows=... reps=... core=..." */
 #include "../kernels/kernels.h"
 #include <cblas.h>
 #include <stdio.h>
@@ -43,8 +46,9 @@ int main(int argc, char **argv) {
     }
     int C = atoi(argv[1]), FF = atoi(argv[2]), N = atoi(argv[3]), threads = atoi(argv[4]);
     double secs = argc > 5 ? atof(argv[5]) : 1.0;
-    if (C <= 0 || FF <= 0 || N <= 0 || threads <= 0) {
-        fprintf(stderr, "sgemm: C, I, N and THREADS must be positive\n");
+    int windows = argc > 6 ? atoi(argv[6]) : 1;
+    if (C <= 0 || FF <= 0 || N <= 0 || threads <= 0 || windows <= 0 || !(secs >= 0)) {
+        fprintf(stderr, "sgemm: C, I, N, THREADS and WINDOWS must be positive, SECS not negative\n");
         return 2;
     }
     k_set_num_threads(threads); /* OpenBLAS and OpenMP, as bl.set_num_threads */
@@ -52,16 +56,21 @@ int main(int argc, char **argv) {
     float *x = buf(big), *y = buf(big), *dy = buf(big), *dx = buf(big);
     float *w = buf((size_t)C * FF), *dw = buf((size_t)C * FF);
     linear(N, C, FF, x, w, y, dy, dx, dw); /* warm-up: OpenBLAS's buffers and threads */
-    double flops = 0, t0 = now();
+    double best = 0, worst = 0;
     int reps = 0;
-    do {
-        for (int k = 0; k < 4; k++) flops += linear(N, C, C, x, w, y, dy, dx, dw);
-        flops += linear(N, C, FF, x, w, y, dy, dx, dw);
-        flops += linear(N, FF, C, x, w, y, dy, dx, dw);
-        reps++;
-    } while (now() - t0 < secs);
-    double dt = now() - t0;
-    printf("sgemm: gflops=%.2f reps=%d C=%d I=%d N=%d threads=%d core=%s\n", flops / dt * 1e-9, reps, C, FF, N,
-           threads, openblas_get_corename());
+    for (int win = 0; win < windows; win++) {
+        double flops = 0, t0 = now();
+        do {
+            for (int k = 0; k < 4; k++) flops += linear(N, C, C, x, w, y, dy, dx, dw);
+            flops += linear(N, C, FF, x, w, y, dy, dx, dw);
+            flops += linear(N, FF, C, x, w, y, dy, dx, dw);
+            reps++;
+        } while (now() - t0 < secs);
+        double rate = flops / (now() - t0) * 1e-9;
+        if (win == 0 || rate > best) best = rate;
+        if (win == 0 || rate < worst) worst = rate;
+    }
+    printf("sgemm: gflops=%.2f min=%.2f windows=%d reps=%d C=%d I=%d N=%d threads=%d core=%s\n", best, worst,
+           windows, reps, C, FF, N, threads, openblas_get_corename());
     return 0;
 }

@@ -26,15 +26,19 @@ void k_gemm_batched(int trans_a, int trans_b, int M, int N, int K, float alpha, 
                     int lda, long stride_a, const float *B, int ldb, long stride_b, float beta,
                     float *C, int ldc, long stride_c, int batch);
 
-/* A linear layer's forward for a few token rows without copying W (kernels/cpu/skinny.c; AVX-512):
+/* A linear layer's three products without copying W or packing either operand (kernels/cpu/skinny.c;
+ * AVX-512), for any number of tokens N (taken SKINNY_MAX_N, or half that, at a time):
  * out [N, OC] = bias + inp [N, C] W^T, W [OC, C]. Returns 1 when it did the work, 0 when the caller
- * must (N > SKINNY_MAX_N, too little work, no AVX-512, inside a parallel region, no scratch). */
+ * must (too little work, no AVX-512, inside a parallel region, no scratch). */
 #define SKINNY_MAX_N 128
 #define SKINNY_MIN_WORK (1L << 18) /* N*C*OC */
 int k_skinny_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC);
-/* The backward's dinp [N, C] += dout [N, OC] W for the same few rows, W [OC, C] not copied; 0 when
- * the caller must (as above, or C not a multiple of 16). */
+/* The backward's dinp [N, C] += dout [N, OC] W, W [OC, C] not copied; 0 when the caller must (as
+ * above, or C not a multiple of 16). */
 int k_skinny_backward_dx(float *dinp, const float *dout, const float *weight, int N, int C, int OC);
+/* The backward's dweight [OC, C] += dout [N, OC]^T inp [N, C]; 0 when the caller must (as above, or C
+ * not a multiple of 16). */
+int k_skinny_backward_dw(float *dweight, const float *dout, const float *inp, int N, int C, int OC);
 
 /* Layer kernels (embeddings, layernorm, attention, GELU, softmax/cross-entropy, dropout, AdamW)
  * are declared in kernels/bert_kernels.h and kernels/optim_kernels.h by the issues that add them. */

@@ -930,12 +930,14 @@ static void test_threads_same_bits(void) {
     free(qkv); free(dout); free(o1); free(o2); free(a1); free(a2); free(s1); free(s2); free(d1); free(d2);
 }
 
-/* kernels/cpu/skinny.c against sgemm (k_gemm): the linear layer's forward (with and without bias)
- * for a few token rows, at shapes with row tails (OC % 6), two token blocks (N > 64) and 16-token
- * padding; the same bits on 1 and 2 threads; and the cases it hands back (N > 128, too little work). */
+/* kernels/cpu/skinny.c against sgemm (k_gemm): the linear layer's forward (with and without bias),
+ * dx and dW, at shapes with row tails (OC % 6), two token blocks (N > 64), 16-token padding, several
+ * token chunks with a tail (N > 128; the forward takes 64 at a time when C > 768); the same bits on 1
+ * and 2 threads; and the cases it hands back (too little work, C not a multiple of 16). */
 static void test_skinny(void) {
 #if defined(__AVX512F__)
-    const int shapes[][3] = {{45, 384, 1536}, {45, 1536, 384}, {7, 384, 1152}, {100, 128, 1003}, {128, 64, 4100}};
+    const int shapes[][3] = {{45, 384, 1536}, {45, 1536, 384}, {7, 384, 1152}, {100, 128, 1003}, {128, 64, 4100},
+                             {300, 384, 200}, {150, 1040, 64}};
     int n_shapes = (int)(sizeof shapes / sizeof shapes[0]), same = 1, done = 1, chain = 1;
     double worst = 0.0;
     for (int si = 0; si < n_shapes; si++) {
@@ -964,22 +966,24 @@ static void test_skinny(void) {
         }
         free(x); free(w); free(b);
     }
-    CHECK(done, "skinny forward took the 5 shapes (with and without bias)");
+    CHECK(done, "skinny forward took the 7 shapes (with and without bias)");
     CHECK(same, "skinny forward: 1 and 2 threads give the same bits");
-    CHECK(chain, "skinny forward: every element is bias + one chain of fmaf over c, bit for bit (5 shapes)");
+    CHECK(chain, "skinny forward: every element is bias + one chain of fmaf over c, bit for bit (7 shapes)");
     CHECK(worst < 2e-6, "skinny forward (bias and none) agrees with sgemm (max |diff| / sqrt(K) %.3g)", worst);
     float *x = zeros(129 * 384), *w = zeros(384 * 384), *y = zeros(129 * 384);
-    CHECK(!k_skinny_forward(y, x, w, NULL, 129, 384, 384) && !k_skinny_forward(y, x, w, NULL, 2, 64, 64),
-          "skinny hands back N > 128 and products below its work threshold to sgemm");
-    CHECK(!k_skinny_backward_dx(y, x, w, 129, 384, 384) && !k_skinny_backward_dx(y, x, w, 45, 200, 384),
-          "skinny dx hands back N > 128 and C not a multiple of 16 to sgemm");
+    CHECK(!k_skinny_forward(y, x, w, NULL, 2, 64, 64) && !k_skinny_backward_dx(y, x, w, 2, 64, 64) &&
+              !k_skinny_backward_dw(w, x, y, 2, 64, 64),
+          "skinny hands back products below its work threshold to sgemm");
+    CHECK(!k_skinny_backward_dx(y, x, w, 45, 200, 384) && !k_skinny_backward_dw(w, y, x, 45, 200, 384),
+          "skinny dx and dW hand back C not a multiple of 16 to sgemm");
     free(x); free(w); free(y);
     /* dx += dy W: row tails (N % 6), column blocks of 16..64 (C % 64), several 128-row chunks of W
      * (OC > 128, OC % 128), accumulating into a non-zero dx */
-    const int dshapes[][3] = {{45, 384, 1152}, {50, 1536, 384}, {7, 768, 3072}, {100, 80, 1003}, {128, 112, 300}};
+    const int dshapes[][3] = {{45, 384, 1152}, {50, 1536, 384}, {7, 768, 3072}, {100, 80, 1003}, {128, 112, 300},
+                              {300, 64, 400}};
     int dsame = 1, ddone = 1, dchain = 1;
     double dworst = 0.0;
-    for (int si = 0; si < 5; si++) {
+    for (int si = 0; si < 6; si++) {
         int N = dshapes[si][0], C = dshapes[si][1], OC = dshapes[si][2];
         float *dy = randn((long)N * OC, 1.0f), *wt = randn((long)OC * C, 0.1f), *d0 = randn((long)N * C, 1.0f);
         float *d1 = copyf(d0, (long)N * C), *d2 = copyf(d0, (long)N * C), *d3 = copyf(d0, (long)N * C);
@@ -1004,10 +1008,44 @@ static void test_skinny(void) {
         if (d > dworst) dworst = d;
         free(dy); free(wt); free(d0); free(d1); free(d2); free(d3);
     }
-    CHECK(ddone, "skinny dx took the 5 shapes");
+    CHECK(ddone, "skinny dx took the 6 shapes");
     CHECK(dsame, "skinny dx: 1 and 2 threads give the same bits");
-    CHECK(dchain, "skinny dx: dx + one fmaf chain per 128 rows of W, chunk by chunk, bit for bit (5 shapes)");
+    CHECK(dchain, "skinny dx: dx + one fmaf chain per 128 rows of W, chunk by chunk, bit for bit (6 shapes)");
     CHECK(dworst < 2e-6, "skinny dx agrees with sgemm (max |diff| / sqrt(K) %.3g)", dworst);
+    /* dW += dy^T x: output row tails (OC % 6), column blocks of 16..64 (C % 64), token chunks of
+     * SKW_TOKENS (256) with a tail, a non-zero dW, both loop orders (C <= OC and C > OC) */
+    const int wshapes[][3] = {{45, 384, 1536}, {60, 1536, 384}, {7, 768, 3072}, {600, 80, 1003}, {300, 112, 64}};
+    int wsame = 1, wdone = 1, wchain = 1;
+    double wworst = 0.0;
+    for (int si = 0; si < 5; si++) {
+        int N = wshapes[si][0], C = wshapes[si][1], OC = wshapes[si][2];
+        float *dy = randn((long)N * OC, 0.1f), *xi = randn((long)N * C, 1.0f), *w0 = randn((long)OC * C, 1.0f);
+        float *w1 = copyf(w0, (long)OC * C), *w2 = copyf(w0, (long)OC * C), *w3 = copyf(w0, (long)OC * C);
+        omp_set_num_threads(1);
+        wdone &= k_skinny_backward_dw(w1, dy, xi, N, C, OC);
+        omp_set_num_threads(2);
+        wdone &= k_skinny_backward_dw(w2, dy, xi, N, C, OC);
+        k_gemm(1, 0, OC, C, N, 1.0f, dy, OC, xi, C, 1.0f, w3, C);
+        wsame &= !memcmp(w1, w2, sizeof(float) * (size_t)OC * C);
+        for (int o = 0; o < OC; o++) /* dW + one fmaf chain over each 256-token chunk, in order */
+            for (int c = 0; c < C; c++) {
+                float want = w0[(size_t)o * C + c];
+                for (int n0 = 0; n0 < N; n0 += 256) {
+                    float acc = 0.0f;
+                    for (int n = n0; n < N && n < n0 + 256; n++)
+                        acc = fmaf(dy[(size_t)n * OC + o], xi[(size_t)n * C + c], acc);
+                    want += acc;
+                }
+                wchain &= !memcmp(&want, &w1[(size_t)o * C + c], sizeof want);
+            }
+        double d = max_abs_diff(w2, w3, (long)OC * C, 1.0) / sqrt((double)N);
+        if (d > wworst) wworst = d;
+        free(dy); free(xi); free(w0); free(w1); free(w2); free(w3);
+    }
+    CHECK(wdone, "skinny dW took the 5 shapes");
+    CHECK(wsame, "skinny dW: 1 and 2 threads give the same bits");
+    CHECK(wchain, "skinny dW: dW + one fmaf chain per 256 tokens, chunk by chunk, bit for bit (5 shapes)");
+    CHECK(wworst < 2e-6, "skinny dW agrees with sgemm (max |diff| / sqrt(K) %.3g)", wworst);
 #else
     SKIP("no AVX-512 in this build: the linear layers use sgemm only");
 #endif

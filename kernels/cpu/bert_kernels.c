@@ -347,7 +347,8 @@ void k_linear_backward(float *dinp, float *dweight, float *dbias, const float *d
                        const float *weight, int N, int C, int OC) {
     if (dinp && !k_skinny_backward_dx(dinp, dout, weight, N, C, OC))
         k_gemm(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
-    if (dweight) k_gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
+    if (dweight && !k_skinny_backward_dw(dweight, dout, inp, N, C, OC))
+        k_gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
     if (dbias) { /* column sums: threads split the columns, each summed over the rows in order */
 #pragma omp parallel if ((long)N * OC > PAR_MIN)
         {

@@ -56,10 +56,13 @@ static void sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, co
  * threads poorly inside OpenBLAS: measured at 45 x 1536 x 384 on 2 cores, its own split ran the
  * forward and both backward products at ~90 GFLOP/s, one thread at ~56. When OpenBLAS runs on
  * OpenMP's threads (its OpenMP build: openblas_get_parallel() == 2, so a call inside a parallel
- * region runs on the calling thread), each thread here takes its own share of C's rows (M >= N) or
- * columns, whole 16-wide panels, as one single-threaded sgemm: ~110 GFLOP/s at that shape. Every
- * element of C is still one dot product over all of K in OpenBLAS's order, so the numbers do not
- * depend on the thread count (tests/test_kernels.c checks). */
+ * region runs on the calling thread), such a product is cut along C's larger side (rows when
+ * M >= N, else columns) into 2, 4, 6 or 8 pieces of whole 16-wide panels, from the shape alone,
+ * and each thread takes its share of the pieces, each one single-threaded sgemm: ~110 GFLOP/s at
+ * that shape. The pieces do not depend on the thread count (one thread runs them all, in turn), so
+ * neither do the numbers, whatever OpenBLAS's kernels do at a piece's edges: its AVX2 ("Haswell")
+ * kernels give other bits for a column when the columns are cut elsewhere (tests/test_kernels.c
+ * checks 1 against 2 threads). */
 #define GEMM_SPLIT_WORK (1L << 18) /* M*N*K below this: one call (too little to share) */
 #define GEMM_SPLIT_SKINNY 256      /* split when min(M, N, K) is at most this */
 extern int openblas_get_parallel(void);
@@ -68,20 +71,23 @@ void k_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const fl
             const float *B, int ldb, float beta, float *C, int ldc) {
     static int blas_omp = -1;
     if (blas_omp < 0) blas_omp = openblas_get_parallel() == 2;
-    int nt = omp_get_max_threads(), big = M >= N ? M : N, small = M < N ? M : N;
+    int big = M >= N ? M : N, small = M < N ? M : N;
     if (small > K) small = K;
-    if (!blas_omp || nt < 2 || omp_in_parallel() || (long)M * N * K < GEMM_SPLIT_WORK ||
-        small > GEMM_SPLIT_SKINNY || big < 32 * nt) {
+    if (!blas_omp || omp_in_parallel() || (long)M * N * K < GEMM_SPLIT_WORK || small > GEMM_SPLIT_SKINNY ||
+        big < 64) {
         sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     int rows = M >= N, panels = (big + 15) / 16;
-#pragma omp parallel num_threads(nt)
+    int pieces = 2 * (big / 256 < 1 ? 1 : big / 256 > 4 ? 4 : big / 256);
+    if (pieces > panels) pieces = panels & ~1;
+#pragma omp parallel num_threads(omp_get_max_threads() < pieces ? omp_get_max_threads() : pieces)
     {
         int t = omp_get_thread_num(), n = omp_get_num_threads();
-        int lo = 16 * (int)((long)panels * t / n), hi = 16 * (int)((long)panels * (t + 1) / n);
-        if (hi > big) hi = big;
-        if (lo < hi) {
+        for (int p = pieces * t / n; p < pieces * (t + 1) / n; p++) {
+            int lo = 16 * (int)((long)panels * p / pieces), hi = 16 * (int)((long)panels * (p + 1) / pieces);
+            if (hi > big) hi = big;
+            if (lo >= hi) continue;
             if (rows) /* rows lo..hi of C: of op(A), rows of A or (transposed) its columns */
                 sgemm(trans_a, trans_b, hi - lo, N, K, alpha, A + (trans_a ? (size_t)lo : (size_t)lo * lda), lda,
                       B, ldb, beta, C + (size_t)lo * ldc, ldc);
