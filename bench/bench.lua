@@ -136,10 +136,11 @@ end
 
 -- the sgemm rate at a row's shapes, measured right before and right after bertlab's peer (two
 -- windows of 0.5 s each time): the best window is the rate the machine reached at that moment, the
--- worst shows how much it drifted
+-- worst shows how much it drifted. OpenBLAS picks its kernels itself there (an OPENBLAS_CORETYPE of
+-- the environment is removed for it): the machine's rate, not that of a kernel set someone forced.
 local blas_core = nil
 local function sgemm(cfg, N, th)
-  local out = sh(("OPENBLAS_NUM_THREADS=%d %s/sgemm %d %d %d %d 0.5 2"):format(th, OUT, cfg.C, cfg.I, N, th))
+  local out = sh(("env -u OPENBLAS_CORETYPE OPENBLAS_NUM_THREADS=%d %s/sgemm %d %d %d %d 0.5 2"):format(th, OUT, cfg.C, cfg.I, N, th))
   blas_core = blas_core or out:match("core=(%S+)")
   local best, worst = tonumber(out:match("gflops=(%S+)")), tonumber(out:match("min=(%S+)"))
   if not best then log("bench: sgemm failed:\n%s", out) end
@@ -221,14 +222,16 @@ table.sort(impls)
 local coretype = os.getenv("OPENBLAS_CORETYPE")
 print(("bertlab bench %s: %s, %d cores, OpenBLAS core %s%s; %s; load average %s at start, %s at end; %.0f s")
   :format(os.date("%Y-%m-%d %H:%M"), cpu, nproc, blas_core or "?",
-    coretype and (" (OPENBLAS_CORETYPE=%s in the environment)"):format(coretype) or "", table.concat(impls, " vs "), load0,
+    coretype and (" (sgemm column; OPENBLAS_CORETYPE=%s in the environment for the peers)"):format(coretype) or "",
+    table.concat(impls, " vs "), load0,
     loadavg(), elapsed))
 print("rows: model/batch/padding (dyn: to the batch's longest title; 256, 128: padded to that; full128: 128")
 print("  real tokens a row)/threads; reps: timed train steps/eval batches (each phase after one untimed")
 print("  warm-up step); GFLOP/s: bertlab's training step at (6 x encoder params x tokens + attention)")
 print("  FLOPs on the tokens it computes (the rows' real tokens: it drops padding); sgemm: OpenBLAS at that")
-print("  layer's GEMM shapes, tokens and threads, the best of 4 windows of 0.5 s right before and after")
-print("  bertlab's row (the CSV has the worst too); frac = GFLOP/s / sgemm")
+print("  layer's GEMM shapes, tokens and threads, on the kernels OpenBLAS picks itself, the best of 4")
+print("  windows of 0.5 s right before and after bertlab's row (the CSV has the worst too); frac = GFLOP/s /")
+print("  sgemm (bertlab's linear layers run on its own kernels, kernels/cpu/skinny.c, not on OpenBLAS)")
 local hdr = ("%-22s %5s | %8s %8s %5s | %8s %8s %5s | %6s %6s %5s | %7s %7s %5s")
 print(hdr:format("row", "reps", "train/s", "torch", "x", "eval/s", "torch", "x", "RSS MB", "torch", "x",
   "GFLOP/s", "sgemm", "frac"))
