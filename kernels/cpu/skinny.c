@@ -5,7 +5,7 @@
  * of a training step at one thread); for more tokens the forward and dx take SKINNY_MAX_N (or half
  * that) at a time, and dW SKW_TOKENS, which keeps them at the small-batch rate: at 4096 tokens, one
  * thread, on an AMD EPYC (Zen 5) where OpenBLAS runs its AVX2 kernels (OPENBLAS_CORETYPE=Haswell in
- * that machine's environment): forward 160-187 against sgemm's 90-99 GFLOP/s, dW 133-149 against
+ * that machine's environment): forward 166-187 against sgemm's 90-99 GFLOP/s, dW 133-149 against
  * 89-96; OpenBLAS's own AVX-512 kernels reach 169-181 there.
  *
  * Computed transposed, so W is read where it lies and never copied: with the tokens along the
