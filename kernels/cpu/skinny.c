@@ -196,14 +196,17 @@ static void transpose_out(float *y, const float *ot, const float *bias, int N, i
 #ifndef SKD_ROWS
 #define SKD_ROWS 128 /* rows of W a chunk (384 KB of bert-base's): its pages stay in the TLB */
 #endif
+/* 6 rows x NV vectors, added to o: o[r*ldo + 16j ..] += sum_k p[r*pr + k*pk] * v[k*ldv + 16j ..], for
+ * the first R rows; pf prefetches v SKD_AHEAD rows ahead. dx passes dy's rows (pr = OC, pk = 1),
+ * dW dy's columns (pr = 1, pk = OC). */
 #define SKD_TILE(NV)                                                                                \
-    static void dtile_##NV(float *o, size_t ldo, const float *p, size_t pi, const float *v,         \
-                           size_t ldv, int K, int R, int pf) {                                      \
+    static void dtile_##NV(float *o, size_t ldo, const float *p, size_t pr, size_t pk,              \
+                           const float *v, size_t ldv, int K, int R, int pf) {                      \
         __m512 a[SK_ROWS][NV];                                                                      \
         for (int r = 0; r < SK_ROWS; r++)                                                           \
             for (int j = 0; j < NV; j++) a[r][j] = _mm512_setzero_ps();                             \
         for (int k = 0; k < K; k++) {                                                               \
-            const float *vk = v + (size_t)k * ldv;                                                  \
+            const float *vk = v + (size_t)k * ldv, *pk_ = p + (size_t)k * pk;                       \
             if (pf)                                                                                 \
                 for (int j = 0; j < NV; j++)                                                        \
                     _mm_prefetch((const char *)(vk + SKD_AHEAD * ldv + 16 * j), _MM_HINT_T0);       \
@@ -211,7 +214,7 @@ static void transpose_out(float *y, const float *ot, const float *bias, int N, i
             for (int j = 0; j < NV; j++) x[j] = _mm512_loadu_ps(vk + 16 * j);                       \
             for (int r = 0; r < SK_ROWS; r++) {                                                     \
                 if (r >= R) break;                                                                  \
-                __m512 b = _mm512_set1_ps(p[r * pi + k]);                                           \
+                __m512 b = _mm512_set1_ps(pk_[r * pr]);                                             \
                 for (int j = 0; j < NV; j++) a[r][j] = _mm512_fmadd_ps(b, x[j], a[r][j]);           \
             }                                                                                       \
         }                                                                                           \
@@ -232,36 +235,11 @@ SKD_TILE(4)
  * columns a tile, over SKW_TOKENS tokens at a time: a chunk's x panel (64 columns) stays in L1 and
  * its dy rows in L2 while the tile sweeps the outputs. Every element is dW plus, chunk by chunk in
  * token order, one chain of fused multiply-adds over the chunk's tokens from zero, whatever the
- * thread count (threads split the tiles, the same ones in every chunk: no barrier needed). */
+ * thread count (threads split the tiles, the same ones in every chunk: no barrier needed). The tile
+ * is dx's, reading dy by columns. */
 #ifndef SKW_TOKENS
 #define SKW_TOKENS 256
 #endif
-#define SKW_TILE(NV)                                                                                \
-    static void wtile_##NV(float *o, size_t ldo, const float *p, size_t pk, const float *v,         \
-                           size_t ldv, int K, int R) {                                              \
-        __m512 a[SK_ROWS][NV];                                                                      \
-        for (int r = 0; r < SK_ROWS; r++)                                                           \
-            for (int j = 0; j < NV; j++) a[r][j] = _mm512_setzero_ps();                             \
-        for (int k = 0; k < K; k++) {                                                               \
-            const float *vk = v + (size_t)k * ldv, *pk_ = p + (size_t)k * pk;                       \
-            __m512 x[NV];                                                                           \
-            for (int j = 0; j < NV; j++) x[j] = _mm512_loadu_ps(vk + 16 * j);                       \
-            for (int r = 0; r < SK_ROWS; r++) {                                                     \
-                if (r >= R) break;                                                                  \
-                __m512 b = _mm512_set1_ps(pk_[r]);                                                  \
-                for (int j = 0; j < NV; j++) a[r][j] = _mm512_fmadd_ps(b, x[j], a[r][j]);           \
-            }                                                                                       \
-        }                                                                                           \
-        for (int r = 0; r < R; r++)                                                                 \
-            for (int j = 0; j < NV; j++) {                                                          \
-                float *d = o + r * ldo + 16 * j;                                                    \
-                _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), a[r][j]));                   \
-            }                                                                                       \
-    }
-SKW_TILE(1)
-SKW_TILE(2)
-SKW_TILE(3)
-SKW_TILE(4)
 
 int k_skinny_backward_dw(float *dweight, const float *dout, const float *inp, int N, int C, int OC) {
     if (N <= 0 || (long)N * C * OC < SKINNY_MIN_WORK || omp_in_parallel() || C % 16 != 0) return 0;
@@ -280,10 +258,10 @@ int k_skinny_backward_dw(float *dweight, const float *dout, const float *inp, in
                 int o0 = ob * SK_ROWS, R = OC - o0 < SK_ROWS ? OC - o0 : SK_ROWS;
                 float *o = dweight + (size_t)o0 * C + c0;
                 const float *pp = dout + (size_t)n0 * OC + o0, *vv = inp + (size_t)n0 * C + c0;
-                if (nv == 4) wtile_4(o, (size_t)C, pp, (size_t)OC, vv, (size_t)C, K, R);
-                else if (nv == 3) wtile_3(o, (size_t)C, pp, (size_t)OC, vv, (size_t)C, K, R);
-                else if (nv == 2) wtile_2(o, (size_t)C, pp, (size_t)OC, vv, (size_t)C, K, R);
-                else wtile_1(o, (size_t)C, pp, (size_t)OC, vv, (size_t)C, K, R);
+                if (nv == 4) dtile_4(o, (size_t)C, pp, 1, (size_t)OC, vv, (size_t)C, K, R, 0);
+                else if (nv == 3) dtile_3(o, (size_t)C, pp, 1, (size_t)OC, vv, (size_t)C, K, R, 0);
+                else if (nv == 2) dtile_2(o, (size_t)C, pp, 1, (size_t)OC, vv, (size_t)C, K, R, 0);
+                else dtile_1(o, (size_t)C, pp, 1, (size_t)OC, vv, (size_t)C, K, R, 0);
             }
     }
     return 1;
@@ -327,10 +305,10 @@ int k_skinny_backward_dx(float *dinp, const float *dout, const float *weight, in
                 int R = tc + tn - t0 < SK_ROWS ? tc + tn - t0 : SK_ROWS, pf = t0 == tc;
                 float *o = dinp + (size_t)t0 * C + c0;
                 const float *pp = dout + (size_t)t0 * OC + k0, *vv = weight + (size_t)k0 * C + c0;
-                if (nv == 4) dtile_4(o, (size_t)C, pp, (size_t)OC, vv, (size_t)C, K, R, pf);
-                else if (nv == 3) dtile_3(o, (size_t)C, pp, (size_t)OC, vv, (size_t)C, K, R, pf);
-                else if (nv == 2) dtile_2(o, (size_t)C, pp, (size_t)OC, vv, (size_t)C, K, R, pf);
-                else dtile_1(o, (size_t)C, pp, (size_t)OC, vv, (size_t)C, K, R, pf);
+                if (nv == 4) dtile_4(o, (size_t)C, pp, (size_t)OC, 1, vv, (size_t)C, K, R, pf);
+                else if (nv == 3) dtile_3(o, (size_t)C, pp, (size_t)OC, 1, vv, (size_t)C, K, R, pf);
+                else if (nv == 2) dtile_2(o, (size_t)C, pp, (size_t)OC, 1, vv, (size_t)C, K, R, pf);
+                else dtile_1(o, (size_t)C, pp, (size_t)OC, 1, vv, (size_t)C, K, R, pf);
             }
         }
     }
