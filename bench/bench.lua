@@ -154,11 +154,15 @@ for line in io.lines(ids_file) do local n = 0; for _ in line:gmatch("%d+") do n 
 local function computed_tokens(r)
   local sum = 0
   for k = 1, r.tr do
-    local lens, width = {}, r.T
-    for b = 1, r.B do lens[b] = r.T < 0 and -r.T or title_len[((k - 1) * r.B + b - 1) % #title_len + 1] end
-    if r.T < 0 then width = -r.T end
-    if r.T == 0 then width = 0; for b = 1, r.B do width = math.max(width, lens[b]) end end
-    for b = 1, r.B do sum = sum + math.min(lens[b], width) end
+    if r.T < 0 then sum = sum + r.B * -r.T -- full rows: -T real tokens each
+    else
+      local lens, width = {}, r.T
+      for b = 1, r.B do
+        lens[b] = title_len[((k - 1) * r.B + b - 1) % #title_len + 1]
+        if r.T == 0 then width = math.max(width, lens[b]) end
+      end
+      for b = 1, r.B do sum = sum + math.min(lens[b], width) end
+    end
   end
   return sum / r.tr
 end

@@ -229,6 +229,16 @@ SKD_TILE(2)
 SKD_TILE(3)
 SKD_TILE(4)
 
+static inline __attribute__((always_inline)) void dtile(int nv, float *o, size_t ldo, const float *p, size_t pr, size_t pk, const float *v,
+                  size_t ldv, int K, int R, int pf) {
+    if (nv == 4) dtile_4(o, ldo, p, pr, pk, v, ldv, K, R, pf);
+    else if (nv == 3) dtile_3(o, ldo, p, pr, pk, v, ldv, K, R, pf);
+    else if (nv == 2) dtile_2(o, ldo, p, pr, pk, v, ldv, K, R, pf);
+    else dtile_1(o, ldo, p, pr, pk, v, ldv, K, R, pf);
+}
+
+static int usable(int N, long work) { return N > 0 && work >= SKINNY_MIN_WORK && !omp_in_parallel(); }
+
 /* ---- dW += dy^T x ------------------------------------------------------------------------------
  * The backward's dW [OC, C] += dy [N, OC]^T x [N, C]: lanes along c (x's rows are the vectors) and
  * dy's elements broadcast (6 consecutive outputs of one token: one cache line), 6 outputs by 64
@@ -242,14 +252,14 @@ SKD_TILE(4)
 #endif
 
 int k_skinny_backward_dw(float *dweight, const float *dout, const float *inp, int N, int C, int OC) {
-    if (N <= 0 || (long)N * C * OC < SKINNY_MIN_WORK || omp_in_parallel() || C % 16 != 0) return 0;
+    if (!usable(N, (long)N * C * OC) || C % 16 != 0) return 0;
     int cblocks = (C + 16 * SK_VEC - 1) / (16 * SK_VEC), oblocks = (OC + SK_ROWS - 1) / SK_ROWS;
+    /* the inner loop sweeps the smaller of a chunk's x [K, C] and dy [K, OC], which stays in L2; the
+     * other operand's panel stays in L1 */
+    int ob_outer = C <= OC, outer = ob_outer ? oblocks : cblocks, inner = ob_outer ? cblocks : oblocks;
 #pragma omp parallel
     for (int n0 = 0; n0 < N; n0 += SKW_TOKENS) {
         int K = N - n0 < SKW_TOKENS ? N - n0 : SKW_TOKENS;
-        /* the inner loop sweeps the smaller of the chunk's x [K, C] and dy [K, OC], which stays in
-         * L2; the other operand's panel stays in L1 */
-        int ob_outer = C <= OC, outer = ob_outer ? oblocks : cblocks, inner = ob_outer ? cblocks : oblocks;
 #pragma omp for collapse(2) schedule(static) nowait
         for (int i = 0; i < outer; i++)
             for (int j = 0; j < inner; j++) {
@@ -258,16 +268,11 @@ int k_skinny_backward_dw(float *dweight, const float *dout, const float *inp, in
                 int o0 = ob * SK_ROWS, R = OC - o0 < SK_ROWS ? OC - o0 : SK_ROWS;
                 float *o = dweight + (size_t)o0 * C + c0;
                 const float *pp = dout + (size_t)n0 * OC + o0, *vv = inp + (size_t)n0 * C + c0;
-                if (nv == 4) dtile_4(o, (size_t)C, pp, 1, (size_t)OC, vv, (size_t)C, K, R, 0);
-                else if (nv == 3) dtile_3(o, (size_t)C, pp, 1, (size_t)OC, vv, (size_t)C, K, R, 0);
-                else if (nv == 2) dtile_2(o, (size_t)C, pp, 1, (size_t)OC, vv, (size_t)C, K, R, 0);
-                else dtile_1(o, (size_t)C, pp, 1, (size_t)OC, vv, (size_t)C, K, R, 0);
+                dtile(nv, o, (size_t)C, pp, 1, (size_t)OC, vv, (size_t)C, K, R, 0);
             }
     }
     return 1;
 }
-
-static int usable(int N, long work) { return N > 0 && work >= SKINNY_MIN_WORK && !omp_in_parallel(); }
 
 int k_skinny_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
                      int C, int OC) {
@@ -305,10 +310,7 @@ int k_skinny_backward_dx(float *dinp, const float *dout, const float *weight, in
                 int R = tc + tn - t0 < SK_ROWS ? tc + tn - t0 : SK_ROWS, pf = t0 == tc;
                 float *o = dinp + (size_t)t0 * C + c0;
                 const float *pp = dout + (size_t)t0 * OC + k0, *vv = weight + (size_t)k0 * C + c0;
-                if (nv == 4) dtile_4(o, (size_t)C, pp, (size_t)OC, 1, vv, (size_t)C, K, R, pf);
-                else if (nv == 3) dtile_3(o, (size_t)C, pp, (size_t)OC, 1, vv, (size_t)C, K, R, pf);
-                else if (nv == 2) dtile_2(o, (size_t)C, pp, (size_t)OC, 1, vv, (size_t)C, K, R, pf);
-                else dtile_1(o, (size_t)C, pp, (size_t)OC, 1, vv, (size_t)C, K, R, pf);
+                dtile(nv, o, (size_t)C, pp, (size_t)OC, 1, vv, (size_t)C, K, R, pf);
             }
         }
     }
