@@ -40,6 +40,16 @@ int k_skinny_backward_dx(float *dinp, const float *dout, const float *weight, in
  * not a multiple of 16). */
 int k_skinny_backward_dw(float *dweight, const float *dout, const float *inp, int N, int C, int OC);
 
+/* One attention head's product on the calling thread (kernels/cpu/headgemm.c; AVX-512):
+ * c [M, N] = A B, plus c when acc; A's element (i, k) at a[i*ar + k*ak] (ar = lda, ak = 1 for A,
+ * ar = 1, ak = lda for a transposed one); B [K, N] row-major (ldb), or, with tb, b holds B^T [N, K]
+ * (ldb). B^T, and a B with N not a multiple of 16, are first laid out in room (K x N rounded up to
+ * 16 floats). Every element is one chain of fused multiply-adds over k from zero (then + c).
+ * Returns 1 when it did the work, 0 when the caller must use k_gemm (no AVX-512, or room needed and
+ * NULL). */
+int k_head_gemm(int M, int N, int K, const float *a, size_t ar, size_t ak, const float *b,
+                size_t ldb, int tb, float *room, int acc, float *c, size_t ldc);
+
 /* Layer kernels (embeddings, layernorm, attention, GELU, softmax/cross-entropy, dropout, AdamW)
  * are declared in kernels/bert_kernels.h and kernels/optim_kernels.h by the issues that add them. */
 

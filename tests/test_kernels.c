@@ -930,6 +930,58 @@ static void test_threads_same_bits(void) {
     free(qkv); free(dout); free(o1); free(o2); free(a1); free(a2); free(s1); free(s2); free(d1); free(d2);
 }
 
+/* kernels/cpu/headgemm.c, the attention's per-head products: every element is one fmaf chain over k
+ * from zero (then + c), bit for bit, for A as stored and transposed (by strides), B as stored and
+ * given transposed (laid out in room), N and M with tails (N % 16, M % 6), N not a multiple of 16
+ * without transposing (padded in room), K of 1; columns past N of c untouched; against sgemm. */
+static void test_head_gemm(void) {
+#if defined(__AVX512F__)
+    const int shapes[][3] = {{128, 128, 32}, {128, 32, 128}, {24, 24, 32}, {7, 37, 5}, {13, 130, 64},
+                             {6, 16, 1}, {40, 4, 40}, {1, 70, 19}};
+    int n_shapes = (int)(sizeof shapes / sizeof shapes[0]), chain = 1, edges = 1, done = 1, cases = 0;
+    double worst = 0.0;
+    for (int si = 0; si < n_shapes; si++) {
+        int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+        for (int mode = 0; mode < 8; mode++) {
+            int ta = mode & 1, tb = (mode >> 1) & 1, acc = (mode >> 2) & 1;
+            int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 7; /* strided views */
+            float *a = randn((long)(ta ? K : M) * lda, 1.0f), *b = randn((long)(tb ? N : K) * ldb, 1.0f);
+            float *c0 = randn((long)M * ldc, 1.0f), *c1 = copyf(c0, (long)M * ldc), *c2 = copyf(c0, (long)M * ldc);
+            float *room = zeros((long)K * ((N + 15) / 16 * 16));
+            done &= k_head_gemm(M, N, K, a, ta ? 1 : (size_t)lda, ta ? (size_t)lda : 1, b, (size_t)ldb, tb, room,
+                                acc, c1, (size_t)ldc);
+            k_gemm(ta, tb, M, N, K, 1.0f, a, lda, b, ldb, acc ? 1.0f : 0.0f, c2, ldc);
+            for (int i = 0; i < M; i++) {
+                for (int j = 0; j < N; j++) {
+                    float s = 0.0f;
+                    for (int k = 0; k < K; k++) {
+                        float x = ta ? a[(size_t)k * lda + i] : a[(size_t)i * lda + k];
+                        float y = tb ? b[(size_t)j * ldb + k] : b[(size_t)k * ldb + j];
+                        s = fmaf(x, y, s);
+                    }
+                    float want = acc ? c0[(size_t)i * ldc + j] + s : s;
+                    chain &= !memcmp(&want, &c1[(size_t)i * ldc + j], sizeof want);
+                    double d = fabs((double)c1[(size_t)i * ldc + j] - c2[(size_t)i * ldc + j]) / sqrt((double)K);
+                    if (d > worst) worst = d;
+                }
+                edges &= !memcmp(c0 + (size_t)i * ldc + N, c1 + (size_t)i * ldc + N, sizeof(float) * (ldc - N));
+            }
+            cases++;
+            free(a); free(b); free(c0); free(c1); free(c2); free(room);
+        }
+    }
+    CHECK(done, "head gemm took all %d cases (8 shapes x A, B as stored or transposed x accumulate or not)", cases);
+    CHECK(chain, "head gemm: every element is one chain of fmaf over k from zero (+ c), bit for bit (%d cases)", cases);
+    CHECK(edges, "head gemm: the columns of c past N are left as they were");
+    CHECK(worst < 2e-6, "head gemm agrees with sgemm (max |diff| / sqrt(K) %.3g)", worst);
+    float a[4] = {1, 2, 3, 4}, c[4] = {0};
+    CHECK(!k_head_gemm(2, 2, 2, a, 2, 1, a, 2, 1, NULL, 0, c, 2) && !k_head_gemm(2, 3, 1, a, 1, 1, a, 3, 0, NULL, 0, c, 3),
+          "head gemm hands back to sgemm what needs room when it has none (B transposed; N %% 16 != 0)");
+#else
+    SKIP("head gemm: this CPU has no AVX-512 (the attention uses sgemm)");
+#endif
+}
+
 /* kernels/cpu/skinny.c against sgemm (k_gemm): the linear layer's forward (with and without bias),
  * dx and dW, at shapes with row tails (OC % 6), two token blocks (N > 64), 16-token padding, several
  * token chunks with a tail (N > 128; the forward takes 64 at a time when C > 768); the same bits on 1
@@ -1128,6 +1180,7 @@ int main(void) {
     test_blas_threads();
     test_threads_same_bits();
     test_skinny();
+    test_head_gemm();
     test_sumsq();
     free(fx_data);
     CT_DONE();

@@ -1,0 +1,125 @@
+/* headgemm.c: the attention's per-head products (T x T x HS: a few thousand to a few million
+ * multiply-adds each) on AVX-512 register tiles, on the calling thread (the attention's threads take
+ * whole heads). sgemm spent more on its fixed cost and its packing than on the arithmetic at these
+ * sizes (35-64 GFLOP/s for a whole attention at 128 tokens, one thread), and its bits depended on
+ * the kernels OpenBLAS picked for the CPU; here every element is one chain of fused multiply-adds in
+ * a fixed order. */
+#include "../kernels.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#include "transpose16.h"
+
+#define HG_VEC 4 /* 16-float vectors of C a tile row at most (64 columns) */
+
+/* ROWS rows of C, NV vectors of columns (the last one masked by ml on the store):
+ * c[r*ldc + j] = sum_k a[r*ar + k*ak] * b[k*ldb + j], one fmaf chain over k from zero; with ACC,
+ * added to c after the product (one more rounding). B's rows are read in whole vectors.
+ * (ROWS, NV and ACC are constants, the sums are not scaled and the k loop has no masked load: each
+ * of those at run time made GCC 12 -O3 keep the sums in memory, storing them every k.) */
+#define HG_TILE(ROWS, NV, ACC)                                                                      \
+    static void hg_##ROWS##_##NV##_##ACC(float *c, size_t ldc, const float *a, size_t ar,          \
+                                         size_t ak, const float *b, size_t ldb, int K,             \
+                                         __mmask16 ml) {                                           \
+        __m512 s[ROWS][NV];                                                                         \
+        for (int r = 0; r < ROWS; r++)                                                              \
+            for (int j = 0; j < NV; j++) s[r][j] = _mm512_setzero_ps();                             \
+        for (int k = 0; k < K; k++) {                                                               \
+            const float *bk = b + (size_t)k * ldb, *ak_ = a + (size_t)k * ak;                       \
+            __m512 x[NV];                                                                           \
+            for (int j = 0; j < NV; j++) x[j] = _mm512_loadu_ps(bk + 16 * j);                       \
+            for (int r = 0; r < ROWS; r++) {                                                        \
+                __m512 w = _mm512_set1_ps(ak_[r * ar]);                                             \
+                for (int j = 0; j < NV; j++) s[r][j] = _mm512_fmadd_ps(w, x[j], s[r][j]);           \
+            }                                                                                       \
+        }                                                                                           \
+        if (ACC)                                                                                    \
+            for (int r = 0; r < ROWS; r++)                                                          \
+                for (int j = 0; j < NV; j++) {                                                      \
+                    __mmask16 m = j == NV - 1 ? ml : (__mmask16)0xFFFF;                             \
+                    s[r][j] = _mm512_add_ps(_mm512_maskz_loadu_ps(m, c + r * ldc + 16 * j), s[r][j]); \
+                }                                                                                   \
+        for (int r = 0; r < ROWS; r++)                                                              \
+            for (int j = 0; j < NV; j++)                                                            \
+                _mm512_mask_storeu_ps(c + r * ldc + 16 * j, j == NV - 1 ? ml : (__mmask16)0xFFFF, s[r][j]); \
+    }
+/* 6 rows x 1-4 vectors, every row count below 6 for the tails, and 12 rows for 1-2 vectors (a head
+ * of 32 or 16 columns: 6 rows of 2 vectors left the FMA units waiting on loads) */
+#define HG_NVS(ROWS, ACC) HG_TILE(ROWS, 1, ACC) HG_TILE(ROWS, 2, ACC) HG_TILE(ROWS, 3, ACC) HG_TILE(ROWS, 4, ACC)
+#define HG_ALL(ACC)                                                                                 \
+    HG_NVS(1, ACC) HG_NVS(2, ACC) HG_NVS(3, ACC) HG_NVS(4, ACC) HG_NVS(5, ACC) HG_NVS(6, ACC)      \
+    HG_TILE(12, 1, ACC) HG_TILE(12, 2, ACC)
+HG_ALL(0)
+HG_ALL(1)
+
+typedef void hg_tile_fn(float *c, size_t ldc, const float *a, size_t ar, size_t ak, const float *b,
+                        size_t ldb, int K, __mmask16 ml);
+#define HG_ROW(ROWS, ACC) {hg_##ROWS##_1_##ACC, hg_##ROWS##_2_##ACC, hg_##ROWS##_3_##ACC, hg_##ROWS##_4_##ACC}
+#define HG_TABLE(ACC) {HG_ROW(1, ACC), HG_ROW(2, ACC), HG_ROW(3, ACC), HG_ROW(4, ACC), HG_ROW(5, ACC), HG_ROW(6, ACC)}
+static hg_tile_fn *const hg_tiles[2][6][4] = {HG_TABLE(0), HG_TABLE(1)}; /* [acc][rows - 1][nv - 1] */
+static hg_tile_fn *const hg_tiles12[2][2] = {{hg_12_1_0, hg_12_2_0}, {hg_12_1_1, hg_12_2_1}};
+
+/* room [K, ldr] = b [N, K] (row stride ldb) transposed, ldr = N rounded up to 16, zeros past N */
+static void transpose_b(float *room, const float *b, size_t ldb, int N, int K, size_t ldr) {
+    for (int k0 = 0; k0 < K; k0 += 16) {
+        int kn = K - k0 < 16 ? K - k0 : 16;
+        __mmask16 mk = (__mmask16)(kn >= 16 ? 0xFFFFu : (1u << kn) - 1u);
+        for (int n0 = 0; n0 < N; n0 += 16) {
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = n0 + i < N ? _mm512_maskz_loadu_ps(mk, b + (size_t)(n0 + i) * ldb + k0) : _mm512_setzero_ps();
+            transpose16(r);
+            for (int j = 0; j < kn; j++) _mm512_storeu_ps(room + (size_t)(k0 + j) * ldr + n0, r[j]);
+        }
+    }
+}
+
+/* room [K, ldr] = b [K, N] (row stride ldb), zeros past N */
+static void pad_b(float *room, const float *b, size_t ldb, int N, int K, size_t ldr) {
+    for (int k = 0; k < K; k++)
+        for (int n0 = 0; n0 < (int)ldr; n0 += 16) {
+            int n = N - n0 < 16 ? (N - n0 > 0 ? N - n0 : 0) : 16;
+            __mmask16 m = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1u);
+            _mm512_storeu_ps(room + (size_t)k * ldr + n0, _mm512_maskz_loadu_ps(m, b + (size_t)k * ldb + n0));
+        }
+}
+
+int k_head_gemm(int M, int N, int K, const float *a, size_t ar, size_t ak, const float *b,
+                size_t ldb, int tb, float *room, int acc, float *c, size_t ldc) {
+    if (M <= 0 || N <= 0) return 1;
+    /* the tiles read B's rows in whole vectors: B^T is laid out in room, and so is a B whose rows
+     * end inside a vector */
+    size_t ldr = ((size_t)N + 15) / 16 * 16;
+    if (tb || ldr != (size_t)N) {
+        if (!room) return 0;
+        if (tb) transpose_b(room, b, ldb, N, K, ldr);
+        else pad_b(room, b, ldb, N, K, ldr);
+        b = room;
+        ldb = ldr;
+    }
+    /* a panel of B (K rows x 64 columns: 32 KB at K = 128) stays in L1 while the row tiles pass */
+    for (int j0 = 0; j0 < N; j0 += 16 * HG_VEC) {
+        int n = N - j0 < 16 * HG_VEC ? N - j0 : 16 * HG_VEC, nv = (n + 15) / 16, tail = n - 16 * (nv - 1);
+        __mmask16 ml = (__mmask16)(tail >= 16 ? 0xFFFFu : (1u << tail) - 1u);
+        int i0 = 0;
+        if (nv <= 2)
+            for (; i0 + 12 <= M; i0 += 12)
+                hg_tiles12[acc != 0][nv - 1](c + (size_t)i0 * ldc + j0, ldc, a + (size_t)i0 * ar, ar, ak,
+                                             b + j0, ldb, K, ml);
+        for (; i0 < M; i0 += 6) {
+            int R = M - i0 < 6 ? M - i0 : 6;
+            hg_tiles[acc != 0][R - 1][nv - 1](c + (size_t)i0 * ldc + j0, ldc, a + (size_t)i0 * ar, ar, ak,
+                                              b + j0, ldb, K, ml);
+        }
+    }
+    return 1;
+}
+
+#else
+int k_head_gemm(int M, int N, int K, const float *a, size_t ar, size_t ak, const float *b,
+                size_t ldb, int tb, float *room, int acc, float *c, size_t ldc) {
+    (void)M, (void)N, (void)K, (void)a, (void)ar, (void)ak, (void)b, (void)ldb, (void)tb, (void)room, (void)acc;
+    (void)c, (void)ldc;
+    return 0;
+}
+#endif
