@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include "../bert_kernels.h"
 #include "../kernels.h"
 #include "../optim_kernels.h"
@@ -41,13 +42,24 @@ static void cpu_memory(size_t *current, size_t *peak) {
 /* ---- memory ---------------------------------------------------------------------------------- */
 
 #define CPU_ALIGN 64 /* a cache line; also the header's size, so the data stays aligned */
+/* From 4 MB on (the parameters, gradients, moments, activations), an allocation starts on a 2 MB
+ * boundary and asks the kernel for 2 MB pages (transparent huge pages, where it offers them only on
+ * request): the first step touched bert-base's 4.6 GB of activations at 32 x 128 tokens in 4 KB
+ * faults, 1.2 million of them. */
+#define CPU_HUGE_FROM (4u << 20)
+#define CPU_HUGE_PAGE (2u << 20)
 
 static void *cpu_alloc(size_t bytes) {
     void *base = NULL;
-    if (bytes > SIZE_MAX - CPU_ALIGN || posix_memalign(&base, CPU_ALIGN, bytes + CPU_ALIGN) != 0) {
+    size_t align = bytes >= CPU_HUGE_FROM ? CPU_HUGE_PAGE : CPU_ALIGN;
+    if (bytes > SIZE_MAX - CPU_HUGE_PAGE || posix_memalign(&base, align, bytes + CPU_ALIGN) != 0) {
         cpu_fail("alloc", bytes);
         return NULL;
     }
+#ifdef MADV_HUGEPAGE
+    if (align == CPU_HUGE_PAGE) /* whole 2 MB pages inside the block; advice only: failure is harmless */
+        (void)madvise(base, (bytes + CPU_ALIGN) & ~(size_t)(CPU_HUGE_PAGE - 1), MADV_HUGEPAGE);
+#endif
     *(size_t *)base = bytes;
     mem_current += bytes;
     if (mem_current > mem_peak) mem_peak = mem_current;
