@@ -43,8 +43,8 @@
             for (int j = 0; j < NV; j++)                                                            \
                 _mm512_mask_storeu_ps(c + r * ldc + 16 * j, j == NV - 1 ? ml : (__mmask16)0xFFFF, s[r][j]); \
     }
-/* 6 rows x 1-4 vectors, every row count below 6 for the tails, and 12 rows for 1-2 vectors (a head
- * of 32 or 16 columns: 6 rows of 2 vectors left the FMA units waiting on loads) */
+/* 6 rows x 1-4 vectors, every row count below 6 for the tails (a tail row at a time waited on each
+ * fmaf's latency), and 12 rows for 1-2 vectors (a head of 32 or 16 columns: 24 sums, as 6 x 4 has) */
 #define HG_NVS(ROWS, ACC) HG_TILE(ROWS, 1, ACC) HG_TILE(ROWS, 2, ACC) HG_TILE(ROWS, 3, ACC) HG_TILE(ROWS, 4, ACC)
 #define HG_ALL(ACC)                                                                                 \
     HG_NVS(1, ACC) HG_NVS(2, ACC) HG_NVS(3, ACC) HG_NVS(4, ACC) HG_NVS(5, ACC) HG_NVS(6, ACC)      \
