@@ -930,6 +930,14 @@ static void test_threads_same_bits(void) {
     free(qkv); free(dout); free(o1); free(o2); free(a1); free(a2); free(s1); free(s2); free(d1); free(d2);
 }
 
+/* The chain the AVX-512 kernels promise: sum_{k = lo..hi-1} a[k*sa] * b[k*sb], one fmaf at a time
+ * from zero, in order */
+static float fma_chain(const float *a, size_t sa, const float *b, size_t sb, int lo, int hi) {
+    float acc = 0.0f;
+    for (int k = lo; k < hi; k++) acc = fmaf(a[(size_t)k * sa], b[(size_t)k * sb], acc);
+    return acc;
+}
+
 /* kernels/cpu/headgemm.c, the attention's per-head products: every element is one fmaf chain over k
  * from zero (then + c), bit for bit, for A as stored and transposed (by strides), B as stored and
  * given transposed (laid out in room), N and M with tails (N % 16, M % 6), N not a multiple of 16
@@ -953,12 +961,8 @@ static void test_head_gemm(void) {
             k_gemm(ta, tb, M, N, K, 1.0f, a, lda, b, ldb, acc ? 1.0f : 0.0f, c2, ldc);
             for (int i = 0; i < M; i++) {
                 for (int j = 0; j < N; j++) {
-                    float s = 0.0f;
-                    for (int k = 0; k < K; k++) {
-                        float x = ta ? a[(size_t)k * lda + i] : a[(size_t)i * lda + k];
-                        float y = tb ? b[(size_t)j * ldb + k] : b[(size_t)k * ldb + j];
-                        s = fmaf(x, y, s);
-                    }
+                    float s = fma_chain(ta ? a + i : a + (size_t)i * lda, ta ? (size_t)lda : 1,
+                                        tb ? b + (size_t)j * ldb : b + j, tb ? 1 : (size_t)ldb, 0, K);
                     float want = acc ? c0[(size_t)i * ldc + j] + s : s;
                     chain &= !memcmp(&want, &c1[(size_t)i * ldc + j], sizeof want);
                     double d = fabs((double)c1[(size_t)i * ldc + j] - c2[(size_t)i * ldc + j]) / sqrt((double)K);
@@ -1007,8 +1011,7 @@ static void test_skinny(void) {
             same &= !memcmp(y1, y2, sizeof(float) * (size_t)N * OC);
             for (int t = 0; t < N; t++) /* the contract: one chain of FMAs over c from zero, then + bias */
                 for (int o = 0; o < OC; o++) {
-                    float acc = 0.0f;
-                    for (int c = 0; c < C; c++) acc = fmaf(w[(size_t)o * C + c], x[(size_t)t * C + c], acc);
+                    float acc = fma_chain(w + (size_t)o * C, 1, x + (size_t)t * C, 1, 0, C);
                     float want = bias ? b[o] + acc : acc;
                     chain &= !memcmp(&want, &y1[(size_t)t * OC + o], sizeof want);
                 }
@@ -1048,12 +1051,8 @@ static void test_skinny(void) {
         for (int t = 0; t < N; t++) /* dx + one fmaf chain over each 128-row chunk of W, in order */
             for (int c = 0; c < C; c++) {
                 float want = d0[(size_t)t * C + c];
-                for (int k0 = 0; k0 < OC; k0 += 128) {
-                    float acc = 0.0f;
-                    for (int k = k0; k < OC && k < k0 + 128; k++)
-                        acc = fmaf(dy[(size_t)t * OC + k], wt[(size_t)k * C + c], acc);
-                    want += acc;
-                }
+                for (int k0 = 0; k0 < OC; k0 += 128)
+                    want += fma_chain(dy + (size_t)t * OC, 1, wt + c, (size_t)C, k0, k0 + 128 < OC ? k0 + 128 : OC);
                 dchain &= !memcmp(&want, &d1[(size_t)t * C + c], sizeof want);
             }
         double d = max_abs_diff(d2, d3, (long)N * C, 1.0) / sqrt((double)OC);
@@ -1082,12 +1081,8 @@ static void test_skinny(void) {
         for (int o = 0; o < OC; o++) /* dW + one fmaf chain over each 256-token chunk, in order */
             for (int c = 0; c < C; c++) {
                 float want = w0[(size_t)o * C + c];
-                for (int n0 = 0; n0 < N; n0 += 256) {
-                    float acc = 0.0f;
-                    for (int n = n0; n < N && n < n0 + 256; n++)
-                        acc = fmaf(dy[(size_t)n * OC + o], xi[(size_t)n * C + c], acc);
-                    want += acc;
-                }
+                for (int n0 = 0; n0 < N; n0 += 256)
+                    want += fma_chain(dy + o, (size_t)OC, xi + c, (size_t)C, n0, n0 + 256 < N ? n0 + 256 : N);
                 wchain &= !memcmp(&want, &w1[(size_t)o * C + c], sizeof want);
             }
         double d = max_abs_diff(w2, w3, (long)OC * C, 1.0) / sqrt((double)N);

@@ -403,8 +403,6 @@ static inline float verff(float x) {
 
 /* ---- self-attention core ----------------------------------------------------------------------- */
 
-
-/* att row a[T] (scores) times scale, plus the mask, then softmax in place */
 /* The sum of a[0..T): 16 running sums over j mod 16 (the compiler keeps them in one vector; one
  * chain of T adds waited on each add's latency: ~6% of an evaluation at 128 tokens), then added in
  * order, then the tail. The order is the C code's, so every machine gets the same bits. */
@@ -446,6 +444,7 @@ static float dot16f(const float *x, const float *y, int T) {
     return sum;
 }
 
+/* att row a[T] (scores) times scale, plus the mask, then softmax in place */
 static void softmax_row(float *a, float scale, const float *ma, int T) {
     if (ma)
         for (int j = 0; j < T; j++) a[j] = fmaf(a[j], scale, ma[j]); /* (one rounding) */
@@ -486,11 +485,11 @@ static float *head_room(int T, int HS) {
 }
 
 /* C [M, N] = op(A) op(B), plus C when acc (op(X) = X^T when tX; lda, ldb, ldc row strides):
- * headgemm's tiles, else sgemm */
+ * headgemm's tiles, else (no AVX-512, no room) sgemm */
 static void head_mm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
                     int ldb, int acc, float *C, int ldc, float *room) {
-    if (HEAD_TILES && k_head_gemm(M, N, K, A, ta ? 1 : (size_t)lda, ta ? (size_t)lda : 1, B,
-                                  (size_t)ldb, tb, room, acc, C, (size_t)ldc))
+    if (k_head_gemm(M, N, K, A, ta ? 1 : (size_t)lda, ta ? (size_t)lda : 1, B, (size_t)ldb, tb, room,
+                    acc, C, (size_t)ldc))
         return;
     k_gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, acc ? 1.0f : 0.0f, C, ldc);
 }
@@ -502,18 +501,18 @@ static void attention_forward_gemm(float *out, float *att, const float *qkv, con
     float scale = 1.0f / sqrtf((float)HS);
 #pragma omp parallel if ((long)B * NH * T * T * HS > PAR_HEADS)
     {
-        float *bt = head_room(T, HS);
+        float *room = head_room(T, HS);
 #pragma omp for schedule(static)
         for (int bh = 0; bh < B * NH; bh++) {
             int b = bh / NH, h = bh % NH;
             const float *q = qkv + (size_t)b * T * C3 + h * HS, *k = q + C, *v = q + 2 * C;
             float *a = att + ((size_t)b * NH + h) * T * T;
             float *o = out + (size_t)b * T * C + h * HS;
-            head_mm(0, 1, T, T, HS, q, C3, k, C3, 0, a, T, bt);
+            head_mm(0, 1, T, T, HS, q, C3, k, C3, 0, a, T, room);
             const float *ma = mask_add ? mask_add + (size_t)b * T : NULL;
             for (int i = 0; i < T; i++) softmax_row(a + (size_t)i * T, scale, ma, T);
             if (p <= 0.0f) {
-                head_mm(0, 0, T, HS, T, a, T, v, C3, 0, o, C, bt);
+                head_mm(0, 0, T, HS, T, a, T, v, C3, 0, o, C, room);
                 continue;
             }
             /* att stays undropped for backward: the output comes from a dropped copy, of the whole
@@ -524,17 +523,17 @@ static void attention_forward_gemm(float *out, float *att, const float *qkv, con
                 float w[T * T];
                 dropout_factors(w, (size_t)T * T, p, seed, head, T, P, 0);
                 for (int e = 0; e < T * T; e++) w[e] *= a[e];
-                head_mm(0, 0, T, HS, T, w, T, v, C3, 0, o, C, bt);
+                head_mm(0, 0, T, HS, T, w, T, v, C3, 0, o, C, room);
                 continue;
             }
             float w[T];
             for (int i = 0; i < T; i++) {
                 memcpy(w, a + (size_t)i * T, sizeof(float) * T);
                 dropout_apply(w, T, p, seed, head, T, P, (uint64_t)i * T);
-                head_mm(0, 0, 1, HS, T, w, T, v, C3, 0, o + (size_t)i * C, C, bt);
+                head_mm(0, 0, 1, HS, T, w, T, v, C3, 0, o + (size_t)i * C, C, room);
             }
         }
-        free(bt);
+        free(room);
     }
 }
 
@@ -545,7 +544,7 @@ static void attention_backward_gemm(float *dqkv, float *scratch, const float *do
     float scale = 1.0f / sqrtf((float)HS);
 #pragma omp parallel if ((long)B * NH * T * T * HS > PAR_HEADS)
     {
-        float *bt = head_room(T, HS);
+        float *room = head_room(T, HS);
 #pragma omp for schedule(static)
         for (int bh = 0; bh < B * NH; bh++) {
             int b = bh / NH, h = bh % NH;
@@ -568,9 +567,9 @@ static void attention_backward_gemm(float *dqkv, float *scratch, const float *do
                 memcpy(s, a, sizeof(float) * TT);
                 if (p > 0.0f) dropout_apply(s, TT, p, seed, head, T, P, 0);
             }
-            head_mm(1, 0, T, HS, T, s, T, go, C, 1, dv, C3, bt);
+            head_mm(1, 0, T, HS, T, s, T, go, C, 1, dv, C3, room);
             /* datt = (dout @ V^T) * dropout factor; softmax backward row by row */
-            head_mm(0, 1, T, T, HS, go, C, v, C3, 0, s, T, bt);
+            head_mm(0, 1, T, T, HS, go, C, v, C3, 0, s, T, room);
             if (f)
                 for (size_t e = 0; e < TT; e++) s[e] *= f[e];
             else if (p > 0.0f)
@@ -582,10 +581,10 @@ static void attention_backward_gemm(float *dqkv, float *scratch, const float *do
                 for (int j = 0; j < T; j++) si[j] = ai[j] * (si[j] - dot) * scale;
             }
             /* dQ += dpre @ K ; dK += dpre^T @ Q */
-            head_mm(0, 0, T, HS, T, s, T, k, C3, 1, dq, C3, bt);
-            head_mm(1, 0, T, HS, T, s, T, q, C3, 1, dk, C3, bt);
+            head_mm(0, 0, T, HS, T, s, T, k, C3, 1, dq, C3, room);
+            head_mm(1, 0, T, HS, T, s, T, q, C3, 1, dk, C3, room);
         }
-        free(bt);
+        free(room);
     }
 }
 

@@ -63,7 +63,7 @@ static hg_tile_fn *const hg_tiles12[2][2] = {{hg_12_1_0, hg_12_2_0}, {hg_12_1_1,
 static void transpose_b(float *room, const float *b, size_t ldb, int N, int K, size_t ldr) {
     for (int k0 = 0; k0 < K; k0 += 16) {
         int kn = K - k0 < 16 ? K - k0 : 16;
-        __mmask16 mk = (__mmask16)(kn >= 16 ? 0xFFFFu : (1u << kn) - 1u);
+        __mmask16 mk = lanes(kn);
         for (int n0 = 0; n0 < N; n0 += 16) {
             __m512 r[16];
             for (int i = 0; i < 16; i++)
@@ -78,8 +78,7 @@ static void transpose_b(float *room, const float *b, size_t ldb, int N, int K, s
 static void pad_b(float *room, const float *b, size_t ldb, int N, int K, size_t ldr) {
     for (int k = 0; k < K; k++)
         for (int n0 = 0; n0 < (int)ldr; n0 += 16) {
-            int n = N - n0 < 16 ? (N - n0 > 0 ? N - n0 : 0) : 16;
-            __mmask16 m = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1u);
+            __mmask16 m = N > n0 ? lanes(N - n0) : 0;
             _mm512_storeu_ps(room + (size_t)k * ldr + n0, _mm512_maskz_loadu_ps(m, b + (size_t)k * ldb + n0));
         }
 }
@@ -99,8 +98,8 @@ int k_head_gemm(int M, int N, int K, const float *a, size_t ar, size_t ak, const
     }
     /* a panel of B (K rows x 64 columns: 32 KB at K = 128) stays in L1 while the row tiles pass */
     for (int j0 = 0; j0 < N; j0 += 16 * HG_VEC) {
-        int n = N - j0 < 16 * HG_VEC ? N - j0 : 16 * HG_VEC, nv = (n + 15) / 16, tail = n - 16 * (nv - 1);
-        __mmask16 ml = (__mmask16)(tail >= 16 ? 0xFFFFu : (1u << tail) - 1u);
+        int n = N - j0 < 16 * HG_VEC ? N - j0 : 16 * HG_VEC, nv = (n + 15) / 16;
+        __mmask16 ml = lanes(n - 16 * (nv - 1));
         int i0 = 0;
         if (nv <= 2)
             for (; i0 + 12 <= M; i0 += 12)

@@ -115,8 +115,6 @@ static void product(float *ot, const float *p, size_t pi, int I, const float *v,
     }
 }
 
-static inline __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u); }
-
 /* vt [K, Tp] = a [N, K] transposed, zero past row N: 16 x 16 blocks in registers */
 static void transpose_in(float *vt, const float *a, int N, int K, int Tp) {
     int kblocks = (K + 15) / 16;

@@ -1,6 +1,6 @@
-/* transpose16.h: a 16 x 16 float block transposed in AVX-512 registers, for the kernels that
- * turn a row-major operand around before their tiles read it (kernels/cpu/skinny.c, headgemm.c).
- * Include only under __AVX512F__. */
+/* transpose16.h: a 16 x 16 float block transposed in AVX-512 registers, and the lane mask of a
+ * vector's first n floats, for the kernels that turn a row-major operand around before their tiles
+ * read it (kernels/cpu/skinny.c, headgemm.c). Include only under __AVX512F__. */
 #ifndef BL_TRANSPOSE16_H
 #define BL_TRANSPOSE16_H
 #include <immintrin.h>
@@ -31,5 +31,8 @@ static inline void transpose16(__m512 r[16]) {
     }
     for (int i = 0; i < 16; i++) r[i] = t[i];
 }
+
+/* the first n lanes (all 16 from n = 16 on) */
+static inline __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u); }
 
 #endif
