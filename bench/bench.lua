@@ -5,12 +5,14 @@
 -- (VmHWM), and the ratio bertlab/PyTorch; plus the training step's model FLOP/s against the sgemm
 -- rate that OpenBLAS reaches at the layer's GEMM shapes (build/bench/sgemm, same threads).
 -- Rows: the default model and a bert-base-sized one with random weights; batch 3 (dynamic padding,
--- 256) and 32 (dynamic, 128, 256); 1 thread and all cores.
+-- 256) and 32 (dynamic, 128, 256, and 128 or 256 real tokens a row: full128, full256); 1 thread and
+-- all cores.
 -- Environment: BENCH_ROWS=pat[,pat...] keeps rows whose name contains a pattern (plain text, e.g.
 --   "minilm/B3", "/1t"), or "quick" (the default model's dynamic rows); BENCH_PEERS=bertlab skips
 --   PyTorch; BENCH_PYTHON=/path/python uses that Python instead of the private venv
 --   build/bench/venv (created on first use: pip install torch transformers); BENCH_BUDGET=GFLOP
---   (default 240) sets the reps: about that much work a timed phase, at most 30 (60 eval);
+--   (default 240) sets the reps: about that much work a timed phase of PyTorch's (4x that for
+--   bertlab's, on the tokens it computes), at most 30 (60 eval);
 --   BENCH_REUSE=build/bench/bench-DATE.csv takes PyTorch's columns from that earlier table for the
 --   rows it has (PyTorch's speed does not change with bertlab's code; the table says so) and runs
 --   PyTorch only for the others.
@@ -26,6 +28,10 @@ local function sh(cmd)
 end
 local function exists(path) local f = io.open(path); if f then f:close() end; return f ~= nil end
 local function log(...) io.stderr:write(string.format(...), "\n") end
+if not exists(OUT .. "/sgemm") then
+  -- without it every row's sgemm and frac columns would come out empty, after the whole run
+  error("bench: " .. OUT .. "/sgemm is missing: run `make bench` (or `make " .. OUT .. "/sgemm` first)", 0)
+end
 local function loadavg() local f = io.open("/proc/loadavg"); local s = f and f:read("l") or "?"; if f then f:close() end; return s:match("^(%S+ %S+ %S+)") or s end
 
 os.execute("mkdir -p " .. OUT)
@@ -86,7 +92,7 @@ end
 local models = { { name = "minilm", dir = MINILM }, { name = "base", dir = BASE } }
 -- {B, T}: T = 0 pads each batch to its longest title, T > 0 pads to T, T < 0 fills -T tokens with
 -- titles run together (no padding: the GEMM-bound case, where bertlab has nothing to drop)
-local shapes = { { 3, 0 }, { 3, 256 }, { 32, 0 }, { 32, 128 }, { 32, 256 }, { 32, -128 } }
+local shapes = { { 3, 0 }, { 3, 256 }, { 32, 0 }, { 32, 128 }, { 32, 256 }, { 32, -128 }, { 32, -256 } }
 
 -- training FLOPs of a step: 6 x encoder params x tokens + attention (QK^T and AV: 4 B T^2 C a
 -- layer forward, x3 with backward); the forward is a third of it
@@ -106,13 +112,21 @@ for _, m in ipairs(models) do
       for _, p in ipairs(pats) do if name:find(p, 1, true) then keep = true end end
       if keep then
         m.cfg = m.cfg or config(m.dir)
+        -- reps from a phase's work: PyTorch computes the padding, bertlab only the titles (about
+        -- 24 tokens a row whatever T > 0 pads to), so a padded row gives bertlab more reps; and
+        -- bertlab, 2-90x faster, four times the work (its phases of a few steps drifted by 8%)
+        local function reps(Te, work)
+          local f = train_flops(m.cfg, B * Te, B * Te * Te)
+          local tr = math.max(1, math.min(30, math.floor(work / f)))
+          local ev = math.max(1, math.min(60, math.floor(3 * work / f)))
+          if f < 1e12 then tr = math.max(tr, 2) end
+          if f / 3 < 1e12 then ev = math.max(ev, 2) end
+          return tr, ev
+        end
         local Te = T == 0 and 24 or math.abs(T)
-        local f = train_flops(m.cfg, B * Te, B * Te * Te)
-        local tr = math.max(1, math.min(30, math.floor(budget / f)))
-        local ev = math.max(1, math.min(60, math.floor(3 * budget / f)))
-        if f < 1e12 then tr = math.max(tr, 2) end
-        if f / 3 < 1e12 then ev = math.max(ev, 2) end
-        rows[#rows + 1] = { name = name, m = m, B = B, T = T, th = th, tr = tr, ev = ev }
+        local tr, ev = reps(T > 0 and 24 or Te, 4 * budget)
+        local ptr, pev = reps(Te, budget)
+        rows[#rows + 1] = { name = name, m = m, B = B, T = T, th = th, tr = tr, ev = ev, ptr = ptr, pev = pev }
       end
     end
   end
@@ -194,7 +208,8 @@ local load0, t_start = loadavg(), bl.clock()
 local impl = {}
 for i, r in ipairs(rows) do
   local args = ("%s %s %d %d %d %d %d"):format(r.m.dir, ids_file, r.B, r.T, r.th, r.tr, r.ev)
-  log("bench: [%d/%d] %s (train %d, eval %d reps) ...", i, #rows, r.name, r.tr, r.ev)
+  local pargs = ("%s %s %d %d %d %d %d"):format(r.m.dir, ids_file, r.B, r.T, r.th, r.ptr, r.pev)
+  log("bench: [%d/%d] %s (train %d, eval %d reps; PyTorch %d, %d) ...", i, #rows, r.name, r.tr, r.ev, r.ptr, r.pev)
   local N = math.floor(computed_tokens(r) + 0.5)
   local b1, w1 = sgemm(r.m.cfg, N, r.th)
   r.bl = run_peer("bin/bertlab bench/peer_bertlab.lua " .. args, r.th)
@@ -204,7 +219,7 @@ for i, r in ipairs(rows) do
     log("bench: %s: the peer computed %.1f tokens a step, bench.lua expected %d (sgemm measured at %d)", r.name, r.bl.ctokens, N, N)
   end
   if reused[r.name] then r.pt = reused[r.name]
-  elseif want_torch then r.pt = run_peer(python .. " bench/peer_torch.py " .. args, r.th) end
+  elseif want_torch then r.pt = run_peer(python .. " bench/peer_torch.py " .. pargs, r.th) end
   for _, p in ipairs({ r.bl, r.pt }) do if p and p.impl then impl[p.impl] = true end end
   -- bertlab's FLOPs: on the columns it computes (up to each batch's longest row), at those shapes
   local p = r.bl
@@ -229,23 +244,27 @@ print(("bertlab bench %s: %s, %d cores, OpenBLAS core %s%s; %s; load average %s 
     coretype and (" (sgemm column; OPENBLAS_CORETYPE=%s in the environment for the peers)"):format(coretype) or "",
     table.concat(impls, " vs "), load0,
     loadavg(), elapsed))
-print("rows: model/batch/padding (dyn: to the batch's longest title; 256, 128: padded to that; full128: 128")
-print("  real tokens a row)/threads; reps: timed train steps/eval batches (each phase after one untimed")
-print("  warm-up step); GFLOP/s: bertlab's training step at (6 x encoder params x tokens + attention)")
+print("rows: model/batch/padding (dyn: to the batch's longest title; 256, 128: padded to that; full128,")
+print("  full256: 128 or 256 real tokens a row)/threads; reps: timed train steps/eval batches, bertlab's")
+print("  then PyTorch's where they differ (each phase after one untimed warm-up step, on the widest timed")
+print("  batch); GFLOP/s: bertlab's training step at (6 x encoder params x tokens + attention)")
 print("  FLOPs on the tokens it computes (the rows' real tokens: it drops padding); sgemm: OpenBLAS at that")
 print("  layer's GEMM shapes, tokens and threads, on the kernels OpenBLAS picks itself, the best of 4")
 print("  windows of 0.5 s right before and after bertlab's row (the CSV has the worst too); frac = GFLOP/s /")
 print("  sgemm (bertlab's linear layers run on its own kernels, kernels/cpu/skinny.c, not on OpenBLAS)")
-local hdr = ("%-22s %5s | %8s %8s %5s | %8s %8s %5s | %6s %6s %5s | %7s %7s %5s")
+local hdr = ("%-22s %11s | %8s %8s %5s | %8s %8s %5s | %6s %6s %5s | %7s %7s %5s")
 print(hdr:format("row", "reps", "train/s", "torch", "x", "eval/s", "torch", "x", "RSS MB", "torch", "x",
   "GFLOP/s", "sgemm", "frac"))
 local csv = { "row,model,batch,pad,threads,train_reps,eval_reps,bertlab_train_sps,torch_train_sps,train_ratio," ..
   "bertlab_eval_bps,torch_eval_bps,eval_ratio,bertlab_rss_mb,torch_rss_mb,rss_ratio,tokens_per_step," ..
-  "computed_tokens_per_step,model_gflops,sgemm_gflops,sgemm_fraction,warmup,sgemm_min_gflops" }
+  "computed_tokens_per_step,model_gflops,sgemm_gflops,sgemm_fraction,warmup,sgemm_min_gflops," ..
+  "torch_train_reps,torch_eval_reps" }
 for _, r in ipairs(rows) do
   local gf = r.flops and get(r.bl, "train_sps") and r.flops * r.bl.train_sps / 1e9
   local frac = gf and r.sgemm and gf / r.sgemm
-  print(hdr:format(r.name, r.tr .. "/" .. r.ev,
+  local reps = r.tr .. "/" .. r.ev
+  if r.pt and not r.pt.reused and (r.ptr ~= r.tr or r.pev ~= r.ev) then reps = reps .. " " .. r.ptr .. "/" .. r.pev end
+  print(hdr:format(r.name, reps,
     f3(get(r.bl, "train_sps")), f3(get(r.pt, "train_sps")), ratio(get(r.bl, "train_sps"), get(r.pt, "train_sps")),
     f3(get(r.bl, "eval_bps")), f3(get(r.pt, "eval_bps")), ratio(get(r.bl, "eval_bps"), get(r.pt, "eval_bps")),
     mb(r.bl), mb(r.pt), ratio(get(r.pt, "rss_kb"), get(r.bl, "rss_kb")),
@@ -259,7 +278,8 @@ for _, r in ipairs(rows) do
     n(get(r.bl, "eval_bps") and get(r.pt, "eval_bps") and r.bl.eval_bps / r.pt.eval_bps),
     n(get(r.bl, "rss_kb") and r.bl.rss_kb / 1024), n(get(r.pt, "rss_kb") and r.pt.rss_kb / 1024),
     n(get(r.bl, "rss_kb") and get(r.pt, "rss_kb") and r.pt.rss_kb / r.bl.rss_kb),
-    n(get(r.bl, "tokens") or get(r.pt, "tokens")), n(get(r.bl, "ctokens")), n(gf), n(r.sgemm), n(frac), "1", n(r.sgemm_min) }, ",")
+    n(get(r.bl, "tokens") or get(r.pt, "tokens")), n(get(r.bl, "ctokens")), n(gf), n(r.sgemm), n(frac), "1", n(r.sgemm_min),
+    r.pt and not r.pt.reused and r.ptr or "", r.pt and not r.pt.reused and r.pev or "" }, ",")
 end
 print("x: bertlab/PyTorch (for RSS: PyTorch's/bertlab's, so > 1 is better everywhere)")
 local n_reused = 0

@@ -254,7 +254,10 @@ static void sumsq_blocks4(const float *const x[4], double out[4]) {
 static double sumsq_run(const float *x, size_t n, const unsigned char *nonzero, size_t rows, size_t C) {
     size_t nb = (n + SUMSQ_BLOCK - 1) / SUMSQ_BLOCK;
     double part[SUMSQ_CHUNKS];
-    #pragma omp parallel for schedule(static) if (n > 65536)
+    /* dynamic: the chunks over the word-embedding table are mostly skipped rows, so a static split
+     * gave one thread all the work (0.0% and 1.1% of the two threads' samples; now 0.57% each);
+     * each chunk's sum, and their order, do not depend on which thread ran it */
+    #pragma omp parallel for schedule(dynamic, 1) if (n > 65536)
     for (int c = 0; c < SUMSQ_CHUNKS; c++) {
         double s = 0.0;
         const float *pend[SUMSQ_GROUP]; /* whole blocks read, not yet summed (in order) */
