@@ -113,6 +113,17 @@ typedef struct bl_backend {
      * host memory); NULL in a backend without it. */
     void (*sumsq_rows_f32)(double *out, const float *x, size_t n, const unsigned char *nonzero,
                            size_t rows, size_t C);
+    /* attention_forward's out without writing att (a forward that keeps no activations, as in
+     * evaluation); NULL in a backend without it (the model then gives attention_forward an att
+     * slot). */
+    void (*attention_forward_nokeep)(float *out, const float *qkv, const float *mask_add, int B,
+                                     int T, int C, int NH, int P, float p, uint64_t seed,
+                                     uint64_t offset);
+    /* out [N, C] = b2 + gelu(b1 + inp W1^T) W2^T (linear_forward, gelu_forward, linear_forward)
+     * without storing the intermediate, for a forward that keeps no activations; returns 0 when it
+     * cannot (the model then makes the three calls); NULL in a backend without it. */
+    int (*ffn_forward_nokeep)(float *out, const float *inp, const float *w1, const float *b1,
+                              const float *w2, const float *b2, int N, int C, int I);
 } bl_backend_t;
 
 /* The CPU backend (always present). */

@@ -55,6 +55,10 @@ void k_linear_backward(float *dinp, float *dweight, float *dbias, const float *d
  * stream index offset + ((b*NH + h)*P + i)*P + j (T <= P); the call spans B*NH*P*P indices. */
 void k_attention_forward(float *out, float *att, const float *qkv, const float *mask_add, int B, int T,
                          int C, int NH, int P, float p, uint64_t seed, uint64_t offset);
+/* The same out, to the bit, without att (for a forward that no backward follows): the probabilities
+ * stay in the cache a block of rows at a time. */
+void k_attention_forward_nokeep(float *out, const float *qkv, const float *mask_add, int B, int T,
+                                int C, int NH, int P, float p, uint64_t seed, uint64_t offset);
 /* scratch[B,NH,T,T] is work space; dqkv[B,T,3C] += gradient. */
 void k_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                           const float *att, int B, int T, int C, int NH, int P, float p,
@@ -64,6 +68,11 @@ void k_attention_backward(float *dqkv, float *scratch, const float *dout, const 
 /* GELU, erf form: 0.5 * x * (1 + erf(x / sqrt(2))). */
 void k_gelu_forward(float *out, const float *inp, size_t n);
 void k_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+/* The feed-forward block of a forward that keeps nothing (evaluation): out [N, C] = b2 +
+ * gelu(b1 + inp W1^T) W2^T, the intermediate never stored; the same bits as linear_forward, gelu_forward
+ * and linear_forward. Returns 0 when it cannot (the caller then runs those three). */
+int k_ffn_forward_nokeep(float *out, const float *inp, const float *w1, const float *b1, const float *w2,
+                         const float *b2, int N, int C, int I);
 /* tanh (the pooler); backward uses the forward's output. */
 void k_tanh_forward(float *out, const float *inp, size_t n);
 void k_tanh_backward(float *dinp, const float *out, const float *dout, size_t n);

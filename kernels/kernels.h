@@ -33,6 +33,11 @@ void k_gemm_batched(int trans_a, int trans_b, int M, int N, int K, float alpha, 
 #define SKINNY_MAX_N 128
 #define SKINNY_MIN_WORK (1L << 18) /* N*C*OC */
 int k_skinny_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC);
+/* A feed-forward block without storing its intermediate: out [N, C] = b2 + act(b1 + inp W1^T) W2^T,
+ * W1 [I, C], W2 [C, I]; act(x, n) works in place on n floats, one thread. The same bits as
+ * k_skinny_forward, act and k_skinny_forward; 0 when the caller must (as above). */
+int k_skinny_ffn_forward(float *out, const float *inp, const float *w1, const float *b1, const float *w2,
+                         const float *b2, int N, int C, int I, void (*act)(float *x, size_t n));
 /* The backward's dinp [N, C] += dout [N, OC] W, W [OC, C] not copied; 0 when the caller must (as
  * above, or C not a multiple of 16). */
 int k_skinny_backward_dx(float *dinp, const float *dout, const float *weight, int N, int C, int OC);

@@ -326,8 +326,9 @@ fail:
  * activations and scratch */
 
 /* Number of floats of the activation allocation for (B,T) and `layers` layers (all of them, or 1
- * for a grad-free forward, which also needs none of backward's buffers); with `a` non-NULL, also
- * points a's fields into `base`. */
+ * for a grad-free forward, which also needs none of backward's buffers, nor the attention
+ * probabilities where the backend has attention_forward_nokeep); with `a` non-NULL, also points
+ * a's fields into `base`. */
 static size_t layout_acts(const bert_t *m, int B_, int T_, int layers, bert_acts_t *a, float *base) {
     size_t B = B_, T = T_, N = B * T, C = m->config.hidden_size, NH = m->config.num_attention_heads,
            I = m->config.intermediate_size, NL = (size_t)layers, L = m->config.num_labels;
@@ -340,7 +341,8 @@ static size_t layout_acts(const bert_t *m, int B_, int T_, int layers, bert_acts
         {a ? &a->emb : NULL, N * C},        {a ? &a->emb_ln : NULL, N * C},
         {a ? &a->emb_mean : NULL, N},       {a ? &a->emb_rstd : NULL, N},
         {a ? &a->x0 : NULL, N * C},         {a ? &a->qkv : NULL, NL * N * 3 * C},
-        {a ? &a->att : NULL, NL * att},     {a ? &a->atty : NULL, NL * N * C},
+        {a ? &a->att : NULL, g || !m->be->attention_forward_nokeep ? NL * att : 0},
+        {a ? &a->atty : NULL, NL * N * C},
         {a ? &a->res1 : NULL, NL * N * C},
         {a ? &a->ln1 : NULL, NL * N * C},   {a ? &a->ln1_mean : NULL, NL * N},
         {a ? &a->ln1_rstd : NULL, NL * N},  {a ? &a->fch : NULL, NL * N * I},
@@ -696,18 +698,27 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
         float *fchg = a->fch_gelu + k * ni, *res2 = a->res2 + k * nc;
         float *ln2 = a->ln2 + k * nc;
         be->linear_forward(qkv, x, p->qkvw + l * 3 * cc, p->qkvb + l * 3 * C, (int)N, C, 3 * C);
-        EACH_SEQ be->attention_forward(atty + q.tok * C, a->att + k * att + q.att, qkv + q.tok * 3 * C,
-                                       m->packed ? NULL : a->mask_add, q.B, q.T, C, NH, P, pa, seed,
-                                       off[1 + 3 * l] + q.b * NH * P * P);
+        if (!kept && be->attention_forward_nokeep) /* no att slot: nothing differentiates it */
+            EACH_SEQ be->attention_forward_nokeep(atty + q.tok * C, qkv + q.tok * 3 * C,
+                                                  m->packed ? NULL : a->mask_add, q.B, q.T, C, NH, P,
+                                                  pa, seed, off[1 + 3 * l] + q.b * NH * P * P);
+        else
+            EACH_SEQ be->attention_forward(atty + q.tok * C, a->att + k * att + q.att,
+                                           qkv + q.tok * 3 * C, m->packed ? NULL : a->mask_add, q.B,
+                                           q.T, C, NH, P, pa, seed, off[1 + 3 * l] + q.b * NH * P * P);
         /* dense, dropout and residual in place in res1: backward needs only the sum */
         be->linear_forward(res1, atty, p->attprojw + l * cc, p->attprojb + l * C, (int)N, C, C);
         DROP_HIDDEN(res1, res1, off[2 + 3 * l]);
         be->residual_forward(res1, res1, x, nc);
         be->layernorm_forward(ln1, a->ln1_mean + k * N, a->ln1_rstd + k * N, res1, p->ln1w + l * C,
                             p->ln1b + l * C, (int)N, C, c->layer_norm_eps);
-        be->linear_forward(fch, ln1, p->fcw + l * ic, p->fcb + l * I, (int)N, C, I);
-        be->gelu_forward(fchg, fch, ni);
-        be->linear_forward(res2, fchg, p->fcprojw + l * ic, p->fcprojb + l * C, (int)N, I, C);
+        if (kept || !be->ffn_forward_nokeep ||
+            !be->ffn_forward_nokeep(res2, ln1, p->fcw + l * ic, p->fcb + l * I, p->fcprojw + l * ic,
+                                    p->fcprojb + l * C, (int)N, C, I)) {
+            be->linear_forward(fch, ln1, p->fcw + l * ic, p->fcb + l * I, (int)N, C, I);
+            be->gelu_forward(fchg, fch, ni);
+            be->linear_forward(res2, fchg, p->fcprojw + l * ic, p->fcprojb + l * C, (int)N, I, C);
+        }
         DROP_HIDDEN(res2, res2, off[3 + 3 * l]);
         be->residual_forward(res2, res2, ln1, nc);
         be->layernorm_forward(ln2, a->ln2_mean + k * N, a->ln2_rstd + k * N, res2, p->ln2w + l * C,

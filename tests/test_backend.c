@@ -106,8 +106,18 @@ WRAP(30, sumsq_f32, (double *o, const float *x, size_t n), (o, x, n))
 WRAP(31, scale_f32, (float *x, size_t n, float s), (x, n, s))
 WRAP(32, clip_scale_f32, (float *x, size_t n, const double *s, double mx), (x, n, s, mx))
 WRAP(34, sumsq_rows_f32, (double *o, const float *x, size_t n, const unsigned char *nz, size_t rows, size_t C), (o, x, n, nz, rows, C))
+WRAP(35, attention_forward_nokeep, (float *o, const float *q, const float *m, int B, int T, int C, int NH, int P, float p, uint64_t s, uint64_t f),
+     (o, q, m, B, T, C, NH, P, p, s, f))
 WRAP(33, adamw_step_rows, (float *p, const float *g, float *m, float *v, size_t n, k_adamw_hparams_t hp, unsigned char *live, const unsigned char *touched, size_t rows, size_t C), (p, g, m, v, n, hp, live, touched, rows, C))
 #undef WRAP
+static long ffn_declined; /* calls it left to the model (too little work, no AVX-512) */
+static int w_ffn_forward_nokeep(float *o, const float *x, const float *w1, const float *b1, const float *w2,
+                                const float *b2, int N, int C, int I) {
+    count_kernel(36, "ffn_forward_nokeep");
+    int done = cpu->ffn_forward_nokeep(o, x, w1, b1, w2, b2, N, C, I);
+    ffn_declined += !done;
+    return done;
+}
 
 static bl_backend_t counting;
 
@@ -132,7 +142,8 @@ static void counting_init(void) {
     SET(dropout_forward); SET(dropout_backward); SET(residual_forward); SET(accumulate);
     SET(cls_forward); SET(cls_backward); SET(crossentropy_forward); SET(crossentropy_backward);
     SET(mask_to_additive); SET(softmax_rows); SET(adamw_step); SET(sumsq_f32); SET(scale_f32);
-    SET(clip_scale_f32); SET(adamw_step_rows); SET(sumsq_rows_f32);
+    SET(clip_scale_f32); SET(adamw_step_rows); SET(sumsq_rows_f32); SET(attention_forward_nokeep);
+    SET(ffn_forward_nokeep);
 #undef SET
 }
 
@@ -153,6 +164,7 @@ static void reset_counts(void) {
     memset(counts, 0, sizeof counts);
     memset(kernel_calls, 0, sizeof kernel_calls);
     bytes_to_device = bytes_to_host = 0;
+    ffn_declined = 0;
 }
 
 static long kernel(const char *name) {
@@ -324,6 +336,23 @@ int main(void) {
     CHECK(bert_forward(&m, &ev, NULL) == 0 && counts[C_TO_DEVICE] == 1 && counts[C_TO_HOST] == 0 &&
               counts[C_ALLOC] == 0,
           "eval forward without labels: one copy in (%zu bytes), none out", bytes_to_device);
+    int NL = m.config.num_hidden_layers, L = m.config.num_labels;
+    CHECK(kernel("attention_forward_nokeep") == 3 * NL && kernel("attention_forward") == 0,
+          "eval forward: the attention without its probabilities, once a row and layer (%ld, %ld)",
+          kernel("attention_forward_nokeep"), kernel("attention_forward"));
+    CHECK(kernel("ffn_forward_nokeep") == NL && kernel("gelu_forward") == ffn_declined &&
+              kernel("linear_forward") == 2 * NL + 2 * ffn_declined + 2,
+          "eval forward: the fused feed-forward tried once a layer, linear-GELU-linear where it declined "
+          "(%ld declined of %ld; %ld GELU)", ffn_declined, kernel("ffn_forward_nokeep"), kernel("gelu_forward"));
+    float ev_logits[3 * 8];
+    memcpy(ev_logits, m.acts.logits, sizeof(float) * 3 * (size_t)L);
+    bert_inputs_t ev_kept = {ids, mask, NULL, labels, 0, 0, 0};
+    float ev_loss;
+    reset_counts();
+    CHECK(L <= 8 && bert_forward(&m, &ev_kept, &ev_loss) == 0 && kernel("attention_forward") == 3 * NL &&
+              !memcmp(ev_logits, m.acts.logits, sizeof(float) * 3 * (size_t)L),
+          "eval forward with labels (activations kept for a backward): attention_forward, the same "
+          "logits bit for bit");
     bert_inputs_t nomask = {ids, NULL, NULL, NULL, 0, 0, 0};
     reset_counts();
     CHECK(bert_forward(&m, &nomask, NULL) == 0 && bytes_to_device == (2 * 21 + 3) * sizeof(int64_t),

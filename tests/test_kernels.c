@@ -381,6 +381,17 @@ static void test_attention(const char *tag) {
              P, p);
     check_close(what, out, wout, nout, 1.0, TOL);
     check_close("attention cached att (softmax before dropout) vs torch", att, watt, natt, 1.0, TOL);
+    { /* without att (evaluation): the same output, a block of rows at a time */
+        float *out_nk = zeros(nout);
+        k_attention_forward_nokeep(out_nk, qkv, mask, B, T, C, NH, P, p, seed, off);
+        snprintf(what, sizeof what, "attention forward without att (T=%d, p=%g) vs torch", T, p);
+        check_close(what, out_nk, wout, nout, 1.0, TOL);
+#if defined(__AVX512F__)
+        snprintf(what, sizeof what, "attention forward without att (T=%d, p=%g): the same bits as with it", T, p);
+        CHECK(!memcmp(out_nk, out, sizeof(float) * nout), "%s", what);
+#endif
+        free(out_nk);
+    }
     /* padded keys get exactly zero weight */
     int zero_ok = 1;
     for (int b = 0; b < B; b++)
@@ -1147,6 +1158,54 @@ static void test_sumsq(void) {
     free(x);
 }
 
+/* The fused feed-forward of evaluation (k_ffn_forward_nokeep: the intermediate never stored) gives
+ * the bits of linear_forward, gelu_forward and linear_forward, with 1 and 2 threads, at a batch of
+ * titles, across chunk edges (64 tokens), with shapes that are not multiples of 16 or of 6 */
+static void test_ffn_nokeep(void) {
+#if defined(__AVX512F__)
+    const int shapes[][3] = {{45, 384, 1536}, {1, 384, 1536}, {64, 384, 1536}, {200, 384, 1536},
+                             {130, 48, 100}, {640, 32, 64}};
+    int n_shapes = (int)(sizeof shapes / sizeof shapes[0]), same = 1, done = 1;
+    double worst = 0.0;
+    for (int si = 0; si < n_shapes; si++) {
+        int N = shapes[si][0], C = shapes[si][1], I = shapes[si][2];
+        float *x = randn((long)N * C, 1.0f), *w1 = randn((long)I * C, 0.1f), *b1 = randn(I, 0.5f);
+        float *w2 = randn((long)C * I, 0.1f), *b2 = randn(C, 0.5f);
+        float *h = zeros((long)N * I), *g = zeros((long)N * I), *y = zeros((long)N * C);
+        float *y1 = zeros((long)N * C), *y2 = zeros((long)N * C);
+        k_linear_forward(h, x, w1, b1, N, C, I);
+        k_gelu_forward(g, h, (size_t)N * I);
+        k_linear_forward(y, g, w2, b2, N, I, C);
+        omp_set_num_threads(1);
+        done &= k_ffn_forward_nokeep(y1, x, w1, b1, w2, b2, N, C, I);
+        omp_set_num_threads(2);
+        done &= k_ffn_forward_nokeep(y2, x, w1, b1, w2, b2, N, C, I);
+        same &= !memcmp(y, y1, sizeof(float) * (size_t)N * C) && !memcmp(y, y2, sizeof(float) * (size_t)N * C);
+        for (int t = 0; t < N; t += 7) /* and against a double-precision loop */
+            for (int o = 0; o < C; o += 5) {
+                double acc = b2[o];
+                for (int i = 0; i < I; i++) {
+                    double a = b1[i];
+                    for (int c = 0; c < C; c++) a += (double)x[(size_t)t * C + c] * w1[(size_t)i * C + c];
+                    acc += 0.5 * a * (1.0 + erf(a / sqrt(2.0))) * w2[(size_t)o * I + i];
+                }
+                double d = fabs(acc - y1[(size_t)t * C + o]) / sqrt((double)I);
+                if (d > worst) worst = d;
+            }
+        free(x); free(w1); free(b1); free(w2); free(b2); free(h); free(g); free(y); free(y1); free(y2);
+    }
+    CHECK(done, "fused feed-forward: done by the AVX-512 kernels at every shape");
+    CHECK(same, "fused feed-forward: the bits of linear, GELU, linear (6 shapes, 1 and 2 threads)");
+    CHECK(worst < 1e-5, "fused feed-forward: right against a double loop (max |diff| / sqrt(I) %.3g)", worst);
+#else
+    int N = 45, C = 384, I = 1536;
+    float *x = zeros((long)N * C), *w = zeros((long)I * C), *y = zeros((long)N * C);
+    CHECK(!k_ffn_forward_nokeep(y, x, w, NULL, w, NULL, N, C, I),
+          "fused feed-forward: without AVX-512 it declines (the model runs linear, GELU, linear)");
+    free(x); free(w); free(y);
+#endif
+}
+
 int main(void) {
     if (fx_load() != 0) {
         CHECK(0, "fixtures " FIXDIR "{index.txt,data.bin} readable (run tests/fixtures/gen_kernels.py)");
@@ -1175,6 +1234,7 @@ int main(void) {
     test_blas_threads();
     test_threads_same_bits();
     test_skinny();
+    test_ffn_nokeep();
     test_head_gemm();
     test_sumsq();
     free(fx_data);

@@ -123,6 +123,17 @@ local F = resume(dir .. "/f")
 T.check(not ok and F.final.f1 == A.final.f1 and F.best_epoch == A.best_epoch and status(dir .. "/f") == "done",
   "resume after the last epoch's state: the final evaluation only, the same best epoch and F1")
 
+-- killed after the last save's second rename, before it removed the previous state (.state.old):
+-- the resume takes the newer state and removes the older one, though no save follows
+ok = pcall(bl.run_experiment, opts({ out = dir .. "/f2", on_epoch = function(r) if r.epoch == 3 then error("stop") end end }))
+os.execute(("cp -r %s/f2/state %s/f2/.state.old"):format(q(dir), q(dir)))
+local notes2 = {}
+local F2 = resume(dir .. "/f2", { log = function(s) notes2[#notes2 + 1] = s end })
+T.check(not ok and F2.final.f1 == A.final.f1 and not bl.is_dir(dir .. "/f2/.state.old")
+  and table.concat(notes2, "\n"):find("removing .*/f2/%.state%.old %(the state before the last save%)"),
+  "resume with a leftover .state.old next to the newer state: removed (and noted), the same final F1",
+  table.concat(notes2, "\n"))
+
 -- save="best": the resumed run keeps the same single best checkpoint
 local function folders(out)
   local l = {}

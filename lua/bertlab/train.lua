@@ -810,6 +810,11 @@ return function(bl)
         rm_rf(self.state_dir)
         os.rename(sdir, self.state_dir)
       end
+      local stale = out .. "/.state.old" -- a kill after a save's second rename: superseded
+      if writer and bl.is_dir(stale) then
+        log(("note: removing %s (the state before the last save)"):format(stale))
+        rm_rf(stale)
+      end
       epoch0, self.step, self.rows, self.have_state = e, st_step, results, true
       local x = st.extra or {}
       self.nan_skips = x.nan_skips or 0
