@@ -1222,7 +1222,7 @@ int main(void) {
     test_attention("att384");
     test_attention("att80");  /* T >= 64: the sgemm path */
     test_attention("att80d");
-    test_attention("att130d"); /* T > 128: dropout applied row by row in forward */
+    test_attention("att130d"); /* T > 128: the rows in blocks (126, then 4) */
     test_pointwise();
     test_dropout();
     test_dropout_hidden();

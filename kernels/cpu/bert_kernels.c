@@ -494,64 +494,23 @@ static void head_mm(int ta, int tb, int M, int N, int K, const float *A, int lda
     k_gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, acc ? 1.0f : 0.0f, C, ldc);
 }
 
-/* the floats of a block of attention rows on a thread's stack (64 KB) */
+/* The floats of a block of attention rows on a thread's stack (64 KB): all T rows up to T = 128,
+ * 64 at a time at 256. */
 #define ATT_ROWS (1 << 14)
 
+/* att non-NULL (a backward follows): each head's scores and softmax go to its slot of att, which stays
+ * undropped for the backward, and the output comes from a dropped copy of a block of rows at a time
+ * (at 32 x 256 tokens one row at a time, as before, was 2.4% of a training step). att NULL
+ * (evaluation): the probabilities are never kept, so the scores themselves are computed a block of
+ * rows at a time on the stack, instead of through att[B,NH,T,T], whose 100 MB a layer at 32 x 256
+ * tokens of MiniLM went out to memory and back. Dropout takes the same stream indices either way (the
+ * head's mask starts at offset + (b*NH + h)*P*P, row i at + i*P) and, with headgemm's tiles
+ * (AVX-512), each element is the same chain of fused multiply-adds whatever the rows of a call, so
+ * both give the same bits; sgemm (without AVX-512) may round differently where the rows come in
+ * blocks (T > 128). */
 static void attention_forward_gemm(float *out, float *att, const float *qkv, const float *mask_add,
                                    int B, int T, int C, int NH, int P, float p, uint64_t seed,
                                    uint64_t offset) {
-    int HS = C / NH, C3 = 3 * C;
-    float scale = 1.0f / sqrtf((float)HS);
-#pragma omp parallel if ((long)B * NH * T * T * HS > PAR_HEADS)
-    {
-        float *room = head_room(T, HS);
-#pragma omp for schedule(static)
-        for (int bh = 0; bh < B * NH; bh++) {
-            int b = bh / NH, h = bh % NH;
-            const float *q = qkv + (size_t)b * T * C3 + h * HS, *k = q + C, *v = q + 2 * C;
-            float *a = att + ((size_t)b * NH + h) * T * T;
-            float *o = out + (size_t)b * T * C + h * HS;
-            head_mm(0, 1, T, T, HS, q, C3, k, C3, 0, a, T, room);
-            const float *ma = mask_add ? mask_add + (size_t)b * T : NULL;
-            for (int i = 0; i < T; i++) softmax_row(a + (size_t)i * T, scale, ma, T);
-            if (p <= 0.0f) {
-                head_mm(0, 0, T, HS, T, a, T, v, C3, 0, o, C, room);
-                continue;
-            }
-            /* att stays undropped for backward: the output comes from a dropped copy, of the whole
-             * head when it fits on the stack (T <= 128: 64 KB), else of ATT_ROWS / T rows at a time
-             * (64 at T = 256; one row at a time, as before, was 2.4% of a step at 32 x 256 tokens).
-             * The head's mask starts at stream index offset + (b*NH + h)*P*P, row i at + i*P. */
-            uint64_t head = offset + ((uint64_t)b * NH + h) * P * P;
-            if (T <= 128) {
-                float w[T * T];
-                dropout_factors(w, (size_t)T * T, p, seed, head, T, P, 0);
-                for (int e = 0; e < T * T; e++) w[e] *= a[e];
-                head_mm(0, 0, T, HS, T, w, T, v, C3, 0, o, C, room);
-                continue;
-            }
-            int RB = ATT_ROWS / T < 1 ? 1 : ATT_ROWS / T;
-            float w[(size_t)RB * T];
-            for (int i0 = 0; i0 < T; i0 += RB) {
-                int R = T - i0 < RB ? T - i0 : RB;
-                memcpy(w, a + (size_t)i0 * T, sizeof(float) * (size_t)R * T);
-                dropout_apply(w, (size_t)R * T, p, seed, head, T, P, (uint64_t)i0 * T);
-                head_mm(0, 0, R, HS, T, w, T, v, C3, 0, o + (size_t)i0 * C, C, room);
-            }
-        }
-        free(room);
-    }
-}
-
-/* The forward when nothing will differentiate it (evaluation): a head's probabilities are never
- * kept, so they go a block of rows at a time through the thread's stack (at most ATT_ROWS floats,
- * 64 KB: all T rows up to T = 128, 64 rows at 256) instead of through att[B,NH,T,T], whose 100 MB a
- * layer at 32 x 256 tokens of MiniLM went out to memory and back. Dropout keeps the same stream
- * indices and, with headgemm's tiles (AVX-512), each element is the same chain of fused
- * multiply-adds as in attention_forward_gemm whatever the rows of the call, so the output has the
- * same bits; sgemm (without AVX-512) may round differently where the rows come in blocks (T > 128). */
-static void attention_forward_rows(float *out, const float *qkv, const float *mask_add, int B, int T,
-                                   int C, int NH, int P, float p, uint64_t seed, uint64_t offset) {
     int HS = C / NH, C3 = 3 * C, RB = T <= ATT_ROWS / T ? T : ATT_ROWS / T;
     if (RB < 1) RB = 1;
     float scale = 1.0f / sqrtf((float)HS);
@@ -566,10 +525,23 @@ static void attention_forward_rows(float *out, const float *qkv, const float *ma
             float *o = out + (size_t)b * T * C + h * HS;
             const float *ma = mask_add ? mask_add + (size_t)b * T : NULL;
             uint64_t head = offset + ((uint64_t)b * NH + h) * P * P;
+            float *a = att ? att + ((size_t)b * NH + h) * T * T : NULL;
+            if (a) {
+                head_mm(0, 1, T, T, HS, q, C3, k, C3, 0, a, T, room);
+                for (int i = 0; i < T; i++) softmax_row(a + (size_t)i * T, scale, ma, T);
+                if (p <= 0.0f) {
+                    head_mm(0, 0, T, HS, T, a, T, v, C3, 0, o, C, room);
+                    continue;
+                }
+            }
             for (int i0 = 0; i0 < T; i0 += RB) {
                 int R = T - i0 < RB ? T - i0 : RB;
-                head_mm(0, 1, R, T, HS, q + (size_t)i0 * C3, C3, k, C3, 0, w, T, room);
-                for (int i = 0; i < R; i++) softmax_row(w + (size_t)i * T, scale, ma, T);
+                if (a)
+                    memcpy(w, a + (size_t)i0 * T, sizeof(float) * (size_t)R * T);
+                else {
+                    head_mm(0, 1, R, T, HS, q + (size_t)i0 * C3, C3, k, C3, 0, w, T, room);
+                    for (int i = 0; i < R; i++) softmax_row(w + (size_t)i * T, scale, ma, T);
+                }
                 if (p > 0.0f) dropout_apply(w, (size_t)R * T, p, seed, head, T, P, (uint64_t)i0 * T);
                 head_mm(0, 0, R, HS, T, w, T, v, C3, 0, o + (size_t)i0 * C, C, room);
             }
@@ -638,7 +610,7 @@ void k_attention_forward(float *out, float *att, const float *qkv, const float *
 void k_attention_forward_nokeep(float *out, const float *qkv, const float *mask_add, int B, int T,
                                 int C, int NH, int P, float p, uint64_t seed, uint64_t offset) {
     assert(T <= P);
-    attention_forward_rows(out, qkv, mask_add, B, T, C, NH, P, p, seed, offset);
+    attention_forward_gemm(out, NULL, qkv, mask_add, B, T, C, NH, P, p, seed, offset);
 }
 
 void k_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
@@ -650,21 +622,17 @@ void k_attention_backward(float *dqkv, float *scratch, const float *dout, const 
 
 /* ---- pointwise ----------------------------------------------------------------------------------- */
 
+static inline float gelu(float x) { return 0.5f * x * (1.0f + verff(x * (float)M_SQRT1_2)); }
+
 void k_gelu_forward(float *out, const float *inp, size_t n) {
 #pragma omp parallel for simd if (parallel: n > PAR_MIN) /* a bare if() would also turn simd off */
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + verff(x * (float)M_SQRT1_2));
-    }
+    for (size_t i = 0; i < n; i++) out[i] = gelu(inp[i]);
 }
 
 /* k_gelu_forward in place on the calling thread (the fused feed-forward's act) */
 static void gelu_inplace(float *x, size_t n) {
 #pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        float v = x[i];
-        x[i] = 0.5f * v * (1.0f + verff(v * (float)M_SQRT1_2));
-    }
+    for (size_t i = 0; i < n; i++) x[i] = gelu(x[i]);
 }
 
 int k_ffn_forward_nokeep(float *out, const float *inp, const float *w1, const float *b1, const float *w2,

@@ -806,14 +806,16 @@ return function(bl)
       local e, st_step, results, st = bl.load_state(sdir, { model = self.model, optimizer = self.opt,
         scheduler = self.sched, loader = self.train_loader })
       if self.world > 1 then bl.dist_barrier() end -- every process has read it before rank 0 moves it
-      if writer and sdir ~= self.state_dir then -- take the older state back into place
-        rm_rf(self.state_dir)
-        os.rename(sdir, self.state_dir)
-      end
-      local stale = out .. "/.state.old" -- a kill after a save's second rename: superseded
-      if writer and bl.is_dir(stale) then
-        log(("note: removing %s (the state before the last save)"):format(stale))
-        rm_rf(stale)
+      if writer then
+        if sdir ~= self.state_dir then -- take the older state back into place
+          rm_rf(self.state_dir)
+          os.rename(sdir, self.state_dir)
+        end
+        local stale = out .. "/.state.old" -- a kill after a save's second rename: superseded
+        if bl.is_dir(stale) then
+          log(("note: removing %s (the state before the last save)"):format(stale))
+          rm_rf(stale)
+        end
       end
       epoch0, self.step, self.rows, self.have_state = e, st_step, results, true
       local x = st.extra or {}
