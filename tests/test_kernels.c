@@ -942,8 +942,8 @@ static void test_threads_same_bits(void) {
 }
 
 /* The chain the AVX-512 kernels promise: sum_{k = lo..hi-1} a[k*sa] * b[k*sb], one fmaf at a time
- * from zero, in order */
-static float fma_chain(const float *a, size_t sa, const float *b, size_t sb, int lo, int hi) {
+ * from zero, in order (unused without AVX-512) */
+__attribute__((unused)) static float fma_chain(const float *a, size_t sa, const float *b, size_t sb, int lo, int hi) {
     float acc = 0.0f;
     for (int k = lo; k < hi; k++) acc = fmaf(a[(size_t)k * sa], b[(size_t)k * sb], acc);
     return acc;

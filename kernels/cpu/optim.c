@@ -3,8 +3,10 @@
  * addcdiv as p + (s*m)/denom) so the fixture comparisons stay at the float32 ulp level.
  * AdamW touches every parameter each step (22.7M for MiniLM), so its loop must vectorize. GCC
  * will not vectorize sqrtf while errno handling is on (the default), so on x86-64 the body is
- * written with SSE intrinsics, 4 floats at a time (same operations, same order, no FMA), with the
- * scalar loop for the tail and for other CPUs. Each OpenMP thread takes one contiguous slice. */
+ * written with AVX-512 or SSE intrinsics (16 or 4 floats a group; a span's tail goes through the
+ * same vector code, masked or padded), with a scalar loop for other CPUs. Each element goes through
+ * the same instructions wherever a span starts or ends, so skipping rows or splitting the work
+ * between threads cannot change a bit. Each OpenMP thread takes one contiguous slice. */
 #include "../optim_kernels.h"
 #include <math.h>
 #include <omp.h>
@@ -71,29 +73,102 @@ static void adamw_torch(float *restrict param, const float *restrict grad, float
         _mm512_mask_storeu_ps(param + i, k, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, param + i), vkeep, step));
     }
 }
+#elif defined(OPTIM_SSE)
+/* SSE, 4 floats a group. A span's last 1-3 elements go through the same loop, in a group of 4
+ * padded on the stack (the padding's lanes compute harmlessly and are dropped), not through a
+ * scalar loop: with -march=native GCC contracts multiply-adds into FMAs differently in a vector
+ * and a scalar loop, so an element's bits would depend on where a span, a row or a thread slice
+ * ends (it did, on a Zen 3 without AVX-512: adamw_step_rows and 1- vs 2-thread training differed
+ * in the last bit). The loops are kept out of line so the tail runs the very same code. */
+typedef void (*adamw_loop_fn)(float *restrict, const float *restrict, float *restrict,
+                              float *restrict, size_t, const k_adamw_hparams_t *);
+
+/* transformers v4: Adam step with denom sqrt(v)+eps, then p += -decay*p (neg_decay 0: no-op).
+ * n: a multiple of 4. */
+__attribute__((noinline)) static void adamw_transformers4(float *restrict param,
+                                                          const float *restrict grad,
+                                                          float *restrict m, float *restrict v,
+                                                          size_t n, const k_adamw_hparams_t *hp) {
+    const __m128 vb1 = _mm_set1_ps(hp->beta1), vb2 = _mm_set1_ps(hp->beta2);
+    const __m128 vc1 = _mm_set1_ps(hp->one_minus_beta1), vc2 = _mm_set1_ps(hp->one_minus_beta2);
+    const __m128 veps = _mm_set1_ps(hp->eps), vstep = _mm_set1_ps(-hp->step_size);
+    const __m128 vdec = _mm_set1_ps(hp->decay != 0.0f ? -hp->decay : 0.0f);
+    const __m128 vscale = _mm_set1_ps(hp->grad_scale);
+    for (size_t i = 0; i < n; i += 4) {
+        __m128 g = _mm_loadu_ps(grad + i);
+        if (hp->grad_scaled) g = _mm_mul_ps(g, vscale); /* what clipping would have stored */
+        /* exp_avg.mul_(b1).add_(g, alpha=1-b1); exp_avg_sq.mul_(b2).addcmul_(g, g, value=1-b2) */
+        __m128 mi = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(m + i), vb1), _mm_mul_ps(vc1, g));
+        __m128 vi = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(v + i), vb2), _mm_mul_ps(vc2, _mm_mul_ps(g, g)));
+        __m128 denom = _mm_add_ps(_mm_sqrt_ps(vi), veps);
+        __m128 p = _mm_add_ps(_mm_loadu_ps(param + i), _mm_div_ps(_mm_mul_ps(vstep, mi), denom));
+        _mm_storeu_ps(m + i, mi);
+        _mm_storeu_ps(v + i, vi);
+        _mm_storeu_ps(param + i, _mm_add_ps(p, _mm_mul_ps(vdec, p)));
+    }
+}
+
+/* torch.optim.AdamW: p *= 1-lr*wd (keep 1: no-op), then the bias-corrected Adam step. */
+__attribute__((noinline)) static void adamw_torch4(float *restrict param, const float *restrict grad,
+                                                   float *restrict m, float *restrict v, size_t n,
+                                                   const k_adamw_hparams_t *hp) {
+    const __m128 vb2 = _mm_set1_ps(hp->beta2), vc1 = _mm_set1_ps(hp->one_minus_beta1);
+    const __m128 vc2 = _mm_set1_ps(hp->one_minus_beta2), vbc2 = _mm_set1_ps(hp->bc2_sqrt);
+    const __m128 veps = _mm_set1_ps(hp->eps), vstep = _mm_set1_ps(-hp->step_size);
+    const __m128 vkeep = _mm_set1_ps(hp->decay != 0.0f ? hp->keep : 1.0f);
+    const __m128 vscale = _mm_set1_ps(hp->grad_scale);
+    for (size_t i = 0; i < n; i += 4) {
+        __m128 g = _mm_loadu_ps(grad + i), m0 = _mm_loadu_ps(m + i);
+        if (hp->grad_scaled) g = _mm_mul_ps(g, vscale);
+        __m128 p = _mm_mul_ps(_mm_loadu_ps(param + i), vkeep);
+        /* exp_avg.lerp_(grad, 1-beta1), which for a weight < 0.5 is m + w*(g - m) */
+        __m128 mi = _mm_add_ps(m0, _mm_mul_ps(vc1, _mm_sub_ps(g, m0)));
+        __m128 vi = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(v + i), vb2), _mm_mul_ps(vc2, _mm_mul_ps(g, g)));
+        __m128 denom = _mm_add_ps(_mm_div_ps(_mm_sqrt_ps(vi), vbc2), veps);
+        _mm_storeu_ps(m + i, mi);
+        _mm_storeu_ps(v + i, vi);
+        _mm_storeu_ps(param + i, _mm_add_ps(p, _mm_div_ps(_mm_mul_ps(vstep, mi), denom)));
+    }
+}
+
+/* [lo, hi) through `loop`: the whole groups in place, the last 1-3 elements padded to a group */
+static void adamw_groups(adamw_loop_fn loop, float *param, const float *grad, float *m, float *v,
+                         size_t lo, size_t hi, const k_adamw_hparams_t *hp) {
+    size_t whole = (hi - lo) & ~(size_t)3, left = hi - lo - whole;
+    if (whole) loop(param + lo, grad + lo, m + lo, v + lo, whole, hp);
+    if (!left) return;
+    size_t at = lo + whole;
+    float p4[4] = {0}, g4[4] = {0}, m4[4] = {0}, v4[4] = {0};
+    for (size_t j = 0; j < left; j++) {
+        p4[j] = param[at + j];
+        g4[j] = grad[at + j];
+        m4[j] = m[at + j];
+        v4[j] = v[at + j];
+    }
+    loop(p4, g4, m4, v4, 4, hp);
+    for (size_t j = 0; j < left; j++) {
+        param[at + j] = p4[j];
+        m[at + j] = m4[j];
+        v[at + j] = v4[j];
+    }
+}
+
+static void adamw_transformers(float *param, const float *grad, float *m, float *v, size_t lo,
+                               size_t hi, const k_adamw_hparams_t *hp) {
+    adamw_groups(adamw_transformers4, param, grad, m, v, lo, hi, hp);
+}
+
+static void adamw_torch(float *param, const float *grad, float *m, float *v, size_t lo, size_t hi,
+                        const k_adamw_hparams_t *hp) {
+    adamw_groups(adamw_torch4, param, grad, m, v, lo, hi, hp);
+}
 #else
-/* transformers v4: Adam step with denom sqrt(v)+eps, then p += -decay*p (neg_decay 0: no-op). */
+/* Other CPUs: scalar loops (the same code for every element, so spans cannot change a bit). */
 static void adamw_transformers(float *restrict param, const float *restrict grad, float *restrict m,
                                float *restrict v, size_t lo, size_t hi, const k_adamw_hparams_t *hp) {
     const float b1 = hp->beta1, b2 = hp->beta2, c1 = hp->one_minus_beta1, c2 = hp->one_minus_beta2;
     const float eps = hp->eps, neg_step = -hp->step_size;
     const float neg_decay = hp->decay != 0.0f ? -hp->decay : 0.0f;
-#ifdef OPTIM_SSE
-    const __m128 vb1 = _mm_set1_ps(b1), vb2 = _mm_set1_ps(b2), vc1 = _mm_set1_ps(c1), vc2 = _mm_set1_ps(c2);
-    const __m128 veps = _mm_set1_ps(eps), vstep = _mm_set1_ps(neg_step), vdec = _mm_set1_ps(neg_decay);
-    const __m128 vscale = _mm_set1_ps(hp->grad_scale);
-    for (; lo + 4 <= hi; lo += 4) {
-        __m128 g = _mm_loadu_ps(grad + lo);
-        if (hp->grad_scaled) g = _mm_mul_ps(g, vscale);
-        __m128 mi = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(m + lo), vb1), _mm_mul_ps(vc1, g));
-        __m128 vi = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(v + lo), vb2), _mm_mul_ps(vc2, _mm_mul_ps(g, g)));
-        __m128 denom = _mm_add_ps(_mm_sqrt_ps(vi), veps);
-        __m128 p = _mm_add_ps(_mm_loadu_ps(param + lo), _mm_div_ps(_mm_mul_ps(vstep, mi), denom));
-        _mm_storeu_ps(m + lo, mi);
-        _mm_storeu_ps(v + lo, vi);
-        _mm_storeu_ps(param + lo, _mm_add_ps(p, _mm_mul_ps(vdec, p)));
-    }
-#endif
     for (size_t i = lo; i < hi; i++) {
         float g = hp->grad_scaled ? grad[i] * hp->grad_scale : grad[i];
         /* exp_avg.mul_(b1).add_(g, alpha=1-b1); exp_avg_sq.mul_(b2).addcmul_(g, g, value=1-b2) */
@@ -113,22 +188,6 @@ static void adamw_torch(float *restrict param, const float *restrict grad, float
     const float b2 = hp->beta2, c1 = hp->one_minus_beta1, c2 = hp->one_minus_beta2;
     const float eps = hp->eps, neg_step = -hp->step_size, bc2_sqrt = hp->bc2_sqrt;
     const float keep = hp->decay != 0.0f ? hp->keep : 1.0f;
-#ifdef OPTIM_SSE
-    const __m128 vb2 = _mm_set1_ps(b2), vc1 = _mm_set1_ps(c1), vc2 = _mm_set1_ps(c2), vbc2 = _mm_set1_ps(bc2_sqrt);
-    const __m128 veps = _mm_set1_ps(eps), vstep = _mm_set1_ps(neg_step), vkeep = _mm_set1_ps(keep);
-    const __m128 vscale = _mm_set1_ps(hp->grad_scale);
-    for (; lo + 4 <= hi; lo += 4) {
-        __m128 g = _mm_loadu_ps(grad + lo), m0 = _mm_loadu_ps(m + lo);
-        if (hp->grad_scaled) g = _mm_mul_ps(g, vscale);
-        __m128 p = _mm_mul_ps(_mm_loadu_ps(param + lo), vkeep);
-        __m128 mi = _mm_add_ps(m0, _mm_mul_ps(vc1, _mm_sub_ps(g, m0)));
-        __m128 vi = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(v + lo), vb2), _mm_mul_ps(vc2, _mm_mul_ps(g, g)));
-        __m128 denom = _mm_add_ps(_mm_div_ps(_mm_sqrt_ps(vi), vbc2), veps);
-        _mm_storeu_ps(m + lo, mi);
-        _mm_storeu_ps(v + lo, vi);
-        _mm_storeu_ps(param + lo, _mm_add_ps(p, _mm_div_ps(_mm_mul_ps(vstep, mi), denom)));
-    }
-#endif
     for (size_t i = lo; i < hi; i++) {
         float g = hp->grad_scaled ? grad[i] * hp->grad_scale : grad[i];
         float p = param[i] * keep;
