@@ -27,10 +27,14 @@ void k_gemm_batched(int trans_a, int trans_b, int M, int N, int K, float alpha, 
                     float *C, int ldc, long stride_c, int batch);
 
 /* A linear layer's three products without copying W or packing either operand (kernels/cpu/skinny.c;
- * AVX-512), for any number of tokens N (taken SKINNY_MAX_N, or half that, at a time):
+ * AVX-512 or AVX2 with FMA), for any number of tokens N (taken SKINNY_MAX_N, or half that, at a time):
  * out [N, OC] = bias + inp [N, C] W^T, W [OC, C]. Returns 1 when it did the work, 0 when the caller
- * must (too little work, no AVX-512, inside a parallel region, no scratch). */
+ * must (too little work, neither AVX-512 nor AVX2, more than SKINNY_AVX2_MAX_N tokens with AVX2,
+ * inside a parallel region, no scratch). */
 #define SKINNY_MAX_N 128
+/* With AVX2 (no AVX-512) the forward's products go on the tiles up to this many tokens a call, and
+ * to sgemm above (kernels/cpu/skinny.c, FORWARD_TILES) */
+#define SKINNY_AVX2_MAX_N 256
 #define SKINNY_MIN_WORK (1L << 18) /* N*C*OC */
 int k_skinny_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC);
 /* A feed-forward block without storing its intermediate: out [N, C] = b2 + act(b1 + inp W1^T) W2^T,
@@ -39,18 +43,18 @@ int k_skinny_forward(float *out, const float *inp, const float *weight, const fl
 int k_skinny_ffn_forward(float *out, const float *inp, const float *w1, const float *b1, const float *w2,
                          const float *b2, int N, int C, int I, void (*act)(float *x, size_t n));
 /* The backward's dinp [N, C] += dout [N, OC] W, W [OC, C] not copied; 0 when the caller must (as
- * above, or C not a multiple of 16). */
+ * above, or C not a multiple of 16, or no AVX-512: with AVX2 the backward stays on sgemm). */
 int k_skinny_backward_dx(float *dinp, const float *dout, const float *weight, int N, int C, int OC);
 /* The backward's dweight [OC, C] += dout [N, OC]^T inp [N, C]; 0 when the caller must (as above, or C
- * not a multiple of 16). */
+ * not a multiple of 16, or no AVX-512). */
 int k_skinny_backward_dw(float *dweight, const float *dout, const float *inp, int N, int C, int OC);
 
-/* One attention head's product on the calling thread (kernels/cpu/headgemm.c; AVX-512):
+/* One attention head's product on the calling thread (kernels/cpu/headgemm.c; AVX-512 or AVX2):
  * c [M, N] = A B, plus c when acc; A's element (i, k) at a[i*ar + k*ak] (ar = lda, ak = 1 for A,
  * ar = 1, ak = lda for a transposed one); B [K, N] row-major (ldb), or, with tb, b holds B^T [N, K]
  * (ldb). B^T, and a B with N not a multiple of 16, are first laid out in room (K x N rounded up to
  * 16 floats). Every element is one chain of fused multiply-adds over k from zero (then + c).
- * Returns 1 when it did the work, 0 when the caller must use k_gemm (no AVX-512, or room needed and
+ * Returns 1 when it did the work, 0 when the caller must use k_gemm (neither AVX-512 nor AVX2, or room needed and
  * NULL). */
 int k_head_gemm(int M, int N, int K, const float *a, size_t ar, size_t ak, const float *b,
                 size_t ldb, int tb, float *room, int acc, float *c, size_t ldc);

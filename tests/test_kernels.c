@@ -7,6 +7,7 @@
 #include "../kernels/bert_kernels.h"
 #include "../kernels/optim_kernels.h"
 #include "../kernels/kernels.h"
+#include "../kernels/cpu/simd16.h" /* BL_TILES: the register tiles are built (AVX-512, or AVX2 with FMA) */
 #include "../runtime/rng.h"
 #include "ctest.h"
 #include <float.h>
@@ -386,7 +387,7 @@ static void test_attention(const char *tag) {
         k_attention_forward_nokeep(out_nk, qkv, mask, B, T, C, NH, P, p, seed, off);
         snprintf(what, sizeof what, "attention forward without att (T=%d, p=%g) vs torch", T, p);
         check_close(what, out_nk, wout, nout, 1.0, TOL);
-#if defined(__AVX512F__)
+#if BL_TILES
         snprintf(what, sizeof what, "attention forward without att (T=%d, p=%g): the same bits as with it", T, p);
         CHECK(!memcmp(out_nk, out, sizeof(float) * nout), "%s", what);
 #endif
@@ -941,8 +942,8 @@ static void test_threads_same_bits(void) {
     free(qkv); free(dout); free(o1); free(o2); free(a1); free(a2); free(s1); free(s2); free(d1); free(d2);
 }
 
-/* The chain the AVX-512 kernels promise: sum_{k = lo..hi-1} a[k*sa] * b[k*sb], one fmaf at a time
- * from zero, in order (unused without AVX-512) */
+/* The chain the tile kernels promise (AVX-512 and AVX2 alike): sum_{k = lo..hi-1} a[k*sa] * b[k*sb], one fmaf at a time
+ * from zero, in order (unused without the tiles) */
 __attribute__((unused)) static float fma_chain(const float *a, size_t sa, const float *b, size_t sb, int lo, int hi) {
     float acc = 0.0f;
     for (int k = lo; k < hi; k++) acc = fmaf(a[(size_t)k * sa], b[(size_t)k * sb], acc);
@@ -954,7 +955,7 @@ __attribute__((unused)) static float fma_chain(const float *a, size_t sa, const 
  * given transposed (laid out in room), N and M with tails (N % 16, M % 6), N not a multiple of 16
  * without transposing (padded in room), K of 1; columns past N of c untouched; against sgemm. */
 static void test_head_gemm(void) {
-#if defined(__AVX512F__)
+#if BL_TILES
     const int shapes[][3] = {{128, 128, 32}, {128, 32, 128}, {24, 24, 32}, {7, 37, 5}, {13, 130, 64},
                              {6, 16, 1}, {40, 4, 40}, {1, 70, 19}};
     int n_shapes = (int)(sizeof shapes / sizeof shapes[0]), chain = 1, edges = 1, done = 1, cases = 0;
@@ -993,7 +994,7 @@ static void test_head_gemm(void) {
     CHECK(!k_head_gemm(2, 2, 2, a, 2, 1, a, 2, 1, NULL, 0, c, 2) && !k_head_gemm(2, 3, 1, a, 1, 1, a, 3, 0, NULL, 0, c, 3),
           "head gemm hands back to sgemm what needs room when it has none (B transposed; N %% 16 != 0)");
 #else
-    SKIP("head gemm: this CPU has no AVX-512 (the attention uses sgemm)");
+    SKIP("head gemm: this build has neither AVX-512 nor AVX2 with FMA (the attention uses sgemm)");
 #endif
 }
 
@@ -1002,7 +1003,7 @@ static void test_head_gemm(void) {
  * token chunks with a tail (N > 128; the forward takes 64 at a time when C > 768); the same bits on 1
  * and 2 threads; and the cases it hands back (too little work, C not a multiple of 16). */
 static void test_skinny(void) {
-#if defined(__AVX512F__)
+#if BL_TILES
     const int shapes[][3] = {{45, 384, 1536}, {45, 1536, 384}, {7, 384, 1152}, {100, 128, 1003}, {128, 64, 4100},
                              {300, 384, 200}, {150, 1040, 64}};
     int n_shapes = (int)(sizeof shapes / sizeof shapes[0]), same = 1, done = 1, chain = 1;
@@ -1010,6 +1011,12 @@ static void test_skinny(void) {
     for (int si = 0; si < n_shapes; si++) {
         int N = shapes[si][0], C = shapes[si][1], OC = shapes[si][2];
         float *x = randn((long)N * C, 1.0f), *w = randn((long)OC * C, 0.1f), *b = randn(OC, 1.0f);
+        if (V16_REGS == 2 && N > SKINNY_AVX2_MAX_N) { /* AVX2 hands this many tokens to sgemm */
+            float *y = zeros((long)N * OC);
+            done &= !k_skinny_forward(y, x, w, b, N, C, OC);
+            free(y); free(x); free(w); free(b);
+            continue;
+        }
         for (int bias = 0; bias < 2; bias++) {
             float *y1 = zeros((long)N * OC), *y2 = zeros((long)N * OC), *y3 = zeros((long)N * OC);
             omp_set_num_threads(1);
@@ -1032,7 +1039,8 @@ static void test_skinny(void) {
         }
         free(x); free(w); free(b);
     }
-    CHECK(done, "skinny forward took the 7 shapes (with and without bias)");
+    CHECK(done, "skinny forward took the 7 shapes (with and without bias; with AVX2 those of up to %d tokens, "
+                "and handed the others back)", SKINNY_AVX2_MAX_N);
     CHECK(same, "skinny forward: 1 and 2 threads give the same bits");
     CHECK(chain, "skinny forward: every element is bias + one chain of fmaf over c, bit for bit (7 shapes)");
     CHECK(worst < 2e-6, "skinny forward (bias and none) agrees with sgemm (max |diff| / sqrt(K) %.3g)", worst);
@@ -1043,6 +1051,7 @@ static void test_skinny(void) {
     CHECK(!k_skinny_backward_dx(y, x, w, 45, 200, 384) && !k_skinny_backward_dw(w, y, x, 45, 200, 384),
           "skinny dx and dW hand back C not a multiple of 16 to sgemm");
     free(x); free(w); free(y);
+#if V16_REGS == 1 /* AVX-512: the backward's products on the tiles too */
     /* dx += dy W: row tails (N % 6), column blocks of 16..64 (C % 64), several 128-row chunks of W
      * (OC > 128, OC % 128), accumulating into a non-zero dx */
     const int dshapes[][3] = {{45, 384, 1152}, {50, 1536, 384}, {7, 768, 3072}, {100, 80, 1003}, {128, 112, 300},
@@ -1104,8 +1113,15 @@ static void test_skinny(void) {
     CHECK(wsame, "skinny dW: 1 and 2 threads give the same bits");
     CHECK(wchain, "skinny dW: dW + one fmaf chain per 256 tokens, chunk by chunk, bit for bit (5 shapes)");
     CHECK(wworst < 2e-6, "skinny dW agrees with sgemm (max |diff| / sqrt(K) %.3g)", wworst);
+#else /* AVX2: dx and dW stay on sgemm (skinny.c, BACKWARD_TILES) */
+    float *dy = zeros(45 * 1152), *wt = zeros(1152 * 384), *dx = zeros(45 * 384);
+    CHECK(!k_skinny_backward_dx(dx, dy, wt, 45, 384, 1152) && !k_skinny_backward_dw(wt, dy, dx, 45, 384, 1152),
+          "skinny: with AVX2 (no AVX-512) dx and dW hand back to sgemm");
+    free(dy); free(wt); free(dx);
+    SKIP("skinny dx and dW tiles: AVX-512 only (this build has AVX2)");
+#endif
 #else
-    SKIP("no AVX-512 in this build: the linear layers use sgemm only");
+    SKIP("neither AVX-512 nor AVX2 with FMA in this build: the linear layers use sgemm only");
 #endif
 }
 
@@ -1162,7 +1178,7 @@ static void test_sumsq(void) {
  * the bits of linear_forward, gelu_forward and linear_forward, with 1 and 2 threads, at a batch of
  * titles, across chunk edges (64 tokens), with shapes that are not multiples of 16 or of 6 */
 static void test_ffn_nokeep(void) {
-#if defined(__AVX512F__)
+#if BL_TILES
     const int shapes[][3] = {{45, 384, 1536}, {1, 384, 1536}, {64, 384, 1536}, {200, 384, 1536},
                              {130, 48, 100}, {640, 32, 64}};
     int n_shapes = (int)(sizeof shapes / sizeof shapes[0]), same = 1, done = 1;
@@ -1171,6 +1187,12 @@ static void test_ffn_nokeep(void) {
         int N = shapes[si][0], C = shapes[si][1], I = shapes[si][2];
         float *x = randn((long)N * C, 1.0f), *w1 = randn((long)I * C, 0.1f), *b1 = randn(I, 0.5f);
         float *w2 = randn((long)C * I, 0.1f), *b2 = randn(C, 0.5f);
+        if (V16_REGS == 2 && N > SKINNY_AVX2_MAX_N) { /* AVX2 hands this many tokens back */
+            float *y = zeros((long)N * C);
+            done &= !k_ffn_forward_nokeep(y, x, w1, b1, w2, b2, N, C, I);
+            free(y); free(x); free(w1); free(b1); free(w2); free(b2);
+            continue;
+        }
         float *h = zeros((long)N * I), *g = zeros((long)N * I), *y = zeros((long)N * C);
         float *y1 = zeros((long)N * C), *y2 = zeros((long)N * C);
         k_linear_forward(h, x, w1, b1, N, C, I);
@@ -1194,14 +1216,15 @@ static void test_ffn_nokeep(void) {
             }
         free(x); free(w1); free(b1); free(w2); free(b2); free(h); free(g); free(y); free(y1); free(y2);
     }
-    CHECK(done, "fused feed-forward: done by the AVX-512 kernels at every shape");
+    CHECK(done, "fused feed-forward: done by the tile kernels at every shape (with AVX2, up to %d tokens; "
+                "handed back above)", SKINNY_AVX2_MAX_N);
     CHECK(same, "fused feed-forward: the bits of linear, GELU, linear (6 shapes, 1 and 2 threads)");
     CHECK(worst < 1e-5, "fused feed-forward: right against a double loop (max |diff| / sqrt(I) %.3g)", worst);
 #else
     int N = 45, C = 384, I = 1536;
     float *x = zeros((long)N * C), *w = zeros((long)I * C), *y = zeros((long)N * C);
     CHECK(!k_ffn_forward_nokeep(y, x, w, NULL, w, NULL, N, C, I),
-          "fused feed-forward: without AVX-512 it declines (the model runs linear, GELU, linear)");
+          "fused feed-forward: without the tiles it declines (the model runs linear, GELU, linear)");
     free(x); free(w); free(y);
 #endif
 }

@@ -15,6 +15,7 @@
 #include <assert.h>
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -469,11 +470,8 @@ static void softmax_row(float *a, float scale, const float *ma, int T) {
  * product is far too small to thread. */
 #define PAR_HEADS (1L << 16)
 
-#if defined(__AVX512F__)
-#define HEAD_TILES 1
-#else
-#define HEAD_TILES 0
-#endif
+#include "simd16.h"
+#define HEAD_TILES BL_TILES /* headgemm's tiles: AVX-512, or AVX2 with FMA */
 
 /* A thread's room to lay out a head's K or V transposed (HS x T, T rounded up to 16), or one of
  * its T x HS operands padded to 16 columns when HS is not a multiple of 16; NULL without the tiles

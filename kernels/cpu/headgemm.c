@@ -1,16 +1,17 @@
 /* headgemm.c: the attention's per-head products (T x T x HS: a few thousand to a few million
- * multiply-adds each) on AVX-512 register tiles, on the calling thread (the attention's threads take
+ * multiply-adds each) on register tiles (AVX-512, or AVX2 with FMA: simd16.h), on the calling thread (the attention's threads take
  * whole heads). sgemm spent more on its fixed cost and its packing than on the arithmetic at these
  * sizes (35-64 GFLOP/s for a whole attention at 128 tokens, one thread), and its bits depended on
  * the kernels OpenBLAS picked for the CPU; here every element is one chain of fused multiply-adds in
  * a fixed order. */
 #include "../kernels.h"
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#include "transpose16.h"
+#include "simd16.h"
+#if BL_TILES
 
-#define HG_VEC 4 /* 16-float vectors of C a tile row at most (64 columns) */
+/* 16-float vectors of C a tile row at most: 4 (64 columns, 24 AVX-512 accumulators in the 6-row
+ * tiles), 1 with AVX2 (6 x 16: 12 of its 16 registers) */
+#define HG_VEC (V16_REGS == 1 ? 4 : 1)
 
 /* ROWS rows of C, NV vectors of columns (the last one masked by ml on the store):
  * c[r*ldc + j] = sum_k a[r*ar + k*ak] * b[k*ldb + j], one fmaf chain over k from zero; with ACC,
@@ -20,28 +21,28 @@
 #define HG_TILE(ROWS, NV, ACC)                                                                      \
     static void hg_##ROWS##_##NV##_##ACC(float *c, size_t ldc, const float *a, size_t ar,          \
                                          size_t ak, const float *b, size_t ldb, int K,             \
-                                         __mmask16 ml) {                                           \
-        __m512 s[ROWS][NV];                                                                         \
+                                         m16 ml) {                                           \
+        v16 s[ROWS][NV];                                                                         \
         for (int r = 0; r < ROWS; r++)                                                              \
-            for (int j = 0; j < NV; j++) s[r][j] = _mm512_setzero_ps();                             \
+            for (int j = 0; j < NV; j++) s[r][j] = v16_zero();                             \
         for (int k = 0; k < K; k++) {                                                               \
             const float *bk = b + (size_t)k * ldb, *ak_ = a + (size_t)k * ak;                       \
-            __m512 x[NV];                                                                           \
-            for (int j = 0; j < NV; j++) x[j] = _mm512_loadu_ps(bk + 16 * j);                       \
+            v16 x[NV];                                                                           \
+            for (int j = 0; j < NV; j++) x[j] = v16_load(bk + 16 * j);                       \
             for (int r = 0; r < ROWS; r++) {                                                        \
-                __m512 w = _mm512_set1_ps(ak_[r * ar]);                                             \
-                for (int j = 0; j < NV; j++) s[r][j] = _mm512_fmadd_ps(w, x[j], s[r][j]);           \
+                v16 w = v16_set1(ak_[r * ar]);                                             \
+                for (int j = 0; j < NV; j++) s[r][j] = v16_fmadd(w, x[j], s[r][j]);           \
             }                                                                                       \
         }                                                                                           \
         if (ACC)                                                                                    \
             for (int r = 0; r < ROWS; r++)                                                          \
                 for (int j = 0; j < NV; j++) {                                                      \
-                    __mmask16 m = j == NV - 1 ? ml : (__mmask16)0xFFFF;                             \
-                    s[r][j] = _mm512_add_ps(_mm512_maskz_loadu_ps(m, c + r * ldc + 16 * j), s[r][j]); \
+                    m16 m = j == NV - 1 ? ml : (m16)0xFFFF;                             \
+                    s[r][j] = v16_add(v16_loadz(m, c + r * ldc + 16 * j), s[r][j]); \
                 }                                                                                   \
         for (int r = 0; r < ROWS; r++)                                                              \
             for (int j = 0; j < NV; j++)                                                            \
-                _mm512_mask_storeu_ps(c + r * ldc + 16 * j, j == NV - 1 ? ml : (__mmask16)0xFFFF, s[r][j]); \
+                v16_storem(c + r * ldc + 16 * j, j == NV - 1 ? ml : (m16)0xFFFF, s[r][j]); \
     }
 /* 6 rows x 1-4 vectors, every row count below 6 for the tails (a tail row at a time waited on each
  * fmaf's latency), and 12 rows for 1-2 vectors (a head of 32 or 16 columns: 24 sums, as 6 x 4 has) */
@@ -53,7 +54,7 @@ HG_ALL(0)
 HG_ALL(1)
 
 typedef void hg_tile_fn(float *c, size_t ldc, const float *a, size_t ar, size_t ak, const float *b,
-                        size_t ldb, int K, __mmask16 ml);
+                        size_t ldb, int K, m16 ml);
 #define HG_ROW(ROWS, ACC) {hg_##ROWS##_1_##ACC, hg_##ROWS##_2_##ACC, hg_##ROWS##_3_##ACC, hg_##ROWS##_4_##ACC}
 #define HG_TABLE(ACC) {HG_ROW(1, ACC), HG_ROW(2, ACC), HG_ROW(3, ACC), HG_ROW(4, ACC), HG_ROW(5, ACC), HG_ROW(6, ACC)}
 static hg_tile_fn *const hg_tiles[2][6][4] = {HG_TABLE(0), HG_TABLE(1)}; /* [acc][rows - 1][nv - 1] */
@@ -63,13 +64,13 @@ static hg_tile_fn *const hg_tiles12[2][2] = {{hg_12_1_0, hg_12_2_0}, {hg_12_1_1,
 static void transpose_b(float *room, const float *b, size_t ldb, int N, int K, size_t ldr) {
     for (int k0 = 0; k0 < K; k0 += 16) {
         int kn = K - k0 < 16 ? K - k0 : 16;
-        __mmask16 mk = lanes(kn);
+        m16 mk = lanes(kn);
         for (int n0 = 0; n0 < N; n0 += 16) {
-            __m512 r[16];
+            v16 r[16];
             for (int i = 0; i < 16; i++)
-                r[i] = n0 + i < N ? _mm512_maskz_loadu_ps(mk, b + (size_t)(n0 + i) * ldb + k0) : _mm512_setzero_ps();
-            transpose16(r);
-            for (int j = 0; j < kn; j++) _mm512_storeu_ps(room + (size_t)(k0 + j) * ldr + n0, r[j]);
+                r[i] = n0 + i < N ? v16_loadz(mk, b + (size_t)(n0 + i) * ldb + k0) : v16_zero();
+            v16_transpose(r);
+            for (int j = 0; j < kn; j++) v16_store(room + (size_t)(k0 + j) * ldr + n0, r[j]);
         }
     }
 }
@@ -78,8 +79,8 @@ static void transpose_b(float *room, const float *b, size_t ldb, int N, int K, s
 static void pad_b(float *room, const float *b, size_t ldb, int N, int K, size_t ldr) {
     for (int k = 0; k < K; k++)
         for (int n0 = 0; n0 < (int)ldr; n0 += 16) {
-            __mmask16 m = N > n0 ? lanes(N - n0) : 0;
-            _mm512_storeu_ps(room + (size_t)k * ldr + n0, _mm512_maskz_loadu_ps(m, b + (size_t)k * ldb + n0));
+            m16 m = N > n0 ? lanes(N - n0) : 0;
+            v16_store(room + (size_t)k * ldr + n0, v16_loadz(m, b + (size_t)k * ldb + n0));
         }
 }
 
@@ -99,9 +100,9 @@ int k_head_gemm(int M, int N, int K, const float *a, size_t ar, size_t ak, const
     /* a panel of B (K rows x 64 columns: 32 KB at K = 128) stays in L1 while the row tiles pass */
     for (int j0 = 0; j0 < N; j0 += 16 * HG_VEC) {
         int n = N - j0 < 16 * HG_VEC ? N - j0 : 16 * HG_VEC, nv = (n + 15) / 16;
-        __mmask16 ml = lanes(n - 16 * (nv - 1));
+        m16 ml = lanes(n - 16 * (nv - 1));
         int i0 = 0;
-        if (nv <= 2)
+        if (V16_REGS == 1 && nv <= 2) /* 12 x 32 is 48 AVX2 registers: not there */
             for (; i0 + 12 <= M; i0 += 12)
                 hg_tiles12[acc != 0][nv - 1](c + (size_t)i0 * ldc + j0, ldc, a + (size_t)i0 * ar, ar, ak,
                                              b + j0, ldb, K, ml);

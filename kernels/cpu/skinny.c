@@ -21,7 +21,8 @@
  * shapes, 1 and 2 threads) before those two; they gave 1.05-1.4x more (an A/B of the two objects,
  * 1 thread, 45-50 tokens). The backward's dx = dy W is below, with W's rows as the vectors.
  *
- * AVX-512 only (other builds keep sgemm: k_skinny_forward returns 0). Scratch: one grow-only
+ * AVX-512, or AVX2 with FMA (simd16.h: the same bits on both; other builds keep sgemm,
+ * k_skinny_forward returns 0). Scratch: one grow-only
  * buffer, so calls must not overlap (they run from the model's thread, never inside a parallel
  * region). */
 #include "../kernels.h"
@@ -29,14 +30,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#include "transpose16.h"
+#include "simd16.h"
+#if BL_TILES
 
 #define SK_ROWS 6 /* rows of out^T a tile */
-#define SK_VEC 4  /* 16-token vectors a tile (64 tokens) */
+#define SK_VEC (V16_REGS == 1 ? 4 : 1) /* 16-token vectors a tile: 64 tokens (AVX2: 16, 12 registers) */
 #ifndef SK_AHEAD
 #define SK_AHEAD 256 /* elements of W prefetched ahead */
+#endif
+#ifndef SK_KB /* the product's K block: AVX-512 none (its tiles read 64 tokens of x^T a row) */
+#define SK_KB (V16_REGS == 1 ? (1 << 30) : 256)
+#endif
+#ifndef SKX_AHEAD
+#define SKX_AHEAD 8 /* rows of x^T prefetched ahead (AVX2) */
 #endif
 
 static float *sk_buf;
@@ -55,10 +61,10 @@ static float *scratch(size_t n) {
 /* 6 rows x NV vectors: ot[r*ldo + 16j ..] = sum_k p[r*pi + k] * v[k*ldv + 16j ..] */
 #define SK_TILE(NV)                                                                                 \
     static void tile6_##NV(float *ot, size_t ldo, const float *p, size_t pi, const float *v,        \
-                           size_t ldv, int K) {                                                     \
-        __m512 a[SK_ROWS][NV];                                                                      \
+                           size_t ldv, int K, int acc) {                                            \
+        v16 a[SK_ROWS][NV];                                                                      \
         for (int r = 0; r < SK_ROWS; r++)                                                           \
-            for (int j = 0; j < NV; j++) a[r][j] = _mm512_setzero_ps();                             \
+            for (int j = 0; j < NV; j++) a[r][j] = acc ? v16_load(ot + r * ldo + 16 * j) : v16_zero(); \
         for (int k = 0; k < K; k++) {                                                               \
             const float *vk = v + (size_t)k * ldv, *pk = p + k;                                     \
             if ((k & 15) == 0) /* W's rows SK_AHEAD elements ahead, into the next tile's rows */      \
@@ -67,15 +73,17 @@ static float *scratch(size_t n) {
                     const float *pa = kd < K ? p + r * pi + kd : p + (SK_ROWS + r) * pi + (kd - K);   \
                     _mm_prefetch((const char *)pa, _MM_HINT_T0);                                    \
                 }                                                                                   \
-            __m512 x[NV];                                                                           \
-            for (int j = 0; j < NV; j++) x[j] = _mm512_loadu_ps(vk + 16 * j);                       \
+            if (V16_REGS == 2) /* AVX2's 16-token tiles: x^T's rows, SKX_AHEAD ahead */             \
+                _mm_prefetch((const char *)(vk + SKX_AHEAD * ldv), _MM_HINT_T0);                    \
+            v16 x[NV];                                                                           \
+            for (int j = 0; j < NV; j++) x[j] = v16_load(vk + 16 * j);                       \
             for (int r = 0; r < SK_ROWS; r++) {                                                     \
-                __m512 b = _mm512_set1_ps(pk[r * pi]);                                              \
-                for (int j = 0; j < NV; j++) a[r][j] = _mm512_fmadd_ps(b, x[j], a[r][j]);           \
+                v16 b = v16_set1(pk[r * pi]);                                              \
+                for (int j = 0; j < NV; j++) a[r][j] = v16_fmadd(b, x[j], a[r][j]);           \
             }                                                                                       \
         }                                                                                           \
         for (int r = 0; r < SK_ROWS; r++)                                                           \
-            for (int j = 0; j < NV; j++) _mm512_storeu_ps(ot + r * ldo + 16 * j, a[r][j]);          \
+            for (int j = 0; j < NV; j++) v16_store(ot + r * ldo + 16 * j, a[r][j]);          \
     }
 SK_TILE(1)
 SK_TILE(2)
@@ -84,35 +92,42 @@ SK_TILE(4)
 
 /* the same sums for R < 6 rows (the last rows of out^T), one row at a time */
 static void tile_rows(float *ot, size_t ldo, const float *p, size_t pi, const float *v, size_t ldv,
-                      int K, int R, int nv) {
+                      int K, int R, int nv, int acc) {
     for (int r = 0; r < R; r++) {
-        __m512 a[SK_VEC];
-        for (int j = 0; j < nv; j++) a[j] = _mm512_setzero_ps();
+        v16 a[SK_VEC];
+        for (int j = 0; j < nv; j++) a[j] = acc ? v16_load(ot + r * ldo + 16 * j) : v16_zero();
         for (int k = 0; k < K; k++) {
-            __m512 b = _mm512_set1_ps(p[r * pi + k]);
-            for (int j = 0; j < nv; j++) a[j] = _mm512_fmadd_ps(b, _mm512_loadu_ps(v + (size_t)k * ldv + 16 * j), a[j]);
+            v16 b = v16_set1(p[r * pi + k]);
+            for (int j = 0; j < nv; j++) a[j] = v16_fmadd(b, v16_load(v + (size_t)k * ldv + 16 * j), a[j]);
         }
-        for (int j = 0; j < nv; j++) _mm512_storeu_ps(ot + r * ldo + 16 * j, a[j]);
+        for (int j = 0; j < nv; j++) v16_store(ot + r * ldo + 16 * j, a[j]);
     }
 }
 
-/* ot [I, Tp] = P (I x K, element (i, k) at p[i*pi + k]) times v [K, Tp] */
+/* ot [I, Tp] = P (I x K, element (i, k) at p[i*pi + k]) times v [K, Tp]; K in blocks of SK_KB,
+ * each tile's sums carried from one block to the next through ot (a float stored and loaded is
+ * the same float: still one chain over k from zero). Called inside a parallel region: the threads
+ * split the row blocks, the same ones in every K block (static), and meet at the end. */
 static void product(float *ot, const float *p, size_t pi, int I, const float *v, int Tp, int K) {
     int blocks = (I + SK_ROWS - 1) / SK_ROWS;
-#pragma omp for schedule(static)
-    for (int ib = 0; ib < blocks; ib++) {
-        int i0 = ib * SK_ROWS, R = I - i0 < SK_ROWS ? I - i0 : SK_ROWS;
-        for (int t0 = 0; t0 < Tp; t0 += 16 * SK_VEC) {
-            int nv = (Tp - t0) / 16 < SK_VEC ? (Tp - t0) / 16 : SK_VEC;
-            float *o = ot + (size_t)i0 * Tp + t0;
-            const float *pp = p + (size_t)i0 * pi, *vv = v + t0;
-            if (R < SK_ROWS) tile_rows(o, (size_t)Tp, pp, pi, vv, (size_t)Tp, K, R, nv);
-            else if (nv == 4) tile6_4(o, (size_t)Tp, pp, pi, vv, (size_t)Tp, K);
-            else if (nv == 3) tile6_3(o, (size_t)Tp, pp, pi, vv, (size_t)Tp, K);
-            else if (nv == 2) tile6_2(o, (size_t)Tp, pp, pi, vv, (size_t)Tp, K);
-            else tile6_1(o, (size_t)Tp, pp, pi, vv, (size_t)Tp, K);
+    for (int k0 = 0; k0 < K; k0 += SK_KB) {
+        int kb = K - k0 < SK_KB ? K - k0 : SK_KB, acc = k0 > 0;
+#pragma omp for schedule(static) nowait
+        for (int ib = 0; ib < blocks; ib++) {
+            int i0 = ib * SK_ROWS, R = I - i0 < SK_ROWS ? I - i0 : SK_ROWS;
+            for (int t0 = 0; t0 < Tp; t0 += 16 * SK_VEC) {
+                int nv = (Tp - t0) / 16 < SK_VEC ? (Tp - t0) / 16 : SK_VEC;
+                float *o = ot + (size_t)i0 * Tp + t0;
+                const float *pp = p + (size_t)i0 * pi + k0, *vv = v + (size_t)k0 * Tp + t0;
+                if (R < SK_ROWS) tile_rows(o, (size_t)Tp, pp, pi, vv, (size_t)Tp, kb, R, nv, acc);
+                else if (nv == 4) tile6_4(o, (size_t)Tp, pp, pi, vv, (size_t)Tp, kb, acc);
+                else if (nv == 3) tile6_3(o, (size_t)Tp, pp, pi, vv, (size_t)Tp, kb, acc);
+                else if (nv == 2) tile6_2(o, (size_t)Tp, pp, pi, vv, (size_t)Tp, kb, acc);
+                else tile6_1(o, (size_t)Tp, pp, pi, vv, (size_t)Tp, kb, acc);
+            }
         }
     }
+#pragma omp barrier
 }
 
 /* vt [K, Tp] = a [N, K] transposed, zero past row N: 16 x 16 blocks in registers */
@@ -121,13 +136,13 @@ static void transpose_in(float *vt, const float *a, int N, int K, int Tp) {
 #pragma omp for schedule(static)
     for (int kb = 0; kb < kblocks; kb++) {
         int k0 = kb * 16;
-        __mmask16 mk = lanes(K - k0);
+        m16 mk = lanes(K - k0);
         for (int t0 = 0; t0 < Tp; t0 += 16) {
-            __m512 r[16];
+            v16 r[16];
             for (int i = 0; i < 16; i++)
-                r[i] = t0 + i < N ? _mm512_maskz_loadu_ps(mk, a + (size_t)(t0 + i) * K + k0) : _mm512_setzero_ps();
-            transpose16(r);
-            for (int j = 0; j < 16 && k0 + j < K; j++) _mm512_storeu_ps(vt + (size_t)(k0 + j) * Tp + t0, r[j]);
+                r[i] = t0 + i < N ? v16_loadz(mk, a + (size_t)(t0 + i) * K + k0) : v16_zero();
+            v16_transpose(r);
+            for (int j = 0; j < 16 && k0 + j < K; j++) v16_store(vt + (size_t)(k0 + j) * Tp + t0, r[j]);
         }
     }
 }
@@ -140,14 +155,14 @@ static void transpose_out(float *y, const float *ot, const float *bias, int N, i
     for (int tb = 0; tb < tblocks; tb++) /* along y's rows: 16 of them written a line at a time */
         for (int ob = 0; ob < oblocks; ob++) {
             int o0 = ob * 16, t0 = tb * 16;
-            __mmask16 mo = lanes(OC - o0);
-            __m512 b = bias ? _mm512_maskz_loadu_ps(mo, bias + o0) : _mm512_setzero_ps();
-            __m512 r[16];
+            m16 mo = lanes(OC - o0);
+            v16 b = bias ? v16_loadz(mo, bias + o0) : v16_zero();
+            v16 r[16];
             for (int i = 0; i < 16; i++)
-                r[i] = o0 + i < OC ? _mm512_loadu_ps(ot + (size_t)(o0 + i) * Tp + t0) : _mm512_setzero_ps();
-            transpose16(r);
+                r[i] = o0 + i < OC ? v16_load(ot + (size_t)(o0 + i) * Tp + t0) : v16_zero();
+            v16_transpose(r);
             for (int j = 0; j < 16 && t0 + j < N; j++)
-                _mm512_mask_storeu_ps(y + (size_t)(t0 + j) * OC + o0, mo, bias ? _mm512_add_ps(b, r[j]) : r[j]);
+                v16_storem(y + (size_t)(t0 + j) * OC + o0, mo, bias ? v16_add(b, r[j]) : r[j]);
         }
 }
 
@@ -171,43 +186,66 @@ static void transpose_out(float *y, const float *ot, const float *bias, int N, i
 /* 6 rows x NV vectors, added to o: o[r*ldo + 16j ..] += sum_k p[r*pr + k*pk] * v[k*ldv + 16j ..], for
  * the first R rows; pf prefetches v SKD_AHEAD rows ahead. dx passes dy's rows (pr = OC, pk = 1),
  * dW dy's columns (pr = 1, pk = OC). */
-#define SKD_TILE(NV)                                                                                \
-    static void dtile_##NV(float *o, size_t ldo, const float *p, size_t pr, size_t pk,              \
-                           const float *v, size_t ldv, int K, int R, int pf) {                      \
-        __m512 a[SK_ROWS][NV];                                                                      \
+#define SKD_TILE(NV, FULL)                                                                          \
+    static void dtile_##NV##_##FULL(float *o, size_t ldo, const float *p, size_t pr, size_t pk,     \
+                                    const float *v, size_t ldv, int K, int R_, int pf) {            \
+        const int R = FULL ? SK_ROWS : R_; /* a constant in the full tiles: no test per row */      \
+        v16 a[SK_ROWS][NV];                                                                      \
         for (int r = 0; r < SK_ROWS; r++)                                                           \
-            for (int j = 0; j < NV; j++) a[r][j] = _mm512_setzero_ps();                             \
+            for (int j = 0; j < NV; j++) a[r][j] = v16_zero();                             \
         for (int k = 0; k < K; k++) {                                                               \
             const float *vk = v + (size_t)k * ldv, *pk_ = p + (size_t)k * pk;                       \
             if (pf)                                                                                 \
                 for (int j = 0; j < NV; j++)                                                        \
                     _mm_prefetch((const char *)(vk + SKD_AHEAD * ldv + 16 * j), _MM_HINT_T0);       \
-            __m512 x[NV];                                                                           \
-            for (int j = 0; j < NV; j++) x[j] = _mm512_loadu_ps(vk + 16 * j);                       \
+            v16 x[NV];                                                                           \
+            for (int j = 0; j < NV; j++) x[j] = v16_load(vk + 16 * j);                       \
             for (int r = 0; r < SK_ROWS; r++) {                                                     \
                 if (r >= R) break;                                                                  \
-                __m512 b = _mm512_set1_ps(pk_[r * pr]);                                             \
-                for (int j = 0; j < NV; j++) a[r][j] = _mm512_fmadd_ps(b, x[j], a[r][j]);           \
+                v16 b = v16_set1(pk_[r * pr]);                                             \
+                for (int j = 0; j < NV; j++) a[r][j] = v16_fmadd(b, x[j], a[r][j]);           \
             }                                                                                       \
         }                                                                                           \
         for (int r = 0; r < R; r++)                                                                 \
             for (int j = 0; j < NV; j++) {                                                          \
                 float *d = o + r * ldo + 16 * j;                                                    \
-                _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), a[r][j]));                   \
+                v16_store(d, v16_add(v16_load(d), a[r][j]));                   \
             }                                                                                       \
     }
-SKD_TILE(1)
-SKD_TILE(2)
-SKD_TILE(3)
-SKD_TILE(4)
+SKD_TILE(1, 0)
+SKD_TILE(2, 0)
+SKD_TILE(3, 0)
+SKD_TILE(4, 0)
+SKD_TILE(1, 1)
+SKD_TILE(2, 1)
+SKD_TILE(3, 1)
+SKD_TILE(4, 1)
 
 static inline __attribute__((always_inline)) void dtile(int nv, float *o, size_t ldo, const float *p, size_t pr, size_t pk, const float *v,
                   size_t ldv, int K, int R, int pf) {
-    if (nv == 4) dtile_4(o, ldo, p, pr, pk, v, ldv, K, R, pf);
-    else if (nv == 3) dtile_3(o, ldo, p, pr, pk, v, ldv, K, R, pf);
-    else if (nv == 2) dtile_2(o, ldo, p, pr, pk, v, ldv, K, R, pf);
-    else dtile_1(o, ldo, p, pr, pk, v, ldv, K, R, pf);
+    /* the full tiles with their row count a constant: with AVX2's 16-column tiles a test per row
+     * and k was as many instructions as the multiply-adds (dx and dW at 0.5-0.75 of sgemm) */
+    if (R == SK_ROWS) {
+        if (nv == 4) dtile_4_1(o, ldo, p, pr, pk, v, ldv, K, R, pf);
+        else if (nv == 3) dtile_3_1(o, ldo, p, pr, pk, v, ldv, K, R, pf);
+        else if (nv == 2) dtile_2_1(o, ldo, p, pr, pk, v, ldv, K, R, pf);
+        else dtile_1_1(o, ldo, p, pr, pk, v, ldv, K, R, pf);
+    } else if (nv == 4) dtile_4_0(o, ldo, p, pr, pk, v, ldv, K, R, pf);
+    else if (nv == 3) dtile_3_0(o, ldo, p, pr, pk, v, ldv, K, R, pf);
+    else if (nv == 2) dtile_2_0(o, ldo, p, pr, pk, v, ldv, K, R, pf);
+    else dtile_1_0(o, ldo, p, pr, pk, v, ldv, K, R, pf);
 }
+
+/* The backward's two products on the tiles with AVX-512 only: with AVX2's 6 x 16 tiles dx ran at
+ * 0.65-1.0 of OpenBLAS's Zen kernels and dW at 0.45-0.85 (Zen 3, 1 thread, MiniLM's shapes, 45-4096
+ * tokens), and a batch-32 training step of 128 tokens a row lost 12% with dW on them; the forward's
+ * ran at 0.8-1.3 of sgemm, and a batch of 3 titles evaluates 1.3x faster on them. */
+#define BACKWARD_TILES (V16_REGS == 1)
+/* The forward's on AVX2 up to SKINNY_AVX2_MAX_N tokens a call (kernels.h): at 45 tokens 1.0-1.35x sgemm (1 and 2
+ * threads), at 480 and 4096 tokens 0.8-0.9x at 2 threads (OpenBLAS packs both operands; these
+ * tiles read x^T 16 tokens at a time from L2), and evaluation of 32 x 128 tokens at 2 threads
+ * lost 22% with them. */
+#define FORWARD_TILES(N) (V16_REGS == 1 || (N) <= SKINNY_AVX2_MAX_N)
 
 static int usable(int N, long work) { return N > 0 && work >= SKINNY_MIN_WORK && !omp_in_parallel(); }
 
@@ -224,7 +262,7 @@ static int usable(int N, long work) { return N > 0 && work >= SKINNY_MIN_WORK &&
 #endif
 
 int k_skinny_backward_dw(float *dweight, const float *dout, const float *inp, int N, int C, int OC) {
-    if (!usable(N, (long)N * C * OC) || C % 16 != 0) return 0;
+    if (!BACKWARD_TILES || !usable(N, (long)N * C * OC) || C % 16 != 0) return 0;
     int cblocks = (C + 16 * SK_VEC - 1) / (16 * SK_VEC), oblocks = (OC + SK_ROWS - 1) / SK_ROWS;
     /* the inner loop sweeps the smaller of a chunk's x [K, C] and dy [K, OC], which stays in L2; the
      * other operand's panel stays in L1 */
@@ -248,7 +286,7 @@ int k_skinny_backward_dw(float *dweight, const float *dout, const float *inp, in
 
 int k_skinny_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
                      int C, int OC) {
-    if (!usable(N, (long)N * C * OC)) return 0;
+    if (!FORWARD_TILES(N) || !usable(N, (long)N * C * OC)) return 0;
     /* x^T's block (C x chunk) stays in L2: 128 tokens up to C = 768, then 64 (at 4096 tokens, one
      * thread: 180 against 148 GFLOP/s with 128 at C = 3072, 166 against 160 at 1536) */
     int chunk = C <= 768 ? SKINNY_MAX_N : SKINNY_MAX_N / 2;
@@ -278,7 +316,7 @@ int k_skinny_forward(float *out, const float *inp, const float *weight, const fl
 #define FFN_TOKENS 64
 int k_skinny_ffn_forward(float *out, const float *inp, const float *w1, const float *b1, const float *w2,
                          const float *b2, int N, int C, int I, void (*act)(float *x, size_t n)) {
-    if (!usable(N, (long)N * C * I)) return 0;
+    if (!FORWARD_TILES(N) || !usable(N, (long)N * C * I)) return 0;
     int Tp = ((N < FFN_TOKENS ? N : FFN_TOKENS) + 15) / 16 * 16;
     float *buf = scratch((size_t)Tp * (2 * (size_t)C + I));
     if (!buf) return 0;
@@ -302,7 +340,7 @@ int k_skinny_ffn_forward(float *out, const float *inp, const float *w1, const fl
 }
 
 int k_skinny_backward_dx(float *dinp, const float *dout, const float *weight, int N, int C, int OC) {
-    if (!usable(N, (long)N * C * OC) || C % 16 != 0) return 0;
+    if (!BACKWARD_TILES || !usable(N, (long)N * C * OC) || C % 16 != 0) return 0;
     int cblocks = (C + 16 * SK_VEC - 1) / (16 * SK_VEC);
 #pragma omp parallel
     for (int tc = 0; tc < N; tc += SKINNY_MAX_N) /* tokens SKINNY_MAX_N at a time, as measured above */
