@@ -124,6 +124,20 @@ typedef struct bl_backend {
      * cannot (the model then makes the three calls); NULL in a backend without it. */
     int (*ffn_forward_nokeep)(float *out, const float *inp, const float *w1, const float *b1,
                               const float *w2, const float *b2, int N, int C, int I);
+    /* A packed batch's row-structured layers in one call each (bert_kernels.h, k_*_rows: `rows` is
+     * host memory, the rows' starts, lengths and probability offsets; the same bits as a call per
+     * row): the model packs rows on the CPU only. NULL in a backend without them (the model then
+     * calls attention_forward / _nokeep / _backward and dropout_forward / _backward once a row).
+     * attention_forward_rows with att NULL keeps no probabilities. */
+    void (*attention_forward_rows)(float *out, float *att, const float *qkv, const size_t *rows, int n,
+                                   int C, int NH, int P, float p, uint64_t seed, uint64_t offset);
+    void (*attention_backward_rows)(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                                    const float *att, const size_t *rows, int n, int C, int NH, int P,
+                                    float p, uint64_t seed, uint64_t offset);
+    void (*dropout_forward_rows)(float *out, const float *inp, const size_t *rows, int n, int C, int P,
+                                 float p, uint64_t seed, uint64_t offset);
+    void (*dropout_backward_rows)(float *dinp, const float *dout, const size_t *rows, int n, int C, int P,
+                                  float p, uint64_t seed, uint64_t offset);
 } bl_backend_t;
 
 /* The CPU backend (always present). */

@@ -63,6 +63,17 @@ void k_attention_forward_nokeep(float *out, const float *qkv, const float *mask_
 void k_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                           const float *att, int B, int T, int C, int NH, int P, float p,
                           uint64_t seed, uint64_t offset);
+/* A packed batch, its rows laid one after another without padding: rows[s] is row s's first token
+ * (row of the [tokens, C] activations), rows[n + s] its length, rows[2n + s] the start of its
+ * probabilities in att (host memory, n rows). Each row is what a batch of one would be, row s at
+ * stream offset + s * NH*P*P: the same bits as n calls of the padded kernels, one parallel region
+ * instead of n (the threads take (row, head) pairs). att NULL: attention_forward_nokeep's. */
+void k_attention_forward_rows(float *out, float *att, const float *qkv, const size_t *rows, int n, int C,
+                              int NH, int P, float p, uint64_t seed, uint64_t offset);
+/* scratch: as att (a row's heads at rows[2n + s]) */
+void k_attention_backward_rows(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                               const float *att, const size_t *rows, int n, int C, int NH, int P, float p,
+                               uint64_t seed, uint64_t offset);
 
 /* ---- pointwise ----------------------------------------------------------------------------------- */
 /* GELU, erf form: 0.5 * x * (1 + erf(x / sqrt(2))). */
@@ -84,6 +95,12 @@ void k_dropout_forward(float *out, const float *inp, int B, int T, int C, int P,
 /* dinp[B,T,C] += dout * the forward's mask / (1-p) */
 void k_dropout_backward(float *dinp, const float *dout, int B, int T, int C, int P, float p,
                         uint64_t seed, uint64_t offset);
+/* k_dropout_forward and _backward over a packed batch's rows (rows as for k_attention_forward_rows;
+ * row s at stream offset + s*P*C): the same bits as a call per row, in one parallel region. */
+void k_dropout_forward_rows(float *out, const float *inp, const size_t *rows, int n, int C, int P, float p,
+                            uint64_t seed, uint64_t offset);
+void k_dropout_backward_rows(float *dinp, const float *dout, const size_t *rows, int n, int C, int P, float p,
+                             uint64_t seed, uint64_t offset);
 /* out = a + b (the residual connections); out may equal a or b (the model adds in place, so a CUDA
  * launcher must allow that too); backward is two accumulations, done with k_accumulate. */
 void k_residual_forward(float *out, const float *a, const float *b, size_t n);

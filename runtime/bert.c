@@ -678,9 +678,15 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
 
     /* the row-structured layers: once for the padded batch, once per row for a packed one */
 #define EACH_SEQ for (int s_ = 0; s_ < nseq; s_++) for (seq_t q = seq_at(m, s_), *once_ = &q; once_; once_ = NULL)
+    /* a packed batch's rows in one call each where the backend can */
+    int rows_calls = m->packed && be->attention_forward_rows && be->dropout_forward_rows;
 #define DROP_HIDDEN(out, inp, o)                                                                   \
-    EACH_SEQ be->dropout_forward((out) + q.tok * C, (inp) + q.tok * C, q.B, q.T, C, P, ph, seed,   \
-                                 (o) + q.b * P * C)
+    do {                                                                                           \
+        if (rows_calls) be->dropout_forward_rows((out), (inp), m->seq, B, C, P, ph, seed, (o));   \
+        else                                                                                       \
+            EACH_SEQ be->dropout_forward((out) + q.tok * C, (inp) + q.tok * C, q.B, q.T, C, P, ph,  \
+                                         seed, (o) + q.b * P * C);                                 \
+    } while (0)
     EACH_SEQ be->embeddings_forward(a->emb + q.tok * C, sc->ids + q.tok, sc->types + q.tok, p->wte,
                                     p->wpe, p->wtt, q.B, q.T, C);
     be->layernorm_forward(a->emb_ln, a->emb_mean, a->emb_rstd, a->emb, p->emb_lnw, p->emb_lnb, (int)N,
@@ -698,7 +704,10 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
         float *fchg = a->fch_gelu + k * ni, *res2 = a->res2 + k * nc;
         float *ln2 = a->ln2 + k * nc;
         be->linear_forward(qkv, x, p->qkvw + l * 3 * cc, p->qkvb + l * 3 * C, (int)N, C, 3 * C);
-        if (!kept && be->attention_forward_nokeep) /* no att slot: nothing differentiates it */
+        if (rows_calls) /* att NULL: no slot (as _nokeep) where nothing differentiates it */
+            be->attention_forward_rows(atty, kept || !be->attention_forward_nokeep ? a->att + k * att : NULL,
+                                       qkv, m->seq, B, C, NH, P, pa, seed, off[1 + 3 * l]);
+        else if (!kept && be->attention_forward_nokeep) /* no att slot: nothing differentiates it */
             EACH_SEQ be->attention_forward_nokeep(atty + q.tok * C, qkv + q.tok * 3 * C,
                                                   m->packed ? NULL : a->mask_add, q.B, q.T, C, NH, P,
                                                   pa, seed, off[1 + 3 * l] + q.b * NH * P * P);
@@ -781,9 +790,14 @@ int bert_backward(bert_t *m, float dloss) {
     float *dres = a->d_res, *da = a->d_a, *db = a->d_b;
     ZERO(dres, nc);
     EACH_SEQ be->cls_backward(dres + q.tok * C, a->d_bc2 + q.b * C, q.B, q.T, C);
+    int rows_calls = m->packed && be->attention_backward_rows && be->dropout_backward_rows;
 #define DROP_BACK(dinp, dout, o)                                                                   \
-    EACH_SEQ be->dropout_backward((dinp) + q.tok * C, (dout) + q.tok * C, q.B, q.T, C, P, ph, seed, \
-                                  (o) + q.b * P * C)
+    do {                                                                                           \
+        if (rows_calls) be->dropout_backward_rows((dinp), (dout), m->seq, B, C, P, ph, seed, (o)); \
+        else                                                                                       \
+            EACH_SEQ be->dropout_backward((dinp) + q.tok * C, (dout) + q.tok * C, q.B, q.T, C, P,   \
+                                          ph, seed, (o) + q.b * P * C);                            \
+    } while (0)
 
     /* layers, last to first; dres holds the gradient of the layer's output */
     for (int l = NL - 1; l >= 0; l--) {
@@ -813,9 +827,13 @@ int bert_backward(bert_t *m, float dloss) {
         be->linear_backward(dres, g->attprojw + l * cc, g->attprojb + l * C, da, atty,
                           p->attprojw + l * cc, (int)N, C, C);
         ZERO(a->d_qkv, 3 * nc);
-        EACH_SEQ be->attention_backward(a->d_qkv + q.tok * 3 * C, a->d_att, dres + q.tok * C,
-                                        qkv + q.tok * 3 * C, a->att + l * att + q.att, q.B, q.T, C, NH,
-                                        P, pa, seed, off[1 + 3 * l] + q.b * NH * P * P);
+        if (rows_calls)
+            be->attention_backward_rows(a->d_qkv, a->d_att, dres, qkv, a->att + l * att, m->seq, B, C, NH, P,
+                                        pa, seed, off[1 + 3 * l]);
+        else
+            EACH_SEQ be->attention_backward(a->d_qkv + q.tok * 3 * C, a->d_att, dres + q.tok * C,
+                                            qkv + q.tok * 3 * C, a->att + l * att + q.att, q.B, q.T, C,
+                                            NH, P, pa, seed, off[1 + 3 * l] + q.b * NH * P * P);
         /* d x = residual (db) + through the qkv projection */
         be->linear_backward(db, g->qkvw + l * 3 * cc, g->qkvb + l * 3 * C, a->d_qkv, x,
                           p->qkvw + l * 3 * cc, (int)N, C, 3 * C);

@@ -108,6 +108,10 @@ WRAP(32, clip_scale_f32, (float *x, size_t n, const double *s, double mx), (x, n
 WRAP(34, sumsq_rows_f32, (double *o, const float *x, size_t n, const unsigned char *nz, size_t rows, size_t C), (o, x, n, nz, rows, C))
 WRAP(35, attention_forward_nokeep, (float *o, const float *q, const float *m, int B, int T, int C, int NH, int P, float p, uint64_t s, uint64_t f),
      (o, q, m, B, T, C, NH, P, p, s, f))
+WRAP(38, attention_backward_rows, (float *dq, float *sc, const float *d, const float *q, const float *a, const size_t *r, int n, int C, int NH, int P, float p, uint64_t s, uint64_t f),
+     (dq, sc, d, q, a, r, n, C, NH, P, p, s, f))
+WRAP(39, dropout_forward_rows, (float *o, const float *x, const size_t *r, int n, int C, int P, float p, uint64_t s, uint64_t f), (o, x, r, n, C, P, p, s, f))
+WRAP(40, dropout_backward_rows, (float *di, const float *d, const size_t *r, int n, int C, int P, float p, uint64_t s, uint64_t f), (di, d, r, n, C, P, p, s, f))
 WRAP(33, adamw_step_rows, (float *p, const float *g, float *m, float *v, size_t n, k_adamw_hparams_t hp, unsigned char *live, const unsigned char *touched, size_t rows, size_t C), (p, g, m, v, n, hp, live, touched, rows, C))
 #undef WRAP
 static long ffn_declined; /* calls it left to the model (too little work, no AVX-512) */
@@ -117,6 +121,14 @@ static int w_ffn_forward_nokeep(float *o, const float *x, const float *w1, const
     int done = cpu->ffn_forward_nokeep(o, x, w1, b1, w2, b2, N, C, I);
     ffn_declined += !done;
     return done;
+}
+
+static long rows_att_null; /* attention_forward_rows calls that kept no probabilities */
+static void w_attention_forward_rows(float *o, float *a, const float *q, const size_t *r, int n, int C, int NH,
+                                     int P, float p, uint64_t s, uint64_t f) {
+    count_kernel(37, "attention_forward_rows");
+    rows_att_null += a == NULL;
+    cpu->attention_forward_rows(o, a, q, r, n, C, NH, P, p, s, f);
 }
 
 static bl_backend_t counting;
@@ -143,7 +155,8 @@ static void counting_init(void) {
     SET(cls_forward); SET(cls_backward); SET(crossentropy_forward); SET(crossentropy_backward);
     SET(mask_to_additive); SET(softmax_rows); SET(adamw_step); SET(sumsq_f32); SET(scale_f32);
     SET(clip_scale_f32); SET(adamw_step_rows); SET(sumsq_rows_f32); SET(attention_forward_nokeep);
-    SET(ffn_forward_nokeep);
+    SET(ffn_forward_nokeep); SET(attention_forward_rows); SET(attention_backward_rows);
+    SET(dropout_forward_rows); SET(dropout_backward_rows);
 #undef SET
 }
 
@@ -164,7 +177,7 @@ static void reset_counts(void) {
     memset(counts, 0, sizeof counts);
     memset(kernel_calls, 0, sizeof kernel_calls);
     bytes_to_device = bytes_to_host = 0;
-    ffn_declined = 0;
+    ffn_declined = rows_att_null = 0;
 }
 
 static long kernel(const char *name) {
@@ -304,6 +317,15 @@ int main(void) {
               kernel("linear_backward") == 2 + 4 * m.config.num_hidden_layers,
           "packed rows: no mask to make; one loss; the per-row layers once per row (3 embedding "
           "backwards), the per-token ones once (%ld linear backwards)", kernel("linear_backward"));
+    {
+        int nl = m.config.num_hidden_layers;
+        CHECK(kernel("attention_forward_rows") == nl && kernel("attention_backward_rows") == nl &&
+                  kernel("attention_forward") == 0 && kernel("attention_backward") == 0 && rows_att_null == 0 &&
+                  kernel("dropout_forward_rows") == 1 + 2 * nl && kernel("dropout_backward_rows") == 1 + 2 * nl &&
+                  kernel("dropout_forward") == 1 && kernel("dropout_backward") == 1,
+              "packed rows: the attention and the hidden dropouts one call a layer for all rows (forward "
+              "keeping the probabilities, backward), the pooled output's dropout the batch's own call");
+    }
     CHECK(counts[C_ERROR] >= 3, "the runtime checks the backend's error after forward, backward and step (%ld)",
           counts[C_ERROR]);
 
@@ -337,9 +359,10 @@ int main(void) {
               counts[C_ALLOC] == 0,
           "eval forward without labels: one copy in (%zu bytes), none out", bytes_to_device);
     int NL = m.config.num_hidden_layers, L = m.config.num_labels;
-    CHECK(kernel("attention_forward_nokeep") == 3 * NL && kernel("attention_forward") == 0,
-          "eval forward: the attention without its probabilities, once a row and layer (%ld, %ld)",
-          kernel("attention_forward_nokeep"), kernel("attention_forward"));
+    CHECK(kernel("attention_forward_rows") == NL && rows_att_null == NL && kernel("attention_forward_nokeep") == 0 &&
+              kernel("attention_forward") == 0,
+          "eval forward: the attention without its probabilities, one call a layer for the packed rows "
+          "(%ld, %ld kept none)", kernel("attention_forward_rows"), rows_att_null);
     CHECK(kernel("ffn_forward_nokeep") == NL && kernel("gelu_forward") == ffn_declined &&
               kernel("linear_forward") == 2 * NL + 2 * ffn_declined + 2,
           "eval forward: the fused feed-forward tried once a layer, linear-GELU-linear where it declined "
@@ -349,9 +372,10 @@ int main(void) {
     bert_inputs_t ev_kept = {ids, mask, NULL, labels, 0, 0, 0};
     float ev_loss;
     reset_counts();
-    CHECK(L <= 8 && bert_forward(&m, &ev_kept, &ev_loss) == 0 && kernel("attention_forward") == 3 * NL &&
+    CHECK(L <= 8 && bert_forward(&m, &ev_kept, &ev_loss) == 0 && kernel("attention_forward_rows") == NL &&
+              rows_att_null == 0 &&
               !memcmp(ev_logits, m.acts.logits, sizeof(float) * 3 * (size_t)L),
-          "eval forward with labels (activations kept for a backward): attention_forward, the same "
+          "eval forward with labels (activations kept for a backward): attention_forward_rows keeping the probabilities, the same "
           "logits bit for bit");
     bert_inputs_t nomask = {ids, NULL, NULL, NULL, 0, 0, 0};
     reset_counts();

@@ -1229,6 +1229,69 @@ static void test_ffn_nokeep(void) {
 #endif
 }
 
+/* k_*_rows (a packed batch's rows in one call each): the same bits as a call per row of the padded
+ * kernels (a batch of one at the row's stream offset), with 1 and 2 threads, for rows of 1 to 130
+ * tokens (past 128 the forward goes in row blocks and the backward draws the mask twice): the
+ * attention forward keeping its probabilities and not, its backward, the hidden dropout forward (in
+ * place and not) and backward. */
+static void test_rows(void) {
+    enum { n = 5 };
+    const int lens[n] = {7, 1, 40, 130, 17}, C = 64, NH = 4, P = 160;
+    const float p = 0.1f;
+    const uint64_t seed = 5, off = 1000;
+    size_t rows[3 * n], N = 0, A = 0;
+    for (int s = 0; s < n; s++) {
+        rows[s] = N;
+        rows[n + s] = (size_t)lens[s];
+        rows[2 * n + s] = A;
+        N += (size_t)lens[s];
+        A += (size_t)NH * lens[s] * lens[s];
+    }
+    long nq = (long)N * 3 * C, nc = (long)N * C;
+    float *qkv = randn(nq, 1.0f), *dout = randn(nc, 1.0f), *x = randn(nc, 1.0f), *d0 = randn(nc, 1.0f);
+    float *out_r = zeros(nc), *att_r = zeros((long)A), *dq_r = zeros(nq), *scr = zeros((long)A);
+    float *y_r = zeros(nc), *dx_r = copyf(d0, nc);
+    omp_set_num_threads(2);
+    for (int s = 0; s < n; s++) {
+        int T = lens[s];
+        k_attention_forward(out_r + rows[s] * C, att_r + rows[2 * n + s], qkv + rows[s] * 3 * C, NULL, 1, T, C, NH, P,
+                            p, seed, off + (uint64_t)s * NH * P * P);
+        k_attention_backward(dq_r + rows[s] * 3 * C, scr, dout + rows[s] * C, qkv + rows[s] * 3 * C,
+                             att_r + rows[2 * n + s], 1, T, C, NH, P, p, seed, off + (uint64_t)s * NH * P * P);
+        k_dropout_forward(y_r + rows[s] * C, x + rows[s] * C, 1, T, C, P, p, seed, off + (uint64_t)s * P * C);
+        k_dropout_backward(dx_r + rows[s] * C, dout + rows[s] * C, 1, T, C, P, p, seed, off + (uint64_t)s * P * C);
+    }
+    long dropped = 0;
+    for (long i = 0; i < nc; i++) dropped += y_r[i] == 0.0f;
+    int att_same = 1, nokeep_same = 1, back_same = 1, drop_same = 1;
+    for (int th = 1; th <= 2; th++) {
+        omp_set_num_threads(th);
+        float *out = zeros(nc), *att = zeros((long)A), *out_nk = zeros(nc), *dq = zeros(nq), *scr2 = zeros((long)A);
+        float *y = zeros(nc), *yi = copyf(x, nc), *dx = copyf(d0, nc);
+        k_attention_forward_rows(out, att, qkv, rows, n, C, NH, P, p, seed, off);
+        k_attention_forward_rows(out_nk, NULL, qkv, rows, n, C, NH, P, p, seed, off);
+        k_attention_backward_rows(dq, scr2, dout, qkv, att, rows, n, C, NH, P, p, seed, off);
+        k_dropout_forward_rows(y, x, rows, n, C, P, p, seed, off);
+        k_dropout_forward_rows(yi, yi, rows, n, C, P, p, seed, off);
+        k_dropout_backward_rows(dx, dout, rows, n, C, P, p, seed, off);
+        att_same &= !memcmp(out, out_r, sizeof(float) * nc) && !memcmp(att, att_r, sizeof(float) * A);
+#if BL_TILES /* (sgemm may round the row blocks past 128 tokens differently) */
+        nokeep_same &= !memcmp(out_nk, out_r, sizeof(float) * nc);
+#endif
+        back_same &= !memcmp(dq, dq_r, sizeof(float) * nq);
+        drop_same &= !memcmp(y, y_r, sizeof(float) * nc) && !memcmp(yi, y_r, sizeof(float) * nc) &&
+                     !memcmp(dx, dx_r, sizeof(float) * nc);
+        free(out); free(att); free(out_nk); free(dq); free(scr2); free(y); free(yi); free(dx);
+    }
+    CHECK(att_same, "attention_forward_rows: out and att equal a call per row bit for bit (rows of 1-130 tokens, 1 and 2 threads)");
+    CHECK(nokeep_same, "attention_forward_rows without att: the same out");
+    CHECK(back_same, "attention_backward_rows: dqkv equals a call per row bit for bit");
+    CHECK(drop_same && dropped > nc / 20 && dropped < nc / 5,
+          "dropout_forward_rows (in place and not) and _backward_rows equal a call per row bit for bit "
+          "(%ld of %ld dropped)", dropped, nc);
+    free(qkv); free(dout); free(x); free(d0); free(out_r); free(att_r); free(dq_r); free(scr); free(y_r); free(dx_r);
+}
+
 int main(void) {
     if (fx_load() != 0) {
         CHECK(0, "fixtures " FIXDIR "{index.txt,data.bin} readable (run tests/fixtures/gen_kernels.py)");
@@ -1258,6 +1321,7 @@ int main(void) {
     test_threads_same_bits();
     test_skinny();
     test_ffn_nokeep();
+    test_rows();
     test_head_gemm();
     test_sumsq();
     free(fx_data);

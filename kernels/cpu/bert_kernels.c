@@ -506,53 +506,98 @@ static void head_mm(int ta, int tb, int M, int N, int K, const float *A, int lda
  * (AVX-512), each element is the same chain of fused multiply-adds whatever the rows of a call, so
  * both give the same bits; sgemm (without AVX-512) may round differently where the rows come in
  * blocks (T > 128). */
+/* One head of one row: o [T, HS] (row stride C) from its q, k, v (row stride 3C; k = q + C, v = q +
+ * 2C), mask ma (NULL: none); a: its T x T slot of att, or NULL; w: ATT_ROWS floats; head: the
+ * stream index of its mask's first element. */
+static void head_forward(float *o, float *a, const float *q, const float *ma, int T, int C, int HS,
+                         int P, float p, uint64_t seed, uint64_t head, float *w, float *room) {
+    int C3 = 3 * C, RB = T <= ATT_ROWS / T ? T : ATT_ROWS / T;
+    if (RB < 1) RB = 1;
+    float scale = 1.0f / sqrtf((float)HS);
+    const float *k = q + C, *v = q + 2 * C;
+    if (a) {
+        head_mm(0, 1, T, T, HS, q, C3, k, C3, 0, a, T, room);
+        for (int i = 0; i < T; i++) softmax_row(a + (size_t)i * T, scale, ma, T);
+        if (p <= 0.0f) {
+            head_mm(0, 0, T, HS, T, a, T, v, C3, 0, o, C, room);
+            return;
+        }
+    }
+    for (int i0 = 0; i0 < T; i0 += RB) {
+        int R = T - i0 < RB ? T - i0 : RB;
+        if (a)
+            memcpy(w, a + (size_t)i0 * T, sizeof(float) * (size_t)R * T);
+        else {
+            head_mm(0, 1, R, T, HS, q + (size_t)i0 * C3, C3, k, C3, 0, w, T, room);
+            for (int i = 0; i < R; i++) softmax_row(w + (size_t)i * T, scale, ma, T);
+        }
+        if (p > 0.0f) dropout_apply(w, (size_t)R * T, p, seed, head, T, P, (uint64_t)i0 * T);
+        head_mm(0, 0, R, HS, T, w, T, v, C3, 0, o + (size_t)i0 * C, C, room);
+    }
+}
+
 static void attention_forward_gemm(float *out, float *att, const float *qkv, const float *mask_add,
                                    int B, int T, int C, int NH, int P, float p, uint64_t seed,
                                    uint64_t offset) {
-    int HS = C / NH, C3 = 3 * C, RB = T <= ATT_ROWS / T ? T : ATT_ROWS / T;
-    if (RB < 1) RB = 1;
-    float scale = 1.0f / sqrtf((float)HS);
+    int HS = C / NH, C3 = 3 * C;
 #pragma omp parallel if ((long)B * NH * T * T * HS > PAR_HEADS)
     {
         float *room = head_room(T, HS);
-        float w[(size_t)RB * T];
+        float w[ATT_ROWS];
 #pragma omp for schedule(static)
         for (int bh = 0; bh < B * NH; bh++) {
             int b = bh / NH, h = bh % NH;
-            const float *q = qkv + (size_t)b * T * C3 + h * HS, *k = q + C, *v = q + 2 * C;
-            float *o = out + (size_t)b * T * C + h * HS;
-            const float *ma = mask_add ? mask_add + (size_t)b * T : NULL;
-            uint64_t head = offset + ((uint64_t)b * NH + h) * P * P;
-            float *a = att ? att + ((size_t)b * NH + h) * T * T : NULL;
-            if (a) {
-                head_mm(0, 1, T, T, HS, q, C3, k, C3, 0, a, T, room);
-                for (int i = 0; i < T; i++) softmax_row(a + (size_t)i * T, scale, ma, T);
-                if (p <= 0.0f) {
-                    head_mm(0, 0, T, HS, T, a, T, v, C3, 0, o, C, room);
-                    continue;
-                }
-            }
-            for (int i0 = 0; i0 < T; i0 += RB) {
-                int R = T - i0 < RB ? T - i0 : RB;
-                if (a)
-                    memcpy(w, a + (size_t)i0 * T, sizeof(float) * (size_t)R * T);
-                else {
-                    head_mm(0, 1, R, T, HS, q + (size_t)i0 * C3, C3, k, C3, 0, w, T, room);
-                    for (int i = 0; i < R; i++) softmax_row(w + (size_t)i * T, scale, ma, T);
-                }
-                if (p > 0.0f) dropout_apply(w, (size_t)R * T, p, seed, head, T, P, (uint64_t)i0 * T);
-                head_mm(0, 0, R, HS, T, w, T, v, C3, 0, o + (size_t)i0 * C, C, room);
-            }
+            head_forward(out + (size_t)b * T * C + h * HS, att ? att + ((size_t)b * NH + h) * T * T : NULL,
+                         qkv + (size_t)b * T * C3 + h * HS, mask_add ? mask_add + (size_t)b * T : NULL, T, C,
+                         HS, P, p, seed, offset + ((uint64_t)b * NH + h) * P * P, w, room);
         }
         free(room);
     }
+}
+
+/* One head of one row's backward: dq (row stride 3C; dk = dq + C, dv = dq + 2C) += the gradient
+ * from go [T, HS] (row stride C), its T x T probabilities a and scratch s. */
+static void head_backward(float *dq, float *s, const float *go, const float *q, const float *a, int T,
+                          int C, int HS, int P, float p, uint64_t seed, uint64_t head, float *room) {
+    int C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)HS);
+    const float *k = q + C, *v = q + 2 * C;
+    float *dk = dq + C, *dv = dq + 2 * C;
+    size_t TT = (size_t)T * T;
+    /* the head's mask is needed twice: drawn once when it fits on the stack (T <= 128) */
+    int keep = p > 0.0f && T <= 128;
+    float fbuf[keep ? TT : 1];
+    float *f = keep ? fbuf : NULL;
+    if (f) dropout_factors(f, TT, p, seed, head, T, P, 0);
+    /* dV += dropout(att)^T @ dout */
+    if (f)
+        for (size_t e = 0; e < TT; e++) s[e] = a[e] * f[e];
+    else {
+        memcpy(s, a, sizeof(float) * TT);
+        if (p > 0.0f) dropout_apply(s, TT, p, seed, head, T, P, 0);
+    }
+    head_mm(1, 0, T, HS, T, s, T, go, C, 1, dv, C3, room);
+    /* datt = (dout @ V^T) * dropout factor; softmax backward row by row */
+    head_mm(0, 1, T, T, HS, go, C, v, C3, 0, s, T, room);
+    if (f)
+        for (size_t e = 0; e < TT; e++) s[e] *= f[e];
+    else if (p > 0.0f)
+        dropout_apply(s, TT, p, seed, head, T, P, 0);
+    for (int i = 0; i < T; i++) {
+        float *si = s + (size_t)i * T;
+        const float *ai = a + (size_t)i * T;
+        float dot = dot16f(si, ai, T);
+        for (int j = 0; j < T; j++) si[j] = ai[j] * (si[j] - dot) * scale;
+    }
+    /* dQ += dpre @ K ; dK += dpre^T @ Q */
+    head_mm(0, 0, T, HS, T, s, T, k, C3, 1, dq, C3, room);
+    head_mm(1, 0, T, HS, T, s, T, q, C3, 1, dk, C3, room);
 }
 
 static void attention_backward_gemm(float *dqkv, float *scratch, const float *dout, const float *qkv,
                                     const float *att, int B, int T, int C, int NH, int P, float p,
                                     uint64_t seed, uint64_t offset) {
     int HS = C / NH, C3 = 3 * C;
-    float scale = 1.0f / sqrtf((float)HS);
 #pragma omp parallel if ((long)B * NH * T * T * HS > PAR_HEADS)
     {
         float *room = head_room(T, HS);
@@ -560,40 +605,67 @@ static void attention_backward_gemm(float *dqkv, float *scratch, const float *do
         for (int bh = 0; bh < B * NH; bh++) {
             int b = bh / NH, h = bh % NH;
             size_t first = ((size_t)b * NH + h) * T * T; /* index of this head's att[0][0] */
-            const float *q = qkv + (size_t)b * T * C3 + h * HS, *k = q + C, *v = q + 2 * C;
-            float *dq = dqkv + (size_t)b * T * C3 + h * HS, *dk = dq + C, *dv = dq + 2 * C;
-            const float *a = att + first, *go = dout + (size_t)b * T * C + h * HS;
-            float *s = scratch + first;
-            uint64_t head = offset + ((uint64_t)b * NH + h) * P * P; /* the forward's mask */
-            size_t TT = (size_t)T * T;
-            /* the head's mask is needed twice: drawn once when it fits on the stack (T <= 128) */
-            int keep = p > 0.0f && T <= 128;
-            float fbuf[keep ? TT : 1];
-            float *f = keep ? fbuf : NULL;
-            if (f) dropout_factors(f, TT, p, seed, head, T, P, 0);
-            /* dV += dropout(att)^T @ dout */
-            if (f)
-                for (size_t e = 0; e < TT; e++) s[e] = a[e] * f[e];
-            else {
-                memcpy(s, a, sizeof(float) * TT);
-                if (p > 0.0f) dropout_apply(s, TT, p, seed, head, T, P, 0);
-            }
-            head_mm(1, 0, T, HS, T, s, T, go, C, 1, dv, C3, room);
-            /* datt = (dout @ V^T) * dropout factor; softmax backward row by row */
-            head_mm(0, 1, T, T, HS, go, C, v, C3, 0, s, T, room);
-            if (f)
-                for (size_t e = 0; e < TT; e++) s[e] *= f[e];
-            else if (p > 0.0f)
-                dropout_apply(s, TT, p, seed, head, T, P, 0);
-            for (int i = 0; i < T; i++) {
-                float *si = s + (size_t)i * T;
-                const float *ai = a + (size_t)i * T;
-                float dot = dot16f(si, ai, T);
-                for (int j = 0; j < T; j++) si[j] = ai[j] * (si[j] - dot) * scale;
-            }
-            /* dQ += dpre @ K ; dK += dpre^T @ Q */
-            head_mm(0, 0, T, HS, T, s, T, k, C3, 1, dq, C3, room);
-            head_mm(1, 0, T, HS, T, s, T, q, C3, 1, dk, C3, room);
+            head_backward(dqkv + (size_t)b * T * C3 + h * HS, scratch + first, dout + (size_t)b * T * C + h * HS,
+                          qkv + (size_t)b * T * C3 + h * HS, att + first, T, C, HS, P, p, seed,
+                          offset + ((uint64_t)b * NH + h) * P * P, room);
+        }
+        free(room);
+    }
+}
+
+/* A packed batch's rows (bert_kernels.h): the longest row and the multiply-adds of its attention */
+static int rows_longest(const size_t *rows, int n, int NH, int HS, long *work) {
+    int T = 0;
+    *work = 0;
+    for (int s = 0; s < n; s++) {
+        int l = (int)rows[n + s];
+        if (l > T) T = l;
+        *work += (long)NH * l * l * HS;
+    }
+    return T;
+}
+
+void k_attention_forward_rows(float *out, float *att, const float *qkv, const size_t *rows, int n, int C,
+                              int NH, int P, float p, uint64_t seed, uint64_t offset) {
+    const size_t *start = rows, *len = rows + n, *aoff = rows + 2 * (size_t)n;
+    int HS = C / NH;
+    long work;
+    int Tmax = rows_longest(rows, n, NH, HS, &work);
+    assert(Tmax <= P);
+    /* dynamic: the rows' heads differ in cost as their lengths squared */
+#pragma omp parallel if (work > PAR_HEADS)
+    {
+        float *room = head_room(Tmax, HS);
+        float w[ATT_ROWS];
+#pragma omp for schedule(dynamic)
+        for (int sh = 0; sh < n * NH; sh++) {
+            int s = sh / NH, h = sh % NH, T = (int)len[s];
+            head_forward(out + start[s] * C + h * HS, att ? att + aoff[s] + (size_t)h * T * T : NULL,
+                         qkv + start[s] * 3 * C + h * HS, NULL, T, C, HS, P, p, seed,
+                         offset + ((uint64_t)s * NH + h) * P * P, w, room);
+        }
+        free(room);
+    }
+}
+
+void k_attention_backward_rows(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                               const float *att, const size_t *rows, int n, int C, int NH, int P, float p,
+                               uint64_t seed, uint64_t offset) {
+    const size_t *start = rows, *len = rows + n, *aoff = rows + 2 * (size_t)n;
+    int HS = C / NH;
+    long work;
+    int Tmax = rows_longest(rows, n, NH, HS, &work);
+    assert(Tmax <= P);
+#pragma omp parallel if (work > PAR_HEADS)
+    {
+        float *room = head_room(Tmax, HS);
+#pragma omp for schedule(dynamic)
+        for (int sh = 0; sh < n * NH; sh++) {
+            int s = sh / NH, h = sh % NH, T = (int)len[s];
+            size_t first = aoff[s] + (size_t)h * T * T;
+            head_backward(dqkv + start[s] * 3 * C + h * HS, scratch + first, dout + start[s] * C + h * HS,
+                          qkv + start[s] * 3 * C + h * HS, att + first, T, C, HS, P, p, seed,
+                          offset + ((uint64_t)s * NH + h) * P * P, room);
         }
         free(room);
     }
@@ -664,6 +736,19 @@ void k_tanh_backward(float *dinp, const float *out, const float *dout, size_t n)
  * elements' indices, so the split does not change it. */
 #define DROP_CHUNK 1024
 
+/* dinp[0..m) += dout[0..m) * the factor of elements e0.. of dropout_uniforms's layout */
+static void dropout_accumulate(float *dinp, const float *dout, size_t m, float p, uint64_t seed,
+                               uint64_t start, uint64_t W, uint64_t stride, uint64_t e0) {
+    float scale = 1.0f / (1.0f - p);
+    float u[256];
+    for (size_t done = 0; done < m; done += 256) {
+        size_t mm = m - done < 256 ? m - done : 256;
+        dropout_uniforms(u, seed, start, W, stride, e0 + done, mm);
+        for (size_t i = 0; i < mm; i++)
+            if (u[i] > p) dinp[done + i] += dout[done + i] * scale;
+    }
+}
+
 void k_dropout_forward(float *out, const float *inp, int B, int T, int C, int P, float p,
                        uint64_t seed, uint64_t offset) {
     assert(T <= P);
@@ -687,19 +772,66 @@ void k_dropout_backward(float *dinp, const float *dout, int B, int T, int C, int
         k_accumulate(dinp, dout, n);
         return;
     }
-    float scale = 1.0f / (1.0f - p);
     uint64_t W = (uint64_t)T * C, stride = (uint64_t)P * C;
     long nchunks = (long)((n + DROP_CHUNK - 1) / DROP_CHUNK);
 #pragma omp parallel for if (n > PAR_DROPOUT)
     for (long k = 0; k < nchunks; k++) {
         size_t s = (size_t)k * DROP_CHUNK, m = n - s < DROP_CHUNK ? n - s : DROP_CHUNK;
-        float u[256];
-        for (size_t done = 0; done < m; done += 256) {
-            size_t mm = m - done < 256 ? m - done : 256;
-            dropout_uniforms(u, seed, offset, W, stride, s + done, mm);
-            for (size_t i = 0; i < mm; i++)
-                if (u[i] > p) dinp[s + done + i] += dout[s + done + i] * scale;
-        }
+        dropout_accumulate(dinp + s, dout + s, m, p, seed, offset, W, stride, s);
+    }
+}
+
+/* The chunks of a packed batch's rows (bert_kernels.h), each row's from its start as
+ * k_dropout_forward cuts a batch of one: first[s] is row s's first chunk, first[n] the count */
+static long rows_chunks(long *first, const size_t *len, int n, int C) {
+    first[0] = 0;
+    for (int s = 0; s < n; s++)
+        first[s + 1] = first[s] + (long)((len[s] * (size_t)C + DROP_CHUNK - 1) / DROP_CHUNK);
+    return first[n];
+}
+
+/* the row of chunk k: the last s with first[s] <= k */
+static int rows_chunk_row(const long *first, int n, long k) {
+    int lo = 0, hi = n - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (first[mid] <= k) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
+void k_dropout_forward_rows(float *out, const float *inp, const size_t *rows, int n, int C, int P, float p,
+                            uint64_t seed, uint64_t offset) {
+    const size_t *start = rows, *len = rows + n;
+    if (out != inp)
+        for (int s = 0; s < n; s++)
+            memcpy(out + start[s] * C, inp + start[s] * C, sizeof(float) * len[s] * C);
+    if (p <= 0.0f || n <= 0) return;
+    long first[n + 1], nchunks = rows_chunks(first, len, n, C);
+#pragma omp parallel for if (nchunks * DROP_CHUNK > PAR_DROPOUT)
+    for (long k = 0; k < nchunks; k++) {
+        int s = rows_chunk_row(first, n, k);
+        size_t W = len[s] * C, e = (size_t)(k - first[s]) * DROP_CHUNK, m = W - e < DROP_CHUNK ? W - e : DROP_CHUNK;
+        dropout_apply(out + start[s] * C + e, m, p, seed, offset + (uint64_t)s * P * C, W, (uint64_t)P * C, e);
+    }
+}
+
+void k_dropout_backward_rows(float *dinp, const float *dout, const size_t *rows, int n, int C, int P, float p,
+                             uint64_t seed, uint64_t offset) {
+    const size_t *start = rows, *len = rows + n;
+    if (p <= 0.0f) {
+        for (int s = 0; s < n; s++) k_accumulate(dinp + start[s] * C, dout + start[s] * C, len[s] * C);
+        return;
+    }
+    if (n <= 0) return;
+    long first[n + 1], nchunks = rows_chunks(first, len, n, C);
+#pragma omp parallel for if (nchunks * DROP_CHUNK > PAR_DROPOUT)
+    for (long k = 0; k < nchunks; k++) {
+        int s = rows_chunk_row(first, n, k);
+        size_t W = len[s] * C, e = (size_t)(k - first[s]) * DROP_CHUNK, m = W - e < DROP_CHUNK ? W - e : DROP_CHUNK;
+        size_t at = start[s] * C + e;
+        dropout_accumulate(dinp + at, dout + at, m, p, seed, offset + (uint64_t)s * P * C, W, (uint64_t)P * C, e);
     }
 }
 
