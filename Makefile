@@ -1,6 +1,7 @@
 # bertlab: `make` builds bin/bertlab and build/bertlab.so (CPU everywhere; CUDA sources too where nvcc
 # exists). Entry points: make test | make demo | make bench | make data | make model [NAME=...] |
-# make fixtures | make install [PREFIX=/usr/local DESTDIR=] | make uninstall | make fresh-check
+# make fixtures | make install [PREFIX=/usr/local DESTDIR=] | make uninstall | make fresh-check |
+# make test-asan | make test-portable
 VERSION := 0.1.0
 CC      ?= gcc
 PKGS    := lua5.4 openblas jansson libutf8proc
@@ -255,6 +256,15 @@ test-asan: all data model
 	ln -sfn ../../../lua/bertlab build/asan/lua/bertlab
 	ASAN_OPTIONS=$(ASAN_OPTIONS) UBSAN_OPTIONS=$(UBSAN_OPTIONS) BUILD=build/asan BIN=build/asan/bin/bertlab \
 	    sh tests/run.sh
+
+# test-portable: the whole suite again, built for a baseline x86-64 (SSE4.2, no AVX: -march=x86-64-v2)
+# into build/portable, so the paths of a CPU without AVX2 or AVX-512 (sgemm for every product, SSE
+# AdamW) are tested on any machine; on a machine without AVX-512 `make test` tests the AVX2 ones.
+.PHONY: test-portable
+test-portable: all data model
+	CFLAGS="-O3 -march=x86-64-v2 -g" $(MAKE) BUILD=build/portable BIN=build/portable/bin/bertlab CUDA=0 all
+	ln -sfn ../../../lua/bertlab build/portable/lua/bertlab
+	BUILD=build/portable BIN=build/portable/bin/bertlab sh tests/run.sh
 
 # gpu-check: every GPU check in one command on a machine with a GPU, from the folder .gpu/ that
 # scripts/gpu_pack.sh fills here (debs, float16 model, data); prints each figure, log in $OUT/log.

@@ -21,6 +21,11 @@ void k_fill_f32(float *out, float value, size_t n);
 /* C[M,N] = alpha * op(A) @ op(B) + beta * C, op = transpose when trans_* is set; lda/ldb/ldc row strides. */
 void k_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
             const float *B, int ldb, float beta, float *C, int ldc);
+/* k_gemm as one BLAS call, never cut into pieces (k_gemm cuts a skinny product outside a parallel
+ * region, and OpenBLAS's bits at a piece's edge differ): for a caller whose threads already take
+ * whole products (the attention's heads), so its bits do not depend on the thread count. */
+void k_gemm_one(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                const float *B, int ldb, float beta, float *C, int ldc);
 /* `batch` independent gemms with element strides between consecutive A, B and C matrices. */
 void k_gemm_batched(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                     int lda, long stride_a, const float *B, int ldb, long stride_b, float beta,

@@ -483,13 +483,16 @@ static float *head_room(int T, int HS) {
 }
 
 /* C [M, N] = op(A) op(B), plus C when acc (op(X) = X^T when tX; lda, ldb, ldc row strides):
- * headgemm's tiles, else (no AVX-512, no room) sgemm */
+ * headgemm's tiles, else (no AVX-512 or AVX2, no room) sgemm */
 static void head_mm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
                     int ldb, int acc, float *C, int ldc, float *room) {
     if (k_head_gemm(M, N, K, A, ta ? 1 : (size_t)lda, ta ? (size_t)lda : 1, B, (size_t)ldb, tb, room,
                     acc, C, (size_t)ldc))
         return;
-    k_gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, acc ? 1.0f : 0.0f, C, ldc);
+    /* one call: k_gemm would cut a head's product into pieces where the heads' region runs on one
+     * thread (not an active region), and OpenBLAS rounds a piece's edges otherwise than the whole:
+     * without the tiles, 1 and 2 threads gave other bits at 130 tokens */
+    k_gemm_one(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, acc ? 1.0f : 0.0f, C, ldc);
 }
 
 /* The floats of a block of attention rows on a thread's stack (64 KB): all T rows up to T = 128,

@@ -98,6 +98,11 @@ void k_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const fl
     }
 }
 
+void k_gemm_one(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                const float *B, int ldb, float beta, float *C, int ldc) {
+    sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 void k_gemm_batched(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                     int lda, long stride_a, const float *B, int ldb, long stride_b, float beta,
                     float *C, int ldc, long stride_c, int batch) {
