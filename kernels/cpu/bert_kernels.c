@@ -539,20 +539,49 @@ static void head_forward(float *o, float *a, const float *q, const float *ma, in
     }
 }
 
-static void attention_forward_gemm(float *out, float *att, const float *qkv, const float *mask_add,
-                                   int B, int T, int C, int NH, int P, float p, uint64_t seed,
-                                   uint64_t offset) {
-    int HS = C / NH, C3 = 3 * C;
-#pragma omp parallel if ((long)B * NH * T * T * HS > PAR_HEADS)
+/* A batch's rows for the attention: n rows of T tokens (rows NULL: the padded [n, T] batch, its mask
+ * at mask_add + the row's first token) or a packed batch's (rows as in bert_kernels.h; no mask). */
+typedef struct {
+    size_t tok, T, att; /* first token, length, offset of its heads' probabilities */
+} att_row_t;
+
+static inline att_row_t att_row(const size_t *rows, int n, int T, int NH, int s) {
+    if (!rows) return (att_row_t){(size_t)s * T, (size_t)T, (size_t)s * NH * T * T};
+    return (att_row_t){rows[s], rows[n + s], rows[2 * (size_t)n + s]};
+}
+
+/* the longest row and the multiply-adds of the rows' attention */
+static int rows_longest(const size_t *rows, int n, int T, int NH, int HS, long *work) {
+    int longest = 0;
+    *work = 0;
+    for (int s = 0; s < n; s++) {
+        int l = (int)att_row(rows, n, T, NH, s).T;
+        if (l > longest) longest = l;
+        *work += (long)NH * l * l * HS;
+    }
+    return longest;
+}
+
+/* The heads of the rows, shared by the threads (dynamic: a packed batch's heads differ in cost as
+ * their rows' lengths squared); row s's heads at stream offset + s*NH*P*P. */
+static void attention_forward_run(float *out, float *att, const float *qkv, const float *mask_add,
+                                  const size_t *rows, int n, int T, int C, int NH, int P, float p,
+                                  uint64_t seed, uint64_t offset) {
+    int HS = C / NH;
+    long work;
+    int longest = rows_longest(rows, n, T, NH, HS, &work);
+    assert(longest <= P);
+#pragma omp parallel if (work > PAR_HEADS)
     {
-        float *room = head_room(T, HS);
+        float *room = head_room(longest, HS);
         float w[ATT_ROWS];
-#pragma omp for schedule(static)
-        for (int bh = 0; bh < B * NH; bh++) {
-            int b = bh / NH, h = bh % NH;
-            head_forward(out + (size_t)b * T * C + h * HS, att ? att + ((size_t)b * NH + h) * T * T : NULL,
-                         qkv + (size_t)b * T * C3 + h * HS, mask_add ? mask_add + (size_t)b * T : NULL, T, C,
-                         HS, P, p, seed, offset + ((uint64_t)b * NH + h) * P * P, w, room);
+#pragma omp for schedule(dynamic)
+        for (int sh = 0; sh < n * NH; sh++) {
+            int s = sh / NH, h = sh % NH;
+            att_row_t r = att_row(rows, n, T, NH, s);
+            head_forward(out + r.tok * C + h * HS, att ? att + r.att + (size_t)h * r.T * r.T : NULL,
+                         qkv + r.tok * 3 * C + h * HS, mask_add ? mask_add + r.tok : NULL, (int)r.T, C, HS, P,
+                         p, seed, offset + ((uint64_t)s * NH + h) * P * P, w, room);
         }
         free(room);
     }
@@ -597,77 +626,23 @@ static void head_backward(float *dq, float *s, const float *go, const float *q, 
     head_mm(1, 0, T, HS, T, s, T, q, C3, 1, dk, C3, room);
 }
 
-static void attention_backward_gemm(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                                    const float *att, int B, int T, int C, int NH, int P, float p,
-                                    uint64_t seed, uint64_t offset) {
-    int HS = C / NH, C3 = 3 * C;
-#pragma omp parallel if ((long)B * NH * T * T * HS > PAR_HEADS)
-    {
-        float *room = head_room(T, HS);
-#pragma omp for schedule(static)
-        for (int bh = 0; bh < B * NH; bh++) {
-            int b = bh / NH, h = bh % NH;
-            size_t first = ((size_t)b * NH + h) * T * T; /* index of this head's att[0][0] */
-            head_backward(dqkv + (size_t)b * T * C3 + h * HS, scratch + first, dout + (size_t)b * T * C + h * HS,
-                          qkv + (size_t)b * T * C3 + h * HS, att + first, T, C, HS, P, p, seed,
-                          offset + ((uint64_t)b * NH + h) * P * P, room);
-        }
-        free(room);
-    }
-}
-
-/* A packed batch's rows (bert_kernels.h): the longest row and the multiply-adds of its attention */
-static int rows_longest(const size_t *rows, int n, int NH, int HS, long *work) {
-    int T = 0;
-    *work = 0;
-    for (int s = 0; s < n; s++) {
-        int l = (int)rows[n + s];
-        if (l > T) T = l;
-        *work += (long)NH * l * l * HS;
-    }
-    return T;
-}
-
-void k_attention_forward_rows(float *out, float *att, const float *qkv, const size_t *rows, int n, int C,
-                              int NH, int P, float p, uint64_t seed, uint64_t offset) {
-    const size_t *start = rows, *len = rows + n, *aoff = rows + 2 * (size_t)n;
+static void attention_backward_run(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                                   const float *att, const size_t *rows, int n, int T, int C, int NH, int P,
+                                   float p, uint64_t seed, uint64_t offset) {
     int HS = C / NH;
     long work;
-    int Tmax = rows_longest(rows, n, NH, HS, &work);
-    assert(Tmax <= P);
-    /* dynamic: the rows' heads differ in cost as their lengths squared */
+    int longest = rows_longest(rows, n, T, NH, HS, &work);
+    assert(longest <= P);
 #pragma omp parallel if (work > PAR_HEADS)
     {
-        float *room = head_room(Tmax, HS);
-        float w[ATT_ROWS];
+        float *room = head_room(longest, HS);
 #pragma omp for schedule(dynamic)
         for (int sh = 0; sh < n * NH; sh++) {
-            int s = sh / NH, h = sh % NH, T = (int)len[s];
-            head_forward(out + start[s] * C + h * HS, att ? att + aoff[s] + (size_t)h * T * T : NULL,
-                         qkv + start[s] * 3 * C + h * HS, NULL, T, C, HS, P, p, seed,
-                         offset + ((uint64_t)s * NH + h) * P * P, w, room);
-        }
-        free(room);
-    }
-}
-
-void k_attention_backward_rows(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                               const float *att, const size_t *rows, int n, int C, int NH, int P, float p,
-                               uint64_t seed, uint64_t offset) {
-    const size_t *start = rows, *len = rows + n, *aoff = rows + 2 * (size_t)n;
-    int HS = C / NH;
-    long work;
-    int Tmax = rows_longest(rows, n, NH, HS, &work);
-    assert(Tmax <= P);
-#pragma omp parallel if (work > PAR_HEADS)
-    {
-        float *room = head_room(Tmax, HS);
-#pragma omp for schedule(dynamic)
-        for (int sh = 0; sh < n * NH; sh++) {
-            int s = sh / NH, h = sh % NH, T = (int)len[s];
-            size_t first = aoff[s] + (size_t)h * T * T;
-            head_backward(dqkv + start[s] * 3 * C + h * HS, scratch + first, dout + start[s] * C + h * HS,
-                          qkv + start[s] * 3 * C + h * HS, att + first, T, C, HS, P, p, seed,
+            int s = sh / NH, h = sh % NH;
+            att_row_t r = att_row(rows, n, T, NH, s);
+            size_t first = r.att + (size_t)h * r.T * r.T; /* this head's att[0][0] (and its scratch) */
+            head_backward(dqkv + r.tok * 3 * C + h * HS, scratch + first, dout + r.tok * C + h * HS,
+                          qkv + r.tok * 3 * C + h * HS, att + first, (int)r.T, C, HS, P, p, seed,
                           offset + ((uint64_t)s * NH + h) * P * P, room);
         }
         free(room);
@@ -676,21 +651,29 @@ void k_attention_backward_rows(float *dqkv, float *scratch, const float *dout, c
 
 void k_attention_forward(float *out, float *att, const float *qkv, const float *mask_add, int B, int T,
                          int C, int NH, int P, float p, uint64_t seed, uint64_t offset) {
-    assert(T <= P);
-    attention_forward_gemm(out, att, qkv, mask_add, B, T, C, NH, P, p, seed, offset);
+    attention_forward_run(out, att, qkv, mask_add, NULL, B, T, C, NH, P, p, seed, offset);
 }
 
 void k_attention_forward_nokeep(float *out, const float *qkv, const float *mask_add, int B, int T,
                                 int C, int NH, int P, float p, uint64_t seed, uint64_t offset) {
-    assert(T <= P);
-    attention_forward_gemm(out, NULL, qkv, mask_add, B, T, C, NH, P, p, seed, offset);
+    attention_forward_run(out, NULL, qkv, mask_add, NULL, B, T, C, NH, P, p, seed, offset);
 }
 
 void k_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                           const float *att, int B, int T, int C, int NH, int P, float p,
                           uint64_t seed, uint64_t offset) {
-    assert(T <= P);
-    attention_backward_gemm(dqkv, scratch, dout, qkv, att, B, T, C, NH, P, p, seed, offset);
+    attention_backward_run(dqkv, scratch, dout, qkv, att, NULL, B, T, C, NH, P, p, seed, offset);
+}
+
+void k_attention_forward_rows(float *out, float *att, const float *qkv, const size_t *rows, int n, int C,
+                              int NH, int P, float p, uint64_t seed, uint64_t offset) {
+    attention_forward_run(out, att, qkv, NULL, rows, n, 0, C, NH, P, p, seed, offset);
+}
+
+void k_attention_backward_rows(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                               const float *att, const size_t *rows, int n, int C, int NH, int P, float p,
+                               uint64_t seed, uint64_t offset) {
+    attention_backward_run(dqkv, scratch, dout, qkv, att, rows, n, 0, C, NH, P, p, seed, offset);
 }
 
 /* ---- pointwise ----------------------------------------------------------------------------------- */
@@ -804,38 +787,37 @@ static int rows_chunk_row(const long *first, int n, long k) {
     return lo;
 }
 
-void k_dropout_forward_rows(float *out, const float *inp, const size_t *rows, int n, int C, int P, float p,
-                            uint64_t seed, uint64_t offset) {
-    const size_t *start = rows, *len = rows + n;
-    if (out != inp)
-        for (int s = 0; s < n; s++)
-            memcpy(out + start[s] * C, inp + start[s] * C, sizeof(float) * len[s] * C);
-    if (p <= 0.0f || n <= 0) return;
-    long first[n + 1], nchunks = rows_chunks(first, len, n, C);
-#pragma omp parallel for if (nchunks * DROP_CHUNK > PAR_DROPOUT)
-    for (long k = 0; k < nchunks; k++) {
-        int s = rows_chunk_row(first, n, k);
-        size_t W = len[s] * C, e = (size_t)(k - first[s]) * DROP_CHUNK, m = W - e < DROP_CHUNK ? W - e : DROP_CHUNK;
-        dropout_apply(out + start[s] * C + e, m, p, seed, offset + (uint64_t)s * P * C, W, (uint64_t)P * C, e);
-    }
-}
-
-void k_dropout_backward_rows(float *dinp, const float *dout, const size_t *rows, int n, int C, int P, float p,
+/* The rows' chunks, shared by the threads: dst = dropout(dst) in place (src NULL), or dst += the
+ * factor times src (the backward) */
+static void dropout_rows_run(float *dst, const float *src, const size_t *rows, int n, int C, int P, float p,
                              uint64_t seed, uint64_t offset) {
     const size_t *start = rows, *len = rows + n;
-    if (p <= 0.0f) {
-        for (int s = 0; s < n; s++) k_accumulate(dinp + start[s] * C, dout + start[s] * C, len[s] * C);
-        return;
-    }
-    if (n <= 0) return;
     long first[n + 1], nchunks = rows_chunks(first, len, n, C);
 #pragma omp parallel for if (nchunks * DROP_CHUNK > PAR_DROPOUT)
     for (long k = 0; k < nchunks; k++) {
         int s = rows_chunk_row(first, n, k);
         size_t W = len[s] * C, e = (size_t)(k - first[s]) * DROP_CHUNK, m = W - e < DROP_CHUNK ? W - e : DROP_CHUNK;
         size_t at = start[s] * C + e;
-        dropout_accumulate(dinp + at, dout + at, m, p, seed, offset + (uint64_t)s * P * C, W, (uint64_t)P * C, e);
+        uint64_t o = offset + (uint64_t)s * P * C;
+        if (src) dropout_accumulate(dst + at, src + at, m, p, seed, o, W, (uint64_t)P * C, e);
+        else dropout_apply(dst + at, m, p, seed, o, W, (uint64_t)P * C, e);
     }
+}
+
+void k_dropout_forward_rows(float *out, const float *inp, const size_t *rows, int n, int C, int P, float p,
+                            uint64_t seed, uint64_t offset) {
+    if (out != inp)
+        for (int s = 0; s < n; s++)
+            memcpy(out + rows[s] * C, inp + rows[s] * C, sizeof(float) * rows[n + s] * C);
+    if (p > 0.0f && n > 0) dropout_rows_run(out, NULL, rows, n, C, P, p, seed, offset);
+}
+
+void k_dropout_backward_rows(float *dinp, const float *dout, const size_t *rows, int n, int C, int P, float p,
+                             uint64_t seed, uint64_t offset) {
+    if (p <= 0.0f)
+        for (int s = 0; s < n; s++) k_accumulate(dinp + rows[s] * C, dout + rows[s] * C, rows[n + s] * C);
+    else if (n > 0)
+        dropout_rows_run(dinp, dout, rows, n, C, P, p, seed, offset);
 }
 
 void k_residual_forward(float *out, const float *a, const float *b, size_t n) {

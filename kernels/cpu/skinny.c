@@ -41,9 +41,6 @@
 #ifndef SK_KB /* the product's K block: AVX-512 none (its tiles read 64 tokens of x^T a row) */
 #define SK_KB (V16_REGS == 1 ? (1 << 30) : 256)
 #endif
-#ifndef SKX_AHEAD
-#define SKX_AHEAD 8 /* rows of x^T prefetched ahead (AVX2) */
-#endif
 
 static float *sk_buf;
 static size_t sk_cap; /* floats */
@@ -73,8 +70,6 @@ static float *scratch(size_t n) {
                     const float *pa = kd < K ? p + r * pi + kd : p + (SK_ROWS + r) * pi + (kd - K);   \
                     _mm_prefetch((const char *)pa, _MM_HINT_T0);                                    \
                 }                                                                                   \
-            if (V16_REGS == 2) /* AVX2's 16-token tiles: x^T's rows, SKX_AHEAD ahead */             \
-                _mm_prefetch((const char *)(vk + SKX_AHEAD * ldv), _MM_HINT_T0);                    \
             v16 x[NV];                                                                           \
             for (int j = 0; j < NV; j++) x[j] = v16_load(vk + 16 * j);                       \
             for (int r = 0; r < SK_ROWS; r++) {                                                     \
@@ -186,10 +181,9 @@ static void transpose_out(float *y, const float *ot, const float *bias, int N, i
 /* 6 rows x NV vectors, added to o: o[r*ldo + 16j ..] += sum_k p[r*pr + k*pk] * v[k*ldv + 16j ..], for
  * the first R rows; pf prefetches v SKD_AHEAD rows ahead. dx passes dy's rows (pr = OC, pk = 1),
  * dW dy's columns (pr = 1, pk = OC). */
-#define SKD_TILE(NV, FULL)                                                                          \
-    static void dtile_##NV##_##FULL(float *o, size_t ldo, const float *p, size_t pr, size_t pk,     \
-                                    const float *v, size_t ldv, int K, int R_, int pf) {            \
-        const int R = FULL ? SK_ROWS : R_; /* a constant in the full tiles: no test per row */      \
+#define SKD_TILE(NV)                                                                                \
+    static void dtile_##NV(float *o, size_t ldo, const float *p, size_t pr, size_t pk,              \
+                           const float *v, size_t ldv, int K, int R, int pf) {                      \
         v16 a[SK_ROWS][NV];                                                                      \
         for (int r = 0; r < SK_ROWS; r++)                                                           \
             for (int j = 0; j < NV; j++) a[r][j] = v16_zero();                             \
@@ -212,28 +206,17 @@ static void transpose_out(float *y, const float *ot, const float *bias, int N, i
                 v16_store(d, v16_add(v16_load(d), a[r][j]));                   \
             }                                                                                       \
     }
-SKD_TILE(1, 0)
-SKD_TILE(2, 0)
-SKD_TILE(3, 0)
-SKD_TILE(4, 0)
-SKD_TILE(1, 1)
-SKD_TILE(2, 1)
-SKD_TILE(3, 1)
-SKD_TILE(4, 1)
+SKD_TILE(1)
+SKD_TILE(2)
+SKD_TILE(3)
+SKD_TILE(4)
 
 static inline __attribute__((always_inline)) void dtile(int nv, float *o, size_t ldo, const float *p, size_t pr, size_t pk, const float *v,
                   size_t ldv, int K, int R, int pf) {
-    /* the full tiles with their row count a constant: with AVX2's 16-column tiles a test per row
-     * and k was as many instructions as the multiply-adds (dx and dW at 0.5-0.75 of sgemm) */
-    if (R == SK_ROWS) {
-        if (nv == 4) dtile_4_1(o, ldo, p, pr, pk, v, ldv, K, R, pf);
-        else if (nv == 3) dtile_3_1(o, ldo, p, pr, pk, v, ldv, K, R, pf);
-        else if (nv == 2) dtile_2_1(o, ldo, p, pr, pk, v, ldv, K, R, pf);
-        else dtile_1_1(o, ldo, p, pr, pk, v, ldv, K, R, pf);
-    } else if (nv == 4) dtile_4_0(o, ldo, p, pr, pk, v, ldv, K, R, pf);
-    else if (nv == 3) dtile_3_0(o, ldo, p, pr, pk, v, ldv, K, R, pf);
-    else if (nv == 2) dtile_2_0(o, ldo, p, pr, pk, v, ldv, K, R, pf);
-    else dtile_1_0(o, ldo, p, pr, pk, v, ldv, K, R, pf);
+    if (nv == 4) dtile_4(o, ldo, p, pr, pk, v, ldv, K, R, pf);
+    else if (nv == 3) dtile_3(o, ldo, p, pr, pk, v, ldv, K, R, pf);
+    else if (nv == 2) dtile_2(o, ldo, p, pr, pk, v, ldv, K, R, pf);
+    else dtile_1(o, ldo, p, pr, pk, v, ldv, K, R, pf);
 }
 
 /* The backward's two products on the tiles with AVX-512 only: with AVX2's 6 x 16 tiles dx ran at
