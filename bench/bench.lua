@@ -8,7 +8,8 @@
 -- 256) and 32 (dynamic, 128, 256, and 128 or 256 real tokens a row: full128, full256); 1 thread and
 -- all cores.
 -- Environment: BENCH_ROWS=pat[,pat...] keeps rows whose name contains a pattern (plain text, e.g.
---   "minilm/B3", "/1t"), or "quick" (the default model's dynamic rows); BENCH_PEERS=bertlab skips
+--   "minilm/B3/", "/1t"; "minilm/B3" without the slash keeps the minilm/B32 rows too), or "quick"
+--   (the default model's dynamic rows); BENCH_PEERS=bertlab skips
 --   PyTorch; BENCH_PYTHON=/path/python uses that Python instead of the private venv
 --   build/bench/venv (created on first use: pip install torch transformers); BENCH_BUDGET=GFLOP
 --   (default 240) sets the reps: about that much work a timed phase of PyTorch's (4x that for
