@@ -868,9 +868,9 @@ static void test_adamw_rows(void) {
 }
 
 /* AdamW's elements, bit for bit, against the formula written out in scalar code: with FMA (the
- * -march=native build) the fused multiply-adds in the places optim.c's AVX-512 and AVX2 loops put
- * them, without (the portable build) separate multiplies and adds. Whatever the vector width (16,
- * 8 or 4 floats a group, the tail padded or masked), an element's bits are the formula's, so a
+ * -march=native build) the fused multiply-adds in the places optim.c's vector loop puts them,
+ * without (the portable build) separate multiplies and adds. Whatever the vector width (16, 8 or
+ * 4 floats a group, the tail padded), an element's bits are the formula's, so a
  * checkpoint trained on one x86-64 CPU with FMA resumes identically on another. Odd n: every tail. */
 #ifdef __FMA__
 #define REF_FMA(a, b, c) fmaf(a, b, c)

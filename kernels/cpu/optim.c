@@ -4,9 +4,9 @@
  * AdamW touches every parameter each step (22.7M for MiniLM), so its loop must vectorize. GCC
  * will not vectorize sqrtf while errno handling is on (the default), so on x86-64 the body is
  * written with AVX-512, AVX2+FMA or SSE intrinsics (16, 8 or 4 floats a group; a span's tail goes
- * through the same vector code, masked or padded), with a scalar loop for other CPUs. Each element goes through
- * the same instructions wherever a span starts or ends, so skipping rows or splitting the work
- * between threads cannot change a bit. Each OpenMP thread takes one contiguous slice. */
+ * through the same vector code, padded), with a scalar loop for other CPUs. Each element goes
+ * through the same instructions wherever a span starts or ends, so skipping rows or splitting the
+ * work between threads cannot change a bit. Each OpenMP thread takes one contiguous slice. */
 #include "../optim_kernels.h"
 #include <math.h>
 #include <omp.h>
@@ -16,68 +16,25 @@
 #endif
 
 
+/* The vector loops below, written once on a few macros: AVX-512 (16 floats a group), AVX2 with FMA
+ * (8) or SSE (4). With FMA the fused multiply-adds are written out, in the places GCC contracts the
+ * plain formula (-march=native), so every CPU with FMA gives the same bits whatever its width;
+ * tests/test_kernels.c checks every element against the formula in scalar code. */
 #if defined(__AVX512F__)
-/* AVX-512: 16 floats a group, the last group of a span masked (masked-off lanes load zeros, compute
- * harmlessly and are not stored), so every element goes through the same instructions wherever a
- * span, a row or a thread slice starts or ends: skipping rows or slicing otherwise cannot change a
- * bit. The FMAs are written out where GCC contracts the SSE code below (-march=native), in the same
- * places, so both give the same numbers. */
-static inline __mmask16 lanes(size_t left) {
-    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
-}
-
-/* transformers v4: Adam step with denom sqrt(v)+eps, then p += -decay*p (neg_decay 0: no-op). */
-static void adamw_transformers(float *restrict param, const float *restrict grad, float *restrict m,
-                               float *restrict v, size_t lo, size_t hi, const k_adamw_hparams_t *hp) {
-    const __m512 vb1 = _mm512_set1_ps(hp->beta1), vb2 = _mm512_set1_ps(hp->beta2);
-    const __m512 vc1 = _mm512_set1_ps(hp->one_minus_beta1), vc2 = _mm512_set1_ps(hp->one_minus_beta2);
-    const __m512 veps = _mm512_set1_ps(hp->eps), vstep = _mm512_set1_ps(-hp->step_size);
-    const __m512 vdec = _mm512_set1_ps(hp->decay != 0.0f ? -hp->decay : 0.0f);
-    const int scaled = hp->grad_scaled;
-    const __m512 vscale = _mm512_set1_ps(hp->grad_scale);
-    for (size_t i = lo; i < hi; i += 16) {
-        __mmask16 k = lanes(hi - i);
-        __m512 g = _mm512_maskz_loadu_ps(k, grad + i);
-        if (scaled) g = _mm512_mul_ps(g, vscale); /* what clipping would have stored */
-        /* exp_avg.mul_(b1).add_(g, alpha=1-b1); exp_avg_sq.mul_(b2).addcmul_(g, g, value=1-b2) */
-        __m512 mi = _mm512_fmadd_ps(g, vc1, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, m + i), vb1));
-        __m512 vi = _mm512_fmadd_ps(_mm512_mul_ps(g, g), vc2, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, v + i), vb2));
-        __m512 denom = _mm512_add_ps(_mm512_sqrt_ps(vi), veps);
-        __m512 p = _mm512_add_ps(_mm512_maskz_loadu_ps(k, param + i), _mm512_div_ps(_mm512_mul_ps(vstep, mi), denom));
-        _mm512_mask_storeu_ps(m + i, k, mi);
-        _mm512_mask_storeu_ps(v + i, k, vi);
-        _mm512_mask_storeu_ps(param + i, k, _mm512_fmadd_ps(p, vdec, p));
-    }
-}
-
-/* torch.optim.AdamW: p *= 1-lr*wd (keep 1: no-op), then the bias-corrected Adam step. */
-static void adamw_torch(float *restrict param, const float *restrict grad, float *restrict m,
-                        float *restrict v, size_t lo, size_t hi, const k_adamw_hparams_t *hp) {
-    const __m512 vb2 = _mm512_set1_ps(hp->beta2), vc1 = _mm512_set1_ps(hp->one_minus_beta1);
-    const __m512 vc2 = _mm512_set1_ps(hp->one_minus_beta2), vbc2 = _mm512_set1_ps(hp->bc2_sqrt);
-    const __m512 veps = _mm512_set1_ps(hp->eps), vstep = _mm512_set1_ps(-hp->step_size);
-    const __m512 vkeep = _mm512_set1_ps(hp->decay != 0.0f ? hp->keep : 1.0f);
-    const int scaled = hp->grad_scaled;
-    const __m512 vscale = _mm512_set1_ps(hp->grad_scale);
-    for (size_t i = lo; i < hi; i += 16) {
-        __mmask16 k = lanes(hi - i);
-        __m512 g = _mm512_maskz_loadu_ps(k, grad + i), m0 = _mm512_maskz_loadu_ps(k, m + i);
-        if (scaled) g = _mm512_mul_ps(g, vscale);
-        /* exp_avg.lerp_(grad, 1-beta1), which for a weight < 0.5 is m + w*(g - m) */
-        __m512 mi = _mm512_fmadd_ps(vc1, _mm512_sub_ps(g, m0), m0);
-        __m512 vi = _mm512_fmadd_ps(_mm512_mul_ps(g, g), vc2, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, v + i), vb2));
-        __m512 denom = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), vbc2), veps);
-        __m512 step = _mm512_div_ps(_mm512_mul_ps(vstep, mi), denom);
-        _mm512_mask_storeu_ps(m + i, k, mi);
-        _mm512_mask_storeu_ps(v + i, k, vi);
-        _mm512_mask_storeu_ps(param + i, k, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, param + i), vkeep, step));
-    }
-}
-#elif defined(OPTIM_SSE)
-#if defined(__AVX2__) && defined(__FMA__)
-/* AVX2 with FMA (Zen 3 and other CPUs without AVX-512): 8 floats a group, the FMAs written out in
- * the AVX-512 loops' places (the same bits as there); padded tails as for SSE below. At 4 floats a
- * group the SSE loop was 15% of a batch-3 training step on a Zen 3. */
+#define ADAMW_GROUP 16
+typedef __m512 adamw_vec;
+#define AV_SET1 _mm512_set1_ps
+#define AV_LOAD _mm512_loadu_ps
+#define AV_STORE _mm512_storeu_ps
+#define AV_MUL _mm512_mul_ps
+#define AV_ADD _mm512_add_ps
+#define AV_SUB _mm512_sub_ps
+#define AV_DIV _mm512_div_ps
+#define AV_SQRT _mm512_sqrt_ps
+#define AV_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#elif defined(__AVX2__) && defined(__FMA__)
+/* (Zen 3 and other CPUs without AVX-512: at SSE's 4 floats a group AdamW was 15% of a batch-3
+ * training step there, 11.5% at 8) */
 #define ADAMW_GROUP 8
 typedef __m256 adamw_vec;
 #define AV_SET1 _mm256_set1_ps
@@ -89,8 +46,8 @@ typedef __m256 adamw_vec;
 #define AV_DIV _mm256_div_ps
 #define AV_SQRT _mm256_sqrt_ps
 #define AV_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
-#else
-/* SSE without FMA: separate multiplies and adds (the portable build; other bits than with FMA) */
+#elif defined(OPTIM_SSE)
+/* (without FMA, as the portable build: separate multiplies and adds, other bits than with FMA) */
 #define ADAMW_GROUP 4
 typedef __m128 adamw_vec;
 #define AV_SET1 _mm_set1_ps
@@ -103,6 +60,8 @@ typedef __m128 adamw_vec;
 #define AV_SQRT _mm_sqrt_ps
 #define AV_FMA(a, b, c) _mm_add_ps(_mm_mul_ps(a, b), c)
 #endif
+
+#ifdef ADAMW_GROUP
 /* A span's last elements (fewer than a group) go through the same loop, in a group padded on the
  * stack (the padding's lanes compute harmlessly and are dropped), not through a scalar loop: with
  * -march=native GCC contracts multiply-adds into FMAs differently in a vector and a scalar loop, so
