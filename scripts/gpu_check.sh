@@ -16,7 +16,8 @@
 # where OUT is unset).
 # Sized for under 5 minutes on one H200 with 16 cores: EPOCHS, LIMIT, VAL_LIMIT resize step 3;
 # GPU_FULL=1 adds the whole tutorial (5 epochs, all titles) on the GPU, GPU_FULL=auto only when every
-# check before it passed; TUTORIAL_TIMEOUT (default 240 s) bounds each tutorial run.
+# check before it passed; TUTORIAL_TIMEOUT (default 240 s) bounds each tutorial run; CPU_SWEEP="1 4 16"
+# times the CPU's training at those thread counts.
 # --dry-run: no GPU needed: unpacks, builds and runs the same steps, whose GPU checks then skip, with
 # a tiny step 3 on the CPU only (run it in a copy of the tree: it rebuilds build/).
 set -u
@@ -60,10 +61,11 @@ for f in "$PACK"/debs/*.deb; do
   fi
 done
 L="$D/usr/lib/x86_64-linux-gnu"
-INC="-I$D/usr/include -I$D/usr/include/x86_64-linux-gnu -I$D/usr/include/lua5.4 -I$D/usr/include/x86_64-linux-gnu/openblas-pthread -DUTF8PROC_EXPORTS"
-LIBS="-L$L -L$L/openblas-pthread -llua5.4 -lopenblas -ljansson -lutf8proc"
+INC="-I$D/usr/include -I$D/usr/include/x86_64-linux-gnu -I$D/usr/include/lua5.4 -I$D/usr/include/x86_64-linux-gnu/openblas-openmp -DUTF8PROC_EXPORTS"
+LIBS="-L$L -L$L/openblas-openmp -llua5.4 -lopenblas -ljansson -lutf8proc"
 # the Makefile asks pkg-config for its packages' flags: this stand-in answers from the unpacked debs
-# (BLAS=system below: the debs hold OpenBLAS's pthread build, which the stand-in names)
+# (BLAS=system below: the Makefile's own search for OpenBLAS's OpenMP build looks in /usr/lib, the
+# stand-in names the one in the debs: the same OpenMP build, one thread pool, as `make` links)
 cat >"$D/bin/pkg-config" <<PC
 #!/bin/sh
 case " \$* " in
@@ -74,7 +76,7 @@ exit 0
 PC
 chmod +x "$D/bin/pkg-config"
 export PATH="$D/bin:$PATH"
-export LD_LIBRARY_PATH="$L:$L/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export LD_LIBRARY_PATH="$L:$L/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 echo "unpacked $(ls "$PACK"/debs/*.deb | wc -l) debs into $D"
 
 step "build (CFLAGS -O3 -march=x86-64-v3)"
@@ -181,6 +183,18 @@ else run_tutorial cuda "$OUTDIR/tutorial-cuda" --epochs "$EPOCHS" --limit "$LIMI
 run_tutorial cpu "$OUTDIR/tutorial-cpu" --epochs "$EPOCHS" --limit "$LIMIT" --val-limit "$VAL_LIMIT" || note_fail "tutorial on the CPU"
 echo "epoch  F1 (cuda)   F1 (cpu)"
 join -a 2 -e - -o 0,1.2,2.2 <(f1s "$OUTDIR/tutorial-cuda") <(f1s "$OUTDIR/tutorial-cpu") | awk '{ printf "%5s  %-10s  %-10s\n", $1, $2, $3 }'
+
+# CPU_SWEEP="1 2 4 8 16": training steps/s of the short tutorial's first epoch on the CPU at each
+# thread count (the device machine's many cores are the only ones the project sees)
+if [ -n "${CPU_SWEEP:-}" ]; then
+  step "CPU threads: --epochs 1 --limit $LIMIT --val-limit 30 at $CPU_SWEEP threads"
+  for n in $CPU_SWEEP; do
+    rm -rf "$OUTDIR/sweep"
+    timeout "${TUTORIAL_TIMEOUT:-240}" bin/bertlab experiments/conference.lua --model "$PACK/model" \
+      --data "$PACK/title_conference.csv" --device cpu --threads "$n" --no-save --quiet --out "$OUTDIR/sweep" \
+      --epochs 1 --limit "$LIMIT" --val-limit 30 2>&1 | grep "steps/s" | sed "s/^/$n threads: /"
+  done
+fi
 
 # GPU_FULL=auto: the whole tutorial only when every check above passed
 full=${GPU_FULL:-0}

@@ -16,7 +16,7 @@ MODEL=${MODEL:-models/all-MiniLM-L6-v2}
 # the libraries `ldd bin/bertlab` names (besides libc, libgomp and CUDA's), their headers, and the
 # libraries those need: OpenBLAS needs libgfortran5, which needs libquadmath0
 PKGS="liblua5.4-0 liblua5.4-dev libcsv3 libcsv-dev libutf8proc2 libutf8proc-dev libjansson4
-libjansson-dev libopenblas0-pthread libopenblas-pthread-dev libgfortran5 libquadmath0"
+libjansson-dev libopenblas0-openmp libopenblas-openmp-dev libgfortran5 libquadmath0"
 
 [ -f "$MODEL/model.safetensors" ] || { echo "gpu_pack: $MODEL/model.safetensors is missing (make model)" >&2; exit 1; }
 CSV=data/title_conference.csv
@@ -28,9 +28,9 @@ mkdir -p "$P.tmp/debs" "$P.tmp/model"
 # shellcheck disable=SC2086
 (cd "$P.tmp/debs" && apt-get download $PKGS 2>&1 | grep -v "^W: Download is performed unsandboxed") || {
   echo "gpu_pack: apt-get download failed" >&2; exit 1; }
-# libopenblas-pthread-dev is mostly its 58 MB static library (5 MB packed), which bertlab never links:
+# libopenblas-openmp-dev is mostly its 58 MB static library (5 MB packed), which bertlab never links:
 # rebuilt without it, the headers and the .so links stay
-dev=$(ls "$P.tmp"/debs/libopenblas-pthread-dev_*.deb)
+dev=$(ls "$P.tmp"/debs/libopenblas-openmp-dev_*.deb)
 rm -rf "$P.tmp/x"
 dpkg-deb -R "$dev" "$P.tmp/x"
 find "$P.tmp/x" -name '*.a' -delete
