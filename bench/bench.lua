@@ -87,7 +87,9 @@ local function config(dir)
   local f = assert(io.open(dir .. "/config.json")); local s = f:read("a"); f:close()
   local function num(k) return tonumber(s:match('"' .. k .. '"%s*:%s*(%d+)')) end
   local c = { C = num("hidden_size"), L = num("num_hidden_layers"), I = num("intermediate_size") }
-  c.params = c.L * (4 * (c.C * c.C + c.C) + c.C * c.I + c.I + c.I * c.C + c.C + 4 * c.C)
+  c.layer = 4 * (c.C * c.C + c.C) + c.C * c.I + c.I + c.I * c.C + c.C + 4 * c.C
+  c.params = c.L * c.layer
+  c.qkv = 3 * (c.C * c.C + c.C)
   return c
 end
 local models = { { name = "minilm", dir = MINILM }, { name = "base", dir = BASE } }
@@ -96,8 +98,14 @@ local models = { { name = "minilm", dir = MINILM }, { name = "base", dir = BASE 
 local shapes = { { 3, 0 }, { 3, 256 }, { 32, 0 }, { 32, 128 }, { 32, 256 }, { 32, -128 }, { 32, -256 } }
 
 -- training FLOPs of a step: 6 x encoder params x tokens + attention (QK^T and AV: 4 B T^2 C a
--- layer forward, x3 with backward); the forward is a third of it
-local function train_flops(cfg, tokens, attn) return 6 * cfg.params * tokens + 12 * cfg.L * attn * cfg.C end
+-- layer forward, x3 with backward); the forward is a third of it. With `rows` (bertlab's count),
+-- the last layer past its attention works on the rows' [CLS] tokens only (runtime/bert.c), so its
+-- parameters past the QKV projection count rows, not tokens.
+local function train_flops(cfg, tokens, attn, rows)
+  local enc = cfg.params * tokens
+  if rows then enc = enc - (cfg.layer - cfg.qkv) * (tokens - rows) end
+  return 6 * enc + 12 * cfg.L * attn * cfg.C
+end
 
 local rows = {}
 local filter = os.getenv("BENCH_ROWS")
@@ -225,7 +233,7 @@ for i, r in ipairs(rows) do
   -- bertlab's FLOPs: on the columns it computes (up to each batch's longest row), at those shapes
   local p = r.bl
   if p then
-    r.flops = train_flops(r.m.cfg, p.ctokens or p.tokens, p.cattn or p.attn)
+    r.flops = train_flops(r.m.cfg, p.ctokens or p.tokens, p.cattn or p.attn, r.B)
   end
 end
 local elapsed = bl.clock() - t_start
@@ -249,7 +257,8 @@ print("rows: model/batch/padding (dyn: to the batch's longest title; 256, 128: p
 print("  full256: 128 or 256 real tokens a row)/threads; reps: timed train steps/eval batches, bertlab's")
 print("  then PyTorch's where they differ (each phase after one untimed warm-up step, on the widest timed")
 print("  batch); GFLOP/s: bertlab's training step at (6 x encoder params x tokens + attention)")
-print("  FLOPs on the tokens it computes (the rows' real tokens: it drops padding); sgemm: OpenBLAS at that")
+print("  FLOPs on the tokens it computes (the rows' real tokens: it drops padding; the last layer past its")
+print("  attention on the [CLS] tokens only); sgemm: OpenBLAS at that")
 print("  layer's GEMM shapes, tokens and threads, on the kernels OpenBLAS picks itself, the best of 4")
 print("  windows of 0.5 s right before and after bertlab's row (the CSV has the worst too); frac = GFLOP/s /")
 print("  sgemm (bertlab's linear layers run on its own kernels, kernels/cpu/skinny.c, not on OpenBLAS)")

@@ -349,7 +349,8 @@ static size_t layout_acts(const bert_t *m, int B_, int T_, int layers, bert_acts
         {a ? &a->fch_gelu : NULL, NL * N * I},
         {a ? &a->res2 : NULL, NL * N * C},  {a ? &a->ln2 : NULL, NL * N * C},
         {a ? &a->ln2_mean : NULL, NL * N},  {a ? &a->ln2_rstd : NULL, NL * N},
-        {a ? &a->cls : NULL, B * C},        {a ? &a->pool_pre : NULL, B * C},
+        {a ? &a->cls : NULL, B * C},        {a ? &a->last_att : NULL, B * C},
+        {a ? &a->last_x : NULL, B * C},     {a ? &a->pool_pre : NULL, B * C},
         {a ? &a->pooled : NULL, B * C},     {a ? &a->pooled_d : NULL, B * C},
         {a ? &a->logits : NULL, B * L},     {a ? &a->probs : NULL, B * L},
         {a ? &a->d_res : NULL, g * N * C},
@@ -715,26 +716,47 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
             EACH_SEQ be->attention_forward(atty + q.tok * C, a->att + k * att + q.att,
                                            qkv + q.tok * 3 * C, m->packed ? NULL : a->mask_add, q.B,
                                            q.T, C, NH, P, pa, seed, off[1 + 3 * l] + q.b * NH * P * P);
+        /* The last layer past its attention: only the [CLS] rows reach the classifier, so (unless
+         * full_last) its dense, LayerNorms and feed-forward run on those B rows, gathered from the
+         * attention output and the layer input (a sixth of MiniLM's token work for 3 titles of 20
+         * tokens). Their dropout masks are the padded layout's at t = 0: B rows of width 1 spaced
+         * P x C apart in the stream. Everything else is per row, so the rows' values are the same. */
+        int last = l == NL - 1 && !m->full_last;
+        size_t R = last ? (size_t)B : N, rc = R * C; /* rows past the attention */
+        const float *ain = atty, *xin = x;
+        if (last) {
+            EACH_SEQ be->cls_forward(a->last_att + q.b * C, atty + q.tok * C, q.B, q.T, C);
+            EACH_SEQ be->cls_forward(a->last_x + q.b * C, x + q.tok * C, q.B, q.T, C);
+            ain = a->last_att;
+            xin = a->last_x;
+        }
+#define DROP_PAST(t, o)                                                                            \
+    do {                                                                                           \
+        if (last) be->dropout_forward((t), (t), B, 1, C, P, ph, seed, (o));                        \
+        else DROP_HIDDEN(t, t, o);                                                                 \
+    } while (0)
         /* dense, dropout and residual in place in res1: backward needs only the sum */
-        be->linear_forward(res1, atty, p->attprojw + l * cc, p->attprojb + l * C, (int)N, C, C);
-        DROP_HIDDEN(res1, res1, off[2 + 3 * l]);
-        be->residual_forward(res1, res1, x, nc);
+        be->linear_forward(res1, ain, p->attprojw + l * cc, p->attprojb + l * C, (int)R, C, C);
+        DROP_PAST(res1, off[2 + 3 * l]);
+        be->residual_forward(res1, res1, xin, rc);
         be->layernorm_forward(ln1, a->ln1_mean + k * N, a->ln1_rstd + k * N, res1, p->ln1w + l * C,
-                            p->ln1b + l * C, (int)N, C, c->layer_norm_eps);
+                            p->ln1b + l * C, (int)R, C, c->layer_norm_eps);
         if (kept || !be->ffn_forward_nokeep ||
             !be->ffn_forward_nokeep(res2, ln1, p->fcw + l * ic, p->fcb + l * I, p->fcprojw + l * ic,
-                                    p->fcprojb + l * C, (int)N, C, I)) {
-            be->linear_forward(fch, ln1, p->fcw + l * ic, p->fcb + l * I, (int)N, C, I);
-            be->gelu_forward(fchg, fch, ni);
-            be->linear_forward(res2, fchg, p->fcprojw + l * ic, p->fcprojb + l * C, (int)N, I, C);
+                                    p->fcprojb + l * C, (int)R, C, I)) {
+            be->linear_forward(fch, ln1, p->fcw + l * ic, p->fcb + l * I, (int)R, C, I);
+            be->gelu_forward(fchg, fch, R * I);
+            be->linear_forward(res2, fchg, p->fcprojw + l * ic, p->fcprojb + l * C, (int)R, I, C);
         }
-        DROP_HIDDEN(res2, res2, off[3 + 3 * l]);
-        be->residual_forward(res2, res2, ln1, nc);
-        be->layernorm_forward(ln2, a->ln2_mean + k * N, a->ln2_rstd + k * N, res2, p->ln2w + l * C,
-                            p->ln2b + l * C, (int)N, C, c->layer_norm_eps);
-        x = ln2;
+        DROP_PAST(res2, off[3 + 3 * l]);
+#undef DROP_PAST
+        be->residual_forward(res2, res2, ln1, rc);
+        float *out = last ? a->cls : ln2;
+        be->layernorm_forward(out, a->ln2_mean + k * N, a->ln2_rstd + k * N, res2, p->ln2w + l * C,
+                            p->ln2b + l * C, (int)R, C, c->layer_norm_eps);
+        x = out;
     }
-    EACH_SEQ be->cls_forward(a->cls + q.b * C, x + q.tok * C, q.B, q.T, C);
+    if (m->full_last || NL == 0) EACH_SEQ be->cls_forward(a->cls + q.b * C, x + q.tok * C, q.B, q.T, C);
 #undef DROP_HIDDEN
     be->linear_forward(a->pool_pre, a->cls, p->poolw, p->poolb, B, C, C);
     be->tanh_forward(a->pooled, a->pool_pre, (size_t)B * C);
@@ -788,8 +810,10 @@ int bert_backward(bert_t *m, float dloss) {
     ZERO(a->d_bc2, bc);
     be->linear_backward(a->d_bc2, g->poolw, g->poolb, a->d_bc1, a->cls, p->poolw, B, C, C);
     float *dres = a->d_res, *da = a->d_a, *db = a->d_b;
-    ZERO(dres, nc);
-    EACH_SEQ be->cls_backward(dres + q.tok * C, a->d_bc2 + q.b * C, q.B, q.T, C);
+    if (m->full_last || NL == 0) { /* else the last layer starts from d_bc2, its [CLS] rows' */
+        ZERO(dres, nc);
+        EACH_SEQ be->cls_backward(dres + q.tok * C, a->d_bc2 + q.b * C, q.B, q.T, C);
+    }
     int rows_calls = m->packed && be->attention_backward_rows && be->dropout_backward_rows;
 #define DROP_BACK(dinp, dout, o)                                                                   \
     do {                                                                                           \
@@ -799,33 +823,57 @@ int bert_backward(bert_t *m, float dloss) {
                                           ph, seed, (o) + q.b * P * C);                            \
     } while (0)
 
-    /* layers, last to first; dres holds the gradient of the layer's output */
+    /* layers, last to first; dres holds the gradient of the layer's output (the last layer's
+     * [CLS] rows: d_bc2, unless full_last) */
     for (int l = NL - 1; l >= 0; l--) {
         const float *x = l == 0 ? a->x0 : a->ln2 + (l - 1) * nc;
         const float *qkv = a->qkv + l * 3 * nc, *atty = a->atty + l * nc;
         const float *res1 = a->res1 + l * nc, *ln1 = a->ln1 + l * nc, *fch = a->fch + l * ni;
         const float *fchg = a->fch_gelu + l * ni, *res2 = a->res2 + l * nc;
-        ZERO(da, nc); /* d res2 */
-        be->layernorm_backward(da, g->ln2w + l * C, g->ln2b + l * C, dres, res2, a->ln2_mean + l * N,
-                             a->ln2_rstd + l * N, p->ln2w + l * C, (int)N, C);
-        ZERO(db, nc); /* d fcproj (before dropout) */
-        DROP_BACK(db, da, off[3 + 3 * l]);
-        ZERO(a->d_i1, ni);
+        int last = l == NL - 1 && !m->full_last; /* past the attention on the B [CLS] rows */
+        size_t R = last ? (size_t)B : N, rc = R * C, ri = R * I;
+#define DROP_PAST(dinp, dout, o)                                                                   \
+    do {                                                                                           \
+        if (last) be->dropout_backward((dinp), (dout), B, 1, C, P, ph, seed, (o));                 \
+        else DROP_BACK(dinp, dout, o);                                                             \
+    } while (0)
+        ZERO(da, rc); /* d res2 */
+        be->layernorm_backward(da, g->ln2w + l * C, g->ln2b + l * C, last ? a->d_bc2 : dres, res2,
+                             a->ln2_mean + l * N, a->ln2_rstd + l * N, p->ln2w + l * C, (int)R, C);
+        ZERO(db, rc); /* d fcproj (before dropout) */
+        DROP_PAST(db, da, off[3 + 3 * l]);
+        ZERO(a->d_i1, ri);
         be->linear_backward(a->d_i1, g->fcprojw + l * ic, g->fcprojb + l * C, db, fchg,
-                          p->fcprojw + l * ic, (int)N, I, C);
-        ZERO(a->d_i2, ni);
-        be->gelu_backward(a->d_i2, fch, a->d_i1, ni);
+                          p->fcprojw + l * ic, (int)R, I, C);
+        ZERO(a->d_i2, ri);
+        be->gelu_backward(a->d_i2, fch, a->d_i1, ri);
         /* d ln1 = residual (already in da) + through the intermediate dense */
         be->linear_backward(da, g->fcw + l * ic, g->fcb + l * I, a->d_i2, ln1, p->fcw + l * ic,
-                          (int)N, C, I);
-        ZERO(db, nc); /* d res1 */
+                          (int)R, C, I);
+        ZERO(db, rc); /* d res1 */
         be->layernorm_backward(db, g->ln1w + l * C, g->ln1b + l * C, da, res1, a->ln1_mean + l * N,
-                             a->ln1_rstd + l * N, p->ln1w + l * C, (int)N, C);
-        ZERO(da, nc); /* d attproj (before dropout) */
-        DROP_BACK(da, db, off[2 + 3 * l]);
-        ZERO(dres, nc); /* d atty */
-        be->linear_backward(dres, g->attprojw + l * cc, g->attprojb + l * C, da, atty,
-                          p->attprojw + l * cc, (int)N, C, C);
+                             a->ln1_rstd + l * N, p->ln1w + l * C, (int)R, C);
+        ZERO(da, rc); /* d attproj (before dropout) */
+        DROP_PAST(da, db, off[2 + 3 * l]);
+#undef DROP_PAST
+        if (!last) {
+            ZERO(dres, nc); /* d atty */
+            be->linear_backward(dres, g->attprojw + l * cc, g->attprojb + l * C, da, atty,
+                              p->attprojw + l * cc, (int)N, C, C);
+        } else {
+            /* d atty at the [CLS] rows (in d_qkv, not yet in use), then both gradients spread over
+             * the tokens' rows, zero elsewhere: d atty into dres, d x's residual part (db) into da */
+            ZERO(a->d_qkv, rc);
+            be->linear_backward(a->d_qkv, g->attprojw + l * cc, g->attprojb + l * C, da, a->last_att,
+                              p->attprojw + l * cc, B, C, C);
+            ZERO(dres, nc);
+            EACH_SEQ be->cls_backward(dres + q.tok * C, a->d_qkv + q.b * C, q.B, q.T, C);
+            ZERO(da, nc);
+            EACH_SEQ be->cls_backward(da + q.tok * C, db + q.b * C, q.B, q.T, C);
+            float *t = da;
+            da = db;
+            db = t;
+        }
         ZERO(a->d_qkv, 3 * nc);
         if (rows_calls)
             be->attention_backward_rows(a->d_qkv, a->d_att, dres, qkv, a->att + l * att, m->seq, B, C, NH, P,

@@ -57,6 +57,8 @@ typedef struct {
     float *qkv;        /* [NL,N,3C] */
     float *att;        /* [NL,B,NH,T,T] attention probabilities (before dropout) */
     float *atty;       /* [NL,N,C] attention output (heads concatenated) */
+    /* res1 .. ln2_rstd: the last layer's slot holds its B [CLS] rows only (unless full_last), its
+     * output going to cls */
     float *res1;       /* [NL,N,C] dropout(attention dense) + layer input (computed in place) */
     float *ln1;        /* [NL,N,C] */
     float *ln1_mean;   /* [NL,N] */
@@ -67,7 +69,9 @@ typedef struct {
     float *ln2;        /* [NL,N,C] the layer's output */
     float *ln2_mean;   /* [NL,N] */
     float *ln2_rstd;   /* [NL,N] */
-    float *cls;        /* [B,C] hidden state of [CLS] */
+    float *cls;        /* [B,C] hidden state of [CLS] (the last layer's output, see full_last) */
+    float *last_att;   /* [B,C] the last layer's attention output at [CLS] (its dense's input) */
+    float *last_x;     /* [B,C] the last layer's input at [CLS] (its first residual) */
     float *pool_pre;   /* [B,C] pooler dense */
     float *pooled;     /* [B,C] tanh */
     float *pooled_d;   /* [B,C] dropout */
@@ -128,6 +132,9 @@ typedef struct bert {
     int act_B, act_T; /* the activation allocation holds any batch with B <= act_B, T <= act_T */
     int act_layers;   /* ... and the activations of this many layers: all, or 1 (grad-free forwards) */
     int training;     /* 1: dropout on */
+    int full_last;    /* 1: the last layer past its attention runs on every token, as transformers
+                         does; 0 (default): on the [CLS] rows only, the one the classifier reads
+                         (the same function: the other rows' outputs reach nothing) */
     float classifier_dropout; /* config's classifier_dropout, or hidden_dropout_prob when unset */
     /* the last forward, which backward differentiates */
     int B, T;

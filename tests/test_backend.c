@@ -321,10 +321,14 @@ int main(void) {
         int nl = m.config.num_hidden_layers;
         CHECK(kernel("attention_forward_rows") == nl && kernel("attention_backward_rows") == nl &&
                   kernel("attention_forward") == 0 && kernel("attention_backward") == 0 && rows_att_null == 0 &&
-                  kernel("dropout_forward_rows") == 1 + 2 * nl && kernel("dropout_backward_rows") == 1 + 2 * nl &&
-                  kernel("dropout_forward") == 1 && kernel("dropout_backward") == 1,
+                  kernel("dropout_forward_rows") == 1 + 2 * (nl - 1) &&
+                  kernel("dropout_backward_rows") == 1 + 2 * (nl - 1) &&
+                  kernel("dropout_forward") == 3 && kernel("dropout_backward") == 3 &&
+                  kernel("cls_forward") == 2 * 3 && kernel("cls_backward") == 2 * 3,
               "packed rows: the attention and the hidden dropouts one call a layer for all rows (forward "
-              "keeping the probabilities, backward), the pooled output's dropout the batch's own call");
+              "keeping the probabilities, backward), the last layer's two past its attention and the "
+              "pooled output's one call each on the [CLS] rows; the [CLS] gathers (2, per row) "
+              "and spreads (2) of the last layer, the head reading its output");
     }
     CHECK(counts[C_ERROR] >= 3, "the runtime checks the backend's error after forward, backward and step (%ld)",
           counts[C_ERROR]);

@@ -75,6 +75,62 @@ static int finite_differences(bert_t *m, const bert_inputs_t *in, const char *mo
     return bad;
 }
 
+/* One training step's loss, logits and gradients with m->full_last = full (the dropout stream
+ * rewound to `offset`): into loss, logits[3*L] and grads[num_parameters]. */
+static void step_with(bert_t *m, const bert_inputs_t *in, int full, uint64_t offset, float *loss,
+                      float *logits, float *grads) {
+    m->full_last = full;
+    bert_zero_grad(m);
+    *loss = loss_at(m, in, offset);
+    memcpy(logits, m->acts.logits, sizeof(float) * (size_t)in->input_ids->shape[0] * m->config.num_labels);
+    bert_backward(m, 1.0f);
+    memcpy(grads, m->grads_memory, sizeof(float) * m->num_parameters);
+    m->full_last = 0;
+}
+
+/* The last layer past its attention on the [CLS] rows only (the default) against every token
+ * (full_last, transformers' order of work): the same loss, logits and gradients, in train mode
+ * (dropout masks drawn at the same stream indices) and eval mode, packed and padded batches. */
+static void test_cls_last_layer(bert_t *m, const bert_inputs_t *in, const char *what) {
+    size_t np = m->num_parameters;
+    int L = m->config.num_labels, B = (int)in->input_ids->shape[0];
+    float *g0 = malloc(np * sizeof(float)), *g1 = malloc(np * sizeof(float));
+    float lg0[16 * 8], lg1[16 * 8], l0, l1;
+    for (int train = 0; train < 2; train++) {
+        bert_set_training(m, train);
+        uint64_t off = rng_stream(RNG_STREAM_DROPOUT)->offset;
+        step_with(m, in, 1, off, &l1, lg1, g1);
+        step_with(m, in, 0, off, &l0, lg0, g0);
+        double dl = 0, dg = 0, gmax = 0;
+        for (int j = 0; j < B * L; j++) dl = fmax(dl, fabs((double)lg0[j] - lg1[j]));
+        size_t nz = 0;
+        for (size_t i = 0; i < np; i++) {
+            dg = fmax(dg, fabs((double)g0[i] - g1[i]));
+            gmax = fmax(gmax, fabs((double)g1[i]));
+            nz += g1[i] != 0.0f;
+        }
+        CHECK(fabs((double)l0 - l1) <= 1e-6 * fabs(l1) && dl <= 1e-6 && dg <= 1e-6 * gmax && nz > np / 4,
+              "%s, %s: the last layer on the [CLS] rows gives the full layer's loss (%.9g vs %.9g), "
+              "logits (within %.2g) and gradients (within %.2g of the largest, %.3g; %zu non-zero)",
+              what, train ? "train" : "eval", l0, l1, dl, dg, gmax, nz);
+    }
+    /* a grad-free forward (evaluation: one layer's slots for all) gives the same logits too */
+    bert_set_training(m, 0);
+    bert_inputs_t ev = *in;
+    ev.labels = NULL;
+    ev.no_grad = 1;
+    m->full_last = 1;
+    bert_forward(m, &ev, NULL);
+    memcpy(lg1, m->acts.logits, sizeof(float) * (size_t)(B * L));
+    m->full_last = 0;
+    bert_forward(m, &ev, NULL);
+    double dl = 0;
+    for (int j = 0; j < B * L; j++) dl = fmax(dl, fabs((double)m->acts.logits[j] - lg1[j]));
+    CHECK(dl <= 1e-6, "%s, a grad-free forward: the same logits on the [CLS] rows (within %.2g)", what, dl);
+    free(g0);
+    free(g1);
+}
+
 int main(void) {
     bert_t m;
     bert_load_opts_t lo = {0, NULL, 1, 0};
@@ -98,6 +154,15 @@ int main(void) {
           "train: central differences agree with backward with dropout masks reused (worst %.2g of tol)",
           worst);
     bert_set_training(&m, 0);
+
+    /* ---- the last layer on the [CLS] rows: packed rows, then padding inside a row (no packing) ---- */
+    rng_set_seed(7);
+    test_cls_last_layer(&m, &in, "packed rows");
+    int64_t hole[3][7] = {{1, 1, 0, 1, 1, 1, 1}, {1, 1, 1, 1, 0, 0, 0}, {1, 1, 1, 1, 1, 1, 0}};
+    tensor_t *holes = i64(2, 3, 7, &hole[0][0]);
+    bert_inputs_t inh = {ids, holes, types, labels, 0, 0, 0};
+    test_cls_last_layer(&m, &inh, "padded batch");
+    tensor_free(holes);
 
     /* ---- zero_grad clears everything backward wrote (word-embedding rows included) ---- */
     bert_set_training(&m, 0);
