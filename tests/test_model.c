@@ -163,6 +163,24 @@ int main(void) {
     bert_inputs_t inh = {ids, holes, types, labels, 0, 0, 0};
     test_cls_last_layer(&m, &inh, "padded batch");
     tensor_free(holes);
+    /* a one-layer model (the tiny config with 1 layer, random weights): the last layer is also the
+     * first, its input the embeddings' output */
+    {
+        bert_config_t c1;
+        bert_t m1;
+        if (bert_config_load(&c1, TINY "/config.json") == 0) {
+            c1.num_hidden_layers = 1;
+            rng_set_seed(5);
+            if (bert_init(&m1, &c1, NULL) == 0 && bert_init_weights(&m1) == 0)
+                test_cls_last_layer(&m1, &in, "one layer");
+            else
+                CHECK(0, "a one-layer model: %s", bl_errmsg());
+            bert_free(&m1);
+            bert_config_free(&c1);
+        } else {
+            CHECK(0, "%s/config.json: %s", TINY, bl_errmsg());
+        }
+    }
 
     /* ---- zero_grad clears everything backward wrote (word-embedding rows included) ---- */
     bert_set_training(&m, 0);
