@@ -628,6 +628,7 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
     m->has_labels = in->labels != NULL;
     m->kept = kept;
     m->weighted_forward = in->labels != NULL && m->class_weights != NULL;
+    m->cls_last = !m->full_last && NL > 0;
     int nseq = seq_count(m);
     /* the batch in (its first T columns): staged on the host as the scratch lays it out, then one
      * copy */
@@ -718,10 +719,10 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
                                            q.T, C, NH, P, pa, seed, off[1 + 3 * l] + q.b * NH * P * P);
         /* The last layer past its attention: only the [CLS] rows reach the classifier, so (unless
          * full_last) its dense, LayerNorms and feed-forward run on those B rows, gathered from the
-         * attention output and the layer input (a sixth of MiniLM's token work for 3 titles of 20
-         * tokens). Their dropout masks are the padded layout's at t = 0: B rows of width 1 spaced
-         * P x C apart in the stream. Everything else is per row, so the rows' values are the same. */
-        int last = l == NL - 1 && !m->full_last;
+         * attention output and the layer input (~12% of a MiniLM step's FLOPs on titles). Their
+         * dropout masks are the padded layout's at t = 0: B rows of width 1 spaced P x C apart in
+         * the stream. Everything else is per row, so the rows' values are the same. */
+        int last = l == NL - 1 && m->cls_last;
         size_t R = last ? (size_t)B : N, rc = R * C; /* rows past the attention */
         const float *ain = atty, *xin = x;
         if (last) {
@@ -756,7 +757,7 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
                             p->ln2b + l * C, (int)R, C, c->layer_norm_eps);
         x = out;
     }
-    if (m->full_last || NL == 0) EACH_SEQ be->cls_forward(a->cls + q.b * C, x + q.tok * C, q.B, q.T, C);
+    if (!m->cls_last) EACH_SEQ be->cls_forward(a->cls + q.b * C, x + q.tok * C, q.B, q.T, C);
 #undef DROP_HIDDEN
     be->linear_forward(a->pool_pre, a->cls, p->poolw, p->poolb, B, C, C);
     be->tanh_forward(a->pooled, a->pool_pre, (size_t)B * C);
@@ -810,7 +811,7 @@ int bert_backward(bert_t *m, float dloss) {
     ZERO(a->d_bc2, bc);
     be->linear_backward(a->d_bc2, g->poolw, g->poolb, a->d_bc1, a->cls, p->poolw, B, C, C);
     float *dres = a->d_res, *da = a->d_a, *db = a->d_b;
-    if (m->full_last || NL == 0) { /* else the last layer starts from d_bc2, its [CLS] rows' */
+    if (!m->cls_last) { /* else the last layer starts from d_bc2, its [CLS] rows' */
         ZERO(dres, nc);
         EACH_SEQ be->cls_backward(dres + q.tok * C, a->d_bc2 + q.b * C, q.B, q.T, C);
     }
@@ -830,7 +831,7 @@ int bert_backward(bert_t *m, float dloss) {
         const float *qkv = a->qkv + l * 3 * nc, *atty = a->atty + l * nc;
         const float *res1 = a->res1 + l * nc, *ln1 = a->ln1 + l * nc, *fch = a->fch + l * ni;
         const float *fchg = a->fch_gelu + l * ni, *res2 = a->res2 + l * nc;
-        int last = l == NL - 1 && !m->full_last; /* past the attention on the B [CLS] rows */
+        int last = l == NL - 1 && m->cls_last; /* past the attention on the B [CLS] rows */
         size_t R = last ? (size_t)B : N, rc = R * C, ri = R * I;
 #define DROP_PAST(dinp, dout, o)                                                                   \
     do {                                                                                           \

@@ -189,10 +189,8 @@ join -a 2 -e - -o 0,1.2,2.2 <(f1s "$OUTDIR/tutorial-cuda") <(f1s "$OUTDIR/tutori
 if [ -n "${CPU_SWEEP:-}" ]; then
   step "CPU threads: --epochs 1 --limit $LIMIT --val-limit 30 at $CPU_SWEEP threads"
   for n in $CPU_SWEEP; do
-    rm -rf "$OUTDIR/sweep"
-    timeout "${TUTORIAL_TIMEOUT:-240}" bin/bertlab experiments/conference.lua --model "$PACK/model" \
-      --data "$PACK/title_conference.csv" --device cpu --threads "$n" --no-save --quiet --out "$OUTDIR/sweep" \
-      --epochs 1 --limit "$LIMIT" --val-limit 30 2>&1 | grep "steps/s" | sed "s/^/$n threads: /"
+    run_tutorial cpu "$OUTDIR/sweep" --threads "$n" --epochs 1 --limit "$LIMIT" --val-limit 30 >/dev/null
+    grep "steps/s" "$OUTDIR/sweep.log" | sed "s/^/$n threads: /"
   done
 fi
 
