@@ -1,7 +1,7 @@
 /* l_util.c: small OS helpers for scripts that record their runs and draw progress: bl.sha256_file,
  * bl.sha256 (runtime/sha256.c), bl.terminal_width (runtime/term.c); for safe stops and durable
  * training states: the signal flag (bl.trap_signals, bl.signal_pending, bl.untrap_signals),
- * bl.fsync_path and bl.write_file_durable (runtime/fileio.c). */
+ * bl.fsync_path, bl.write_file_durable (runtime/fileio.c) and bl.link_file. */
 #include "lbl.h"
 #include "../runtime/error.h"
 #include "../runtime/fileio.h"
@@ -138,6 +138,20 @@ static int util_write_file_durable(lua_State *L) {
     return 0;
 }
 
+/* bl.link_file(src, dst) -> true | nil, why: dst becomes a hard link to src (link(2): the same file
+ * under a second name, no bytes copied). Fails, without raising, where links cannot be made (dst
+ * exists, another filesystem, a filesystem without them): the caller then writes the file. */
+static int util_link_file(lua_State *L) {
+    const char *src = luaL_checkstring(L, 1), *dst = luaL_checkstring(L, 2);
+    if (link(src, dst) != 0) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "link_file: '%s' -> '%s': %s", src, dst, strerror(errno));
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* bl.remove_tree(path): rm -rf in-process (no shell); errors name the entry that could not go. */
 static int util_remove_tree(lua_State *L) {
     lbl_check(L, remove_tree(luaL_checkstring(L, 1)), "remove_tree");
@@ -155,7 +169,7 @@ static const luaL_Reg util_funcs[] = {
     {"sha256_file", util_sha256_file}, {"sha256", util_sha256}, {"terminal_width", util_terminal_width},
     {"trap_signals", util_trap_signals}, {"untrap_signals", util_untrap_signals},
     {"signal_pending", util_signal_pending}, {"fsync_path", util_fsync_path},
-    {"write_file_durable", util_write_file_durable},
+    {"write_file_durable", util_write_file_durable}, {"link_file", util_link_file},
     {NULL, NULL}};
 
 void bl_open_util(lua_State *L) { luaL_setfuncs(L, util_funcs, 0); }

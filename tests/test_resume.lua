@@ -71,6 +71,26 @@ T.same({ st_a.epoch, st_a.step, st_a.format, #st_a.results }, { 3, 30, "bertlab-
   "state.json after the run: 3 epochs, 30 steps, the 3 result rows")
 T.eq(slurp(dir .. "/a/state/model/model.safetensors"), ref, "the state's model folder holds the final weights")
 
+-- the end of an epoch's state links the files of the checkpoint just saved from the same weights
+-- (no second copy written); a state without such a checkpoint writes its own
+local function stat(path) -- "inode links", or nil
+  local h = io.popen("stat -c '%i %h' " .. q(path) .. " 2>/dev/null")
+  local s = h:read("*l")
+  h:close()
+  return s
+end
+local function inode(path) return (stat(path) or ""):match("^(%d+)") end
+local function nlinks(path) return tonumber((stat(path) or ""):match(" (%d+)$")) end
+do
+  local same = true
+  for _, f in ipairs({ "model.safetensors", "config.json", "vocab.txt" }) do
+    local a, b = inode(dir .. "/a/epoch_3/" .. f), inode(dir .. "/a/state/model/" .. f)
+    same = same and a ~= nil and a == b
+  end
+  T.check(same, "the last epoch's state links epoch_3's model files (the same inodes), no second copy",
+    stat(dir .. "/a/epoch_3/model.safetensors") .. " / " .. tostring(stat(dir .. "/a/state/model/model.safetensors")))
+end
+
 local function compare(R, out, what)
   local same_w = slurp(out .. "/epoch_3/model.safetensors") == ref
   T.check(same_w, what .. ": epoch_3/model.safetensors identical to the uninterrupted run's (bytes)")
@@ -106,6 +126,7 @@ local st_c = bl.read_json(dir .. "/c/state/state.json")
 T.same({ st_c.epoch, st_c.step, st_c.loader and st_c.loader.batch, st_c.loader and #st_c.loader.order },
   { 2, 23, 3, 76 }, "run c's state: step 23, epoch 3 under way at batch 3, its order of 76 rows")
 T.check(not bl.is_dir(dir .. "/c/epoch_3"), "run c has no epoch_3 yet")
+T.eq(nlinks(dir .. "/c/state/model/model.safetensors"), 1, "a mid-epoch state writes its own weights (no checkpoint of them to link)")
 compare(resume(dir .. "/c"), dir .. "/c", "resumed mid-epoch 3 (step 23)")
 
 -- the comparison can fail: the same stop, resumed with the dropout stream at the wrong position
@@ -146,6 +167,35 @@ local H = resume(dir .. "/h")
 T.check(not ok and folders(dir .. "/h") == folders(dir .. "/g") and H.best_epoch == G.best_epoch
   and slurp(("%s/h/epoch_%d/model.safetensors"):format(dir, H.best_epoch)) == slurp(("%s/g/epoch_%d/model.safetensors"):format(dir, G.best_epoch)),
   "save=\"best\" resumed after epoch 2: the same best checkpoint, byte for byte, and no other", folders(dir .. "/h") .. " vs " .. folders(dir .. "/g"))
+
+do -- save="best": the state links the checkpoint only when its epoch saved one (the best so far)
+  local best = G.best_epoch
+  local linked = inode(dir .. "/g/state/model/model.safetensors") == inode(("%s/g/epoch_%d/model.safetensors"):format(dir, best))
+  T.check(best == 3 and linked or best < 3 and nlinks(dir .. "/g/state/model/model.safetensors") == 1,
+    "save=\"best\": the last epoch's state links epoch_3 when it is the best, else holds its own weights file",
+    "best epoch " .. best .. (linked and ", linked" or ", not linked"))
+end
+
+-- a linked state outlives its checkpoint's folder; model_from is checked, and a folder without a
+-- model in it means the weights are written
+do
+  local out = dir .. "/l"
+  bl.run_experiment(opts({ out = out, epochs = 1 }))
+  local sha = bl.sha256_file(out .. "/epoch_1/model.safetensors")
+  bl.remove_tree(out .. "/epoch_1")
+  local m = bl.BertForSequenceClassification.from_pretrained(out .. "/state/model", { quiet = true, strict = true })
+  T.check(bl.sha256_file(out .. "/state/model/model.safetensors") == sha and bl.weights_finite(m),
+    "the state's linked weights stay (same bytes, loadable) after epoch_1's folder is removed")
+  local opt = bl.AdamW(m:parameters(), { lr = 1e-3 })
+  T.checkerror("save_state: 'model_from' must be a checkpoint folder path, got number",
+    "save_state: a model_from that is not a path is an error naming it",
+    bl.save_state, dir .. "/l2", { model = m, optimizer = opt, model_from = 5 })
+  bl.save_state(dir .. "/l3", { model = m, optimizer = opt, model_from = dir .. "/no/such/folder" })
+  T.check(nlinks(dir .. "/l3/model/model.safetensors") == 1 and bl.sha256_file(dir .. "/l3/model/model.safetensors") == sha,
+    "save_state with a model_from that holds no model writes the weights itself (the same bytes)")
+  T.checkerror("save_state: unknown option 'model_frm'", "save_state: a misspelt option is an error naming it",
+    bl.save_state, dir .. "/l4", { model = m, optimizer = opt, model_frm = out })
+end
 
 -- without keep_state the state goes once the run is done
 bl.run_experiment(opts({ out = dir .. "/nokeep", keep_state = false, epochs = 1 }))
@@ -347,7 +397,7 @@ end
 do
   local mnt = dir .. "/mnt"
   bl.mkdir_p(mnt)
-  if not os.execute(("mount -t tmpfs -o size=700k tmpfs %s 2>/dev/null"):format(q(mnt))) then
+  if not os.execute(("mount -t tmpfs -o size=500k tmpfs %s 2>/dev/null"):format(q(mnt))) then
     T.skip("full disk during a save", "cannot mount a tmpfs here")
     T.skip("read-only folder during a save", "cannot mount a tmpfs here")
   else

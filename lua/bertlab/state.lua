@@ -25,9 +25,11 @@ return function(bl)
     return false
   end
 
-  local function check_objects(fn, objs)
+  local function check_objects(fn, objs, more)
     if type(objs) ~= "table" then error(fn .. ": argument #2 must be a table {model=, optimizer=, ...}", 3) end
-    bl.check_options(fn, objs, { "model", "optimizer", "scheduler", "loader", "epoch", "step", "results", "extra" }, 3)
+    local names = { "model", "optimizer", "scheduler", "loader", "epoch", "step", "results", "extra" }
+    for _, n in ipairs(more or {}) do names[#names + 1] = n end
+    bl.check_options(fn, objs, names, 3)
     if objs.model == nil then error(fn .. ": 'model' is required", 3) end
     if objs.optimizer == nil then error(fn .. ": 'optimizer' is required", 3) end
   end
@@ -39,14 +41,39 @@ return function(bl)
     return true, ss
   end
 
-  -- bl.save_state(dir, {model=, optimizer=, scheduler=, loader=, epoch=, step=, results=, extra=}):
-  -- writes the training state folder `dir` (replacing an older state there only once the new one is
-  -- complete). epoch: epochs finished; step: optimizer steps in all; loader: its position is saved
-  -- when an epoch is under way; results: the per-epoch rows so far; extra: any JSON-able table of
-  -- the caller's. Weights with a NaN or Inf are refused (nothing is written). Returns dir.
+  -- The files model:save writes into a folder; model.safetensors and config.json must be there
+  local MODEL_FILES = { "model.safetensors", "config.json", "vocab.txt" }
+
+  -- dst/ gets hard links to the model files of the checkpoint folder src (written from the same
+  -- weights); false when src lacks one or a link cannot be made (dst is then left for model:save)
+  local function link_model(src, dst)
+    if type(src) ~= "string" or not exists(src .. "/model.safetensors") or not exists(src .. "/config.json") then
+      return false
+    end
+    bl.mkdir_p(dst)
+    for _, f in ipairs(MODEL_FILES) do
+      if exists(src .. "/" .. f) and not bl.link_file(src .. "/" .. f, dst .. "/" .. f) then
+        rm_rf(dst)
+        return false
+      end
+    end
+    return true
+  end
+
+  -- bl.save_state(dir, {model=, optimizer=, scheduler=, loader=, epoch=, step=, results=, extra=,
+  -- model_from=}): writes the training state folder `dir` (replacing an older state there only once
+  -- the new one is complete). epoch: epochs finished; step: optimizer steps in all; loader: its
+  -- position is saved when an epoch is under way; results: the per-epoch rows so far; extra: any
+  -- JSON-able table of the caller's; model_from: a checkpoint folder just saved from these same
+  -- weights, whose files the state links instead of writing the weights again (where links can be
+  -- made; a checkpoint's files are never rewritten in place, so the two names stay the same bytes).
+  -- Weights with a NaN or Inf are refused (nothing is written). Returns dir.
   function bl.save_state(dir, objs)
     if type(dir) ~= "string" or dir == "" then error("save_state: argument #1 must be a folder path", 2) end
-    check_objects("save_state", objs)
+    check_objects("save_state", objs, { "model_from" })
+    if objs.model_from ~= nil and type(objs.model_from) ~= "string" then
+      error("save_state: 'model_from' must be a checkpoint folder path, got " .. type(objs.model_from), 2)
+    end
     local model, opt, sched = objs.model, objs.optimizer, objs.scheduler
     local okw, ss = bl.weights_finite(model)
     if not okw then
@@ -71,7 +98,7 @@ return function(bl)
     rm_rf(tmp)
     local ok, err = pcall(function()
       bl.mkdir_p(tmp)
-      model:save(tmp .. "/model")
+      if not link_model(objs.model_from, tmp .. "/model") then model:save(tmp .. "/model") end
       bl.fsync_path(tmp .. "/model")
       bl.save_safetensors(tmp .. "/optimizer.safetensors", { exp_avg = sd.exp_avg, exp_avg_sq = sd.exp_avg_sq },
         { format = FORMAT })

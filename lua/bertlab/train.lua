@@ -854,11 +854,13 @@ return function(bl)
     bl.write_file(self.out .. "/chart.svg", bl.results_svg(self.rows, { title = self.title, subtitle = self.subtitle }))
   end
 
-  function Exp:_save_state(epochs_done, mid, info, epoch_lr)
+  -- model_from: the checkpoint folder saved from the same weights just before (the epoch's), whose
+  -- files the state links instead of writing the weights a second time
+  function Exp:_save_state(epochs_done, mid, info, epoch_lr, model_from)
     if not self.state_dir then return end
     if not self.writer then self.have_state = true return end
     local keeper = self.keeper
-    bl.save_state(self.state_dir, { model = self.model, optimizer = self.opt, scheduler = self.sched,
+    bl.save_state(self.state_dir, { model = self.model, optimizer = self.opt, scheduler = self.sched, model_from = model_from,
       loader = mid and self.train_loader or nil, epoch = epochs_done, step = self.step, results = self.rows,
       extra = { loss_sum = mid and info.loss_sum or nil, count = mid and info.count or nil, epoch_lr = mid and epoch_lr or nil,
                 nan_skips = self.nan_skips,
@@ -954,7 +956,7 @@ return function(bl)
     if o.save == "best" then -- only the best epoch's checkpoint is left
       for _, rr in ipairs(rows) do if rr.checkpoint ~= keeper.best_checkpoint then rr.checkpoint = nil end end
     end
-    self:_save_state(epoch, false)
+    self:_save_state(epoch, false, nil, nil, row.checkpoint and (out .. "/" .. row.checkpoint))
     self.log(("\nEpoch %d\nTraining loss: %.6f\nValidation loss: %.6f\nF1 Score (Weighted): %.6f"):format(
       epoch, train_loss, ev.loss, ev.f1))
     if out and self.writer then
@@ -995,8 +997,9 @@ return function(bl)
       bl.finish_run_record(out, self.record, { best_epoch = epoch, best_f1 = rows[self.keeper.best_epoch].val_f1,
         best_checkpoint = o.save ~= "none" and ("epoch_%d"):format(epoch) or bl.json_null,
         final_f1 = final.f1, seconds = result.seconds })
-      -- a finished run is not resumed: its state (weights + moments, 3x a checkpoint) goes,
-      -- after run.json says done (a kill in between leaves a harmless state)
+      -- a finished run is not resumed: its state (the moments, and the weights, linked to the last
+      -- checkpoint when there is one) goes, after run.json says done (a kill in between leaves a
+      -- harmless state)
       if not o.keep_state then bl.remove_tree(self.state_dir) end
     end
     return result
