@@ -60,16 +60,17 @@ static int scratch_gc(lua_State *L) {
     return 0;
 }
 
-/* Metadata table {string = string|number} -> JSON text (malloc'd); raises on a bad entry. */
-static char *metadata_to_json(lua_State *L, int idx) {
+/* Metadata table {string = string|number} -> JSON text (malloc'd); raises on a bad entry, naming
+ * argument #3 of fn (lbl.h). */
+char *lbl_metadata_json(lua_State *L, int idx, const char *fn) {
     /* check everything first, so no Lua error can interrupt the jansson building below */
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         if (lua_type(L, -2) != LUA_TSTRING)
-            luaL_error(L, "bad argument #3 to 'save_safetensors' (metadata keys must be strings, got %s)",
+            luaL_error(L, "bad argument #3 to '%s' (metadata keys must be strings, got %s)", fn,
                        luaL_typename(L, -2));
         if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
-            luaL_error(L, "bad argument #3 to 'save_safetensors' (metadata '%s' must be a string, got %s)",
+            luaL_error(L, "bad argument #3 to '%s' (metadata '%s' must be a string, got %s)", fn,
                        lua_tostring(L, -2), luaL_typename(L, -1));
         lua_pop(L, 1);
     }
@@ -84,7 +85,7 @@ static char *metadata_to_json(lua_State *L, int idx) {
     }
     char *text = ok ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
-    if (!text) luaL_error(L, "bad argument #3 to 'save_safetensors' (metadata is not valid UTF-8 text)");
+    if (!text) luaL_error(L, "bad argument #3 to '%s' (metadata is not valid UTF-8 text)", fn);
     return text;
 }
 
@@ -124,10 +125,10 @@ static int io_save_safetensors(lua_State *L) {
     while (lua_next(L, 2)) {
         tensor_t *t = lbl_totensor(L, -1);
         /* the name string stays alive: it is a key of the table at index 2 */
-        s->w[i++] = (st_write_t){lua_tostring(L, -2), t->dtype, t->ndim, t->shape, t->data};
+        s->w[i++] = (st_write_t){lua_tostring(L, -2), t->dtype, t->ndim, t->shape, t->data, NULL, 0};
         lua_pop(L, 1);
     }
-    if (!lua_isnil(L, 3)) s->meta = metadata_to_json(L, 3);
+    if (!lua_isnil(L, 3)) s->meta = lbl_metadata_json(L, 3, "save_safetensors");
     if (safetensors_save(path, s->w, n, s->meta) != 0) lbl_error(L);
     scratch_free(s); /* free now rather than at the next collection */
     return 0;

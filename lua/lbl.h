@@ -40,6 +40,10 @@ lua_Number lbl_optfield_num(lua_State *L, int idx, const char *key, lua_Number d
 int lbl_optfield_bool(lua_State *L, int idx, const char *key, int def);
 const char *lbl_optfield_str(lua_State *L, int idx, const char *key, const char *def);
 
+/* A safetensors metadata table at idx ({string = string|number}) as JSON text (malloc'd; the caller
+ * frees it); raises "bad argument #3 to 'fn' (...)" on a bad entry (l_io.c). */
+char *lbl_metadata_json(lua_State *L, int idx, const char *fn);
+
 /* The one options checker of the bindings: every key of the options table at `idx` (0 or nil:
  * none) must be one of `accepted` (NULL-terminated); raises "fn: unknown option 'x' (options: a,
  * b, c)" otherwise. The _hint form gives a known wrong key (torch's `shuffle`) its own advice. */

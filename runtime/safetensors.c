@@ -409,7 +409,21 @@ int safetensors_save(const char *path, const st_write_t *tensors, int n, const c
                 bl_fail("%s: tensor '%s': negative dimension %lld", path, w->name, (long long)w->shape[d]);
                 goto done;
             }
-        if (!w->data && write_nbytes(w) > 0) {
+        if (w->nspans > 0) {
+            size_t sum = 0;
+            for (int j = 0; j < w->nspans; j++) {
+                if (!w->spans[j].data && w->spans[j].bytes > 0) {
+                    bl_fail("%s: tensor '%s' has no data (piece %d)", path, w->name, j + 1);
+                    goto done;
+                }
+                sum += w->spans[j].bytes;
+            }
+            if (sum != write_nbytes(w)) {
+                bl_fail("%s: tensor '%s': its pieces hold %zu bytes, its shape %zu", path, w->name, sum,
+                        write_nbytes(w));
+                goto done;
+            }
+        } else if (!w->data && write_nbytes(w) > 0) {
             bl_fail("%s: tensor '%s' has no data", path, w->name);
             goto done;
         }
@@ -465,8 +479,14 @@ int safetensors_save(const char *path, const st_write_t *tensors, int n, const c
     int ok = fwrite(lenb, 1, 8, af.f) == 8 && fwrite(hdr, 1, hlen, af.f) == hlen;
     for (size_t i = hlen; ok && i < padded; i++) ok = fputc(' ', af.f) != EOF;
     for (int i = 0; ok && i < n; i++) {
-        size_t nb = write_nbytes(order[i]);
-        ok = nb == 0 || fwrite(order[i]->data, 1, nb, af.f) == nb;
+        const st_write_t *w = order[i];
+        if (w->nspans > 0) {
+            for (int j = 0; ok && j < w->nspans; j++)
+                ok = w->spans[j].bytes == 0 || fwrite(w->spans[j].data, 1, w->spans[j].bytes, af.f) == w->spans[j].bytes;
+        } else {
+            size_t nb = write_nbytes(w);
+            ok = nb == 0 || fwrite(w->data, 1, nb, af.f) == nb;
+        }
     }
     if (!ok) {
         bl_fail("%s: write failed (%s)", path, strerror(errno));

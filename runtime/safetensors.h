@@ -39,12 +39,22 @@ tensor_t *safetensors_read_tensor(const safetensors_t *st, const st_entry_t *e);
 /* Frees everything; accepts a zeroed or already-closed struct. */
 void safetensors_close(safetensors_t *st);
 
+/* A piece of a tensor's bytes (st_write_t.spans). */
+typedef struct {
+    const void *data;
+    size_t bytes;
+} st_span_t;
+
 typedef struct {
     const char *name;
     dtype_t dtype; /* DT_F32 or DT_I64 (written as F32 / I64) */
     int ndim;
     const int64_t *shape;
     const void *data;
+    /* nspans > 0: the bytes are these pieces one after another instead of `data` (they must add up
+     * to the shape's size): a tensor gathered from several buffers is written without a copy */
+    const st_span_t *spans;
+    int nspans;
 } st_write_t;
 
 /* Writes `n` tensors (names must be unique) and optional string metadata (a JSON object text of

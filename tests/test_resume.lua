@@ -253,6 +253,59 @@ do
   local sd1, sd2 = opt:state_dict(), opt2:state_dict()
   T.check(bl.sha256(table.concat(sd1.exp_avg_sq:totable(), ",")) == bl.sha256(table.concat(sd2.exp_avg_sq:totable(), ",")),
     "load_state: the AdamW moments restored")
+  -- opt:save_moments writes the bytes save_safetensors writes from state_dict's copies: from the
+  -- moments where they lie, piece by piece in list order (any order, a list optimizer's own state)
+  local function via_copies(o, path)
+    local c = o:state_dict()
+    bl.save_safetensors(path, { exp_avg = c.exp_avg, exp_avg_sq = c.exp_avg_sq }, { format = "f" })
+    return slurp(path)
+  end
+  local A1, A2 = dir .. "/api/m1.safetensors", dir .. "/api/m2.safetensors"
+  opt:save_moments(A1, { format = "f" })
+  local direct = slurp(A1)
+  T.check(direct == via_copies(opt, A2) and #direct > 8 * m:num_parameters(),
+    "save_moments (the model's moments where they lie) writes state_dict's bytes", #direct)
+  T.check(slurp(S .. "/optimizer.safetensors") == (function() opt:save_moments(A1, { format = "bertlab-state/1" }); return slurp(A1) end)(),
+    "save_state's optimizer file is save_moments' file")
+  local rev = {}
+  for i, p in ipairs(m:parameters()) do rev[#m:parameters() + 1 - i] = p end
+  local optr = bl.AdamW(rev, { lr = 1e-3 })
+  m:zero_grad()
+  m:forward({ input_ids = b[1], labels = b[2] }).loss:backward()
+  optr:step()
+  optr:save_moments(A1, { format = "f" })
+  local gathered = slurp(A1)
+  T.check(gathered == via_copies(optr, A2) and gathered ~= direct, "save_moments (a list in another order) writes state_dict's bytes")
+  local x = bl.parameter(bl.tensor({ 1.0, 2.0, 3.0 }), bl.tensor({ 0.5, -1.0, 2.0 }))
+  local optl = bl.AdamW({ x, bl.parameter(bl.tensor({ 4.0 }), bl.tensor({ 3.0 })) }, { lr = 0.1 })
+  optl:step()
+  optl:save_moments(A1)
+  local c = optl:state_dict()
+  bl.save_safetensors(A2, { exp_avg = c.exp_avg, exp_avg_sq = c.exp_avg_sq })
+  T.check(slurp(A1) == slurp(A2), "save_moments (a list optimizer's own state, not in address order) writes state_dict's bytes")
+  local y = bl.parameter(bl.tensor({ 1.0, 2.0, 3.0, 4.0 }), bl.tensor({ 0.5, -1.0, 2.0, 1.0 }))
+  local opty = bl.AdamW({ y }, { lr = 0.1 })
+  opty:step()
+  opty:save_moments(A1)
+  c = opty:state_dict()
+  bl.save_safetensors(A2, { exp_avg = c.exp_avg, exp_avg_sq = c.exp_avg_sq })
+  T.check(slurp(A1) == slurp(A2), "save_moments (a list optimizer's own state in place) writes state_dict's bytes")
+  local fresh = bl.AdamW(m2:parameters(), { lr = 1e-3 })
+  fresh:save_moments(A1)
+  local z = bl.load_safetensors(A1)
+  local zeros = bl.zeros({ m2:num_parameters() })
+  T.check(z.exp_avg:numel() == m2:num_parameters() and slurp(A1) == (function()
+      bl.save_safetensors(A2, { exp_avg = zeros, exp_avg_sq = zeros }); return slurp(A2) end)(),
+    "save_moments before any step: zero moments of every parameter")
+  local bare = opt:state_dict({ moments = false })
+  T.check(bare.exp_avg == nil and bare.exp_avg_sq == nil and bare.step == opt:state_dict().step and bare.lr == opt.lr,
+    "state_dict{moments=false}: the hyper-parameters and step, no moment tensors")
+  T.checkerror("unknown option 'moment'", "state_dict: a misspelt option is named", opt.state_dict, opt, { moment = false })
+  T.checkerror("option 'moments' must be a boolean", "state_dict: a non-boolean moments is refused", opt.state_dict, opt, { moments = "no" })
+  T.checkerror("bad argument #3 to 'AdamW:save_moments' %(metadata 'k' must be a string", "save_moments: bad metadata is named",
+    opt.save_moments, opt, A1, { k = {} })
+  T.checkerror("/no/such/dir/x%.safetensors", "save_moments: an unwritable path is named", opt.save_moments, opt, "/no/such/dir/x.safetensors")
+  T.checkerror("bad argument #2", "save_moments: a missing path is an error", opt.save_moments, opt)
   -- replacing a state keeps only the new one
   bl.save_state(S, { model = m, optimizer = opt, scheduler = sched, epoch = 1, step = 3 })
   T.eq(bl.read_json(S .. "/state.json").step, 3, "save_state over an older state replaces it")

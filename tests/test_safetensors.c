@@ -194,7 +194,7 @@ static void test_roundtrip(void) {
     float s = 42.0f;
     int64_t sw[2] = {2, 3}, sid[1] = {3}, se[2] = {0, 5};
     st_write_t t[4] = {
-        {"w", DT_F32, 2, sw, w}, {"ids", DT_I64, 1, sid, ids}, {"scalar", DT_F32, 0, NULL, &s}, {"empty", DT_F32, 2, se, NULL}};
+        {"w", DT_F32, 2, sw, w, NULL, 0}, {"ids", DT_I64, 1, sid, ids, NULL, 0}, {"scalar", DT_F32, 0, NULL, &s, NULL, 0}, {"empty", DT_F32, 2, se, NULL, NULL, 0}};
     int rc = safetensors_save(path, t, 4, "{\"epoch\":\"3\",\"name\":\"r\\u00e9sum\\u00e9\"}");
     CHECK(rc == 0, "save 4 tensors with metadata (%s)", rc ? bl_errmsg() : "ok");
     safetensors_t st;
@@ -255,7 +255,7 @@ static void test_python_bytes(const char *fixture, int with_meta) {
     for (int i = 0; i < n; i++) { /* reversed data order, so our sort has work to do */
         const st_entry_t *e = &st.entries[n - 1 - i];
         ts[i] = safetensors_read_tensor(&st, e);
-        w[i] = (st_write_t){e->name, ts[i]->dtype, ts[i]->ndim, ts[i]->shape, ts[i]->data};
+        w[i] = (st_write_t){e->name, ts[i]->dtype, ts[i]->ndim, ts[i]->shape, ts[i]->data, NULL, 0};
     }
     snprintf(path, sizeof path, "%s/ours.safetensors", tmpdir);
     int rc = safetensors_save(path, w, n, with_meta ? st.metadata_json : NULL);
@@ -278,30 +278,67 @@ static void test_save_errors(void) {
     snprintf(path, sizeof path, "%s/bad.safetensors", tmpdir);
     float v[2] = {1, 2};
     int64_t sh[1] = {2}, neg[1] = {-1};
-    st_write_t dup[2] = {{"a", DT_F32, 1, sh, v}, {"a", DT_F32, 1, sh, v}};
+    st_write_t dup[2] = {{"a", DT_F32, 1, sh, v, NULL, 0}, {"a", DT_F32, 1, sh, v, NULL, 0}};
     CHECK(safetensors_save(path, dup, 2, NULL) == -1 && strstr(bl_errmsg(), "bad.safetensors: tensor name 'a' appears twice"),
           "duplicate names refused: %s", bl_errmsg());
-    st_write_t reserved[1] = {{"__metadata__", DT_F32, 1, sh, v}};
+    st_write_t reserved[1] = {{"__metadata__", DT_F32, 1, sh, v, NULL, 0}};
     CHECK(safetensors_save(path, reserved, 1, NULL) == -1 && strstr(bl_errmsg(), "invalid name '__metadata__'"),
           "the name __metadata__ refused: %s", bl_errmsg());
-    st_write_t negs[1] = {{"n", DT_F32, 1, neg, v}};
+    st_write_t negs[1] = {{"n", DT_F32, 1, neg, v, NULL, 0}};
     CHECK(safetensors_save(path, negs, 1, NULL) == -1 && strstr(bl_errmsg(), "tensor 'n': negative dimension -1"),
           "negative dimension refused: %s", bl_errmsg());
-    st_write_t bf[1] = {{"h", DT_BF16, 1, sh, v}};
+    st_write_t bf[1] = {{"h", DT_BF16, 1, sh, v, NULL, 0}};
     CHECK(safetensors_save(path, bf, 1, NULL) == -1 && strstr(bl_errmsg(), "only float32 and int64"),
           "bfloat16 tensors refused: %s", bl_errmsg());
-    st_write_t nodata[1] = {{"nd", DT_F32, 1, sh, NULL}};
+    st_write_t nodata[1] = {{"nd", DT_F32, 1, sh, NULL, NULL, 0}};
     CHECK(safetensors_save(path, nodata, 1, NULL) == -1 && strstr(bl_errmsg(), "tensor 'nd' has no data"),
           "a tensor without data refused: %s", bl_errmsg());
-    st_write_t ok[1] = {{"a", DT_F32, 1, sh, v}};
+    st_write_t ok[1] = {{"a", DT_F32, 1, sh, v, NULL, 0}};
     CHECK(safetensors_save(path, ok, 1, "{\"a\":1}") == -1 && strstr(bl_errmsg(), "metadata value for 'a' is not a string"),
           "non-string metadata refused: %s", bl_errmsg());
     CHECK(safetensors_save(path, ok, 1, "[1]") == -1 && strstr(bl_errmsg(), "metadata must be a JSON object"),
           "non-object metadata refused: %s", bl_errmsg());
     CHECK(count_files(tmpdir) == 0, "failed saves leave no file (%d)", count_files(tmpdir));
+    st_span_t short_[2] = {{v, 4}, {v, 2}}, hole[2] = {{v, 4}, {NULL, 4}};
+    st_write_t shortw[1] = {{"s", DT_F32, 1, sh, NULL, short_, 2}}, holew[1] = {{"p", DT_F32, 1, sh, NULL, hole, 2}};
+    CHECK(safetensors_save(path, shortw, 1, NULL) == -1 && strstr(bl_errmsg(), "tensor 's': its pieces hold 6 bytes, its shape 8"),
+          "pieces that do not add up to the shape refused: %s", bl_errmsg());
+    CHECK(safetensors_save(path, holew, 1, NULL) == -1 && strstr(bl_errmsg(), "tensor 'p' has no data (piece 2)"),
+          "a piece without data refused: %s", bl_errmsg());
+    CHECK(count_files(tmpdir) == 0, "failed saves leave no file (%d)", count_files(tmpdir));
     snprintf(path, sizeof path, "%s/no/such/dir/x.safetensors", tmpdir);
     CHECK(safetensors_save(path, ok, 1, NULL) == -1 && strstr(bl_errmsg(), "x.safetensors: cannot create a temporary file"),
           "missing folder: %s", bl_errmsg());
+}
+
+/* A tensor written from pieces (st_write_t.spans) is the file written from one buffer holding
+ * the pieces one after another, byte for byte, beside a tensor written from one buffer. */
+static void test_spans(void) {
+    char a[512], b[512];
+    snprintf(a, sizeof a, "%s/one.safetensors", tmpdir);
+    snprintf(b, sizeof b, "%s/pieces.safetensors", tmpdir);
+    float x[7] = {1.5f, -2.0f, 3.0f, 0.25f, -0.0f, 7.0f, 1e-30f}, p1[3] = {1.5f, -2.0f, 3.0f}, p2[1] = {0.25f},
+          p3[3] = {-0.0f, 7.0f, 1e-30f}, y[2] = {9.0f, -9.0f};
+    int64_t sx[1] = {7}, sy[1] = {2};
+    st_span_t pieces[4] = {{p1, sizeof p1}, {NULL, 0}, {p2, sizeof p2}, {p3, sizeof p3}};
+    st_write_t one[2] = {{"x", DT_F32, 1, sx, x, NULL, 0}, {"y", DT_F32, 1, sy, y, NULL, 0}};
+    st_write_t split[2] = {{"x", DT_F32, 1, sx, NULL, pieces, 4}, {"y", DT_F32, 1, sy, y, NULL, 0}};
+    int ra = safetensors_save(a, one, 2, "{\"k\":\"v\"}"), rb = safetensors_save(b, split, 2, "{\"k\":\"v\"}");
+    CHECK(ra == 0 && rb == 0, "save from one buffer and from pieces (%s)", ra || rb ? bl_errmsg() : "ok");
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    unsigned char ba[4096], bb[4096];
+    size_t na = fa ? fread(ba, 1, sizeof ba, fa) : 0, nb = fb ? fread(bb, 1, sizeof bb, fb) : 0;
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    CHECK(na > 8 + 7 * 4 && na == nb && memcmp(ba, bb, na) == 0, "pieces give the same bytes (%zu, %zu)", na, nb);
+    pieces[3].data = y; /* other bytes in a piece: the comparison can fail */
+    rb = safetensors_save(b, split, 2, "{\"k\":\"v\"}");
+    fb = fopen(b, "rb");
+    nb = fb ? fread(bb, 1, sizeof bb, fb) : 0;
+    if (fb) fclose(fb);
+    CHECK(rb == 0 && nb == na && memcmp(ba, bb, na) != 0, "a changed piece changes the file");
+    remove(a);
+    remove(b);
 }
 
 
@@ -362,6 +399,7 @@ int main(void) {
     test_python_bytes(FIX "pysaved_nometa.safetensors", 0);
     test_python_bytes(FIX "pysaved.safetensors", 1);
     test_save_errors();
+    test_spans();
     test_mutations();
     rmdir(tmpdir);
     CT_DONE();

@@ -80,7 +80,7 @@ return function(bl)
       error(("save_state: the model's weights hold NaN or Inf (sum of squares %s); the state was not saved")
         :format(tostring(ss)), 2)
     end
-    local sd = opt:state_dict()
+    local sd = opt:state_dict({ moments = false }) -- the moments go to their file from where they lie
     local pos = objs.loader and objs.loader:position() or nil
     if pos and pos.batch >= pos.batches then pos = nil end -- a finished epoch: the next draws a new order
     local st = {
@@ -100,13 +100,10 @@ return function(bl)
       bl.mkdir_p(tmp)
       if not link_model(objs.model_from, tmp .. "/model") then model:save(tmp .. "/model") end
       bl.fsync_path(tmp .. "/model")
-      bl.save_safetensors(tmp .. "/optimizer.safetensors", { exp_avg = sd.exp_avg, exp_avg_sq = sd.exp_avg_sq },
-        { format = FORMAT })
+      opt:save_moments(tmp .. "/optimizer.safetensors", { format = FORMAT })
       bl.write_file_durable(tmp .. "/state.json", bl.json_encode(st) .. "\n")
       bl.fsync_path(tmp)
     end)
-    sd.exp_avg:free()
-    sd.exp_avg_sq:free()
     if not ok then
       rm_rf(tmp)
       error(("save_state: cannot write the state '%s': %s (the previous state, if any, is untouched)")
