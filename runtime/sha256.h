@@ -20,6 +20,10 @@ void sha256_update(sha256_t *s, const void *data, size_t n);
 void sha256_final(sha256_t *s, uint8_t digest[32]);
 /* The digest as 64 lower-case hex digits and a NUL. */
 void sha256_hex(const uint8_t digest[32], char hex[65]);
+/* Whether the CPU has the SHA extensions that sha256_update uses when it can (1) or not (0);
+ * on >= 0 also chooses: 1 the extensions where the CPU has them, 0 the portable code (for tests:
+ * tests/test_sha256.c compares the two); -1 only asks. */
+int sha256_hardware(int on);
 /* Hex digest of a whole file, read in blocks (bounded memory); -1 after bl_fail naming the file. */
 int sha256_file(const char *path, char hex[65]);
 
