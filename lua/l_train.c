@@ -398,6 +398,17 @@ static int adamw_params(lua_State *L) {
     return 1;
 }
 
+/* The model's tensor index (m->info) of entry i (0-based) of the parameter list at `list`, which
+ * adamw_model has checked is exactly the model's parameters. */
+static int list_tensor(lua_State *L, const bert_t *m, int list, int i) {
+    lua_geti(L, list, i + 1);
+    tensor_t *t = lbl_totensor(L, -1);
+    lua_pop(L, 1);
+    int k = 0;
+    while (k < m->num_tensors && t->data != m->params_memory + m->info[k].offset) k++;
+    return k;
+}
+
 /* The moments in list order into mo and vo (total floats each), from the model's moments (any
  * backend) or the optimizer's own. list: the parameter list's stack index (model-bound only). */
 static void moments_to(lua_State *L, ladamw_t *u, bert_t *m, int list, float *mo, float *vo) {
@@ -405,12 +416,7 @@ static void moments_to(lua_State *L, ladamw_t *u, bert_t *m, int list, float *mo
     int64_t pos = 0; /* list order, whatever the internal layout */
     for (int i = 0; i < o->nparams; i++) {
         if (m) {
-            lua_geti(L, list, i + 1);
-            tensor_t *t = lbl_totensor(L, -1);
-            lua_pop(L, 1);
-            int k = 0;
-            while (k < m->num_tensors && t->data != m->params_memory + m->info[k].offset) k++;
-            lbl_check(L, bert_moments_get(m, k, mo + pos, vo + pos), NULL);
+            lbl_check(L, bert_moments_get(m, list_tensor(L, m, list, i), mo + pos, vo + pos), NULL);
         } else {
             adamw_get_state(o, i, mo + pos, vo + pos);
         }
@@ -429,12 +435,7 @@ static int moments_spans(lua_State *L, ladamw_t *u, bert_t *m, int list, st_span
         size_t bytes = (size_t)o->numel[i] * sizeof(float);
         const float *mp, *vp;
         if (m) {
-            lua_geti(L, list, i + 1);
-            tensor_t *t = lbl_totensor(L, -1);
-            lua_pop(L, 1);
-            int k = 0;
-            while (k < m->num_tensors && t->data != m->params_memory + m->info[k].offset) k++;
-            if (k == m->num_tensors) return 0; /* (adamw_model has checked the list) */
+            int k = list_tensor(L, m, list, i);
             mp = m->moments_memory + m->info[k].offset;
             vp = m->moments_memory + m->num_parameters + m->info[k].offset;
         } else {
@@ -514,18 +515,17 @@ static int adamw_save_moments(lua_State *L) {
         m = adamw_model(L, u, list, "AdamW:save_moments");
     }
     /* Lua owns every buffer here, so an error anywhere leaks nothing */
-    int np = o->nparams > 0 ? o->nparams : 1;
-    st_span_t *ms = lua_newuserdatauv(L, 2 * (size_t)np * sizeof(st_span_t), 0), *vs = ms + np;
+    st_span_t *ms = lua_newuserdatauv(L, 2 * (size_t)o->nparams * sizeof(st_span_t), 0), *vs = ms + o->nparams;
     int64_t shape[1] = {o->total};
     st_write_t w[2] = {{"exp_avg", DT_F32, 1, shape, NULL, ms, o->nparams},
                        {"exp_avg_sq", DT_F32, 1, shape, NULL, vs, o->nparams}};
-    if (!moments_spans(L, u, m, list, ms, vs)) {
-        float *buf = lua_newuserdatauv(L, 2 * (size_t)o->total * sizeof(float) + 1, 0);
+    if (!moments_spans(L, u, m, list, ms, vs)) { /* one host buffer, written whole */
+        float *buf = lua_newuserdatauv(L, 2 * (size_t)o->total * sizeof(float), 0);
         moments_to(L, u, m, list, buf, buf + o->total);
-        w[0] = (st_write_t){"exp_avg", DT_F32, 1, shape, buf, NULL, 0};
-        w[1] = (st_write_t){"exp_avg_sq", DT_F32, 1, shape, buf + o->total, NULL, 0};
+        w[0].data = buf;
+        w[1].data = buf + o->total;
+        w[0].nspans = w[1].nspans = 0;
     }
-    if (o->nparams == 0) w[0].nspans = w[1].nspans = 0; /* 0 elements: no data at all */
     /* last, so nothing can raise between its malloc and its free */
     char *meta = lua_isnil(L, 3) ? NULL : lbl_metadata_json(L, 3, "AdamW:save_moments");
     int rc = safetensors_save(path, w, 2, meta);
@@ -567,12 +567,7 @@ static int adamw_load_state_dict(lua_State *L) {
     for (int i = 0; i < o->nparams; i++) {
         const float *mi = (const float *)mv[0]->data + pos, *vi = (const float *)mv[1]->data + pos;
         if (m) {
-            lua_geti(L, list, i + 1);
-            tensor_t *t = lbl_totensor(L, -1);
-            lua_pop(L, 1);
-            int k = 0;
-            while (k < m->num_tensors && t->data != m->params_memory + m->info[k].offset) k++;
-            lbl_check(L, bert_moments_set(m, k, mi, vi), NULL);
+            lbl_check(L, bert_moments_set(m, list_tensor(L, m, list, i), mi, vi), NULL);
         } else {
             adamw_set_state(o, i, mi, vi);
         }
