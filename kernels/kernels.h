@@ -34,13 +34,22 @@ void k_gemm_batched(int trans_a, int trans_b, int M, int N, int K, float alpha, 
 /* A linear layer's three products without copying W or packing either operand (kernels/cpu/skinny.c;
  * AVX-512 or AVX2 with FMA), for any number of tokens N (taken SKINNY_MAX_N, or half that, at a time):
  * out [N, OC] = bias + inp [N, C] W^T, W [OC, C]. Returns 1 when it did the work, 0 when the caller
- * must (too little work, neither AVX-512 nor AVX2, more than SKINNY_AVX2_MAX_N tokens with AVX2,
- * inside a parallel region, no scratch). */
+ * must (too little work, neither AVX-512 nor AVX2, more than k_skinny_max_tokens(0) tokens, inside a
+ * parallel region, no scratch). */
 #define SKINNY_MAX_N 128
-/* With AVX2 (no AVX-512) the forward's products go on the tiles up to this many tokens a call, and
- * to sgemm above (kernels/cpu/skinny.c, FORWARD_TILES) */
-#define SKINNY_AVX2_MAX_N 256
 #define SKINNY_MIN_WORK (1L << 18) /* N*C*OC */
+/* Above this many tokens a call a product goes to sgemm where that is the faster: with AVX2 the
+ * forward's (the backward's are always there), with AVX-512 the backward's dx and dW when OpenBLAS
+ * runs its AVX-512 kernels (k_blas_avx512); the reasons and numbers are in kernels/cpu/skinny.c */
+#define SKINNY_TILES_MAX_N 256
+/* The most tokens a call the tiles take for the forward (backward 0) or for dx and dW (backward
+ * 1): INT_MAX for any, 0 for none (neither AVX-512 nor AVX2; dx and dW with AVX2) */
+int k_skinny_max_tokens(int backward);
+/* Overrides SKINNY_TILES_MAX_N where it applies (tests: INT_MAX runs the tiles on every N); 0
+ * restores it */
+void k_skinny_set_max_tokens(int n);
+/* 1 when OpenBLAS runs AVX-512 kernels (its core SkylakeX, Cooperlake or SapphireRapids) */
+int k_blas_avx512(void);
 int k_skinny_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC);
 /* A feed-forward block without storing its intermediate: out [N, C] = b2 + act(b1 + inp W1^T) W2^T,
  * W1 [I, C], W2 [C, I]; act(x, n) works in place on n floats, one thread. The same bits as

@@ -11,6 +11,7 @@
 #include "../runtime/rng.h"
 #include "ctest.h"
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -1070,6 +1071,35 @@ static void test_head_gemm(void) {
  * and 2 threads; and the cases it hands back (too little work, C not a multiple of 16). */
 static void test_skinny(void) {
 #if BL_TILES
+    /* the limits (skinny.c): the forward's with AVX2, dx and dW's with AVX-512 where OpenBLAS runs
+     * its AVX-512 kernels; 300 tokens are taken or handed back by them, and the override lifts them */
+    k_skinny_set_max_tokens(0);
+    int fmax = k_skinny_max_tokens(0), bmax = k_skinny_max_tokens(1), lim = SKINNY_TILES_MAX_N;
+    const char *core = openblas_get_corename();
+    char fs[16], bs[16];
+    snprintf(fs, sizeof fs, fmax == INT_MAX ? "any" : "%d", fmax);
+    snprintf(bs, sizeof bs, bmax == INT_MAX ? "any" : "%d", bmax);
+    CHECK(fmax == (V16_REGS == 2 ? lim : INT_MAX) && bmax == (V16_REGS == 1 ? (k_blas_avx512() ? lim : INT_MAX) : 0),
+          "skinny: the forward's tiles take %s tokens a call, dx's and dW's %s (OpenBLAS core %s)", fs, bs,
+          core ? core : "?");
+    {
+        int N = 300, C = 384, OC = 384, taken[2][3];
+        float *x = randn((long)N * C, 1.0f), *w = randn((long)OC * C, 0.1f), *y = zeros((long)N * OC);
+        for (int o = 0; o < 2; o++) {
+            k_skinny_set_max_tokens(o ? INT_MAX : 0);
+            taken[o][0] = k_skinny_forward(y, x, w, NULL, N, C, OC);
+            taken[o][1] = k_skinny_backward_dx(x, y, w, N, C, OC);
+            taken[o][2] = k_skinny_backward_dw(w, y, x, N, C, OC);
+        }
+        CHECK(taken[0][0] == (N <= fmax) && taken[0][1] == (N <= bmax) && taken[0][2] == (N <= bmax),
+              "skinny: %d tokens taken or handed back as those limits say (forward %d, dx %d, dW %d)", N,
+              taken[0][0], taken[0][1], taken[0][2]);
+        CHECK(taken[1][0] && taken[1][1] == (bmax > 0) && taken[1][2] == (bmax > 0),
+              "skinny: k_skinny_set_max_tokens(INT_MAX) puts %d tokens on the tiles (forward %d, dx %d, dW %d)", N,
+              taken[1][0], taken[1][1], taken[1][2]);
+        free(x); free(w); free(y);
+    }
+    k_skinny_set_max_tokens(INT_MAX); /* the tiles on every shape below */
     const int shapes[][3] = {{45, 384, 1536}, {45, 1536, 384}, {7, 384, 1152}, {100, 128, 1003}, {128, 64, 4100},
                              {300, 384, 200}, {150, 1040, 64}};
     int n_shapes = (int)(sizeof shapes / sizeof shapes[0]), same = 1, done = 1, chain = 1;
@@ -1077,12 +1107,6 @@ static void test_skinny(void) {
     for (int si = 0; si < n_shapes; si++) {
         int N = shapes[si][0], C = shapes[si][1], OC = shapes[si][2];
         float *x = randn((long)N * C, 1.0f), *w = randn((long)OC * C, 0.1f), *b = randn(OC, 1.0f);
-        if (V16_REGS == 2 && N > SKINNY_AVX2_MAX_N) { /* AVX2 hands this many tokens to sgemm */
-            float *y = zeros((long)N * OC);
-            done &= !k_skinny_forward(y, x, w, b, N, C, OC);
-            free(y); free(x); free(w); free(b);
-            continue;
-        }
         for (int bias = 0; bias < 2; bias++) {
             float *y1 = zeros((long)N * OC), *y2 = zeros((long)N * OC), *y3 = zeros((long)N * OC);
             omp_set_num_threads(1);
@@ -1105,8 +1129,7 @@ static void test_skinny(void) {
         }
         free(x); free(w); free(b);
     }
-    CHECK(done, "skinny forward took the 7 shapes (with and without bias; with AVX2 those of up to %d tokens, "
-                "and handed the others back)", SKINNY_AVX2_MAX_N);
+    CHECK(done, "skinny forward took the 7 shapes (with and without bias)");
     CHECK(same, "skinny forward: 1 and 2 threads give the same bits");
     CHECK(chain, "skinny forward: every element is bias + one chain of fmaf over c, bit for bit (7 shapes)");
     CHECK(worst < 2e-6, "skinny forward (bias and none) agrees with sgemm (max |diff| / sqrt(K) %.3g)", worst);
@@ -1186,6 +1209,7 @@ static void test_skinny(void) {
     free(dy); free(wt); free(dx);
     SKIP("skinny dx and dW tiles: AVX-512 only (this build has AVX2)");
 #endif
+    k_skinny_set_max_tokens(0);
 #else
     SKIP("neither AVX-512 nor AVX2 with FMA in this build: the linear layers use sgemm only");
 #endif
@@ -1253,7 +1277,7 @@ static void test_ffn_nokeep(void) {
         int N = shapes[si][0], C = shapes[si][1], I = shapes[si][2];
         float *x = randn((long)N * C, 1.0f), *w1 = randn((long)I * C, 0.1f), *b1 = randn(I, 0.5f);
         float *w2 = randn((long)C * I, 0.1f), *b2 = randn(C, 0.5f);
-        if (V16_REGS == 2 && N > SKINNY_AVX2_MAX_N) { /* AVX2 hands this many tokens back */
+        if (N > k_skinny_max_tokens(0)) { /* AVX2 hands this many tokens back */
             float *y = zeros((long)N * C);
             done &= !k_ffn_forward_nokeep(y, x, w1, b1, w2, b2, N, C, I);
             free(y); free(x); free(w1); free(b1); free(w2); free(b2);
@@ -1283,7 +1307,7 @@ static void test_ffn_nokeep(void) {
         free(x); free(w1); free(b1); free(w2); free(b2); free(h); free(g); free(y); free(y1); free(y2);
     }
     CHECK(done, "fused feed-forward: done by the tile kernels at every shape (with AVX2, up to %d tokens; "
-                "handed back above)", SKINNY_AVX2_MAX_N);
+                "handed back above)", SKINNY_TILES_MAX_N);
     CHECK(same, "fused feed-forward: the bits of linear, GELU, linear (6 shapes, 1 and 2 threads)");
     CHECK(worst < 1e-5, "fused feed-forward: right against a double loop (max |diff| / sqrt(I) %.3g)", worst);
 #else

@@ -5,6 +5,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* OpenBLAS built with DYNAMIC_ARCH (Debian's, Ubuntu's) picks its kernels from the CPU's family and
  * model number when the library loads, and falls back to "Prescott" (SSE3, no AVX) for a model it
@@ -37,6 +38,16 @@ __attribute__((constructor)) static void gemm_pick_core(void) {
     gotoblas_dynamic_quit();
     gotoblas_dynamic_init();
     unsetenv("OPENBLAS_CORETYPE");
+}
+
+int k_blas_avx512(void) {
+    static int avx512 = -1; /* (read once, after gemm_pick_core) */
+    if (avx512 < 0) {
+        const char *core = openblas_get_corename();
+        avx512 = core && (!strcasecmp(core, "SkylakeX") || !strcasecmp(core, "Cooperlake") ||
+                          !strcasecmp(core, "SapphireRapids"));
+    }
+    return avx512;
 }
 
 void k_set_num_threads(int n) {

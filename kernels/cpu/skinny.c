@@ -26,6 +26,7 @@
  * buffer, so calls must not overlap (they run from the model's thread, never inside a parallel
  * region). */
 #include "../kernels.h"
+#include <limits.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,16 +220,39 @@ static inline __attribute__((always_inline)) void dtile(int nv, float *o, size_t
     else dtile_1(o, ldo, p, pr, pk, v, ldv, K, R, pf);
 }
 
-/* The backward's two products on the tiles with AVX-512 only: with AVX2's 6 x 16 tiles dx ran at
- * 0.65-1.0 of OpenBLAS's Zen kernels and dW at 0.45-0.85 (Zen 3, 1 thread, MiniLM's shapes, 45-4096
- * tokens), and a batch-32 training step of 128 tokens a row lost 12% with dW on them; the forward's
- * ran at 0.8-1.3 of sgemm, and a batch of 3 titles evaluates 1.3x faster on them. */
+/* Which products go on the tiles, and up to how many tokens a call (more go to sgemm):
+ * - The backward's two with AVX-512 only: with AVX2's 6 x 16 tiles dx ran at 0.65-1.0 of OpenBLAS's
+ *   Zen kernels and dW at 0.45-0.85 (Zen 3, 1 thread, MiniLM's shapes, 45-4096 tokens), and a
+ *   batch-32 training step of 128 tokens a row lost 12% with dW on them.
+ * - The forward's with AVX2 up to SKINNY_TILES_MAX_N tokens: at 45 tokens 1.0-1.35x sgemm (1 and
+ *   2 threads), at 480 and 4096 tokens 0.8-0.9x at 2 threads (OpenBLAS packs both operands; these
+ *   tiles read x^T 16 tokens at a time from L2), and evaluation of 32 x 128 tokens at 2 threads
+ *   lost 22% with them; a batch of 3 titles evaluates 1.3x faster on them.
+ * - With AVX-512 the backward's up to SKINNY_TILES_MAX_N tokens when OpenBLAS runs its AVX-512
+ *   kernels. Against its SkylakeX kernels (an Intel Xeon with AVX-512 and AMX, 2 cores; MiniLM's
+ *   four shapes, GFLOP/s, tiles / sgemm at 1 thread): at 64 tokens dx 127-147 / 102-125, dW
+ *   116-136 / 138-147 (2 threads: 195-267 / 205-273); at 192 tokens and 2 threads dx 223-267 /
+ *   258-295, dW 221-261 / 253-287; at 768 tokens dx 118-141 / 140-154, dW 114-133 / 137-145; at
+ *   4096 dx of the 1536-wide input 109 / 156. A batch-32 training step (titles, 1 thread) 3.26 ->
+ *   3.53 steps/s, 32 x 128 real tokens 0.39 -> 0.43. The forward stays on the tiles at every N
+ *   there (with it on sgemm above 256 tokens, evaluation of 32 titles fell from 13.3 to 12.4
+ *   batches/s, of 32 x 128 tokens from 1.42-1.45 to 1.38-1.39: the fused feed-forward keeps its
+ *   intermediate out of memory). Earlier machines: Zen 4 with OpenBLAS's Cooperlake kernels, the
+ *   tiles at 0.9-1.05x sgemm from 640 tokens on (docs/speed.md, sixth round); with OpenBLAS on its
+ *   AVX2 (Haswell) kernels on an AVX-512 CPU, the tiles 1.4-1.9x faster at every N.
+ * k_skinny_set_max_tokens overrides SKINNY_TILES_MAX_N where it applies (the tests run the tiles on
+ * every shape). */
 #define BACKWARD_TILES (V16_REGS == 1)
-/* The forward's on AVX2 up to SKINNY_AVX2_MAX_N tokens a call (kernels.h): at 45 tokens 1.0-1.35x sgemm (1 and 2
- * threads), at 480 and 4096 tokens 0.8-0.9x at 2 threads (OpenBLAS packs both operands; these
- * tiles read x^T 16 tokens at a time from L2), and evaluation of 32 x 128 tokens at 2 threads
- * lost 22% with them. */
-#define FORWARD_TILES(N) (V16_REGS == 1 || (N) <= SKINNY_AVX2_MAX_N)
+static int max_tokens_set;
+
+void k_skinny_set_max_tokens(int n) { max_tokens_set = n < 0 ? 0 : n; }
+
+int k_skinny_max_tokens(int backward) {
+    if (backward && !BACKWARD_TILES) return 0;                /* AVX2: dx and dW on sgemm */
+    int limited = backward ? k_blas_avx512() : V16_REGS == 2; /* sgemm the faster on many tokens */
+    if (!limited) return INT_MAX;
+    return max_tokens_set ? max_tokens_set : SKINNY_TILES_MAX_N;
+}
 
 static int usable(int N, long work) { return N > 0 && work >= SKINNY_MIN_WORK && !omp_in_parallel(); }
 
@@ -245,7 +269,7 @@ static int usable(int N, long work) { return N > 0 && work >= SKINNY_MIN_WORK &&
 #endif
 
 int k_skinny_backward_dw(float *dweight, const float *dout, const float *inp, int N, int C, int OC) {
-    if (!BACKWARD_TILES || !usable(N, (long)N * C * OC) || C % 16 != 0) return 0;
+    if (N > k_skinny_max_tokens(1) || !usable(N, (long)N * C * OC) || C % 16 != 0) return 0;
     int cblocks = (C + 16 * SK_VEC - 1) / (16 * SK_VEC), oblocks = (OC + SK_ROWS - 1) / SK_ROWS;
     /* the inner loop sweeps the smaller of a chunk's x [K, C] and dy [K, OC], which stays in L2; the
      * other operand's panel stays in L1 */
@@ -269,7 +293,7 @@ int k_skinny_backward_dw(float *dweight, const float *dout, const float *inp, in
 
 int k_skinny_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
                      int C, int OC) {
-    if (!FORWARD_TILES(N) || !usable(N, (long)N * C * OC)) return 0;
+    if (N > k_skinny_max_tokens(0) || !usable(N, (long)N * C * OC)) return 0;
     /* x^T's block (C x chunk) stays in L2: 128 tokens up to C = 768, then 64 (at 4096 tokens, one
      * thread: 180 against 148 GFLOP/s with 128 at C = 3072, 166 against 160 at 1536) */
     int chunk = C <= 768 ? SKINNY_MAX_N : SKINNY_MAX_N / 2;
@@ -299,7 +323,7 @@ int k_skinny_forward(float *out, const float *inp, const float *weight, const fl
 #define FFN_TOKENS 64
 int k_skinny_ffn_forward(float *out, const float *inp, const float *w1, const float *b1, const float *w2,
                          const float *b2, int N, int C, int I, void (*act)(float *x, size_t n)) {
-    if (!FORWARD_TILES(N) || !usable(N, (long)N * C * I)) return 0;
+    if (N > k_skinny_max_tokens(0) || !usable(N, (long)N * C * I)) return 0;
     int Tp = ((N < FFN_TOKENS ? N : FFN_TOKENS) + 15) / 16 * 16;
     float *buf = scratch((size_t)Tp * (2 * (size_t)C + I));
     if (!buf) return 0;
@@ -323,7 +347,7 @@ int k_skinny_ffn_forward(float *out, const float *inp, const float *w1, const fl
 }
 
 int k_skinny_backward_dx(float *dinp, const float *dout, const float *weight, int N, int C, int OC) {
-    if (!BACKWARD_TILES || !usable(N, (long)N * C * OC) || C % 16 != 0) return 0;
+    if (N > k_skinny_max_tokens(1) || !usable(N, (long)N * C * OC) || C % 16 != 0) return 0;
     int cblocks = (C + 16 * SK_VEC - 1) / (16 * SK_VEC);
 #pragma omp parallel
     for (int tc = 0; tc < N; tc += SKINNY_MAX_N) /* tokens SKINNY_MAX_N at a time, as measured above */
@@ -346,6 +370,8 @@ int k_skinny_backward_dx(float *dinp, const float *dout, const float *weight, in
 }
 
 #else
+void k_skinny_set_max_tokens(int n) { (void)n; }
+int k_skinny_max_tokens(int backward) { (void)backward; return 0; }
 int k_skinny_ffn_forward(float *out, const float *inp, const float *w1, const float *b1, const float *w2,
                          const float *b2, int N, int C, int I, void (*act)(float *x, size_t n)) {
     (void)out, (void)inp, (void)w1, (void)b1, (void)w2, (void)b2, (void)N, (void)C, (void)I, (void)act;
