@@ -14,7 +14,8 @@
  * time read along c. A tile is 6 outputs by up to 64 tokens (24 AVX-512 accumulators); every
  * element is one chain of fused multiply-adds over c in order from zero, whatever the tile, the row
  * tail or the thread, so the numbers do not depend on the thread count. Then y = bias + y^T's
- * element (as sgemm with beta 1 over the bias: one rounding). Threads split the outputs.
+ * element (as sgemm with beta 1 over the bias: one rounding). Threads split the outputs (with
+ * AVX-512 and 48 tokens or more a thread, the tokens: token_parts below).
  * Both transposes go 16 x 16 in registers, and each tile prefetches W's rows SK_AHEAD elements
  * ahead, on into the next tile's rows (a row of MiniLM's W is 1.5 KB: too short a stream for the
  * hardware prefetcher). Measured at 45 tokens, against sgemm: 1.2-1.5x (MiniLM's and bert-base's
