@@ -138,6 +138,11 @@ typedef struct bl_backend {
                                  float p, uint64_t seed, uint64_t offset);
     void (*dropout_backward_rows)(float *dinp, const float *dout, const size_t *rows, int n, int C, int P,
                                   float p, uint64_t seed, uint64_t offset);
+    /* linear_backward with dweight = dout^T inp written, not added (dinp and dbias still add): the
+     * first backward after zero_grad, which then leaves the linear layers' weight gradients
+     * unwritten (k_linear_backward_set); NULL in a backend without it (zero_grad then clears them). */
+    void (*linear_backward_set)(float *dinp, float *dweight, float *dbias, const float *dout,
+                                const float *inp, const float *weight, int N, int C, int OC);
 } bl_backend_t;
 
 /* The CPU backend (always present). */

@@ -45,6 +45,10 @@ void k_linear_forward(float *out, const float *inp, const float *weight, const f
 /* dinp[N,C] += dout @ weight; dweight[OC,C] += dout^T @ inp; dbias[OC] += column sums of dout. */
 void k_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                        const float *weight, int N, int C, int OC);
+/* The same with dweight = dout^T @ inp written, whatever it held (dinp and dbias still add): the
+ * bits k_linear_backward gives on a zero dweight. */
+void k_linear_backward_set(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                           const float *weight, int N, int C, int OC);
 
 /* ---- self-attention core ----------------------------------------------------------------------- */
 /* qkv[B,T,3C] holds q | k | v along the last dimension (head h at columns h*HS..h*HS+HS-1 of each).

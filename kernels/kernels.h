@@ -62,6 +62,9 @@ int k_skinny_backward_dx(float *dinp, const float *dout, const float *weight, in
 /* The backward's dweight [OC, C] += dout [N, OC]^T inp [N, C]; 0 when the caller must (as above, or C
  * not a multiple of 16, or no AVX-512). */
 int k_skinny_backward_dw(float *dweight, const float *dout, const float *inp, int N, int C, int OC);
+/* The same with dweight = dout^T inp written, whatever it held (set 1; set 0: k_skinny_backward_dw):
+ * the bits of k_skinny_backward_dw on a zero dweight. */
+int k_skinny_backward_dw_to(float *dweight, const float *dout, const float *inp, int N, int C, int OC, int set);
 
 /* One attention head's product on the calling thread (kernels/cpu/headgemm.c; AVX-512 or AVX2):
  * c [M, N] = A B, plus c when acc; A's element (i, k) at a[i*ar + k*ak] (ar = lda, ak = 1 for A,

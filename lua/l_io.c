@@ -109,7 +109,7 @@ static int io_save_safetensors(lua_State *L) {
         if (!box)
             luaL_error(L, "bad argument #2 to 'save_safetensors' (entry '%s' is %s, expected %s)",
                        lua_tostring(L, -2), luaL_typename(L, -1), LBL_TENSOR);
-        tensor_t *t = box->t;
+        tensor_t *t = lbl_boxtensor(box);
         if (!t || (!t->data && t->numel > 0))
             luaL_error(L, "bad argument #2 to 'save_safetensors' (tensor '%s' was freed)", lua_tostring(L, -2));
         if (t->device != DEV_CPU)

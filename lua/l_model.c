@@ -130,7 +130,7 @@ static const tensor_t *opt_tensor_field(lua_State *L, int idx, const char *key, 
     }
     ltensor_t *box = luaL_testudata(L, -1, LBL_TENSOR);
     if (!box) luaL_error(L, "forward: %s must be a tensor, got %s", key, luaL_typename(L, -1));
-    tensor_t *t = box->t;
+    tensor_t *t = lbl_boxtensor(box);
     if (!t || (!t->data && t->numel > 0)) luaL_error(L, "forward: %s is a tensor that was freed", key);
     lua_pop(L, 1); /* the input table keeps it alive */
     return t;
@@ -267,7 +267,11 @@ static int model_eval(lua_State *L) {
 /* ------------------------------------------------------------------------------------------------
  * parameters */
 
-/* Pushes the cached list of parameter views (created on first use). */
+/* A gradient view's ready hook: bert_zero_grad may have left gradients to the next backward */
+static void grads_ready(void *m) { bert_grads_ready((bert_t *)m); }
+
+/* Pushes the cached list of parameter views (created on first use; the gradients' views bring
+ * the gradients up to date before each use). */
 static void push_param_cache(lua_State *L, int model_idx) {
     bert_t *m = checkmodel(L, model_idx);
     if (lua_getiuservalue(L, model_idx, UV_PARAMS) == LUA_TTABLE) return;
@@ -280,8 +284,8 @@ static void push_param_cache(lua_State *L, int model_idx) {
                      model_idx);
         lua_pushstring(L, in->name);
         lbl_setattr(L, -2, "name");
-        lbl_pushview(L, tensor_view_on(dev, DT_F32, in->ndim, in->shape, m->grads_memory + in->offset),
-                     model_idx);
+        lbl_pushview_ready(L, tensor_view_on(dev, DT_F32, in->ndim, in->shape, m->grads_memory + in->offset),
+                           model_idx, grads_ready, m);
         lua_pushstring(L, in->name);
         lbl_setattr(L, -2, "name");
         lbl_setattr(L, -2, "grad");

@@ -428,7 +428,7 @@ static int t_free(lua_State *L) {
 
 static int t_tostring(lua_State *L) {
     ltensor_t *u = luaL_checkudata(L, 1, LBL_TENSOR);
-    if (!u->t) {
+    if (!lbl_boxtensor(u)) {
         lua_pushstring(L, "tensor(<freed>)");
         return 1;
     }

@@ -3,15 +3,20 @@
 #include "../runtime/error.h"
 #include <string.h>
 
+tensor_t *lbl_boxtensor(ltensor_t *u) {
+    if (u->t && u->ready) u->ready(u->ready_ctx);
+    return u->t;
+}
+
 tensor_t *lbl_totensor(lua_State *L, int idx) {
     ltensor_t *u = luaL_testudata(L, idx, LBL_TENSOR);
-    return u ? u->t : NULL;
+    return u ? lbl_boxtensor(u) : NULL;
 }
 
 tensor_t *lbl_checktensor(lua_State *L, int idx) {
     ltensor_t *u = luaL_checkudata(L, idx, LBL_TENSOR);
     if (!u->t) luaL_argerror(L, idx, "tensor was freed");
-    return u->t;
+    return lbl_boxtensor(u);
 }
 
 tensor_t *lbl_checkhost(lua_State *L, int idx) {
@@ -25,6 +30,8 @@ tensor_t *lbl_checkhost(lua_State *L, int idx) {
 static ltensor_t *newbox(lua_State *L) {
     ltensor_t *u = lua_newuserdatauv(L, sizeof *u, 1);
     u->t = NULL; /* safe, empty state before anything can fail */
+    u->ready = NULL;
+    u->ready_ctx = NULL;
     luaL_setmetatable(L, LBL_TENSOR);
     lua_newtable(L);
     lua_setiuservalue(L, -2, 1);
@@ -37,14 +44,18 @@ void lbl_pushtensor(lua_State *L, tensor_t *t) {
     u->t = t;
 }
 
-void lbl_pushview(lua_State *L, tensor_t *t, int owner_idx) {
+void lbl_pushview_ready(lua_State *L, tensor_t *t, int owner_idx, void (*ready)(void *ctx), void *ctx) {
     owner_idx = lua_absindex(L, owner_idx);
     if (!t) lbl_error(L);
     ltensor_t *u = newbox(L);
     u->t = t;
+    u->ready = ready;
+    u->ready_ctx = ctx;
     lua_pushvalue(L, owner_idx);
     lbl_setattr(L, -2, "_owner");
 }
+
+void lbl_pushview(lua_State *L, tensor_t *t, int owner_idx) { lbl_pushview_ready(L, t, owner_idx, NULL, NULL); }
 
 void lbl_setattr(lua_State *L, int tensor_idx, const char *key) {
     tensor_idx = lua_absindex(L, tensor_idx);

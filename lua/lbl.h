@@ -10,7 +10,14 @@
 
 typedef struct {
     tensor_t *t; /* NULL once freed */
+    /* called before the tensor's data is used (lbl_totensor, lbl_checktensor, lbl_boxtensor), or
+     * NULL: a model's gradient views bring the gradients up to date (bert_grads_ready) */
+    void (*ready)(void *ctx);
+    void *ready_ctx;
 } ltensor_t;
+
+/* The box's tensor (NULL once freed), its ready hook run first. */
+tensor_t *lbl_boxtensor(ltensor_t *u);
 
 /* The tensor at `idx`; raises "bad argument #idx (bertlab.Tensor expected, got X)" or "tensor was freed". */
 tensor_t *lbl_checktensor(lua_State *L, int idx);
@@ -23,6 +30,9 @@ tensor_t *lbl_totensor(lua_State *L, int idx);
 void lbl_pushtensor(lua_State *L, tensor_t *t);
 /* Pushes a view that keeps the value at `owner_idx` alive (a model owning the memory). */
 void lbl_pushview(lua_State *L, tensor_t *t, int owner_idx);
+/* The same, with `ready(ctx)` run before every use of the view's data (ctx lives as long as the
+ * owner). */
+void lbl_pushview_ready(lua_State *L, tensor_t *t, int owner_idx, void (*ready)(void *ctx), void *ctx);
 /* Sets field `key` of the tensor's attribute table to the value on top of the stack (pops it).
  * Attributes are readable as t.key (used for .name, .grad, and the backward hook). */
 void lbl_setattr(lua_State *L, int tensor_idx, const char *key);

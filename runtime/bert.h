@@ -157,6 +157,9 @@ typedef struct bert {
                                     (host; marked from the host stage's ids) */
     unsigned char *wte_live;     /* [V] word-embedding rows whose AdamW moments may be non-zero (host;
                                     cleared with the moments; the CPU's AdamW skips the others) */
+    int dw_unset;                /* bert_zero_grad left the linear layers' weight gradients unwritten
+                                    (the backend has linear_backward_set): they read as zero, the next
+                                    backward writes them, bert_grads_ready clears them for others */
     int grad_scale_pending;      /* bert_clip_grad_norm_deferred left its coefficient to the next */
     float grad_scale;            /* bert_adamw_step (CPU); bert_zero_grad drops it */
 } bert_t;
@@ -236,6 +239,12 @@ int bert_set_class_weights(bert_t *m, const float *w, int n);
 /* Sets every gradient to 0 (only the touched rows of the word-embedding gradient need clearing:
  * nothing but bert_backward writes there, scaling such as gradient clipping keeps zeros zero). */
 void bert_zero_grad(bert_t *m);
+/* Makes the gradient block hold what the gradients are: where bert_zero_grad left the linear layers'
+ * weight gradients (qkv, attention output, both feed-forward weights: ~97% of the gradients past
+ * the word embeddings) for the next backward to write, instead of clearing them, this clears them
+ * now. Every reader of the gradients but the backward calls it first (clipping, the AdamW step, the
+ * all-reduce, bert_to, the Lua views of the gradients). */
+void bert_grads_ready(bert_t *m);
 void bert_set_training(bert_t *m, int training);
 
 /* ---- optimizer over the flat buffers (an optimizer over exactly all of the model's parameters) --- */

@@ -79,6 +79,7 @@ static int cpu_allreduce(bert_t *m, float scale) {
 
 int bert_allreduce_grads(bert_t *m, float scale) {
     if (!m->grads_memory) return bl_fail("allreduce_grads: the model has no gradients (run forward and backward first)");
+    bert_grads_ready(m);
     bert_flush_grad_scale(m);
     if (dist_size() <= 1) {
         if (scale != 1.0f) m->be->scale_f32(m->grads_memory, m->num_parameters, scale);

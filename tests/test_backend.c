@@ -112,6 +112,8 @@ WRAP(38, attention_backward_rows, (float *dq, float *sc, const float *d, const f
      (dq, sc, d, q, a, r, n, C, NH, P, p, s, f))
 WRAP(39, dropout_forward_rows, (float *o, const float *x, const size_t *r, int n, int C, int P, float p, uint64_t s, uint64_t f), (o, x, r, n, C, P, p, s, f))
 WRAP(40, dropout_backward_rows, (float *di, const float *d, const size_t *r, int n, int C, int P, float p, uint64_t s, uint64_t f), (di, d, r, n, C, P, p, s, f))
+WRAP(41, linear_backward_set, (float *di, float *dw, float *db, const float *d, const float *x, const float *w, int N, int C, int OC),
+     (di, dw, db, d, x, w, N, C, OC))
 WRAP(33, adamw_step_rows, (float *p, const float *g, float *m, float *v, size_t n, k_adamw_hparams_t hp, unsigned char *live, const unsigned char *touched, size_t rows, size_t C), (p, g, m, v, n, hp, live, touched, rows, C))
 #undef WRAP
 static long ffn_declined; /* calls it left to the model (too little work, no AVX-512) */
@@ -156,7 +158,7 @@ static void counting_init(void) {
     SET(mask_to_additive); SET(softmax_rows); SET(adamw_step); SET(sumsq_f32); SET(scale_f32);
     SET(clip_scale_f32); SET(adamw_step_rows); SET(sumsq_rows_f32); SET(attention_forward_nokeep);
     SET(ffn_forward_nokeep); SET(attention_forward_rows); SET(attention_backward_rows);
-    SET(dropout_forward_rows); SET(dropout_backward_rows);
+    SET(dropout_forward_rows); SET(dropout_backward_rows); SET(linear_backward_set);
 #undef SET
 }
 
@@ -313,10 +315,12 @@ int main(void) {
           "AdamW is one kernel call over the flat buffers; clipping one sumsq + one clip_scale after "
           "the embeddings and one per run of written embedding rows (%ld runs)", runs);
     CHECK(kernel("mask_to_additive") == 0 && kernel("crossentropy_forward") == 1 &&
-              kernel("embeddings_backward") == 3 &&
-              kernel("linear_backward") == 2 + 4 * m.config.num_hidden_layers,
+              kernel("embeddings_backward") == 3 && kernel("linear_backward") == 2 &&
+              kernel("linear_backward_set") == 4 * m.config.num_hidden_layers,
           "packed rows: no mask to make; one loss; the per-row layers once per row (3 embedding "
-          "backwards), the per-token ones once (%ld linear backwards)", kernel("linear_backward"));
+          "backwards), the per-token ones once (%ld linear backwards adding: the pooler's and the "
+          "classifier's; %ld writing the layers' weight gradients left by zero_grad)",
+          kernel("linear_backward"), kernel("linear_backward_set"));
     {
         int nl = m.config.num_hidden_layers;
         CHECK(kernel("attention_forward_rows") == nl && kernel("attention_backward_rows") == nl &&

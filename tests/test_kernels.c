@@ -349,6 +349,32 @@ static void test_linear(void) {
     fd_check("linear dbias", lin_loss, &c, b, OC, db, 1, 1e-2f, 1e-3);
     free(x); free(w); free(b); free(dout); free(want); free(wdx); free(wdw); free(wdb); free(out);
     free(dx); free(dw); free(db); free(o2);
+    /* k_linear_backward_set writes dweight whatever it held: the bytes k_linear_backward adds onto
+     * a zero one; dinp and dbias still add. On the tiles (45 tokens), on sgemm (300 tokens with
+     * AVX-512's limit, C not a multiple of 16), with 1 and 2 threads */
+    const int shapes[][3] = {{45, 384, 1152}, {300, 384, 384}, {45, 200, 384}, {7, 12, 9}};
+    int same = 1, adds = 1, threads = omp_get_max_threads();
+    for (int si = 0; si < 4; si++) {
+        int n = shapes[si][0], c = shapes[si][1], oc = shapes[si][2];
+        float *xs = randn((long)n * c, 1.0f), *ws = randn((long)oc * c, 0.1f), *dy = randn((long)n * oc, 1.0f);
+        float *dx0 = randn((long)n * c, 1.0f), *db0 = randn(oc, 1.0f);
+        for (int th = 1; th <= 2; th++) {
+            omp_set_num_threads(th);
+            float *dwa = zeros((long)oc * c), *dwb = randn((long)oc * c, 5.0f);
+            float *dxa = copyf(dx0, (long)n * c), *dxb = copyf(dx0, (long)n * c);
+            float *dba = copyf(db0, oc), *dbb = copyf(db0, oc);
+            k_linear_backward(dxa, dwa, dba, dy, xs, ws, n, c, oc);
+            k_linear_backward_set(dxb, dwb, dbb, dy, xs, ws, n, c, oc);
+            same &= !memcmp(dwa, dwb, sizeof(float) * (size_t)oc * c);
+            adds &= !memcmp(dxa, dxb, sizeof(float) * (size_t)n * c) && !memcmp(dba, dbb, sizeof(float) * (size_t)oc);
+            free(dwa); free(dwb); free(dxa); free(dxb); free(dba); free(dbb);
+        }
+        free(xs); free(ws); free(dy); free(dx0); free(db0);
+    }
+    omp_set_num_threads(threads);
+    CHECK(same, "k_linear_backward_set: dweight written over what it held, the bytes of k_linear_backward onto zero "
+                "(4 shapes: tiles and sgemm, 1 and 2 threads)");
+    CHECK(adds, "k_linear_backward_set: dinp and dbias still added to, as k_linear_backward");
 }
 
 /* ---- attention ------------------------------------------------------------------------------------- */

@@ -194,9 +194,26 @@ int main(void) {
     size_t nz = 0;
     for (size_t i = 0; i < m.num_parameters; i++) nz += m.grads_memory[i] != 0.0f;
     bert_zero_grad(&m);
+    int unset = m.dw_unset;
+    bert_grads_ready(&m);
     size_t left = 0;
     for (size_t i = 0; i < m.num_parameters; i++) left += m.grads_memory[i] != 0.0f;
-    CHECK(nz > 1000 && left == 0, "zero_grad clears all %zu non-zero gradients (%zu left)", nz, left);
+    CHECK(nz > 1000 && left == 0 && unset,
+          "zero_grad clears all %zu non-zero gradients (%zu left; the linear layers' weight gradients left to "
+          "the next backward, then cleared by bert_grads_ready)", nz, left);
+    /* the backward after zero_grad writes those it left: the bits of one backward onto cleared
+     * gradients, whatever they held (here that backward's own result: added to, it would double) */
+    bert_forward(&m, &in, NULL);
+    bert_backward(&m, 1.0f); /* onto the cleared gradients */
+    float *eager = malloc(sizeof(float) * m.num_parameters);
+    memcpy(eager, m.grads_memory, sizeof(float) * m.num_parameters);
+    bert_zero_grad(&m); /* leaves eager's values in the four linear weights' gradients */
+    bert_forward(&m, &in, NULL);
+    bert_backward(&m, 1.0f);
+    CHECK(unset && !memcmp(eager, m.grads_memory, sizeof(float) * m.num_parameters) && !m.dw_unset,
+          "the backward after zero_grad writes the linear layers' weight gradients: the same bytes as one "
+          "backward onto cleared ones");
+    free(eager);
     tensor_free(oid);
 
     /* ---- activations: reused for smaller batches, grown for larger ---- */

@@ -184,6 +184,20 @@ T.check(d2 <= 1e-4, "backward of a second (eval) forward accumulates (2x the gra
 model:zero_grad()
 local _, gm = maxdiff(params[1].grad, params[1].grad)
 T.eq(gm, 0, "zero_grad() clears the gradients")
+-- zero_grad leaves the linear layers' weight gradients for the next backward to write (CPU): that
+-- backward gives 1x the gradient, not 1x plus what they held; read before it, they are zero
+local qi
+for i, p in ipairs(params) do if p.name:find("attention.self.query.weight", 1, true) then qi = i break end end
+for _ = 1, 2 do out = model:forward(batch); out.loss:backward() end -- they hold 2x now
+model:zero_grad()
+out = model:forward(batch)
+out.loss:backward()
+local dq = maxdiff(params[qi].grad, fx["grad." .. params[qi].name])
+T.check(dq <= 1e-4, "the backward after zero_grad writes " .. params[qi].name .. "'s gradient (1x, not added to the 2x it held)",
+  ("diff %.3g"):format(dq))
+model:zero_grad()
+local _, qm = maxdiff(params[qi].grad, params[qi].grad)
+T.eq(qm, 0, "zero_grad(): a linear layer's weight gradient read before the next backward is zero")
 
 -- backward belongs to the last forward
 local out2 = model:forward(batch)

@@ -163,6 +163,7 @@ static const bl_backend_t cpu_backend = {
     .attention_backward_rows = k_attention_backward_rows,
     .dropout_forward_rows = k_dropout_forward_rows,
     .dropout_backward_rows = k_dropout_backward_rows,
+    .linear_backward_set = k_linear_backward_set,
     .sumsq_f32 = cpu_sumsq_f32,
     .scale_f32 = k_scale_f32,
     .clip_scale_f32 = cpu_clip_scale_f32,

@@ -344,12 +344,12 @@ void k_linear_forward(float *out, const float *inp, const float *weight, const f
     k_gemm(0, 1, N, OC, C, 1.0f, inp, C, weight, C, beta, out, OC);
 }
 
-void k_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                       const float *weight, int N, int C, int OC) {
+static void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                            const float *weight, int N, int C, int OC, int set) {
     if (dinp && !k_skinny_backward_dx(dinp, dout, weight, N, C, OC))
         k_gemm(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
-    if (dweight && !k_skinny_backward_dw(dweight, dout, inp, N, C, OC))
-        k_gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
+    if (dweight && !k_skinny_backward_dw_to(dweight, dout, inp, N, C, OC, set)) /* beta 0: written */
+        k_gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, set ? 0.0f : 1.0f, dweight, C);
     if (dbias) { /* column sums: threads split the columns, each summed over the rows in order */
 #pragma omp parallel if ((long)N * OC > PAR_MIN)
         {
@@ -361,6 +361,16 @@ void k_linear_backward(float *dinp, float *dweight, float *dbias, const float *d
             }
         }
     }
+}
+
+void k_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                       const float *weight, int N, int C, int OC) {
+    linear_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC, 0);
+}
+
+void k_linear_backward_set(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                           const float *weight, int N, int C, int OC) {
+    linear_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC, 1);
 }
 
 /* ---- vectorisable exp and erf ------------------------------------------------------------------ */
