@@ -864,8 +864,7 @@ int bert_backward(bert_t *m, float dloss) {
 
     /* the four linear weights' gradients: written, where bert_zero_grad left them (every layer
      * writes all four below), else added to */
-    void (*linear_w)(float *, float *, float *, const float *, const float *, const float *, int, int, int) =
-        m->dw_unset ? be->linear_backward_set : be->linear_backward;
+    __typeof__(be->linear_backward) linear_w = m->dw_unset ? be->linear_backward_set : be->linear_backward;
     m->dw_unset = 0;
     /* layers, last to first; dres holds the gradient of the layer's output (the last layer's
      * [CLS] rows: d_bc2, unless full_last) */

@@ -310,7 +310,7 @@ int k_skinny_backward_dw_to(float *dweight, const float *dout, const float *inp,
                 const float *pp = dout + (size_t)n0 * OC + o0, *vv = inp + (size_t)n0 * C + c0;
                 dtile(nv, o, (size_t)C, pp, 1, (size_t)OC, vv, (size_t)C, K, R, 0, set && n0 == 0);
             }
-        if (set && n0 == 0) _mm_sfence();
+        if (set && n0 == 0) _mm_sfence(); /* this thread's streamed stores, before anything reads them */
     }
     return 1;
 }
@@ -341,13 +341,40 @@ static void part_range(int N, int t, int parts, int *lo, int *hi) {
     if (*hi > N) *hi = N;
 }
 
-static void forward_tokens(float *out, const float *inp, const float *weight, const float *bias, int lo, int hi,
-                           int C, int OC, int chunk, float *xt, float *ot) {
-    for (int t0 = lo; t0 < hi; t0 += chunk) { /* a chunk of tokens at a time, W read once a chunk */
-        int n = hi - t0 < chunk ? hi - t0 : chunk, tp = (n + 15) / 16 * 16;
-        transpose_in(xt, inp + (size_t)t0 * C, n, C, tp);
-        product(ot, weight, (size_t)C, OC, xt, tp, C); /* (the loops' barriers order the phases) */
-        transpose_out(out + (size_t)t0 * OC, ot, bias, n, OC, tp);
+/* Runs fn over the N tokens: with parts 1 by all the threads together (fn's phases share each
+ * chunk's work), else each thread on its own part of the tokens and of the scratch (`per` floats
+ * each), in a team of one. fn(lo, hi, scratch, ctx) does tokens [lo, hi). */
+typedef void (*tokens_fn)(int lo, int hi, float *scratch, const void *ctx);
+static void over_tokens(int N, int parts, size_t per, float *buf, tokens_fn fn, const void *ctx) {
+    if (parts == 1) {
+#pragma omp parallel
+        fn(0, N, buf, ctx);
+        return;
+    }
+#pragma omp parallel num_threads(parts)
+    {
+        int t = omp_get_thread_num(), lo, hi;
+        part_range(N, t, omp_get_num_threads(), &lo, &hi);
+#pragma omp parallel num_threads(1)
+        fn(lo, hi, buf + per * (size_t)t, ctx);
+    }
+}
+
+typedef struct {
+    float *out;
+    const float *inp, *weight, *bias;
+    int C, OC, chunk, Tp;
+} forward_args;
+
+/* scratch: x^T [C, Tp], then out^T [OC, Tp] */
+static void forward_tokens(int lo, int hi, float *xt, const void *ctx) {
+    const forward_args *f = ctx;
+    float *ot = xt + (size_t)f->Tp * f->C;
+    for (int t0 = lo; t0 < hi; t0 += f->chunk) { /* a chunk of tokens at a time, W read once a chunk */
+        int n = hi - t0 < f->chunk ? hi - t0 : f->chunk, tp = (n + 15) / 16 * 16;
+        transpose_in(xt, f->inp + (size_t)t0 * f->C, n, f->C, tp);
+        product(ot, f->weight, (size_t)f->C, f->OC, xt, tp, f->C); /* (the loops' barriers order the phases) */
+        transpose_out(f->out + (size_t)t0 * f->OC, ot, f->bias, n, f->OC, tp);
     }
 }
 
@@ -361,19 +388,8 @@ int k_skinny_forward(float *out, const float *inp, const float *weight, const fl
     size_t per = (size_t)Tp * ((size_t)C + OC);
     float *buf = scratch(per * (size_t)parts);
     if (!buf) return 0;
-    if (parts == 1) {
-#pragma omp parallel
-        forward_tokens(out, inp, weight, bias, 0, N, C, OC, chunk, buf, buf + (size_t)Tp * C);
-        return 1;
-    }
-#pragma omp parallel num_threads(parts)
-    {
-        int t = omp_get_thread_num(), n = omp_get_num_threads(), lo, hi;
-        float *xt = buf + per * (size_t)t;
-        part_range(N, t, n, &lo, &hi);
-#pragma omp parallel num_threads(1)
-        forward_tokens(out, inp, weight, bias, lo, hi, C, OC, chunk, xt, xt + (size_t)Tp * C);
-    }
+    forward_args f = {out, inp, weight, bias, C, OC, chunk, Tp};
+    over_tokens(N, parts, per, buf, forward_tokens, &f);
     return 1;
 }
 
@@ -387,22 +403,31 @@ int k_skinny_forward(float *out, const float *inp, const float *weight, const fl
  * act is applied to whole rows of the chunk, padding tokens included (which only padding outputs
  * read). */
 #define FFN_TOKENS 64
-static void ffn_tokens(float *out, const float *inp, const float *w1, const float *b1, const float *w2,
-                       const float *b2, int lo, int hi, int C, int I, void (*act)(float *x, size_t n), float *xt,
-                       float *ht, float *ot) {
+typedef struct {
+    float *out;
+    const float *inp, *w1, *b1, *w2, *b2;
+    int C, I, Tp;
+    void (*act)(float *x, size_t n);
+} ffn_args;
+
+/* scratch: x^T [C, Tp], the intermediate [I, Tp], out^T [C, Tp] */
+static void ffn_tokens(int lo, int hi, float *xt, const void *ctx) {
+    const ffn_args *f = ctx;
+    int C = f->C, I = f->I;
+    float *ht = xt + (size_t)f->Tp * C, *ot = ht + (size_t)f->Tp * I;
     for (int t0 = lo; t0 < hi; t0 += FFN_TOKENS) {
         int n = hi - t0 < FFN_TOKENS ? hi - t0 : FFN_TOKENS, tp = (n + 15) / 16 * 16;
-        transpose_in(xt, inp + (size_t)t0 * C, n, C, tp);
-        product(ht, w1, (size_t)C, I, xt, tp, C);
+        transpose_in(xt, f->inp + (size_t)t0 * C, n, C, tp);
+        product(ht, f->w1, (size_t)C, I, xt, tp, C);
 #pragma omp for schedule(static)
         for (int o = 0; o < I; o++) { /* b1 + the product (as transpose_out adds it), then act */
             float *h = ht + (size_t)o * tp;
-            if (b1)
-                for (int t = 0; t < tp; t++) h[t] = b1[o] + h[t];
-            act(h, (size_t)tp);
+            if (f->b1)
+                for (int t = 0; t < tp; t++) h[t] = f->b1[o] + h[t];
+            f->act(h, (size_t)tp);
         }
-        product(ot, w2, (size_t)I, C, ht, tp, I);
-        transpose_out(out + (size_t)t0 * C, ot, b2, n, C, tp);
+        product(ot, f->w2, (size_t)I, C, ht, tp, I);
+        transpose_out(f->out + (size_t)t0 * C, ot, f->b2, n, C, tp);
     }
 }
 
@@ -413,20 +438,8 @@ int k_skinny_ffn_forward(float *out, const float *inp, const float *w1, const fl
     size_t per = (size_t)Tp * (2 * (size_t)C + I);
     float *buf = scratch(per * (size_t)parts);
     if (!buf) return 0;
-    if (parts == 1) {
-        float *ht = buf + (size_t)Tp * C;
-#pragma omp parallel
-        ffn_tokens(out, inp, w1, b1, w2, b2, 0, N, C, I, act, buf, ht, ht + (size_t)Tp * I);
-        return 1;
-    }
-#pragma omp parallel num_threads(parts)
-    {
-        int t = omp_get_thread_num(), n = omp_get_num_threads(), lo, hi;
-        float *xt = buf + per * (size_t)t, *ht = xt + (size_t)Tp * C;
-        part_range(N, t, n, &lo, &hi);
-#pragma omp parallel num_threads(1)
-        ffn_tokens(out, inp, w1, b1, w2, b2, lo, hi, C, I, act, xt, ht, ht + (size_t)Tp * I);
-    }
+    ffn_args f = {out, inp, w1, b1, w2, b2, C, I, Tp, act};
+    over_tokens(N, parts, per, buf, ffn_tokens, &f);
     return 1;
 }
 
