@@ -66,6 +66,8 @@ typedef struct bl_backend {
                            int N, int C, int OC);
     void (*linear_backward)(float *dinp, float *dweight, float *dbias, const float *dout,
                             const float *inp, const float *weight, int N, int C, int OC);
+    /* att: what this backend's forward keeps for its own backward (the CPU's marks the dropped
+     * probabilities in their sign bits; the GPU's holds the plain softmax and draws again) */
     void (*attention_forward)(float *out, float *att, const float *qkv, const float *mask_add, int B,
                               int T, int C, int NH, int P, float p, uint64_t seed, uint64_t offset);
     void (*attention_backward)(float *dqkv, float *scratch, const float *dout, const float *qkv,

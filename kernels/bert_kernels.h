@@ -14,8 +14,9 @@
  * trimmed to its longest sequence draws, for every real token, the masks of the same batch padded to
  * any wider T, and training gives the same results under both. The caller advances its offset by the
  * span, whatever T is. Each row of C (hidden, T*C per b) or T (attention) elements is contiguous in
- * the stream. Backward regenerates the same mask from (seed, offset), so no mask is stored.
- * p == 0 means no dropout. */
+ * the stream. Backward regenerates the same mask from (seed, offset), so no mask is stored, except
+ * in the CPU's attention: there the forward marks the dropped probabilities in att (below) and the
+ * backward reads them. p == 0 means no dropout. */
 #ifndef BL_BERT_KERNELS_H
 #define BL_BERT_KERNELS_H
 #include <stddef.h>
@@ -52,7 +53,9 @@ void k_linear_backward_set(float *dinp, float *dweight, float *dbias, const floa
 
 /* ---- self-attention core ----------------------------------------------------------------------- */
 /* qkv[B,T,3C] holds q | k | v along the last dimension (head h at columns h*HS..h*HS+HS-1 of each).
- * att[B,NH,T,T] = softmax_j(q_i . k_j / sqrt(HS) + mask_add[b,j])  (cached, before dropout);
+ * att[B,NH,T,T]: |att| = softmax_j(q_i . k_j / sqrt(HS) + mask_add[b,j])  (cached, before dropout),
+ *   with the sign bit set on exactly the elements dropout drops (-0 for a dropped 0; none at p = 0),
+ *   so the backward reads the mask instead of drawing its uniforms again (twice, past T = 128);
  * out[B,T,C]: out[b,i,h*HS+d] = sum_j dropout(att)[b,h,i,j] * v[b,j,h*HS+d].
  * mask_add[B,T] is 0 for real tokens and -FLT_MAX (torch.finfo(float32).min) for padding, as
  * Hugging Face extends attention_mask. Dropout on att with (p, seed, offset): att[b,h,i,j] uses
@@ -63,7 +66,8 @@ void k_attention_forward(float *out, float *att, const float *qkv, const float *
  * stay in the cache a block of rows at a time. */
 void k_attention_forward_nokeep(float *out, const float *qkv, const float *mask_add, int B, int T,
                                 int C, int NH, int P, float p, uint64_t seed, uint64_t offset);
-/* scratch[B,NH,T,T] is work space; dqkv[B,T,3C] += gradient. */
+/* dqkv[B,T,3C] += gradient, from att as the forward left it (its marks); scratch[B,NH,T,T] is work
+ * space, used only where a thread's own T x T buffer cannot be allocated. */
 void k_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                           const float *att, int B, int T, int C, int NH, int P, float p,
                           uint64_t seed, uint64_t offset);

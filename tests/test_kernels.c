@@ -408,7 +408,26 @@ static void test_attention(const char *tag) {
              "attention forward B=%d T=%d C=%d NH=%d P=%d p=%g (padding masked) vs torch", B, T, C, NH,
              P, p);
     check_close(what, out, wout, nout, 1.0, TOL);
-    check_close("attention cached att (softmax before dropout) vs torch", att, watt, natt, 1.0, TOL);
+    { /* |att| is the softmax before dropout; with p > 0 the sign bits mark exactly the dropped
+       * elements: those where dropout of ones zeroes the same stream indices, drawn through the
+       * hidden-state layout ([B*NH, T, P] rows of P: idx = ((b*NH + h)*P + i)*P + j) */
+        float *aabs = zeros(natt), *ones = zeros((long)B * NH * T * P), *f = zeros((long)B * NH * T * P);
+        for (long e = 0; e < natt; e++) aabs[e] = fabsf(att[e]);
+        check_close("attention cached |att| (the softmax before dropout) vs torch", aabs, watt, natt, 1.0, TOL);
+        long signs = 0, marks_ok = 1;
+        for (long e = 0; e < (long)B * NH * T * P; e++) ones[e] = 1.0f;
+        k_dropout_forward(f, ones, B * NH, T, P, P, p, seed, off);
+        for (long r = 0; r < (long)B * NH * T; r++)
+            for (int j = 0; j < T; j++) {
+                int neg = signbit(att[r * T + j]) != 0;
+                signs += neg;
+                if (neg != (p > 0.0f && f[r * P + j] == 0.0f)) marks_ok = 0;
+            }
+        snprintf(what, sizeof what, "attention att (T=%d, p=%g): the sign bits mark the dropped elements (%ld of %ld)",
+                 T, p, signs, natt);
+        CHECK(marks_ok && (p == 0.0f || signs > 0), "%s", what);
+        free(aabs); free(ones); free(f);
+    }
     { /* without att (evaluation): the same output, a block of rows at a time */
         float *out_nk = zeros(nout);
         k_attention_forward_nokeep(out_nk, qkv, mask, B, T, C, NH, P, p, seed, off);

@@ -183,15 +183,6 @@ static void dropout_uniforms(float *u, uint64_t seed, uint64_t start, uint64_t W
     }
 }
 
-/* Fills f[0..n) with the dropout factors of elements e0.. of the layout above: 1/(1-p) where kept, 0
- * where dropped. */
-static void dropout_factors(float *f, size_t n, float p, uint64_t seed, uint64_t start, uint64_t W,
-                            uint64_t stride, uint64_t e0) {
-    float scale = 1.0f / (1.0f - p);
-    dropout_uniforms(f, seed, start, W, stride, e0, n); /* in one pass: full batches of blocks */
-    for (size_t i = 0; i < n; i++) f[i] = f[i] > p ? scale : 0.0f;
-}
-
 /* Multiplies x[0..n), elements e0.. of the layout above, in place by their dropout factor. */
 static void dropout_apply(float *x, size_t n, float p, uint64_t seed, uint64_t start, uint64_t W,
                           uint64_t stride, uint64_t e0) {
@@ -201,6 +192,26 @@ static void dropout_apply(float *x, size_t n, float p, uint64_t seed, uint64_t s
         size_t m = n - done < 256 ? n - done : 256;
         dropout_uniforms(u, seed, start, W, stride, e0 + done, m);
         for (size_t i = 0; i < m; i++) x[done + i] = u[i] > p ? x[done + i] * scale : 0.0f;
+    }
+}
+
+/* w[0..n) = x[0..n) times its dropout factor (elements e0.. of the layout above, as dropout_apply
+ * does in place), and each dropped element of x negated: x holds probabilities (+0 or more), so a set
+ * sign bit marks a dropped one (-0 for a dropped 0) and |x| stays what it was. The backward reads the
+ * mask from those bits instead of drawing the uniforms again. */
+static void dropout_mark(float *w, float *x, size_t n, float p, uint64_t seed, uint64_t start, uint64_t W,
+                         uint64_t stride, uint64_t e0) {
+    float scale = 1.0f / (1.0f - p);
+    float u[256];
+    for (size_t done = 0; done < n; done += 256) {
+        size_t m = n - done < 256 ? n - done : 256;
+        dropout_uniforms(u, seed, start, W, stride, e0 + done, m);
+        for (size_t i = 0; i < m; i++) {
+            float xi = x[done + i];
+            int keep = u[i] > p;
+            w[done + i] = keep ? xi * scale : 0.0f;
+            x[done + i] = keep ? xi : -xi;
+        }
     }
 }
 
@@ -509,9 +520,11 @@ static void head_mm(int ta, int tb, int M, int N, int K, const float *A, int lda
  * 64 at a time at 256. */
 #define ATT_ROWS (1 << 14)
 
-/* att non-NULL (a backward follows): each head's scores and softmax go to its slot of att, which stays
- * undropped for the backward, and the output comes from a dropped copy of a block of rows at a time
- * (at 32 x 256 tokens one row at a time, as before, was 2.4% of a training step). att NULL
+/* att non-NULL (a backward follows): each head's scores and softmax go to its slot of att, which keeps
+ * the probabilities for the backward with the dropped ones marked by their sign (dropout_mark: the
+ * backward then draws no uniforms; at 32 x 256 tokens of MiniLM, one thread, drawing them twice more
+ * there was ~5% of a training step), and the output comes from a dropped copy of a block of rows at
+ * a time (at 32 x 256 tokens one row at a time, as before, was 2.4% of a training step). att NULL
  * (evaluation): the probabilities are never kept, so the scores themselves are computed a block of
  * rows at a time on the stack, instead of through att[B,NH,T,T], whose 100 MB a layer at 32 x 256
  * tokens of MiniLM went out to memory and back. Dropout takes the same stream indices either way (the
@@ -538,13 +551,13 @@ static void head_forward(float *o, float *a, const float *q, const float *ma, in
     }
     for (int i0 = 0; i0 < T; i0 += RB) {
         int R = T - i0 < RB ? T - i0 : RB;
-        if (a)
-            memcpy(w, a + (size_t)i0 * T, sizeof(float) * (size_t)R * T);
+        if (a) /* p > 0 here: the dropped copy in w, the dropped elements of a marked */
+            dropout_mark(w, a + (size_t)i0 * T, (size_t)R * T, p, seed, head, T, P, (uint64_t)i0 * T);
         else {
             head_mm(0, 1, R, T, HS, q + (size_t)i0 * C3, C3, k, C3, 0, w, T, room);
             for (int i = 0; i < R; i++) softmax_row(w + (size_t)i * T, scale, ma, T);
+            if (p > 0.0f) dropout_apply(w, (size_t)R * T, p, seed, head, T, P, (uint64_t)i0 * T);
         }
-        if (p > 0.0f) dropout_apply(w, (size_t)R * T, p, seed, head, T, P, (uint64_t)i0 * T);
         head_mm(0, 0, R, HS, T, w, T, v, C3, 0, o + (size_t)i0 * C, C, room);
     }
 }
@@ -598,38 +611,35 @@ static void attention_forward_run(float *out, float *att, const float *qkv, cons
 }
 
 /* One head of one row's backward: dq (row stride 3C; dk = dq + C, dv = dq + 2C) += the gradient
- * from go [T, HS] (row stride C), its T x T probabilities a and scratch s. */
-static void head_backward(float *dq, float *s, const float *go, const float *q, const float *a, int T,
-                          int C, int HS, int P, float p, uint64_t seed, uint64_t head, float *room) {
+ * from go [T, HS] (row stride C), its T x T probabilities a (with p > 0, the forward's dropout marks
+ * in their sign bits: dropout_mark); s: T x T floats of scratch, u: T. */
+static void head_backward(float *dq, float *s, float *u, const float *go, const float *q, const float *a,
+                          int T, int C, int HS, float p, float *room) {
     int C3 = 3 * C;
-    float scale = 1.0f / sqrtf((float)HS);
+    float scale = 1.0f / sqrtf((float)HS), keep = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
     const float *k = q + C, *v = q + 2 * C;
     float *dk = dq + C, *dv = dq + 2 * C;
     size_t TT = (size_t)T * T;
-    /* the head's mask is needed twice: drawn once when it fits on the stack (T <= 128) */
-    int keep = p > 0.0f && T <= 128;
-    float fbuf[keep ? TT : 1];
-    float *f = keep ? fbuf : NULL;
-    if (f) dropout_factors(f, TT, p, seed, head, T, P, 0);
     /* dV += dropout(att)^T @ dout */
-    if (f)
-        for (size_t e = 0; e < TT; e++) s[e] = a[e] * f[e];
-    else {
+    if (p > 0.0f)
+        for (size_t e = 0; e < TT; e++) s[e] = signbit(a[e]) ? 0.0f : a[e] * keep;
+    else
         memcpy(s, a, sizeof(float) * TT);
-        if (p > 0.0f) dropout_apply(s, TT, p, seed, head, T, P, 0);
-    }
     head_mm(1, 0, T, HS, T, s, T, go, C, 1, dv, C3, room);
-    /* datt = (dout @ V^T) * dropout factor; softmax backward row by row */
+    /* datt = (dout @ V^T) * dropout factor; softmax backward row by row (u: the row's probabilities) */
     head_mm(0, 1, T, T, HS, go, C, v, C3, 0, s, T, room);
-    if (f)
-        for (size_t e = 0; e < TT; e++) s[e] *= f[e];
-    else if (p > 0.0f)
-        dropout_apply(s, TT, p, seed, head, T, P, 0);
     for (int i = 0; i < T; i++) {
         float *si = s + (size_t)i * T;
         const float *ai = a + (size_t)i * T;
-        float dot = dot16f(si, ai, T);
-        for (int j = 0; j < T; j++) si[j] = ai[j] * (si[j] - dot) * scale;
+        if (p > 0.0f)
+            for (int j = 0; j < T; j++) {
+                si[j] *= signbit(ai[j]) ? 0.0f : keep;
+                u[j] = fabsf(ai[j]);
+            }
+        else
+            memcpy(u, ai, sizeof(float) * T);
+        float dot = dot16f(si, u, T);
+        for (int j = 0; j < T; j++) si[j] = u[j] * (si[j] - dot) * scale;
     }
     /* dQ += dpre @ K ; dK += dpre^T @ Q */
     head_mm(0, 0, T, HS, T, s, T, k, C3, 1, dq, C3, room);
@@ -638,7 +648,7 @@ static void head_backward(float *dq, float *s, const float *go, const float *q, 
 
 static void attention_backward_run(float *dqkv, float *scratch, const float *dout, const float *qkv,
                                    const float *att, const size_t *rows, int n, int T, int C, int NH, int P,
-                                   float p, uint64_t seed, uint64_t offset) {
+                                   float p) {
     int HS = C / NH;
     long work;
     int longest = rows_longest(rows, n, T, NH, HS, &work);
@@ -646,15 +656,19 @@ static void attention_backward_run(float *dqkv, float *scratch, const float *dou
 #pragma omp parallel if (work > PAR_HEADS)
     {
         float *room = head_room(longest, HS);
+        /* a head's T x T scratch of its own, reused by each head the thread takes, so it stays in
+         * the cache (a slot of scratch a head was written to memory and read back: at 32 x 256
+         * tokens of MiniLM, 100 MB a layer); the scratch slot without the memory */
+        float *own = malloc(sizeof(float) * (size_t)longest * longest), u[longest];
 #pragma omp for schedule(dynamic)
         for (int sh = 0; sh < n * NH; sh++) {
             int s = sh / NH, h = sh % NH;
             att_row_t r = att_row(rows, n, T, NH, s);
             size_t first = r.att + (size_t)h * r.T * r.T; /* this head's att[0][0] (and its scratch) */
-            head_backward(dqkv + r.tok * 3 * C + h * HS, scratch + first, dout + r.tok * C + h * HS,
-                          qkv + r.tok * 3 * C + h * HS, att + first, (int)r.T, C, HS, P, p, seed,
-                          offset + ((uint64_t)s * NH + h) * P * P, room);
+            head_backward(dqkv + r.tok * 3 * C + h * HS, own ? own : scratch + first, u, dout + r.tok * C + h * HS,
+                          qkv + r.tok * 3 * C + h * HS, att + first, (int)r.T, C, HS, p, room);
         }
+        free(own);
         free(room);
     }
 }
@@ -672,7 +686,8 @@ void k_attention_forward_nokeep(float *out, const float *qkv, const float *mask_
 void k_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                           const float *att, int B, int T, int C, int NH, int P, float p,
                           uint64_t seed, uint64_t offset) {
-    attention_backward_run(dqkv, scratch, dout, qkv, att, NULL, B, T, C, NH, P, p, seed, offset);
+    (void)seed, (void)offset; /* the mask is in att's signs */
+    attention_backward_run(dqkv, scratch, dout, qkv, att, NULL, B, T, C, NH, P, p);
 }
 
 void k_attention_forward_rows(float *out, float *att, const float *qkv, const size_t *rows, int n, int C,
@@ -683,7 +698,8 @@ void k_attention_forward_rows(float *out, float *att, const float *qkv, const si
 void k_attention_backward_rows(float *dqkv, float *scratch, const float *dout, const float *qkv,
                                const float *att, const size_t *rows, int n, int C, int NH, int P, float p,
                                uint64_t seed, uint64_t offset) {
-    attention_backward_run(dqkv, scratch, dout, qkv, att, rows, n, 0, C, NH, P, p, seed, offset);
+    (void)seed, (void)offset;
+    attention_backward_run(dqkv, scratch, dout, qkv, att, rows, n, 0, C, NH, P, p);
 }
 
 /* ---- pointwise ----------------------------------------------------------------------------------- */
