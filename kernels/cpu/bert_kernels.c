@@ -425,36 +425,8 @@ static inline float verff(float x) {
 
 /* ---- self-attention core ----------------------------------------------------------------------- */
 
-/* The sum of a[0..T): 16 running sums over j mod 16 (the compiler keeps them in one vector; one
- * chain of T adds waited on each add's latency: ~6% of an evaluation at 128 tokens), then added in
- * order, then the tail. The order is the C code's, so every machine gets the same bits. */
-static float sum16f(const float *a, int T) {
-    float acc[16] = {0};
-    int j = 0;
-    for (; j + 16 <= T; j += 16)
-        for (int l = 0; l < 16; l++) acc[l] += a[j + l];
-    float sum = 0.0f;
-    for (int l = 0; l < 16; l++) sum += acc[l];
-    for (; j < T; j++) sum += a[j];
-    return sum;
-}
-
-/* The largest of a[0..T): 16 running maxima over j mod 16, then the tail (the scalar chain waited
- * on each compare: ~40% of the softmax at 128 tokens). A maximum is exact whatever the order. */
-static float max16f(const float *a, int T) {
-    float m[16];
-    for (int l = 0; l < 16; l++) m[l] = a[0];
-    int j = 0;
-    for (; j + 16 <= T; j += 16)
-        for (int l = 0; l < 16; l++) m[l] = a[j + l] > m[l] ? a[j + l] : m[l];
-    float mx = m[0];
-    for (int l = 1; l < 16; l++) mx = m[l] > mx ? m[l] : mx;
-    for (; j < T; j++) mx = a[j] > mx ? a[j] : mx;
-    return mx;
-}
-
 /* sum_j x[j] y[j], j < T: 16 running fmaf chains over j mod 16, added in order, then the tail (as
- * sum16f, for the softmax backward's row dot products) */
+ * softmax_rows sums, for the softmax backward's row dot products) */
 static float dot16f(const float *x, const float *y, int T) {
     float acc[16] = {0};
     int j = 0;
@@ -466,17 +438,58 @@ static float dot16f(const float *x, const float *y, int T) {
     return sum;
 }
 
-/* att row a[T] (scores) times scale, plus the mask, then softmax in place */
-static void softmax_row(float *a, float scale, const float *ma, int T) {
-    if (ma)
-        for (int j = 0; j < T; j++) a[j] = fmaf(a[j], scale, ma[j]); /* (one rounding) */
-    else
-        for (int j = 0; j < T; j++) a[j] *= scale;
-    float mx = max16f(a, T);
-    for (int j = 0; j < T; j++) a[j] = vexpf(a[j] - mx);
-    float sum = sum16f(a, T);
-    float inv = 1.0f / sum;
-    for (int j = 0; j < T; j++) a[j] *= inv;
+/* Rows a[r*T .. r*T + T) of scores, r < R: each times scale, plus the mask, then softmax in place.
+ * A row's largest score and its sum run in 16 lanes over j mod 16 (the compiler keeps them in one
+ * vector; one chain of T compares or adds waited on each one's latency: ~40% of the softmax and ~6%
+ * of an evaluation at 128 tokens), the sum's lanes then added in order, then the tail: the order is
+ * the C code's, so every machine gets the same bits (a maximum is exact in any order). The rows go
+ * 16 at a time, phase by phase, so the rows' reductions (16 lanes added in order: 16 add latencies)
+ * are independent chains the core overlaps, where row after row each waited on the one before. */
+static void softmax_rows(float *a, int R, float scale, const float *ma, int T) {
+    int T16 = T / 16 * 16;
+    for (int r0 = 0; r0 < R; r0 += 16) {
+        int n = R - r0 < 16 ? R - r0 : 16;
+        float lane[16][16], mx[16], sum[16];
+        for (int r = 0; r < n; r++) { /* scaled and masked; the largest, 16 lanes over j mod 16 */
+            float *x = a + (size_t)(r0 + r) * T, *m = lane[r];
+            if (ma)
+                for (int j = 0; j < T; j++) x[j] = fmaf(x[j], scale, ma[j]); /* (one rounding) */
+            else
+                for (int j = 0; j < T; j++) x[j] *= scale;
+            for (int l = 0; l < 16; l++) m[l] = x[0];
+            for (int j = 0; j < T16; j += 16)
+                for (int l = 0; l < 16; l++) m[l] = x[j + l] > m[l] ? x[j + l] : m[l];
+        }
+        for (int r = 0; r < n; r++) { /* a maximum is exact whatever the order */
+            const float *x = a + (size_t)(r0 + r) * T;
+            float v = lane[r][0];
+            for (int l = 1; l < 16; l++) v = lane[r][l] > v ? lane[r][l] : v;
+            for (int j = T16; j < T; j++) v = x[j] > v ? x[j] : v;
+            mx[r] = v;
+        }
+        for (int r = 0; r < n; r++) { /* the exponentials, summed in 16 lanes as they are made */
+            float *x = a + (size_t)(r0 + r) * T, *acc = lane[r], m = mx[r];
+            for (int l = 0; l < 16; l++) acc[l] = 0.0f;
+            for (int j = 0; j < T16; j += 16)
+                for (int l = 0; l < 16; l++) {
+                    float e = vexpf(x[j + l] - m);
+                    x[j + l] = e;
+                    acc[l] += e;
+                }
+            for (int j = T16; j < T; j++) x[j] = vexpf(x[j] - m);
+        }
+        for (int r = 0; r < n; r++) { /* the lanes in order, then the tail */
+            const float *x = a + (size_t)(r0 + r) * T;
+            float v = 0.0f;
+            for (int l = 0; l < 16; l++) v += lane[r][l];
+            for (int j = T16; j < T; j++) v += x[j];
+            sum[r] = v;
+        }
+        for (int r = 0; r < n; r++) {
+            float *x = a + (size_t)(r0 + r) * T, inv = 1.0f / sum[r];
+            for (int j = 0; j < T; j++) x[j] *= inv;
+        }
+    }
 }
 
 /* Per (b, h), the T x T x HS products run on kernels/cpu/headgemm.c's register tiles where the CPU
@@ -543,7 +556,7 @@ static void head_forward(float *o, float *a, const float *q, const float *ma, in
     const float *k = q + C, *v = q + 2 * C;
     if (a) {
         head_mm(0, 1, T, T, HS, q, C3, k, C3, 0, a, T, room);
-        for (int i = 0; i < T; i++) softmax_row(a + (size_t)i * T, scale, ma, T);
+        softmax_rows(a, T, scale, ma, T);
         if (p <= 0.0f) {
             head_mm(0, 0, T, HS, T, a, T, v, C3, 0, o, C, room);
             return;
@@ -555,7 +568,7 @@ static void head_forward(float *o, float *a, const float *q, const float *ma, in
             dropout_mark(w, a + (size_t)i0 * T, (size_t)R * T, p, seed, head, T, P, (uint64_t)i0 * T);
         else {
             head_mm(0, 1, R, T, HS, q + (size_t)i0 * C3, C3, k, C3, 0, w, T, room);
-            for (int i = 0; i < R; i++) softmax_row(w + (size_t)i * T, scale, ma, T);
+            softmax_rows(w, R, scale, ma, T);
             if (p > 0.0f) dropout_apply(w, (size_t)R * T, p, seed, head, T, P, (uint64_t)i0 * T);
         }
         head_mm(0, 0, R, HS, T, w, T, v, C3, 0, o + (size_t)i0 * C, C, room);
