@@ -1070,7 +1070,7 @@ static void test_head_gemm(void) {
 #if BL_TILES
     const int shapes[][3] = {{128, 128, 32}, {128, 32, 128}, {24, 24, 32}, {7, 37, 5}, {13, 130, 64},
                              {6, 16, 1}, {40, 4, 40}, {1, 70, 19}};
-    int n_shapes = (int)(sizeof shapes / sizeof shapes[0]), chain = 1, edges = 1, done = 1, cases = 0;
+    int n_shapes = (int)(sizeof shapes / sizeof shapes[0]), chain = 1, edges = 1, done = 1, laid = 1, cases = 0;
     double worst = 0.0;
     for (int si = 0; si < n_shapes; si++) {
         int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
@@ -1082,6 +1082,20 @@ static void test_head_gemm(void) {
             float *room = zeros((long)K * ((N + 15) / 16 * 16));
             done &= k_head_gemm(M, N, K, a, ta ? 1 : (size_t)lda, ta ? (size_t)lda : 1, b, (size_t)ldb, tb, room,
                                 acc, c1, (size_t)ldc);
+            { /* its two steps, B laid out once and the rows in two blocks against it: the same bits */
+                float *c3 = copyf(c0, (long)M * ldc), *room2 = zeros((long)K * ((N + 15) / 16 * 16));
+                size_t ldl = 0;
+                const float *bl = k_head_lay_b(b, (size_t)ldb, N, K, tb, room2, &ldl);
+                int m1 = M / 2;
+                if (bl) {
+                    k_head_gemm_laid(m1, N, K, a, ta ? 1 : (size_t)lda, ta ? (size_t)lda : 1, bl, ldl, acc, c3,
+                                     (size_t)ldc);
+                    k_head_gemm_laid(M - m1, N, K, ta ? a + m1 : a + (size_t)m1 * lda, ta ? 1 : (size_t)lda,
+                                     ta ? (size_t)lda : 1, bl, ldl, acc, c3 + (size_t)m1 * ldc, (size_t)ldc);
+                }
+                laid &= bl != NULL && !memcmp(c3, c1, sizeof(float) * (size_t)M * ldc);
+                free(c3); free(room2);
+            }
             k_gemm(ta, tb, M, N, K, 1.0f, a, lda, b, ldb, acc ? 1.0f : 0.0f, c2, ldc);
             for (int i = 0; i < M; i++) {
                 for (int j = 0; j < N; j++) {
@@ -1101,6 +1115,8 @@ static void test_head_gemm(void) {
     CHECK(done, "head gemm took all %d cases (8 shapes x A, B as stored or transposed x accumulate or not)", cases);
     CHECK(chain, "head gemm: every element is one chain of fmaf over k from zero (+ c), bit for bit (%d cases)", cases);
     CHECK(edges, "head gemm: the columns of c past N are left as they were");
+    CHECK(laid, "head gemm in two steps (k_head_lay_b once, k_head_gemm_laid on two blocks of rows): the same bits (%d cases)",
+          cases);
     CHECK(worst < 2e-6, "head gemm agrees with sgemm (max |diff| / sqrt(K) %.3g)", worst);
     float a[4] = {1, 2, 3, 4}, c[4] = {0};
     CHECK(!k_head_gemm(2, 2, 2, a, 2, 1, a, 2, 1, NULL, 0, c, 2) && !k_head_gemm(2, 3, 1, a, 1, 1, a, 3, 0, NULL, 0, c, 3),

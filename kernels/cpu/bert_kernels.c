@@ -431,6 +431,7 @@ static float dot16f(const float *x, const float *y, int T) {
     float acc[16] = {0};
     int j = 0;
     for (; j + 16 <= T; j += 16)
+#pragma omp simd /* (without it GCC 12 keeps the 16 lanes in 16 scalar registers: see softmax_rows) */
         for (int l = 0; l < 16; l++) acc[l] = fmaf(x[j + l], y[j + l], acc[l]);
     float sum = 0.0f;
     for (int l = 0; l < 16; l++) sum += acc[l];
@@ -458,6 +459,7 @@ static void softmax_rows(float *a, int R, float scale, const float *ma, int T) {
                 for (int j = 0; j < T; j++) x[j] *= scale;
             for (int l = 0; l < 16; l++) m[l] = x[0];
             for (int j = 0; j < T16; j += 16)
+#pragma omp simd
                 for (int l = 0; l < 16; l++) m[l] = x[j + l] > m[l] ? x[j + l] : m[l];
         }
         for (int r = 0; r < n; r++) { /* a maximum is exact whatever the order */
@@ -562,12 +564,18 @@ static void head_forward(float *o, float *a, const float *q, const float *ma, in
             return;
         }
     }
+    /* evaluation with more than one block of rows: K^T laid out once for all of them (at 256
+     * tokens it was laid out four times a head), where V needs no room of its own (HS a multiple
+     * of 16: the products' V is read where it lies); the same tiles, so the same bits */
+    size_t ldk = 0;
+    const float *kt = !a && RB < T && HS % 16 == 0 ? k_head_lay_b(k, C3, T, HS, 1, room, &ldk) : NULL;
     for (int i0 = 0; i0 < T; i0 += RB) {
         int R = T - i0 < RB ? T - i0 : RB;
         if (a) /* p > 0 here: the dropped copy in w, the dropped elements of a marked */
             dropout_mark(w, a + (size_t)i0 * T, (size_t)R * T, p, seed, head, T, P, (uint64_t)i0 * T);
         else {
-            head_mm(0, 1, R, T, HS, q + (size_t)i0 * C3, C3, k, C3, 0, w, T, room);
+            if (kt) k_head_gemm_laid(R, T, HS, q + (size_t)i0 * C3, C3, 1, kt, ldk, 0, w, T);
+            else head_mm(0, 1, R, T, HS, q + (size_t)i0 * C3, C3, k, C3, 0, w, T, room);
             softmax_rows(w, R, scale, ma, T);
             if (p > 0.0f) dropout_apply(w, (size_t)R * T, p, seed, head, T, P, (uint64_t)i0 * T);
         }

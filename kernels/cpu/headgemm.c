@@ -84,19 +84,21 @@ static void pad_b(float *room, const float *b, size_t ldb, int N, int K, size_t 
         }
 }
 
-int k_head_gemm(int M, int N, int K, const float *a, size_t ar, size_t ak, const float *b,
-                size_t ldb, int tb, float *room, int acc, float *c, size_t ldc) {
-    if (M <= 0 || N <= 0) return 1;
+const float *k_head_lay_b(const float *b, size_t ldb, int N, int K, int tb, float *room, size_t *ldr) {
     /* the tiles read B's rows in whole vectors: B^T is laid out in room, and so is a B whose rows
      * end inside a vector */
-    size_t ldr = ((size_t)N + 15) / 16 * 16;
-    if (tb || ldr != (size_t)N) {
-        if (!room) return 0;
-        if (tb) transpose_b(room, b, ldb, N, K, ldr);
-        else pad_b(room, b, ldb, N, K, ldr);
-        b = room;
-        ldb = ldr;
-    }
+    size_t ld = ((size_t)N + 15) / 16 * 16;
+    *ldr = ldb;
+    if (!tb && ld == (size_t)N) return b;
+    if (!room) return NULL;
+    if (tb) transpose_b(room, b, ldb, N, K, ld);
+    else pad_b(room, b, ldb, N, K, ld);
+    *ldr = ld;
+    return room;
+}
+
+void k_head_gemm_laid(int M, int N, int K, const float *a, size_t ar, size_t ak, const float *b, size_t ldb,
+                      int acc, float *c, size_t ldc) {
     /* a panel of B (K rows x 64 columns: 32 KB at K = 128) stays in L1 while the row tiles pass */
     for (int j0 = 0; j0 < N; j0 += 16 * HG_VEC) {
         int n = N - j0 < 16 * HG_VEC ? N - j0 : 16 * HG_VEC, nv = (n + 15) / 16;
@@ -112,10 +114,27 @@ int k_head_gemm(int M, int N, int K, const float *a, size_t ar, size_t ak, const
                                               b + j0, ldb, K, ml);
         }
     }
+}
+
+int k_head_gemm(int M, int N, int K, const float *a, size_t ar, size_t ak, const float *b,
+                size_t ldb, int tb, float *room, int acc, float *c, size_t ldc) {
+    if (M <= 0 || N <= 0) return 1;
+    size_t ldr;
+    const float *bl = k_head_lay_b(b, ldb, N, K, tb, room, &ldr);
+    if (!bl) return 0;
+    k_head_gemm_laid(M, N, K, a, ar, ak, bl, ldr, acc, c, ldc);
     return 1;
 }
 
 #else
+const float *k_head_lay_b(const float *b, size_t ldb, int N, int K, int tb, float *room, size_t *ldr) {
+    (void)b, (void)ldb, (void)N, (void)K, (void)tb, (void)room, (void)ldr;
+    return NULL;
+}
+void k_head_gemm_laid(int M, int N, int K, const float *a, size_t ar, size_t ak, const float *b, size_t ldb,
+                      int acc, float *c, size_t ldc) {
+    (void)M, (void)N, (void)K, (void)a, (void)ar, (void)ak, (void)b, (void)ldb, (void)acc, (void)c, (void)ldc;
+}
 int k_head_gemm(int M, int N, int K, const float *a, size_t ar, size_t ak, const float *b,
                 size_t ldb, int tb, float *room, int acc, float *c, size_t ldc) {
     (void)M, (void)N, (void)K, (void)a, (void)ar, (void)ak, (void)b, (void)ldb, (void)tb, (void)room, (void)acc;
