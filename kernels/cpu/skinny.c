@@ -228,9 +228,10 @@ static inline __attribute__((always_inline)) void v16_stream(float *p, v16 v) { 
             }                                                                                       \
     }
 /* each NV twice: R rows at run time (the last rows of dW, the last tokens of dx), and R = 6 a
- * constant, the rows' checks gone (at run time each k paid six compares and branches, which
- * issue on the multiply-adds' port 0 among others: at 4096 tokens, one thread, dx ran at 121-135
- * GFLOP/s and dW at 117-130 against 165-177 for the forward's tiles). The same chains. */
+ * constant, the rows' checks gone: at run time each k paid six compares and branches and six flag
+ * moves beside its 24 fused multiply-adds, some issued on the multiply-adds' port 0 (45 tokens,
+ * one thread, MiniLM's shapes, the Xeon of docs/speed.md's fourteenth round: dx 137-151 -> 148-162
+ * GFLOP/s, dW 127-150 -> 136-157). The same chains. */
 #define SKD_TILES(NV) SKD_TILE(NV, dtile_##NV, int R_, R_) SKD_TILE(NV, dtile6_##NV, int R_, SK_ROWS)
 SKD_TILES(1)
 SKD_TILES(2)
