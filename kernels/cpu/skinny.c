@@ -200,10 +200,10 @@ static inline __attribute__((always_inline)) void v16_stream(float *p, v16 v) { 
 /* 6 rows x NV vectors, added to o (set: written to o): o[r*ldo + 16j ..] += sum_k p[r*pr + k*pk] *
  * v[k*ldv + 16j ..], for the first R rows; pf prefetches v SKD_AHEAD rows ahead. dx passes dy's rows (pr = OC, pk = 1),
  * dW dy's columns (pr = 1, pk = OC). */
-#define SKD_TILE(NV, NAME, RARG, RVAL)                                                              \
-    static void NAME(float *o, size_t ldo, const float *p, size_t pr, size_t pk, const float *v,   \
-                     size_t ldv, int K, RARG, int pf, int set) {                                   \
-        const int R = RVAL;                                                                         \
+#define SKD_TILE(NV)                                                                                \
+    static inline __attribute__((always_inline)) void dtile_rows_##NV(                              \
+        float *o, size_t ldo, const float *p, size_t pr, size_t pk, const float *v, size_t ldv,     \
+        int K, int R, int pf, int set) {                                                            \
         v16 a[SK_ROWS][NV];                                                                      \
         for (int r = 0; r < SK_ROWS; r++)                                                           \
             for (int j = 0; j < NV; j++) a[r][j] = v16_zero();                             \
@@ -227,12 +227,18 @@ static inline __attribute__((always_inline)) void v16_stream(float *p, v16 v) { 
                 else v16_store(d, v16_add(v16_load(d), a[r][j]));                                  \
             }                                                                                       \
     }
-/* each NV twice: R rows at run time (the last rows of dW, the last tokens of dx), and R = 6 a
- * constant, the rows' checks gone: at run time each k paid six compares and branches and six flag
- * moves beside its 24 fused multiply-adds, some issued on the multiply-adds' port 0 (45 tokens,
- * one thread, MiniLM's shapes, the Xeon of docs/speed.md's fourteenth round: dx 137-151 -> 148-162
- * GFLOP/s, dW 127-150 -> 136-157). The same chains. */
-#define SKD_TILES(NV) SKD_TILE(NV, dtile_##NV, int R_, R_) SKD_TILE(NV, dtile6_##NV, int R_, SK_ROWS)
+/* The body twice, inlined: R = 6 a constant for every full tile, so its k loop has no row checks
+ * (at run time each k paid six compares and branches and six flag moves beside its 24 fused
+ * multiply-adds, some issued on the multiply-adds' port 0: 45 tokens, one thread, MiniLM's shapes,
+ * the Xeon of docs/speed.md's fourteenth round: dx 137-151 -> 148-162 GFLOP/s, dW 127-150 ->
+ * 136-157), and R at run time for the last rows of dW and the last tokens of dx. The same chains. */
+#define SKD_TILE_R(NV)                                                                              \
+    static void dtile_##NV(float *o, size_t ldo, const float *p, size_t pr, size_t pk, const float *v, \
+                           size_t ldv, int K, int R, int pf, int set) {                             \
+        if (R == SK_ROWS) dtile_rows_##NV(o, ldo, p, pr, pk, v, ldv, K, SK_ROWS, pf, set);          \
+        else dtile_rows_##NV(o, ldo, p, pr, pk, v, ldv, K, R, pf, set);                             \
+    }
+#define SKD_TILES(NV) SKD_TILE(NV) SKD_TILE_R(NV)
 SKD_TILES(1)
 SKD_TILES(2)
 SKD_TILES(3)
@@ -240,12 +246,7 @@ SKD_TILES(4)
 
 static inline __attribute__((always_inline)) void dtile(int nv, float *o, size_t ldo, const float *p, size_t pr, size_t pk, const float *v,
                   size_t ldv, int K, int R, int pf, int set) {
-    if (R == SK_ROWS) {
-        if (nv == 4) dtile6_4(o, ldo, p, pr, pk, v, ldv, K, R, pf, set);
-        else if (nv == 3) dtile6_3(o, ldo, p, pr, pk, v, ldv, K, R, pf, set);
-        else if (nv == 2) dtile6_2(o, ldo, p, pr, pk, v, ldv, K, R, pf, set);
-        else dtile6_1(o, ldo, p, pr, pk, v, ldv, K, R, pf, set);
-    } else if (nv == 4) dtile_4(o, ldo, p, pr, pk, v, ldv, K, R, pf, set);
+    if (nv == 4) dtile_4(o, ldo, p, pr, pk, v, ldv, K, R, pf, set);
     else if (nv == 3) dtile_3(o, ldo, p, pr, pk, v, ldv, K, R, pf, set);
     else if (nv == 2) dtile_2(o, ldo, p, pr, pk, v, ldv, K, R, pf, set);
     else dtile_1(o, ldo, p, pr, pk, v, ldv, K, R, pf, set);
