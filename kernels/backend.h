@@ -140,11 +140,25 @@ typedef struct bl_backend {
                                  float p, uint64_t seed, uint64_t offset);
     void (*dropout_backward_rows)(float *dinp, const float *dout, const size_t *rows, int n, int C, int P,
                                   float p, uint64_t seed, uint64_t offset);
-    /* linear_backward with dweight = dout^T inp written, not added (dinp and dbias still add): the
-     * first backward after zero_grad, which then leaves the linear layers' weight gradients
-     * unwritten (k_linear_backward_set); NULL in a backend without it (zero_grad then clears them). */
-    void (*linear_backward_set)(float *dinp, float *dweight, float *dbias, const float *dout,
-                                const float *inp, const float *weight, int N, int C, int OC);
+    /* The backward's first writers (the bits of the adding kernel on zero; NULL in a backend without
+     * them: the model then clears the destination and adds, and zero_grad clears the weight
+     * gradients itself):
+     * linear_backward with dinp = dout weight written where set_dinp (a scratch gradient's first
+     * writer), dweight = dout^T inp written where set_dweight (the first backward after zero_grad,
+     * which then leaves the linear layers' weight gradients unwritten), dbias added
+     * (k_linear_backward_to); */
+    void (*linear_backward_to)(float *dinp, float *dweight, float *dbias, const float *dout,
+                               const float *inp, const float *weight, int N, int C, int OC, int set_dinp,
+                               int set_dweight);
+    /* gelu_backward with dinp written (it may be dout: in place); attention_backward(_rows) with dqkv
+     * written. */
+    void (*gelu_backward_set)(float *dinp, const float *inp, const float *dout, size_t n);
+    void (*attention_backward_set)(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                                   const float *att, int B, int T, int C, int NH, int P, float p,
+                                   uint64_t seed, uint64_t offset);
+    void (*attention_backward_rows_set)(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                                        const float *att, const size_t *rows, int n, int C, int NH, int P,
+                                        float p, uint64_t seed, uint64_t offset);
 } bl_backend_t;
 
 /* The CPU backend (always present). */

@@ -50,6 +50,10 @@ void k_linear_backward(float *dinp, float *dweight, float *dbias, const float *d
  * bits k_linear_backward gives on a zero dweight. */
 void k_linear_backward_set(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                            const float *weight, int N, int C, int OC);
+/* Either: dinp = dout @ weight written, whatever it held, where set_dinp; dweight where set_dweight
+ * (dbias always adds): the bits k_linear_backward gives on a zero dinp or dweight. */
+void k_linear_backward_to(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                          const float *weight, int N, int C, int OC, int set_dinp, int set_dweight);
 
 /* ---- self-attention core ----------------------------------------------------------------------- */
 /* qkv[B,T,3C] holds q | k | v along the last dimension (head h at columns h*HS..h*HS+HS-1 of each).
@@ -71,6 +75,11 @@ void k_attention_forward_nokeep(float *out, const float *qkv, const float *mask_
 void k_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                           const float *att, int B, int T, int C, int NH, int P, float p,
                           uint64_t seed, uint64_t offset);
+/* The same with dqkv = the gradient written, whatever it held: the bits of k_attention_backward on
+ * a zero dqkv. */
+void k_attention_backward_set(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                              const float *att, int B, int T, int C, int NH, int P, float p,
+                              uint64_t seed, uint64_t offset);
 /* A packed batch, its rows laid one after another without padding: rows[s] is row s's first token
  * (row of the [tokens, C] activations), rows[n + s] its length, rows[2n + s] the start of its
  * probabilities in att (host memory, n rows). Each row is what a batch of one would be, row s at
@@ -82,11 +91,18 @@ void k_attention_forward_rows(float *out, float *att, const float *qkv, const si
 void k_attention_backward_rows(float *dqkv, float *scratch, const float *dout, const float *qkv,
                                const float *att, const size_t *rows, int n, int C, int NH, int P, float p,
                                uint64_t seed, uint64_t offset);
+/* dqkv written (every token of the rows'), as k_attention_backward_set */
+void k_attention_backward_rows_set(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                                   const float *att, const size_t *rows, int n, int C, int NH, int P, float p,
+                                   uint64_t seed, uint64_t offset);
 
 /* ---- pointwise ----------------------------------------------------------------------------------- */
 /* GELU, erf form: 0.5 * x * (1 + erf(x / sqrt(2))). */
 void k_gelu_forward(float *out, const float *inp, size_t n);
 void k_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+/* dinp = dout * gelu'(inp) written, whatever it held (dinp may be dout): the bits of k_gelu_backward
+ * on a zero dinp. */
+void k_gelu_backward_set(float *dinp, const float *inp, const float *dout, size_t n);
 /* The feed-forward block of a forward that keeps nothing (evaluation): out [N, C] = b2 +
  * gelu(b1 + inp W1^T) W2^T, the intermediate never stored; the same bits as linear_forward, gelu_forward
  * and linear_forward. Returns 0 when it cannot (the caller then runs those three). */

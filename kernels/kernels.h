@@ -59,6 +59,9 @@ int k_skinny_ffn_forward(float *out, const float *inp, const float *w1, const fl
 /* The backward's dinp [N, C] += dout [N, OC] W, W [OC, C] not copied; 0 when the caller must (as
  * above, or C not a multiple of 16, or no AVX-512: with AVX2 the backward stays on sgemm). */
 int k_skinny_backward_dx(float *dinp, const float *dout, const float *weight, int N, int C, int OC);
+/* The same with dinp = dout W written, whatever it held (set 1; set 0: k_skinny_backward_dx): the
+ * bits of k_skinny_backward_dx on a zero dinp. */
+int k_skinny_backward_dx_to(float *dinp, const float *dout, const float *weight, int N, int C, int OC, int set);
 /* The backward's dweight [OC, C] += dout [N, OC]^T inp [N, C]; 0 when the caller must (as above, or C
  * not a multiple of 16, or no AVX-512). */
 int k_skinny_backward_dw(float *dweight, const float *dout, const float *inp, int N, int C, int OC);

@@ -262,7 +262,7 @@ void bert_grads_ready(bert_t *m) {
 }
 
 /* Every gradient to zero. Where the backend can write a linear layer's weight gradient instead of
- * adding to it (linear_backward_set), those of the four big kinds are left as they are and marked
+ * adding to it (linear_backward_to), those of the four big kinds are left as they are and marked
  * (dw_unset): the next backward writes them, and any other reader clears them first
  * (bert_grads_ready); the 44 MB clear of MiniLM's a step was 6.5% of a step at batch 3 on titles. */
 void bert_zero_grad(bert_t *m) {
@@ -270,7 +270,7 @@ void bert_zero_grad(bert_t *m) {
     if (!m->grads_memory) return;
     const bl_backend_t *be = m->be;
     size_t C = m->config.hidden_size, V = m->config.vocab_size, wte = V * C;
-    if (be->linear_backward_set) {
+    if (be->linear_backward_to) {
         size_t span[4][2], from = wte;
         linear_weight_spans(m, span);
         for (int i = 0; i < 4; i++) { /* the others between and after them */
@@ -394,7 +394,8 @@ static size_t layout_acts(const bert_t *m, int B_, int T_, int layers, bert_acts
         {a ? &a->d_res : NULL, g * N * C},
         {a ? &a->d_a : NULL, g * N * C},        {a ? &a->d_b : NULL, g * N * C},
         {a ? &a->d_qkv : NULL, g * N * 3 * C},  {a ? &a->d_i1 : NULL, g * N * I},
-        {a ? &a->d_i2 : NULL, g * N * I},       {a ? &a->d_att : NULL, g * att},
+        {a ? &a->d_i2 : NULL, m->be->gelu_backward_set ? 0 : g * N * I}, /* (GELU's backward in place) */
+        {a ? &a->d_att : NULL, g * att},
         {a ? &a->d_bc1 : NULL, g * B * C},      {a ? &a->d_bc2 : NULL, g * B * C},
         {a ? &a->d_logits : NULL, g * B * L},
     };
@@ -833,7 +834,10 @@ int bert_backward(bert_t *m, float dloss) {
     float ph = m->p_hidden, pa = m->p_attn;
     uint64_t seed = m->drop_seed;
     /* the kernels accumulate (+=), so each scratch gradient is zeroed on the device before the
-     * kernel that first writes it */
+     * kernel that first writes it, unless the backend has a writing variant of that kernel (a
+     * layer's d_i1, d_i2, d atty and d_qkv: 12 of the 16 N x C floats it cleared at MiniLM's
+     * I = 4C; 32 x 128 tokens, one thread, the Xeon of docs/speed.md's fifteenth round: memset 2.5%
+     * -> 1.4% of a training step's samples, 24 MB less resident, the same bits) */
 #define ZERO(ptr, n) be->memzero((ptr), (n) * sizeof(float))
 
     /* head: loss -> logits -> classifier -> dropout -> tanh -> pooler -> [CLS] */
@@ -863,9 +867,20 @@ int bert_backward(bert_t *m, float dloss) {
     } while (0)
 
     /* the four linear weights' gradients: written, where bert_zero_grad left them (every layer
-     * writes all four below), else added to */
-    __typeof__(be->linear_backward) linear_w = m->dw_unset ? be->linear_backward_set : be->linear_backward;
+     * writes all four below), else added to. LINEAR_W(dinp_set, dinp, n, ...): dinp (n floats)
+     * written where dinp_set (cleared first without linear_backward_to), else added to */
+    int dw_set = m->dw_unset;
     m->dw_unset = 0;
+#define LINEAR_W(dinp_set, dinp, n, dw, db, dout, inp, w, N_, C_, OC_)                                \
+    do {                                                                                           \
+        if (be->linear_backward_to)                                                                \
+            be->linear_backward_to((dinp), (dw), (db), (dout), (inp), (w), (N_), (C_), (OC_),       \
+                                   (dinp_set), dw_set);                                            \
+        else {                                                                                     \
+            if (dinp_set) ZERO((dinp), (n));                                                       \
+            be->linear_backward((dinp), (dw), (db), (dout), (inp), (w), (N_), (C_), (OC_));        \
+        }                                                                                          \
+    } while (0)
     /* layers, last to first; dres holds the gradient of the layer's output (the last layer's
      * [CLS] rows: d_bc2, unless full_last) */
     for (int l = NL - 1; l >= 0; l--) {
@@ -885,30 +900,31 @@ int bert_backward(bert_t *m, float dloss) {
                              a->ln2_mean + l * N, a->ln2_rstd + l * N, p->ln2w + l * C, (int)R, C);
         ZERO(db, rc); /* d fcproj (before dropout) */
         DROP_PAST(db, da, off[3 + 3 * l]);
-        ZERO(a->d_i1, ri);
-        linear_w(a->d_i1, g->fcprojw + l * ic, g->fcprojb + l * C, db, fchg,
-                          p->fcprojw + l * ic, (int)R, I, C);
-        ZERO(a->d_i2, ri);
-        be->gelu_backward(a->d_i2, fch, a->d_i1, ri);
+        LINEAR_W(1, a->d_i1, ri, g->fcprojw + l * ic, g->fcprojb + l * C, db, fchg, p->fcprojw + l * ic,
+                 (int)R, I, C);
+        float *d_fch = a->d_i1; /* through GELU: in place where the backend can */
+        if (be->gelu_backward_set) be->gelu_backward_set(d_fch, fch, a->d_i1, ri);
+        else {
+            d_fch = a->d_i2;
+            ZERO(d_fch, ri);
+            be->gelu_backward(d_fch, fch, a->d_i1, ri);
+        }
         /* d ln1 = residual (already in da) + through the intermediate dense */
-        linear_w(da, g->fcw + l * ic, g->fcb + l * I, a->d_i2, ln1, p->fcw + l * ic,
-                          (int)R, C, I);
+        LINEAR_W(0, da, rc, g->fcw + l * ic, g->fcb + l * I, d_fch, ln1, p->fcw + l * ic, (int)R, C, I);
         ZERO(db, rc); /* d res1 */
         be->layernorm_backward(db, g->ln1w + l * C, g->ln1b + l * C, da, res1, a->ln1_mean + l * N,
                              a->ln1_rstd + l * N, p->ln1w + l * C, (int)R, C);
         ZERO(da, rc); /* d attproj (before dropout) */
         DROP_PAST(da, db, off[2 + 3 * l]);
 #undef DROP_PAST
-        if (!last) {
-            ZERO(dres, nc); /* d atty */
-            linear_w(dres, g->attprojw + l * cc, g->attprojb + l * C, da, atty,
-                              p->attprojw + l * cc, (int)N, C, C);
+        if (!last) { /* d atty */
+            LINEAR_W(1, dres, nc, g->attprojw + l * cc, g->attprojb + l * C, da, atty, p->attprojw + l * cc,
+                     (int)N, C, C);
         } else {
             /* d atty at the [CLS] rows (in d_qkv, not yet in use), then both gradients spread over
              * the tokens' rows, zero elsewhere: d atty into dres, d x's residual part (db) into da */
-            ZERO(a->d_qkv, rc);
-            linear_w(a->d_qkv, g->attprojw + l * cc, g->attprojb + l * C, da, a->last_att,
-                              p->attprojw + l * cc, B, C, C);
+            LINEAR_W(1, a->d_qkv, rc, g->attprojw + l * cc, g->attprojb + l * C, da, a->last_att,
+                     p->attprojw + l * cc, B, C, C);
             ZERO(dres, nc);
             EACH_SEQ be->cls_backward(dres + q.tok * C, a->d_qkv + q.b * C, q.B, q.T, C);
             ZERO(da, nc);
@@ -917,17 +933,19 @@ int bert_backward(bert_t *m, float dloss) {
             da = db;
             db = t;
         }
-        ZERO(a->d_qkv, 3 * nc);
+        /* d_qkv: written by the attention's backward where the backend can (every token's) */
+        int att_set = rows_calls ? be->attention_backward_rows_set != NULL : be->attention_backward_set != NULL;
+        if (!att_set) ZERO(a->d_qkv, 3 * nc);
         if (rows_calls)
-            be->attention_backward_rows(a->d_qkv, a->d_att, dres, qkv, a->att + l * att, m->seq, B, C, NH, P,
-                                        pa, seed, off[1 + 3 * l]);
+            (att_set ? be->attention_backward_rows_set : be->attention_backward_rows)(
+                a->d_qkv, a->d_att, dres, qkv, a->att + l * att, m->seq, B, C, NH, P, pa, seed, off[1 + 3 * l]);
         else
-            EACH_SEQ be->attention_backward(a->d_qkv + q.tok * 3 * C, a->d_att, dres + q.tok * C,
-                                            qkv + q.tok * 3 * C, a->att + l * att + q.att, q.B, q.T, C,
-                                            NH, P, pa, seed, off[1 + 3 * l] + q.b * NH * P * P);
+            EACH_SEQ (att_set ? be->attention_backward_set : be->attention_backward)(
+                a->d_qkv + q.tok * 3 * C, a->d_att, dres + q.tok * C, qkv + q.tok * 3 * C,
+                a->att + l * att + q.att, q.B, q.T, C, NH, P, pa, seed, off[1 + 3 * l] + q.b * NH * P * P);
         /* d x = residual (db) + through the qkv projection */
-        linear_w(db, g->qkvw + l * 3 * cc, g->qkvb + l * 3 * C, a->d_qkv, x,
-                          p->qkvw + l * 3 * cc, (int)N, C, 3 * C);
+        LINEAR_W(0, db, nc, g->qkvw + l * 3 * cc, g->qkvb + l * 3 * C, a->d_qkv, x, p->qkvw + l * 3 * cc,
+                 (int)N, C, 3 * C);
         float *t = dres;
         dres = db;
         db = t;
@@ -943,6 +961,7 @@ int bert_backward(bert_t *m, float dloss) {
     EACH_SEQ be->embeddings_backward(g->wte, g->wpe, g->wtt, db + q.tok * C, sc->ids + q.tok,
                                      sc->types + q.tok, q.B, q.T, C);
 #undef EACH_SEQ
+#undef LINEAR_W
     if (m->wte_touched) /* from the host stage's ids: no copy back */
         for (size_t i = 0; i < N; i++) m->wte_touched[m->stage[i]] = 1;
 #undef ZERO

@@ -83,7 +83,7 @@ typedef struct {
     float *d_b;        /* [N,C] */
     float *d_qkv;      /* [N,3C] */
     float *d_i1;       /* [N,I] */
-    float *d_i2;       /* [N,I] */
+    float *d_i2;       /* [N,I] (none where the backend has gelu_backward_set) */
     float *d_att;      /* [B,NH,T,T] */
     float *d_bc1;      /* [B,C] */
     float *d_bc2;      /* [B,C] */
@@ -158,7 +158,7 @@ typedef struct bert {
     unsigned char *wte_live;     /* [V] word-embedding rows whose AdamW moments may be non-zero (host;
                                     cleared with the moments; the CPU's AdamW skips the others) */
     int dw_unset;                /* bert_zero_grad left the linear layers' weight gradients unwritten
-                                    (the backend has linear_backward_set): they read as zero, the next
+                                    (the backend has linear_backward_to): they read as zero, the next
                                     backward writes them, bert_grads_ready clears them for others */
     int grad_scale_pending;      /* bert_clip_grad_norm_deferred left its coefficient to the next */
     float grad_scale;            /* bert_adamw_step (CPU); bert_zero_grad drops it */

@@ -112,8 +112,13 @@ WRAP(38, attention_backward_rows, (float *dq, float *sc, const float *d, const f
      (dq, sc, d, q, a, r, n, C, NH, P, p, s, f))
 WRAP(39, dropout_forward_rows, (float *o, const float *x, const size_t *r, int n, int C, int P, float p, uint64_t s, uint64_t f), (o, x, r, n, C, P, p, s, f))
 WRAP(40, dropout_backward_rows, (float *di, const float *d, const size_t *r, int n, int C, int P, float p, uint64_t s, uint64_t f), (di, d, r, n, C, P, p, s, f))
-WRAP(41, linear_backward_set, (float *di, float *dw, float *db, const float *d, const float *x, const float *w, int N, int C, int OC),
-     (di, dw, db, d, x, w, N, C, OC))
+WRAP(41, linear_backward_to, (float *di, float *dw, float *db, const float *d, const float *x, const float *w, int N, int C, int OC, int sx, int sw),
+     (di, dw, db, d, x, w, N, C, OC, sx, sw))
+WRAP(42, gelu_backward_set, (float *di, const float *x, const float *d, size_t n), (di, x, d, n))
+WRAP(43, attention_backward_set, (float *dq, float *sc, const float *d, const float *q, const float *a, int B, int T, int C, int NH, int P, float p, uint64_t s, uint64_t f),
+     (dq, sc, d, q, a, B, T, C, NH, P, p, s, f))
+WRAP(44, attention_backward_rows_set, (float *dq, float *sc, const float *d, const float *q, const float *a, const size_t *r, int n, int C, int NH, int P, float p, uint64_t s, uint64_t f),
+     (dq, sc, d, q, a, r, n, C, NH, P, p, s, f))
 WRAP(33, adamw_step_rows, (float *p, const float *g, float *m, float *v, size_t n, k_adamw_hparams_t hp, unsigned char *live, const unsigned char *touched, size_t rows, size_t C), (p, g, m, v, n, hp, live, touched, rows, C))
 #undef WRAP
 static long ffn_declined; /* calls it left to the model (too little work, no AVX-512) */
@@ -158,7 +163,8 @@ static void counting_init(void) {
     SET(mask_to_additive); SET(softmax_rows); SET(adamw_step); SET(sumsq_f32); SET(scale_f32);
     SET(clip_scale_f32); SET(adamw_step_rows); SET(sumsq_rows_f32); SET(attention_forward_nokeep);
     SET(ffn_forward_nokeep); SET(attention_forward_rows); SET(attention_backward_rows);
-    SET(dropout_forward_rows); SET(dropout_backward_rows); SET(linear_backward_set);
+    SET(dropout_forward_rows); SET(dropout_backward_rows); SET(linear_backward_to);
+    SET(gelu_backward_set); SET(attention_backward_set); SET(attention_backward_rows_set);
 #undef SET
 }
 
@@ -219,6 +225,18 @@ static float step_list(bert_t *m, const bert_inputs_t *in, adamw_t *opt, float *
     clip_grad_norm(g, numel, m->num_tensors, 1.0);
     adamw_step(opt, p, (const float *const *)g);
     return loss;
+}
+
+/* Two copies of the tiny model with the same weights, b on table `be` (sharing the CPU's memory);
+ * 0, or -1 (a failed check) when they cannot be loaded. */
+static int load_twins(bert_t *a, bert_t *b, const bl_backend_t *be, const bert_load_opts_t *lo) {
+    if (bert_from_pretrained(a, TINY, lo) != 0 || bert_from_pretrained(b, TINY, lo) != 0) {
+        CHECK(0, "load %s: %s", TINY, bl_errmsg());
+        return -1;
+    }
+    memcpy(b->params_memory, a->params_memory, a->num_parameters * sizeof(float));
+    b->be = be;
+    return 0;
 }
 
 /* ---- k_* symbols outside kernels/ -------------------------------------------------------------- */
@@ -316,14 +334,17 @@ int main(void) {
           "the embeddings and one per run of written embedding rows (%ld runs)", runs);
     CHECK(kernel("mask_to_additive") == 0 && kernel("crossentropy_forward") == 1 &&
               kernel("embeddings_backward") == 3 && kernel("linear_backward") == 2 &&
-              kernel("linear_backward_set") == 4 * m.config.num_hidden_layers,
+              kernel("linear_backward_to") == 4 * m.config.num_hidden_layers &&
+              kernel("gelu_backward_set") == m.config.num_hidden_layers && kernel("gelu_backward") == 0,
           "packed rows: no mask to make; one loss; the per-row layers once per row (3 embedding "
           "backwards), the per-token ones once (%ld linear backwards adding: the pooler's and the "
-          "classifier's; %ld writing the layers' weight gradients left by zero_grad)",
-          kernel("linear_backward"), kernel("linear_backward_set"));
+          "classifier's; %ld writing the layers' weight gradients left by zero_grad, and the first "
+          "writers of two scratch gradients; GELU's backward written in place, %ld)",
+          kernel("linear_backward"), kernel("linear_backward_to"), kernel("gelu_backward_set"));
     {
         int nl = m.config.num_hidden_layers;
-        CHECK(kernel("attention_forward_rows") == nl && kernel("attention_backward_rows") == nl &&
+        CHECK(kernel("attention_forward_rows") == nl && kernel("attention_backward_rows_set") == nl &&
+                  kernel("attention_backward_rows") == 0 && kernel("attention_backward_set") == 0 &&
                   kernel("attention_forward") == 0 && kernel("attention_backward") == 0 && rows_att_null == 0 &&
                   kernel("dropout_forward_rows") == 1 + 2 * (nl - 1) &&
                   kernel("dropout_backward_rows") == 1 + 2 * (nl - 1) &&
@@ -414,11 +435,9 @@ int main(void) {
     {
         bl_backend_t nopack = *cpu;
         nopack.device = BL_DEVICE_CUDA;
-        bert_t pk, pd;
-        if (bert_from_pretrained(&pk, TINY, &lo) == 0 && bert_from_pretrained(&pd, TINY, &lo) == 0) {
+        bert_t pk = {0}, pd = {0};
+        if (load_twins(&pk, &pd, &nopack, &lo) == 0) {
             size_t n = pk.num_parameters;
-            memcpy(pd.params_memory, pk.params_memory, n * sizeof(float));
-            pd.be = &nopack;
             float lk = 0, ld = 0;
             int ok = 1;
             bert_t *both[2] = {&pk, &pd};
@@ -440,11 +459,64 @@ int main(void) {
                       dg <= 1e-5 * gmax && gmax > 0,
                   "packed rows train as the padded batch: loss %.9g vs %.9g, logits within %.2g, "
                   "gradients within %.2g (largest %.3g)", lk, ld, dl, dg, gmax);
-        } else {
-            CHECK(0, "load %s: %s", TINY, bl_errmsg());
         }
         bert_free(&pk);
         bert_free(&pd);
+    }
+
+    /* the entries a backend may leave NULL (as the CUDA table does), all NULL on a copy of the CPU
+     * table: the model's fallbacks (a call per packed row, the scratch gradients cleared and added
+     * to, the weight gradients cleared by zero_grad, the kept-probability attention and the three
+     * feed-forward calls in evaluation, AdamW and the norm over every row) give the CPU table's
+     * bits: two training steps, the second a backward onto the first's gradients (no zero_grad),
+     * then an evaluation */
+    {
+        bl_backend_t bare = *cpu;
+        bare.adamw_step_rows = NULL;
+        bare.sumsq_rows_f32 = NULL;
+        bare.attention_forward_nokeep = NULL;
+        bare.ffn_forward_nokeep = NULL;
+        bare.attention_forward_rows = NULL;
+        bare.attention_backward_rows = NULL;
+        bare.dropout_forward_rows = NULL;
+        bare.dropout_backward_rows = NULL;
+        bare.linear_backward_to = NULL;
+        bare.gelu_backward_set = NULL;
+        bare.attention_backward_set = NULL;
+        bare.attention_backward_rows_set = NULL;
+        bert_t fa = {0}, fb = {0};
+        if (load_twins(&fa, &fb, &bare, &lo) == 0) {
+            size_t n = fa.num_parameters;
+            bert_t *both[2] = {&fa, &fb};
+            float loss[2][3] = {{0}};
+            int ok = 1;
+            for (int i = 0; i < 2; i++) {
+                bert_set_training(both[i], 1);
+                ok &= bert_moments_reset(both[i]) == 0;
+                rng_stream(RNG_STREAM_DROPOUT)->offset = 512;
+                loss[i][0] = step_flat(both[i], &in, &cfg, 1);
+                ok &= bert_forward(both[i], &in, &loss[i][1]) == 0 && bert_backward(both[i], 1.0f) == 0;
+                ok &= bert_forward(both[i], &in, &loss[i][2]) == 0 && bert_backward(both[i], 1.0f) == 0;
+                bert_grads_ready(both[i]);
+            }
+            int same_grads = !memcmp(fa.grads_memory, fb.grads_memory, n * sizeof(float));
+            int same_params = !memcmp(fa.params_memory, fb.params_memory, n * sizeof(float));
+            float la[3 * 8], lb[3 * 8];
+            int L = fa.config.num_labels;
+            bert_set_training(&fa, 0);
+            bert_set_training(&fb, 0);
+            ok &= L <= 8 && bert_forward(&fa, &ev, NULL) == 0;
+            memcpy(la, fa.acts.logits, sizeof(float) * 3 * (size_t)L);
+            ok &= bert_forward(&fb, &ev, NULL) == 0;
+            memcpy(lb, fb.acts.logits, sizeof(float) * 3 * (size_t)L);
+            CHECK(ok && fa.packed && fb.packed && !memcmp(loss[0], loss[1], sizeof loss[0]) && same_grads &&
+                      same_params && !memcmp(la, lb, sizeof(float) * 3 * (size_t)L),
+                  "the CPU table without its optional entries (the model's fallbacks) gives its bits: losses "
+                  "(%.9g %.9g %.9g), parameters after a step, gradients of two backwards added, evaluation "
+                  "logits (%s)", loss[1][0], loss[1][1], loss[1][2], ok ? "ran" : bl_errmsg());
+        }
+        bert_free(&fa);
+        bert_free(&fb);
     }
 
     adamw_free(opt);

@@ -350,11 +350,12 @@ static void test_linear(void) {
     free(x); free(w); free(b); free(dout); free(want); free(wdx); free(wdw); free(wdb); free(out);
     free(dx); free(dw); free(db); free(o2);
     /* k_linear_backward_set writes dweight whatever it held: the bytes k_linear_backward adds onto
-     * a zero one; dinp and dbias still add. On the tiles (45 tokens), on sgemm (300 tokens with
-     * AVX-512's limit, C not a multiple of 16), with 1 and 2 threads */
-    const int shapes[][3] = {{45, 384, 1152}, {300, 384, 384}, {45, 200, 384}, {7, 12, 9}};
-    int same = 1, adds = 1, threads = omp_get_max_threads();
-    for (int si = 0; si < 4; si++) {
+     * a zero one; dinp and dbias still add. On the tiles (45 tokens; 60 with dW's x panel copied,
+     * C > OC), on sgemm (300 tokens with AVX-512's limit, C not a multiple of 16), with 1 and 2
+     * threads */
+    const int shapes[][3] = {{45, 384, 1152}, {300, 384, 384}, {45, 200, 384}, {7, 12, 9}, {60, 1536, 384}};
+    int same = 1, adds = 1, to_set = 1, to_dx = 1, threads = omp_get_max_threads();
+    for (int si = 0; si < 5; si++) {
         int n = shapes[si][0], c = shapes[si][1], oc = shapes[si][2];
         float *xs = randn((long)n * c, 1.0f), *ws = randn((long)oc * c, 0.1f), *dy = randn((long)n * oc, 1.0f);
         float *dx0 = randn((long)n * c, 1.0f), *db0 = randn(oc, 1.0f);
@@ -367,14 +368,30 @@ static void test_linear(void) {
             k_linear_backward_set(dxb, dwb, dbb, dy, xs, ws, n, c, oc);
             same &= !memcmp(dwa, dwb, sizeof(float) * (size_t)oc * c);
             adds &= !memcmp(dxa, dxb, sizeof(float) * (size_t)n * c) && !memcmp(dba, dbb, sizeof(float) * (size_t)oc);
+            /* k_linear_backward_to: dinp written too (onto garbage), or dinp alone, dweight added */
+            float *dxz = zeros((long)n * c), *dxc = randn((long)n * c, 5.0f), *dwc = randn((long)oc * c, 5.0f);
+            float *dbc = copyf(db0, oc), *dxd = randn((long)n * c, 5.0f), *dwd = copyf(dwb, (long)oc * c);
+            float *dwe = copyf(dwb, (long)oc * c), *dbd = copyf(db0, oc);
+            k_linear_backward(dxz, NULL, NULL, dy, xs, ws, n, c, oc);
+            k_linear_backward_to(dxc, dwc, dbc, dy, xs, ws, n, c, oc, 1, 1);
+            k_linear_backward_to(dxd, dwd, dbd, dy, xs, ws, n, c, oc, 1, 0);
+            k_linear_backward(NULL, dwe, NULL, dy, xs, ws, n, c, oc);
+            to_set &= !memcmp(dxc, dxz, sizeof(float) * (size_t)n * c) && !memcmp(dwc, dwa, sizeof(float) * (size_t)oc * c) &&
+                      !memcmp(dbc, dba, sizeof(float) * (size_t)oc);
+            to_dx &= !memcmp(dxd, dxz, sizeof(float) * (size_t)n * c) && !memcmp(dwd, dwe, sizeof(float) * (size_t)oc * c) &&
+                     !memcmp(dbd, dba, sizeof(float) * (size_t)oc);
             free(dwa); free(dwb); free(dxa); free(dxb); free(dba); free(dbb);
+            free(dxz); free(dxc); free(dwc); free(dbc); free(dxd); free(dwd); free(dwe); free(dbd);
         }
         free(xs); free(ws); free(dy); free(dx0); free(db0);
     }
     omp_set_num_threads(threads);
     CHECK(same, "k_linear_backward_set: dweight written over what it held, the bytes of k_linear_backward onto zero "
-                "(4 shapes: tiles and sgemm, 1 and 2 threads)");
+                "(5 shapes: tiles and sgemm, 1 and 2 threads)");
     CHECK(adds, "k_linear_backward_set: dinp and dbias still added to, as k_linear_backward");
+    CHECK(to_set, "k_linear_backward_to(set dinp, set dweight): both written over what they held, the bytes of "
+                  "k_linear_backward onto zeros; dbias added (5 shapes, 1 and 2 threads)");
+    CHECK(to_dx, "k_linear_backward_to(set dinp only): dinp written, dweight and dbias added to");
 }
 
 /* ---- attention ------------------------------------------------------------------------------------- */
@@ -548,7 +565,23 @@ static void test_pointwise(void) {
         }
         CHECK(ef <= 2e-6 && eb <= 2e-6,
               "gelu on 20001 points of [-10, 10] vs double erf: forward max |diff| %.3g, backward %.3g", ef, eb);
-        free(gx); free(go); free(gd); free(ones);
+        /* k_gelu_backward_set: gd's bytes written over what the destination held, and in place
+         * (the gradient in, the gradient through GELU out), with 1 and 2 threads (m > PAR_MIN?) */
+        float *dy = randn(m, 1.0f), *want = zeros(m);
+        k_gelu_backward(want, gx, dy, m);
+        int same = 1, threads = omp_get_max_threads();
+        for (int th = 1; th <= 2; th++) {
+            omp_set_num_threads(th);
+            float *d1 = randn(m, 3.0f), *d2 = copyf(dy, m);
+            k_gelu_backward_set(d1, gx, dy, m);
+            k_gelu_backward_set(d2, gx, d2, m);
+            same &= !memcmp(d1, want, sizeof(float) * m) && !memcmp(d2, want, sizeof(float) * m);
+            free(d1); free(d2);
+        }
+        omp_set_num_threads(threads);
+        CHECK(same, "k_gelu_backward_set: the bytes of k_gelu_backward onto zero, over what dinp held and in place "
+                    "(dinp = dout), 1 and 2 threads");
+        free(gx); free(go); free(gd); free(ones); free(dy); free(want);
     }
     /* residual and accumulate */
     float a[5] = {1, 2, 3, 4, 5}, b[5] = {0.5f, -2, 1e-3f, 7, -5}, o[5], want[5];
@@ -1416,7 +1449,7 @@ static void test_rows(void) {
     }
     long dropped = 0;
     for (long i = 0; i < nc; i++) dropped += y_r[i] == 0.0f;
-    int att_same = 1, nokeep_same = 1, back_same = 1, drop_same = 1;
+    int att_same = 1, nokeep_same = 1, back_same = 1, drop_same = 1, set_same = 1;
     for (int th = 1; th <= 2; th++) {
         omp_set_num_threads(th);
         float *out = zeros(nc), *att = zeros((long)A), *out_nk = zeros(nc), *dq = zeros(nq), *scr2 = zeros((long)A);
@@ -1424,6 +1457,14 @@ static void test_rows(void) {
         k_attention_forward_rows(out, att, qkv, rows, n, C, NH, P, p, seed, off);
         k_attention_forward_rows(out_nk, NULL, qkv, rows, n, C, NH, P, p, seed, off);
         k_attention_backward_rows(dq, scr2, dout, qkv, att, rows, n, C, NH, P, p, seed, off);
+        /* the writing variants over what dqkv held: the same bytes as adding onto zero */
+        float *dqs = randn(nq, 3.0f), *dqp = randn(nq, 3.0f);
+        k_attention_backward_rows_set(dqs, scr2, dout, qkv, att, rows, n, C, NH, P, p, seed, off);
+        for (int s = 0; s < n; s++)
+            k_attention_backward_set(dqp + rows[s] * 3 * C, scr2, dout + rows[s] * C, qkv + rows[s] * 3 * C,
+                                     att + rows[2 * n + s], 1, lens[s], C, NH, P, p, seed, off + (uint64_t)s * NH * P * P);
+        set_same &= !memcmp(dqs, dq_r, sizeof(float) * nq) && !memcmp(dqp, dq_r, sizeof(float) * nq);
+        free(dqs); free(dqp);
         k_dropout_forward_rows(y, x, rows, n, C, P, p, seed, off);
         k_dropout_forward_rows(yi, yi, rows, n, C, P, p, seed, off);
         k_dropout_backward_rows(dx, dout, rows, n, C, P, p, seed, off);
@@ -1439,6 +1480,8 @@ static void test_rows(void) {
     CHECK(att_same, "attention_forward_rows: out and att equal a call per row bit for bit (rows of 1-130 tokens, 1 and 2 threads)");
     CHECK(nokeep_same, "attention_forward_rows without att: the same out");
     CHECK(back_same, "attention_backward_rows: dqkv equals a call per row bit for bit");
+    CHECK(set_same, "attention_backward_rows_set and attention_backward_set (a call per row): dqkv written over "
+                    "what it held, the bytes of the adding kernels onto zero (1 and 2 threads)");
     CHECK(drop_same && dropped > nc / 20 && dropped < nc / 5,
           "dropout_forward_rows (in place and not) and _backward_rows equal a call per row bit for bit "
           "(%ld of %ld dropped)", dropped, nc);

@@ -355,12 +355,12 @@ void k_linear_forward(float *out, const float *inp, const float *weight, const f
     k_gemm(0, 1, N, OC, C, 1.0f, inp, C, weight, C, beta, out, OC);
 }
 
-static void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                            const float *weight, int N, int C, int OC, int set) {
-    if (dinp && !k_skinny_backward_dx(dinp, dout, weight, N, C, OC))
-        k_gemm(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
-    if (dweight && !k_skinny_backward_dw_to(dweight, dout, inp, N, C, OC, set)) /* beta 0: written */
-        k_gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, set ? 0.0f : 1.0f, dweight, C);
+void k_linear_backward_to(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                          const float *weight, int N, int C, int OC, int set_dinp, int set_dweight) {
+    if (dinp && !k_skinny_backward_dx_to(dinp, dout, weight, N, C, OC, set_dinp)) /* beta 0: written */
+        k_gemm(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, set_dinp ? 0.0f : 1.0f, dinp, C);
+    if (dweight && !k_skinny_backward_dw_to(dweight, dout, inp, N, C, OC, set_dweight))
+        k_gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, set_dweight ? 0.0f : 1.0f, dweight, C);
     if (dbias) { /* column sums: threads split the columns, each summed over the rows in order */
 #pragma omp parallel if ((long)N * OC > PAR_MIN)
         {
@@ -376,12 +376,12 @@ static void linear_backward(float *dinp, float *dweight, float *dbias, const flo
 
 void k_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                        const float *weight, int N, int C, int OC) {
-    linear_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC, 0);
+    k_linear_backward_to(dinp, dweight, dbias, dout, inp, weight, N, C, OC, 0, 0);
 }
 
 void k_linear_backward_set(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                            const float *weight, int N, int C, int OC) {
-    linear_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC, 1);
+    k_linear_backward_to(dinp, dweight, dbias, dout, inp, weight, N, C, OC, 0, 1);
 }
 
 /* ---- vectorisable exp and erf ------------------------------------------------------------------ */
@@ -634,9 +634,10 @@ static void attention_forward_run(float *out, float *att, const float *qkv, cons
 
 /* One head of one row's backward: dq (row stride 3C; dk = dq + C, dv = dq + 2C) += the gradient
  * from go [T, HS] (row stride C), its T x T probabilities a (with p > 0, the forward's dropout marks
- * in their sign bits: dropout_mark); s: T x T floats of scratch, u: T. */
+ * in their sign bits: dropout_mark); s: T x T floats of scratch, u: T. acc 0: dq, dk, dv written
+ * instead (each product's chain, without the + 0 of a cleared one). */
 static void head_backward(float *dq, float *s, float *u, const float *go, const float *q, const float *a,
-                          int T, int C, int HS, float p, float *room) {
+                          int T, int C, int HS, float p, float *room, int acc) {
     int C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)HS), keep = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
     const float *k = q + C, *v = q + 2 * C;
@@ -647,7 +648,7 @@ static void head_backward(float *dq, float *s, float *u, const float *go, const 
         for (size_t e = 0; e < TT; e++) s[e] = signbit(a[e]) ? 0.0f : a[e] * keep;
     else
         memcpy(s, a, sizeof(float) * TT);
-    head_mm(1, 0, T, HS, T, s, T, go, C, 1, dv, C3, room);
+    head_mm(1, 0, T, HS, T, s, T, go, C, acc, dv, C3, room);
     /* datt = (dout @ V^T) * dropout factor; softmax backward row by row (u: the row's probabilities) */
     head_mm(0, 1, T, T, HS, go, C, v, C3, 0, s, T, room);
     for (int i = 0; i < T; i++) {
@@ -664,13 +665,13 @@ static void head_backward(float *dq, float *s, float *u, const float *go, const 
         for (int j = 0; j < T; j++) si[j] = u[j] * (si[j] - dot) * scale;
     }
     /* dQ += dpre @ K ; dK += dpre^T @ Q */
-    head_mm(0, 0, T, HS, T, s, T, k, C3, 1, dq, C3, room);
-    head_mm(1, 0, T, HS, T, s, T, q, C3, 1, dk, C3, room);
+    head_mm(0, 0, T, HS, T, s, T, k, C3, acc, dq, C3, room);
+    head_mm(1, 0, T, HS, T, s, T, q, C3, acc, dk, C3, room);
 }
 
 static void attention_backward_run(float *dqkv, float *scratch, const float *dout, const float *qkv,
                                    const float *att, const size_t *rows, int n, int T, int C, int NH, int P,
-                                   float p) {
+                                   float p, int acc) {
     int HS = C / NH;
     long work;
     int longest = rows_longest(rows, n, T, NH, HS, &work);
@@ -688,7 +689,7 @@ static void attention_backward_run(float *dqkv, float *scratch, const float *dou
             att_row_t r = att_row(rows, n, T, NH, s);
             size_t first = r.att + (size_t)h * r.T * r.T; /* this head's att[0][0] (and its scratch) */
             head_backward(dqkv + r.tok * 3 * C + h * HS, own ? own : scratch + first, u, dout + r.tok * C + h * HS,
-                          qkv + r.tok * 3 * C + h * HS, att + first, (int)r.T, C, HS, p, room);
+                          qkv + r.tok * 3 * C + h * HS, att + first, (int)r.T, C, HS, p, room, acc);
         }
         free(own);
         free(room);
@@ -709,7 +710,14 @@ void k_attention_backward(float *dqkv, float *scratch, const float *dout, const 
                           const float *att, int B, int T, int C, int NH, int P, float p,
                           uint64_t seed, uint64_t offset) {
     (void)seed, (void)offset; /* the mask is in att's signs */
-    attention_backward_run(dqkv, scratch, dout, qkv, att, NULL, B, T, C, NH, P, p);
+    attention_backward_run(dqkv, scratch, dout, qkv, att, NULL, B, T, C, NH, P, p, 1);
+}
+
+void k_attention_backward_set(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                              const float *att, int B, int T, int C, int NH, int P, float p,
+                              uint64_t seed, uint64_t offset) {
+    (void)seed, (void)offset;
+    attention_backward_run(dqkv, scratch, dout, qkv, att, NULL, B, T, C, NH, P, p, 0);
 }
 
 void k_attention_forward_rows(float *out, float *att, const float *qkv, const size_t *rows, int n, int C,
@@ -721,7 +729,14 @@ void k_attention_backward_rows(float *dqkv, float *scratch, const float *dout, c
                                const float *att, const size_t *rows, int n, int C, int NH, int P, float p,
                                uint64_t seed, uint64_t offset) {
     (void)seed, (void)offset;
-    attention_backward_run(dqkv, scratch, dout, qkv, att, rows, n, 0, C, NH, P, p);
+    attention_backward_run(dqkv, scratch, dout, qkv, att, rows, n, 0, C, NH, P, p, 1);
+}
+
+void k_attention_backward_rows_set(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                                   const float *att, const size_t *rows, int n, int C, int NH, int P, float p,
+                                   uint64_t seed, uint64_t offset) {
+    (void)seed, (void)offset;
+    attention_backward_run(dqkv, scratch, dout, qkv, att, rows, n, 0, C, NH, P, p, 0);
 }
 
 /* ---- pointwise ----------------------------------------------------------------------------------- */
@@ -744,15 +759,22 @@ int k_ffn_forward_nokeep(float *out, const float *inp, const float *w1, const fl
     return k_skinny_ffn_forward(out, inp, w1, b1, w2, b2, N, C, I, gelu_inplace);
 }
 
-void k_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+/* GELU's derivative at x */
+static inline float gelu_grad(float x) {
     const float inv_sqrt_2pi = 0.3989422804014327f;
+    float cdf = 0.5f * (1.0f + verff(x * (float)M_SQRT1_2));
+    float pdf = inv_sqrt_2pi * vexpf(-0.5f * x * x);
+    return cdf + x * pdf;
+}
+
+void k_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
 #pragma omp parallel for simd if (parallel: n > PAR_MIN) /* a bare if() would also turn simd off */
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        float cdf = 0.5f * (1.0f + verff(x * (float)M_SQRT1_2));
-        float pdf = inv_sqrt_2pi * vexpf(-0.5f * x * x);
-        dinp[i] += dout[i] * (cdf + x * pdf);
-    }
+    for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * gelu_grad(inp[i]);
+}
+
+void k_gelu_backward_set(float *dinp, const float *inp, const float *dout, size_t n) {
+#pragma omp parallel for simd if (parallel: n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) dinp[i] = dout[i] * gelu_grad(inp[i]);
 }
 
 void k_tanh_forward(float *out, const float *inp, size_t n) {

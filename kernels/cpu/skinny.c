@@ -197,9 +197,11 @@ static inline __attribute__((always_inline)) void v16_stream(float *p, v16 v) {
 #else
 static inline __attribute__((always_inline)) void v16_stream(float *p, v16 v) { v16_store(p, v); }
 #endif
-/* 6 rows x NV vectors, added to o (set: written to o): o[r*ldo + 16j ..] += sum_k p[r*pr + k*pk] *
- * v[k*ldv + 16j ..], for the first R rows; pf prefetches v SKD_AHEAD rows ahead. dx passes dy's rows (pr = OC, pk = 1),
+/* 6 rows x NV vectors, added to o (set DT_ADD), or written to o (DT_STREAM: streamed around the
+ * caches, DT_STORE: stored): o[r*ldo + 16j ..] (+)= sum_k p[r*pr + k*pk] * v[k*ldv + 16j ..], for
+ * the first R rows; pf prefetches v SKD_AHEAD rows ahead. dx passes dy's rows (pr = OC, pk = 1),
  * dW dy's columns (pr = 1, pk = OC). */
+enum { DT_ADD = 0, DT_STREAM = 1, DT_STORE = 2 };
 #define SKD_TILE(NV)                                                                                \
     static inline __attribute__((always_inline)) void dtile_rows_##NV(                              \
         float *o, size_t ldo, const float *p, size_t pr, size_t pk, const float *v, size_t ldv,     \
@@ -223,7 +225,8 @@ static inline __attribute__((always_inline)) void v16_stream(float *p, v16 v) { 
         for (int r = 0; r < R; r++)                                                                 \
             for (int j = 0; j < NV; j++) {                                                          \
                 float *d = o + r * ldo + 16 * j;                                                    \
-                if (set) v16_stream(d, a[r][j]);                                                   \
+                if (set == DT_STREAM) v16_stream(d, a[r][j]);                                      \
+                else if (set == DT_STORE) v16_store(d, a[r][j]);                                   \
                 else v16_store(d, v16_add(v16_load(d), a[r][j]));                                  \
             }                                                                                       \
     }
@@ -343,7 +346,7 @@ int k_skinny_backward_dw_to(float *dweight, const float *dout, const float *inp,
                         vv = panel;
                         ldv = (size_t)16 * nv;
                     }
-                    dtile(nv, o, (size_t)C, pp, 1, (size_t)OC, vv, ldv, K, R, 0, set && n0 == 0);
+                    dtile(nv, o, (size_t)C, pp, 1, (size_t)OC, vv, ldv, K, R, 0, set && n0 == 0 ? DT_STREAM : DT_ADD);
                 }
             if (set && n0 == 0) _mm_sfence(); /* this thread's streamed stores, before anything reads them */
         }
@@ -480,6 +483,11 @@ int k_skinny_ffn_forward(float *out, const float *inp, const float *w1, const fl
 }
 
 int k_skinny_backward_dx(float *dinp, const float *dout, const float *weight, int N, int C, int OC) {
+    return k_skinny_backward_dx_to(dinp, dout, weight, N, C, OC, 0);
+}
+
+/* set: each tile's first chunk of W's rows stored, not added (dx is read next, so not streamed) */
+int k_skinny_backward_dx_to(float *dinp, const float *dout, const float *weight, int N, int C, int OC, int set) {
     if (N > k_skinny_max_tokens(1) || !usable(N, (long)N * C * OC) || C % 16 != 0) return 0;
     int cblocks = (C + 16 * SK_VEC - 1) / (16 * SK_VEC);
 #pragma omp parallel
@@ -495,7 +503,7 @@ int k_skinny_backward_dx(float *dinp, const float *dout, const float *weight, in
                 int R = tc + tn - t0 < SK_ROWS ? tc + tn - t0 : SK_ROWS, pf = t0 == tc;
                 float *o = dinp + (size_t)t0 * C + c0;
                 const float *pp = dout + (size_t)t0 * OC + k0, *vv = weight + (size_t)k0 * C + c0;
-                dtile(nv, o, (size_t)C, pp, (size_t)OC, 1, vv, (size_t)C, K, R, pf, 0);
+                dtile(nv, o, (size_t)C, pp, (size_t)OC, 1, vv, (size_t)C, K, R, pf, set && k0 == 0 ? DT_STORE : DT_ADD);
             }
         }
     }
@@ -520,6 +528,10 @@ int k_skinny_backward_dw_to(float *dweight, const float *dout, const float *inp,
 }
 int k_skinny_backward_dx(float *dinp, const float *dout, const float *weight, int N, int C, int OC) {
     (void)dinp, (void)dout, (void)weight, (void)N, (void)C, (void)OC;
+    return 0;
+}
+int k_skinny_backward_dx_to(float *dinp, const float *dout, const float *weight, int N, int C, int OC, int set) {
+    (void)dinp, (void)dout, (void)weight, (void)N, (void)C, (void)OC, (void)set;
     return 0;
 }
 int k_skinny_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
