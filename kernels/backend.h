@@ -151,7 +151,7 @@ typedef struct bl_backend {
                                const float *inp, const float *weight, int N, int C, int OC, int set_dinp,
                                int set_dweight);
     /* gelu_backward with dinp written (it may be dout: in place); attention_backward(_rows) with dqkv
-     * written. */
+     * written; layernorm_backward and dropout_backward(_rows) with dinp written. */
     void (*gelu_backward_set)(float *dinp, const float *inp, const float *dout, size_t n);
     void (*attention_backward_set)(float *dqkv, float *scratch, const float *dout, const float *qkv,
                                    const float *att, int B, int T, int C, int NH, int P, float p,
@@ -159,6 +159,13 @@ typedef struct bl_backend {
     void (*attention_backward_rows_set)(float *dqkv, float *scratch, const float *dout, const float *qkv,
                                         const float *att, const size_t *rows, int n, int C, int NH, int P,
                                         float p, uint64_t seed, uint64_t offset);
+    void (*layernorm_backward_set)(float *dinp, float *dweight, float *dbias, const float *dout,
+                                   const float *inp, const float *mean, const float *rstd,
+                                   const float *weight, int N, int C);
+    void (*dropout_backward_set)(float *dinp, const float *dout, int B, int T, int C, int P, float p,
+                                 uint64_t seed, uint64_t offset);
+    void (*dropout_backward_rows_set)(float *dinp, const float *dout, const size_t *rows, int n, int C,
+                                      int P, float p, uint64_t seed, uint64_t offset);
 } bl_backend_t;
 
 /* The CPU backend (always present). */

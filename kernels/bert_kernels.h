@@ -38,6 +38,11 @@ void k_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
 void k_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                           const float *inp, const float *mean, const float *rstd, const float *weight,
                           int N, int C);
+/* The same with dinp written, whatever it held (dweight and dbias still add): the bits of
+ * k_layernorm_backward on a zero dinp. */
+void k_layernorm_backward_set(float *dinp, float *dweight, float *dbias, const float *dout,
+                              const float *inp, const float *mean, const float *rstd, const float *weight,
+                              int N, int C);
 
 /* ---- linear (torch.nn.Linear layout: weight[OC,C]) --------------------------------------------- */
 /* out[N,OC] = inp[N,C] @ weight[OC,C]^T + bias[OC] (bias may be NULL). */
@@ -119,12 +124,18 @@ void k_dropout_forward(float *out, const float *inp, int B, int T, int C, int P,
 /* dinp[B,T,C] += dout * the forward's mask / (1-p) */
 void k_dropout_backward(float *dinp, const float *dout, int B, int T, int C, int P, float p,
                         uint64_t seed, uint64_t offset);
+/* dinp = dout * the mask / (1-p) written, whatever it held (0 where dropped): the bits of
+ * k_dropout_backward on a zero dinp */
+void k_dropout_backward_set(float *dinp, const float *dout, int B, int T, int C, int P, float p,
+                            uint64_t seed, uint64_t offset);
 /* k_dropout_forward and _backward over a packed batch's rows (rows as for k_attention_forward_rows;
  * row s at stream offset + s*P*C): the same bits as a call per row, in one parallel region. */
 void k_dropout_forward_rows(float *out, const float *inp, const size_t *rows, int n, int C, int P, float p,
                             uint64_t seed, uint64_t offset);
 void k_dropout_backward_rows(float *dinp, const float *dout, const size_t *rows, int n, int C, int P, float p,
                              uint64_t seed, uint64_t offset);
+void k_dropout_backward_rows_set(float *dinp, const float *dout, const size_t *rows, int n, int C, int P,
+                                 float p, uint64_t seed, uint64_t offset);
 /* out = a + b (the residual connections); out may equal a or b (the model adds in place, so a CUDA
  * launcher must allow that too); backward is two accumulations, done with k_accumulate. */
 void k_residual_forward(float *out, const float *a, const float *b, size_t n);

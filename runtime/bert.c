@@ -834,10 +834,11 @@ int bert_backward(bert_t *m, float dloss) {
     float ph = m->p_hidden, pa = m->p_attn;
     uint64_t seed = m->drop_seed;
     /* the kernels accumulate (+=), so each scratch gradient is zeroed on the device before the
-     * kernel that first writes it, unless the backend has a writing variant of that kernel (a
-     * layer's d_i1, d_i2, d atty and d_qkv: 12 of the 16 N x C floats it cleared at MiniLM's
-     * I = 4C; 32 x 128 tokens, one thread, the Xeon of docs/speed.md's fifteenth round: memset 2.5%
-     * -> 1.4% of a training step's samples, 24 MB less resident, the same bits) */
+     * kernel that first writes it, unless the backend has a writing variant of that kernel (every
+     * N x C gradient of the layers and the embeddings: 16 N x C floats a layer at MiniLM's I = 4C;
+     * 32 x 128 tokens, one thread, the Xeon of docs/speed.md's fifteenth round: memset 2.5% -> 1.0%
+     * of a training step's samples, the rest OpenBLAS's own clearing for dx past 256 tokens; 24 MB
+     * less resident; the same bits) */
 #define ZERO(ptr, n) be->memzero((ptr), (n) * sizeof(float))
 
     /* head: loss -> logits -> classifier -> dropout -> tanh -> pooler -> [CLS] */
@@ -858,12 +859,26 @@ int bert_backward(bert_t *m, float dloss) {
         EACH_SEQ be->cls_backward(dres + q.tok * C, a->d_bc2 + q.b * C, q.B, q.T, C);
     }
     int rows_calls = m->packed && be->attention_backward_rows && be->dropout_backward_rows;
-#define DROP_BACK(dinp, dout, o)                                                                   \
+    /* the hidden dropouts' and the layer norms' backwards write their dinp (n floats), or clear it
+     * and add where the backend has no writing variant */
+    int drop_set = rows_calls ? be->dropout_backward_rows_set != NULL : be->dropout_backward_set != NULL;
+#define DROP_BACK(dinp, dout, o, n)                                                                \
     do {                                                                                           \
-        if (rows_calls) be->dropout_backward_rows((dinp), (dout), m->seq, B, C, P, ph, seed, (o)); \
+        if (!drop_set) ZERO((dinp), (n));                                                          \
+        if (rows_calls)                                                                            \
+            (drop_set ? be->dropout_backward_rows_set : be->dropout_backward_rows)(                \
+                (dinp), (dout), m->seq, B, C, P, ph, seed, (o));                                   \
         else                                                                                       \
-            EACH_SEQ be->dropout_backward((dinp) + q.tok * C, (dout) + q.tok * C, q.B, q.T, C, P,   \
-                                          ph, seed, (o) + q.b * P * C);                            \
+            EACH_SEQ (drop_set ? be->dropout_backward_set : be->dropout_backward)(                 \
+                (dinp) + q.tok * C, (dout) + q.tok * C, q.B, q.T, C, P, ph, seed, (o) + q.b * P * C); \
+    } while (0)
+#define LN_BACK(dinp, n, ...)                                                                      \
+    do {                                                                                           \
+        if (be->layernorm_backward_set) be->layernorm_backward_set((dinp), __VA_ARGS__);           \
+        else {                                                                                     \
+            ZERO((dinp), (n));                                                                     \
+            be->layernorm_backward((dinp), __VA_ARGS__);                                           \
+        }                                                                                          \
     } while (0)
 
     /* the four linear weights' gradients: written, where bert_zero_grad left them (every layer
@@ -892,14 +907,17 @@ int bert_backward(bert_t *m, float dloss) {
         size_t R = last ? (size_t)B : N, rc = R * C, ri = R * I;
 #define DROP_PAST(dinp, dout, o)                                                                   \
     do {                                                                                           \
-        if (last) be->dropout_backward((dinp), (dout), B, 1, C, P, ph, seed, (o));                 \
-        else DROP_BACK(dinp, dout, o);                                                             \
+        if (!last) DROP_BACK(dinp, dout, o, rc);                                                   \
+        else if (be->dropout_backward_set) be->dropout_backward_set((dinp), (dout), B, 1, C, P, ph, seed, (o)); \
+        else {                                                                                     \
+            ZERO((dinp), rc);                                                                      \
+            be->dropout_backward((dinp), (dout), B, 1, C, P, ph, seed, (o));                       \
+        }                                                                                          \
     } while (0)
-        ZERO(da, rc); /* d res2 */
-        be->layernorm_backward(da, g->ln2w + l * C, g->ln2b + l * C, last ? a->d_bc2 : dres, res2,
-                             a->ln2_mean + l * N, a->ln2_rstd + l * N, p->ln2w + l * C, (int)R, C);
-        ZERO(db, rc); /* d fcproj (before dropout) */
-        DROP_PAST(db, da, off[3 + 3 * l]);
+        /* d res2 */
+        LN_BACK(da, rc, g->ln2w + l * C, g->ln2b + l * C, last ? a->d_bc2 : dres, res2, a->ln2_mean + l * N,
+                a->ln2_rstd + l * N, p->ln2w + l * C, (int)R, C);
+        DROP_PAST(db, da, off[3 + 3 * l]); /* d fcproj (before dropout) */
         LINEAR_W(1, a->d_i1, ri, g->fcprojw + l * ic, g->fcprojb + l * C, db, fchg, p->fcprojw + l * ic,
                  (int)R, I, C);
         float *d_fch = a->d_i1; /* through GELU: in place where the backend can */
@@ -911,11 +929,10 @@ int bert_backward(bert_t *m, float dloss) {
         }
         /* d ln1 = residual (already in da) + through the intermediate dense */
         LINEAR_W(0, da, rc, g->fcw + l * ic, g->fcb + l * I, d_fch, ln1, p->fcw + l * ic, (int)R, C, I);
-        ZERO(db, rc); /* d res1 */
-        be->layernorm_backward(db, g->ln1w + l * C, g->ln1b + l * C, da, res1, a->ln1_mean + l * N,
-                             a->ln1_rstd + l * N, p->ln1w + l * C, (int)R, C);
-        ZERO(da, rc); /* d attproj (before dropout) */
-        DROP_PAST(da, db, off[2 + 3 * l]);
+        /* d res1 */
+        LN_BACK(db, rc, g->ln1w + l * C, g->ln1b + l * C, da, res1, a->ln1_mean + l * N, a->ln1_rstd + l * N,
+                p->ln1w + l * C, (int)R, C);
+        DROP_PAST(da, db, off[2 + 3 * l]); /* d attproj (before dropout) */
 #undef DROP_PAST
         if (!last) { /* d atty */
             LINEAR_W(1, dres, nc, g->attprojw + l * cc, g->attprojb + l * C, da, atty, p->attprojw + l * cc,
@@ -952,12 +969,10 @@ int bert_backward(bert_t *m, float dloss) {
     }
 
     /* embeddings: dropout -> LayerNorm -> lookups */
-    ZERO(da, nc);
-    DROP_BACK(da, dres, off[0]);
+    DROP_BACK(da, dres, off[0], nc);
 #undef DROP_BACK
-    ZERO(db, nc);
-    be->layernorm_backward(db, g->emb_lnw, g->emb_lnb, da, a->emb, a->emb_mean, a->emb_rstd,
-                         p->emb_lnw, (int)N, C);
+    LN_BACK(db, nc, g->emb_lnw, g->emb_lnb, da, a->emb, a->emb_mean, a->emb_rstd, p->emb_lnw, (int)N, C);
+#undef LN_BACK
     EACH_SEQ be->embeddings_backward(g->wte, g->wpe, g->wtt, db + q.tok * C, sc->ids + q.tok,
                                      sc->types + q.tok, q.B, q.T, C);
 #undef EACH_SEQ

@@ -119,6 +119,10 @@ WRAP(43, attention_backward_set, (float *dq, float *sc, const float *d, const fl
      (dq, sc, d, q, a, B, T, C, NH, P, p, s, f))
 WRAP(44, attention_backward_rows_set, (float *dq, float *sc, const float *d, const float *q, const float *a, const size_t *r, int n, int C, int NH, int P, float p, uint64_t s, uint64_t f),
      (dq, sc, d, q, a, r, n, C, NH, P, p, s, f))
+WRAP(45, layernorm_backward_set, (float *di, float *dw, float *db, const float *d, const float *x, const float *m, const float *r, const float *w, int N, int C),
+     (di, dw, db, d, x, m, r, w, N, C))
+WRAP(46, dropout_backward_set, (float *di, const float *d, int B, int T, int C, int P, float p, uint64_t s, uint64_t f), (di, d, B, T, C, P, p, s, f))
+WRAP(47, dropout_backward_rows_set, (float *di, const float *d, const size_t *r, int n, int C, int P, float p, uint64_t s, uint64_t f), (di, d, r, n, C, P, p, s, f))
 WRAP(33, adamw_step_rows, (float *p, const float *g, float *m, float *v, size_t n, k_adamw_hparams_t hp, unsigned char *live, const unsigned char *touched, size_t rows, size_t C), (p, g, m, v, n, hp, live, touched, rows, C))
 #undef WRAP
 static long ffn_declined; /* calls it left to the model (too little work, no AVX-512) */
@@ -165,6 +169,7 @@ static void counting_init(void) {
     SET(ffn_forward_nokeep); SET(attention_forward_rows); SET(attention_backward_rows);
     SET(dropout_forward_rows); SET(dropout_backward_rows); SET(linear_backward_to);
     SET(gelu_backward_set); SET(attention_backward_set); SET(attention_backward_rows_set);
+    SET(layernorm_backward_set); SET(dropout_backward_set); SET(dropout_backward_rows_set);
 #undef SET
 }
 
@@ -347,13 +352,16 @@ int main(void) {
                   kernel("attention_backward_rows") == 0 && kernel("attention_backward_set") == 0 &&
                   kernel("attention_forward") == 0 && kernel("attention_backward") == 0 && rows_att_null == 0 &&
                   kernel("dropout_forward_rows") == 1 + 2 * (nl - 1) &&
-                  kernel("dropout_backward_rows") == 1 + 2 * (nl - 1) &&
-                  kernel("dropout_forward") == 3 && kernel("dropout_backward") == 3 &&
+                  kernel("dropout_backward_rows_set") == 1 + 2 * (nl - 1) && kernel("dropout_backward_rows") == 0 &&
+                  kernel("dropout_forward") == 3 && kernel("dropout_backward_set") == 2 &&
+                  kernel("dropout_backward") == 1 &&
+                  kernel("layernorm_backward_set") == 1 + 2 * nl && kernel("layernorm_backward") == 0 &&
                   kernel("cls_forward") == 2 * 3 && kernel("cls_backward") == 2 * 3,
               "packed rows: the attention and the hidden dropouts one call a layer for all rows (forward "
-              "keeping the probabilities, backward), the last layer's two past its attention and the "
-              "pooled output's one call each on the [CLS] rows; the [CLS] gathers (2, per row) "
-              "and spreads (2) of the last layer, the head reading its output");
+              "keeping the probabilities, backward writing their gradients), the last layer's two past its "
+              "attention and the pooled output's one call each on the [CLS] rows (the pooled one adding); "
+              "the layer norms' backwards writing theirs; the [CLS] gathers (2, per row) and spreads (2) of "
+              "the last layer, the head reading its output");
     }
     CHECK(counts[C_ERROR] >= 3, "the runtime checks the backend's error after forward, backward and step (%ld)",
           counts[C_ERROR]);
@@ -484,6 +492,9 @@ int main(void) {
         bare.gelu_backward_set = NULL;
         bare.attention_backward_set = NULL;
         bare.attention_backward_rows_set = NULL;
+        bare.layernorm_backward_set = NULL;
+        bare.dropout_backward_set = NULL;
+        bare.dropout_backward_rows_set = NULL;
         bert_t fa = {0}, fb = {0};
         if (load_twins(&fa, &fb, &bare, &lo) == 0) {
             size_t n = fa.num_parameters;

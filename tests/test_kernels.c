@@ -254,6 +254,16 @@ static void test_layernorm(const char *tag) {
     memset(db, 0, sizeof(float) * C);
     k_layernorm_backward(NULL, NULL, db, dout, x, mean, rstd, w, N, (int)C);
     check_close("layernorm backward with NULL dinp/dweight still fills dbias", db, wdb, C, 1.0, TOL);
+    { /* the writing variant: dinp over what it held, the bytes of the adding one onto zero */
+        float *z = zeros(n), *g = randn(n, 3.0f), *zw = zeros(C), *gw = copyf(dw, C), *zb = zeros(C), *gb = copyf(db, C);
+        float *w0 = copyf(dw, C), *b0 = copyf(db, C);
+        k_layernorm_backward(z, zw, zb, dout, x, mean, rstd, w, N, (int)C);
+        k_layernorm_backward_set(g, gw, gb, dout, x, mean, rstd, w, N, (int)C);
+        k_layernorm_backward(NULL, w0, b0, dout, x, mean, rstd, w, N, (int)C);
+        CHECK(!memcmp(g, z, sizeof(float) * n) && !memcmp(gw, w0, sizeof(float) * C) && !memcmp(gb, b0, sizeof(float) * C),
+              "k_layernorm_backward_set: dinp written (the bytes onto zero), dweight and dbias added to");
+        free(z); free(g); free(zw); free(gw); free(zb); free(gb); free(w0); free(b0);
+    }
     free(x); free(w); free(b); free(dout); free(want); free(wm); free(wr); free(wdx); free(wdw);
     free(wdb); free(out); free(mean); free(rstd); free(dx); free(dw); free(db);
 }
@@ -638,6 +648,17 @@ static void test_dropout(void) {
     check_close("dropout backward uses the same mask", dx, wdx, n, 1.0, TOL);
     k_dropout_backward(dx, dout, 1, 1, n, 1, p, seed, off);
     check_close("dropout backward accumulates", dx, wdx, n, 2.0, 2 * TOL);
+    { /* the writing variant, p = 0.1 and 0: the bytes of the adding one onto zero, over what dinp held */
+        int same = 1;
+        for (int k = 0; k < 2; k++) {
+            float pk = k ? 0.0f : p, *z = zeros(n), *g = randn(n, 3.0f);
+            k_dropout_backward(z, dout, 1, 1, n, 1, pk, seed, off);
+            k_dropout_backward_set(g, dout, 1, 1, n, 1, pk, seed, off);
+            same &= !memcmp(g, z, sizeof(float) * n);
+            free(z); free(g);
+        }
+        CHECK(same, "k_dropout_backward_set: dinp written, the bytes of k_dropout_backward onto zero (p = 0.1 and 0)");
+    }
     /* the header's definition, element by element through rng_word_at */
     CHECK(mask_by_definition(out, 1, 1, n, 1, p, seed, off),
           "dropout keeps element i iff uniform(seed, DROPOUT, offset + i) > p");
@@ -1468,6 +1489,13 @@ static void test_rows(void) {
         k_dropout_forward_rows(y, x, rows, n, C, P, p, seed, off);
         k_dropout_forward_rows(yi, yi, rows, n, C, P, p, seed, off);
         k_dropout_backward_rows(dx, dout, rows, n, C, P, p, seed, off);
+        { /* written over what it held: dx_r less what it started from */
+            float *dz = zeros(nc), *dg = randn(nc, 3.0f);
+            k_dropout_backward_rows(dz, dout, rows, n, C, P, p, seed, off);
+            k_dropout_backward_rows_set(dg, dout, rows, n, C, P, p, seed, off);
+            set_same &= !memcmp(dg, dz, sizeof(float) * nc);
+            free(dz); free(dg);
+        }
         att_same &= !memcmp(out, out_r, sizeof(float) * nc) && !memcmp(att, att_r, sizeof(float) * A);
 #if BL_TILES /* (sgemm may round the row blocks past 128 tokens differently) */
         nokeep_same &= !memcmp(out_nk, out_r, sizeof(float) * nc);
@@ -1480,8 +1508,9 @@ static void test_rows(void) {
     CHECK(att_same, "attention_forward_rows: out and att equal a call per row bit for bit (rows of 1-130 tokens, 1 and 2 threads)");
     CHECK(nokeep_same, "attention_forward_rows without att: the same out");
     CHECK(back_same, "attention_backward_rows: dqkv equals a call per row bit for bit");
-    CHECK(set_same, "attention_backward_rows_set and attention_backward_set (a call per row): dqkv written over "
-                    "what it held, the bytes of the adding kernels onto zero (1 and 2 threads)");
+    CHECK(set_same, "attention_backward_rows_set and attention_backward_set (a call per row), "
+                    "dropout_backward_rows_set: the gradient written over what it held, the bytes of the adding "
+                    "kernels onto zero (1 and 2 threads)");
     CHECK(drop_same && dropped > nc / 20 && dropped < nc / 5,
           "dropout_forward_rows (in place and not) and _backward_rows equal a call per row bit for bit "
           "(%ld of %ld dropped)", dropped, nc);

@@ -299,9 +299,9 @@ void k_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
     }
 }
 
-void k_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                          const float *inp, const float *mean, const float *rstd, const float *weight,
-                          int N, int C) {
+/* set: dinp written instead of added to */
+static void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                               const float *mean, const float *rstd, const float *weight, int N, int C, int set) {
     int par = (long)N * C > PAR_MIN;
     if (dinp) {
 #pragma omp parallel for if (par)
@@ -317,10 +317,16 @@ void k_layernorm_backward(float *dinp, float *dweight, float *dbias, const float
             sd /= C;
             sdn /= C;
             float *g = dinp + (size_t)n * C;
-            for (int c = 0; c < C; c++) {
-                float norm = (x[c] - m) * r;
-                g[c] += (d[c] * weight[c] - sd - norm * sdn) * r;
-            }
+            if (set)
+                for (int c = 0; c < C; c++) {
+                    float norm = (x[c] - m) * r;
+                    g[c] = (d[c] * weight[c] - sd - norm * sdn) * r;
+                }
+            else
+                for (int c = 0; c < C; c++) {
+                    float norm = (x[c] - m) * r;
+                    g[c] += (d[c] * weight[c] - sd - norm * sdn) * r;
+                }
         }
     }
     if (dweight || dbias) {
@@ -339,6 +345,18 @@ void k_layernorm_backward(float *dinp, float *dweight, float *dbias, const float
             }
         }
     }
+}
+
+void k_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                          const float *inp, const float *mean, const float *rstd, const float *weight,
+                          int N, int C) {
+    layernorm_backward(dinp, dweight, dbias, dout, inp, mean, rstd, weight, N, C, 0);
+}
+
+void k_layernorm_backward_set(float *dinp, float *dweight, float *dbias, const float *dout,
+                              const float *inp, const float *mean, const float *rstd, const float *weight,
+                              int N, int C) {
+    layernorm_backward(dinp, dweight, dbias, dout, inp, mean, rstd, weight, N, C, 1);
 }
 
 /* ---- linear ------------------------------------------------------------------------------------ */
@@ -792,17 +810,27 @@ void k_tanh_backward(float *dinp, const float *out, const float *dout, size_t n)
  * elements' indices, so the split does not change it. */
 #define DROP_CHUNK 1024
 
-/* dinp[0..m) += dout[0..m) * the factor of elements e0.. of dropout_uniforms's layout */
+/* dinp[0..m) += dout[0..m) * the factor of elements e0.. of dropout_uniforms's layout (set: dinp
+ * written, 0 where dropped) */
 static void dropout_accumulate(float *dinp, const float *dout, size_t m, float p, uint64_t seed,
-                               uint64_t start, uint64_t W, uint64_t stride, uint64_t e0) {
+                               uint64_t start, uint64_t W, uint64_t stride, uint64_t e0, int set) {
     float scale = 1.0f / (1.0f - p);
     float u[256];
     for (size_t done = 0; done < m; done += 256) {
         size_t mm = m - done < 256 ? m - done : 256;
         dropout_uniforms(u, seed, start, W, stride, e0 + done, mm);
-        for (size_t i = 0; i < mm; i++)
-            if (u[i] > p) dinp[done + i] += dout[done + i] * scale;
+        if (set)
+            for (size_t i = 0; i < mm; i++) dinp[done + i] = u[i] > p ? dout[done + i] * scale : 0.0f;
+        else
+            for (size_t i = 0; i < mm; i++)
+                if (u[i] > p) dinp[done + i] += dout[done + i] * scale;
     }
+}
+
+/* dst += src (set: dst = src) */
+static void add_or_copy(float *dst, const float *src, size_t n, int set) {
+    if (set) memcpy(dst, src, sizeof(float) * n);
+    else k_accumulate(dst, src, n);
 }
 
 void k_dropout_forward(float *out, const float *inp, int B, int T, int C, int P, float p,
@@ -820,12 +848,12 @@ void k_dropout_forward(float *out, const float *inp, int B, int T, int C, int P,
     }
 }
 
-void k_dropout_backward(float *dinp, const float *dout, int B, int T, int C, int P, float p,
-                        uint64_t seed, uint64_t offset) {
+static void dropout_backward(float *dinp, const float *dout, int B, int T, int C, int P, float p,
+                             uint64_t seed, uint64_t offset, int set) {
     assert(T <= P);
     size_t n = (size_t)B * T * C;
     if (p <= 0.0f) {
-        k_accumulate(dinp, dout, n);
+        add_or_copy(dinp, dout, n, set);
         return;
     }
     uint64_t W = (uint64_t)T * C, stride = (uint64_t)P * C;
@@ -833,8 +861,18 @@ void k_dropout_backward(float *dinp, const float *dout, int B, int T, int C, int
 #pragma omp parallel for if (n > PAR_DROPOUT)
     for (long k = 0; k < nchunks; k++) {
         size_t s = (size_t)k * DROP_CHUNK, m = n - s < DROP_CHUNK ? n - s : DROP_CHUNK;
-        dropout_accumulate(dinp + s, dout + s, m, p, seed, offset, W, stride, s);
+        dropout_accumulate(dinp + s, dout + s, m, p, seed, offset, W, stride, s, set);
     }
+}
+
+void k_dropout_backward(float *dinp, const float *dout, int B, int T, int C, int P, float p,
+                        uint64_t seed, uint64_t offset) {
+    dropout_backward(dinp, dout, B, T, C, P, p, seed, offset, 0);
+}
+
+void k_dropout_backward_set(float *dinp, const float *dout, int B, int T, int C, int P, float p,
+                            uint64_t seed, uint64_t offset) {
+    dropout_backward(dinp, dout, B, T, C, P, p, seed, offset, 1);
 }
 
 /* The chunks of a packed batch's rows (bert_kernels.h), each row's from its start as
@@ -858,9 +896,9 @@ static int rows_chunk_row(const long *first, int n, long k) {
 }
 
 /* The rows' chunks, shared by the threads: dst = dropout(dst) in place (src NULL), or dst += the
- * factor times src (the backward) */
+ * factor times src (the backward; set: dst written) */
 static void dropout_rows_run(float *dst, const float *src, const size_t *rows, int n, int C, int P, float p,
-                             uint64_t seed, uint64_t offset) {
+                             uint64_t seed, uint64_t offset, int set) {
     const size_t *start = rows, *len = rows + n;
     long first[n + 1], nchunks = rows_chunks(first, len, n, C);
 #pragma omp parallel for if (nchunks * DROP_CHUNK > PAR_DROPOUT)
@@ -869,7 +907,7 @@ static void dropout_rows_run(float *dst, const float *src, const size_t *rows, i
         size_t W = len[s] * C, e = (size_t)(k - first[s]) * DROP_CHUNK, m = W - e < DROP_CHUNK ? W - e : DROP_CHUNK;
         size_t at = start[s] * C + e;
         uint64_t o = offset + (uint64_t)s * P * C;
-        if (src) dropout_accumulate(dst + at, src + at, m, p, seed, o, W, (uint64_t)P * C, e);
+        if (src) dropout_accumulate(dst + at, src + at, m, p, seed, o, W, (uint64_t)P * C, e, set);
         else dropout_apply(dst + at, m, p, seed, o, W, (uint64_t)P * C, e);
     }
 }
@@ -879,15 +917,25 @@ void k_dropout_forward_rows(float *out, const float *inp, const size_t *rows, in
     if (out != inp)
         for (int s = 0; s < n; s++)
             memcpy(out + rows[s] * C, inp + rows[s] * C, sizeof(float) * rows[n + s] * C);
-    if (p > 0.0f && n > 0) dropout_rows_run(out, NULL, rows, n, C, P, p, seed, offset);
+    if (p > 0.0f && n > 0) dropout_rows_run(out, NULL, rows, n, C, P, p, seed, offset, 0);
+}
+
+static void dropout_backward_rows(float *dinp, const float *dout, const size_t *rows, int n, int C, int P,
+                                  float p, uint64_t seed, uint64_t offset, int set) {
+    if (p <= 0.0f)
+        for (int s = 0; s < n; s++) add_or_copy(dinp + rows[s] * C, dout + rows[s] * C, rows[n + s] * C, set);
+    else if (n > 0)
+        dropout_rows_run(dinp, dout, rows, n, C, P, p, seed, offset, set);
 }
 
 void k_dropout_backward_rows(float *dinp, const float *dout, const size_t *rows, int n, int C, int P, float p,
                              uint64_t seed, uint64_t offset) {
-    if (p <= 0.0f)
-        for (int s = 0; s < n; s++) k_accumulate(dinp + rows[s] * C, dout + rows[s] * C, rows[n + s] * C);
-    else if (n > 0)
-        dropout_rows_run(dinp, dout, rows, n, C, P, p, seed, offset);
+    dropout_backward_rows(dinp, dout, rows, n, C, P, p, seed, offset, 0);
+}
+
+void k_dropout_backward_rows_set(float *dinp, const float *dout, const size_t *rows, int n, int C, int P,
+                                 float p, uint64_t seed, uint64_t offset) {
+    dropout_backward_rows(dinp, dout, rows, n, C, P, p, seed, offset, 1);
 }
 
 void k_residual_forward(float *out, const float *a, const float *b, size_t n) {
