@@ -166,6 +166,16 @@ typedef struct bl_backend {
                                  uint64_t seed, uint64_t offset);
     void (*dropout_backward_rows_set)(float *dinp, const float *dout, const size_t *rows, int n, int C,
                                       int P, float p, uint64_t seed, uint64_t offset);
+    /* The last layer's attention on each row's [CLS] query alone (k_attention_forward_cls,
+     * k_attention_backward_cls: rows NULL for the padded batch, else packed; host memory), for a
+     * model whose later work reads only the [CLS] rows; NULL in a backend without them (the model
+     * then runs the whole attention and gathers its [CLS] rows). */
+    void (*attention_forward_cls)(float *out, float *att, const float *qkv, const float *mask_add,
+                                  const size_t *rows, int n, int T, int C, int NH, int P, float p,
+                                  uint64_t seed, uint64_t offset);
+    void (*attention_backward_cls)(float *dqkv, const float *dout, const float *qkv, const float *att,
+                                   const size_t *rows, int n, int T, int C, int NH, int P, float p,
+                                   uint64_t seed, uint64_t offset);
 } bl_backend_t;
 
 /* The CPU backend (always present). */

@@ -100,6 +100,21 @@ void k_attention_backward_rows(float *dqkv, float *scratch, const float *dout, c
 void k_attention_backward_rows_set(float *dqkv, float *scratch, const float *dout, const float *qkv,
                                    const float *att, const size_t *rows, int n, int C, int NH, int P, float p,
                                    uint64_t seed, uint64_t offset);
+/* The attention of each row's first query ([CLS]) alone, for a last layer whose later work reads
+ * only the [CLS] rows: out[n, C] row s = row s's token 0 of k_attention_forward's out, the same bits
+ * with the head tiles (AVX-512 or AVX2: the same chains, softmax and dropout stream indices; sgemm
+ * may round a one-row product otherwise); the rows as in k_attention_forward_rows
+ * (rows NULL: the padded batch of n rows of T, mask_add [n, T] or NULL; else packed, mask_add
+ * NULL). att NULL: nothing kept; else row s's head h keeps its T probabilities (with the dropout
+ * marks) at att + NH * (row s's first token) + h * T (NH x the rows' tokens floats in all). */
+void k_attention_forward_cls(float *out, float *att, const float *qkv, const float *mask_add, const size_t *rows,
+                             int n, int T, int C, int NH, int P, float p, uint64_t seed, uint64_t offset);
+/* Its backward from dout[n, C] (the [CLS] outputs' gradient; every other query's taken as zero):
+ * dqkv written, every token of the rows (the queries' rows past [CLS] zero): the bits of
+ * k_attention_backward(_rows) onto zero with that zero-padded gradient. */
+void k_attention_backward_cls(float *dqkv, const float *dout, const float *qkv, const float *att,
+                              const size_t *rows, int n, int T, int C, int NH, int P, float p, uint64_t seed,
+                              uint64_t offset);
 
 /* ---- pointwise ----------------------------------------------------------------------------------- */
 /* GELU, erf form: 0.5 * x * (1 + erf(x / sqrt(2))). */

@@ -668,6 +668,10 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
     m->kept = kept;
     m->weighted_forward = in->labels != NULL && m->class_weights != NULL;
     m->cls_last = !m->full_last && NL > 0;
+    /* the last layer's attention on the [CLS] queries alone: the rest of that layer reads only
+     * their outputs (a padded batch, or a packed one where the backend takes its rows in a call) */
+    m->cls_att = m->cls_last && be->attention_forward_cls && be->attention_backward_cls &&
+                 (!m->packed || (be->attention_forward_rows && be->dropout_forward_rows));
     int nseq = seq_count(m);
     /* the batch in (its first T columns): staged on the host as the scratch lays it out, then one
      * copy */
@@ -745,7 +749,12 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
         float *fchg = a->fch_gelu + k * ni, *res2 = a->res2 + k * nc;
         float *ln2 = a->ln2 + k * nc;
         be->linear_forward(qkv, x, p->qkvw + l * 3 * cc, p->qkvb + l * 3 * C, (int)N, C, 3 * C);
-        if (rows_calls) /* att NULL: no slot (as _nokeep) where nothing differentiates it */
+        int cls_att = l == NL - 1 && m->cls_att;
+        if (cls_att) /* the [CLS] rows' outputs straight into last_att (probabilities: B x NH x T at most) */
+            be->attention_forward_cls(a->last_att, kept || !be->attention_forward_nokeep ? a->att + k * att : NULL,
+                                      qkv, m->packed ? NULL : a->mask_add, m->packed ? m->seq : NULL, B, T, C, NH,
+                                      P, pa, seed, off[1 + 3 * l]);
+        else if (rows_calls) /* att NULL: no slot (as _nokeep) where nothing differentiates it */
             be->attention_forward_rows(atty, kept || !be->attention_forward_nokeep ? a->att + k * att : NULL,
                                        qkv, m->seq, B, C, NH, P, pa, seed, off[1 + 3 * l]);
         else if (!kept && be->attention_forward_nokeep) /* no att slot: nothing differentiates it */
@@ -765,7 +774,7 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
         size_t R = last ? (size_t)B : N, rc = R * C; /* rows past the attention */
         const float *ain = atty, *xin = x;
         if (last) {
-            EACH_SEQ be->cls_forward(a->last_att + q.b * C, atty + q.tok * C, q.B, q.T, C);
+            if (!cls_att) EACH_SEQ be->cls_forward(a->last_att + q.b * C, atty + q.tok * C, q.B, q.T, C);
             EACH_SEQ be->cls_forward(a->last_x + q.b * C, x + q.tok * C, q.B, q.T, C);
             ain = a->last_att;
             xin = a->last_x;
@@ -938,28 +947,39 @@ int bert_backward(bert_t *m, float dloss) {
             LINEAR_W(1, dres, nc, g->attprojw + l * cc, g->attprojb + l * C, da, atty, p->attprojw + l * cc,
                      (int)N, C, C);
         } else {
-            /* d atty at the [CLS] rows (in d_qkv, not yet in use), then both gradients spread over
-             * the tokens' rows, zero elsewhere: d atty into dres, d x's residual part (db) into da */
-            LINEAR_W(1, a->d_qkv, rc, g->attprojw + l * cc, g->attprojb + l * C, da, a->last_att,
+            /* d atty at the [CLS] rows (in d_qkv, not yet in use; in d_bc1, free since the head, for
+             * the attention on [CLS] alone, which reads it as it is), then both gradients spread
+             * over the tokens' rows, zero elsewhere: d atty into dres (unless the attention was on
+             * [CLS] alone), d x's residual part (db) into da */
+            float *d_cls = m->cls_att ? a->d_bc1 : a->d_qkv;
+            LINEAR_W(1, d_cls, rc, g->attprojw + l * cc, g->attprojb + l * C, da, a->last_att,
                      p->attprojw + l * cc, B, C, C);
-            ZERO(dres, nc);
-            EACH_SEQ be->cls_backward(dres + q.tok * C, a->d_qkv + q.b * C, q.B, q.T, C);
+            if (!m->cls_att) {
+                ZERO(dres, nc);
+                EACH_SEQ be->cls_backward(dres + q.tok * C, a->d_qkv + q.b * C, q.B, q.T, C);
+            }
             ZERO(da, nc);
             EACH_SEQ be->cls_backward(da + q.tok * C, db + q.b * C, q.B, q.T, C);
             float *t = da;
             da = db;
             db = t;
         }
-        /* d_qkv: written by the attention's backward where the backend can (every token's) */
+        /* d_qkv: written by the attention's backward where the backend can (every token's); the
+         * attention on [CLS] alone writes it from the [CLS] rows' gradient in d_bc1 */
         int att_set = rows_calls ? be->attention_backward_rows_set != NULL : be->attention_backward_set != NULL;
-        if (!att_set) ZERO(a->d_qkv, 3 * nc);
-        if (rows_calls)
-            (att_set ? be->attention_backward_rows_set : be->attention_backward_rows)(
-                a->d_qkv, a->d_att, dres, qkv, a->att + l * att, m->seq, B, C, NH, P, pa, seed, off[1 + 3 * l]);
-        else
-            EACH_SEQ (att_set ? be->attention_backward_set : be->attention_backward)(
-                a->d_qkv + q.tok * 3 * C, a->d_att, dres + q.tok * C, qkv + q.tok * 3 * C,
-                a->att + l * att + q.att, q.B, q.T, C, NH, P, pa, seed, off[1 + 3 * l] + q.b * NH * P * P);
+        if (last && m->cls_att)
+            be->attention_backward_cls(a->d_qkv, a->d_bc1, qkv, a->att + l * att, m->packed ? m->seq : NULL, B, T, C,
+                                       NH, P, pa, seed, off[1 + 3 * l]);
+        else {
+            if (!att_set) ZERO(a->d_qkv, 3 * nc);
+            if (rows_calls)
+                (att_set ? be->attention_backward_rows_set : be->attention_backward_rows)(
+                    a->d_qkv, a->d_att, dres, qkv, a->att + l * att, m->seq, B, C, NH, P, pa, seed, off[1 + 3 * l]);
+            else
+                EACH_SEQ (att_set ? be->attention_backward_set : be->attention_backward)(
+                    a->d_qkv + q.tok * 3 * C, a->d_att, dres + q.tok * C, qkv + q.tok * 3 * C,
+                    a->att + l * att + q.att, q.B, q.T, C, NH, P, pa, seed, off[1 + 3 * l] + q.b * NH * P * P);
+        }
         /* d x = residual (db) + through the qkv projection */
         LINEAR_W(0, db, nc, g->qkvw + l * 3 * cc, g->qkvb + l * 3 * C, a->d_qkv, x, p->qkvw + l * 3 * cc,
                  (int)N, C, 3 * C);

@@ -146,6 +146,8 @@ typedef struct bert {
     int weighted_forward;        /* its loss used class_weights (so its backward does too) */
     int cls_last;                /* its last layer ran past the attention on the [CLS] rows only
                                     (full_last off, at least one layer): acts' layout for backward */
+    int cls_att;                 /* ... and its attention on the [CLS] queries alone (the backend's
+                                    attention_forward_cls): the probabilities' layout for backward */
     float p_hidden, p_attn, p_cls; /* dropout used by that forward (0 in eval) */
     uint64_t drop_seed;          /* seed and first offset of its dropout masks */
     uint64_t drop_offset;

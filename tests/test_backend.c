@@ -123,6 +123,8 @@ WRAP(45, layernorm_backward_set, (float *di, float *dw, float *db, const float *
      (di, dw, db, d, x, m, r, w, N, C))
 WRAP(46, dropout_backward_set, (float *di, const float *d, int B, int T, int C, int P, float p, uint64_t s, uint64_t f), (di, d, B, T, C, P, p, s, f))
 WRAP(47, dropout_backward_rows_set, (float *di, const float *d, const size_t *r, int n, int C, int P, float p, uint64_t s, uint64_t f), (di, d, r, n, C, P, p, s, f))
+WRAP(49, attention_backward_cls, (float *dq, const float *d, const float *q, const float *a, const size_t *r, int n, int T, int C, int NH, int P, float p, uint64_t s, uint64_t f),
+     (dq, d, q, a, r, n, T, C, NH, P, p, s, f))
 WRAP(33, adamw_step_rows, (float *p, const float *g, float *m, float *v, size_t n, k_adamw_hparams_t hp, unsigned char *live, const unsigned char *touched, size_t rows, size_t C), (p, g, m, v, n, hp, live, touched, rows, C))
 #undef WRAP
 static long ffn_declined; /* calls it left to the model (too little work, no AVX-512) */
@@ -140,6 +142,14 @@ static void w_attention_forward_rows(float *o, float *a, const float *q, const s
     count_kernel(37, "attention_forward_rows");
     rows_att_null += a == NULL;
     cpu->attention_forward_rows(o, a, q, r, n, C, NH, P, p, s, f);
+}
+
+static long cls_att_null; /* attention_forward_cls calls that kept no probabilities */
+static void w_attention_forward_cls(float *o, float *a, const float *q, const float *m, const size_t *r, int n, int T,
+                                    int C, int NH, int P, float p, uint64_t s, uint64_t f) {
+    count_kernel(48, "attention_forward_cls");
+    cls_att_null += a == NULL;
+    cpu->attention_forward_cls(o, a, q, m, r, n, T, C, NH, P, p, s, f);
 }
 
 static bl_backend_t counting;
@@ -170,6 +180,7 @@ static void counting_init(void) {
     SET(dropout_forward_rows); SET(dropout_backward_rows); SET(linear_backward_to);
     SET(gelu_backward_set); SET(attention_backward_set); SET(attention_backward_rows_set);
     SET(layernorm_backward_set); SET(dropout_backward_set); SET(dropout_backward_rows_set);
+    SET(attention_forward_cls); SET(attention_backward_cls);
 #undef SET
 }
 
@@ -190,7 +201,7 @@ static void reset_counts(void) {
     memset(counts, 0, sizeof counts);
     memset(kernel_calls, 0, sizeof kernel_calls);
     bytes_to_device = bytes_to_host = 0;
-    ffn_declined = rows_att_null = 0;
+    ffn_declined = rows_att_null = cls_att_null = 0;
 }
 
 static long kernel(const char *name) {
@@ -348,7 +359,8 @@ int main(void) {
           kernel("linear_backward"), kernel("linear_backward_to"), kernel("gelu_backward_set"));
     {
         int nl = m.config.num_hidden_layers;
-        CHECK(kernel("attention_forward_rows") == nl && kernel("attention_backward_rows_set") == nl &&
+        CHECK(kernel("attention_forward_rows") == nl - 1 && kernel("attention_backward_rows_set") == nl - 1 &&
+                  kernel("attention_forward_cls") == 1 && kernel("attention_backward_cls") == 1 && cls_att_null == 0 &&
                   kernel("attention_backward_rows") == 0 && kernel("attention_backward_set") == 0 &&
                   kernel("attention_forward") == 0 && kernel("attention_backward") == 0 && rows_att_null == 0 &&
                   kernel("dropout_forward_rows") == 1 + 2 * (nl - 1) &&
@@ -356,12 +368,13 @@ int main(void) {
                   kernel("dropout_forward") == 3 && kernel("dropout_backward_set") == 2 &&
                   kernel("dropout_backward") == 1 &&
                   kernel("layernorm_backward_set") == 1 + 2 * nl && kernel("layernorm_backward") == 0 &&
-                  kernel("cls_forward") == 2 * 3 && kernel("cls_backward") == 2 * 3,
+                  kernel("cls_forward") == 3 && kernel("cls_backward") == 3,
               "packed rows: the attention and the hidden dropouts one call a layer for all rows (forward "
-              "keeping the probabilities, backward writing their gradients), the last layer's two past its "
-              "attention and the pooled output's one call each on the [CLS] rows (the pooled one adding); "
-              "the layer norms' backwards writing theirs; the [CLS] gathers (2, per row) and spreads (2) of "
-              "the last layer, the head reading its output");
+              "keeping the probabilities, backward writing their gradients), the last layer's attention on "
+              "the [CLS] queries alone, its two dropouts past the attention and the pooled output's one call "
+              "each on the [CLS] rows (the pooled one adding); "
+              "the layer norms' backwards writing theirs; the last layer's [CLS] gather of its input and "
+              "spread of its gradient (per row; its attention writes its [CLS] outputs itself)");
     }
     CHECK(counts[C_ERROR] >= 3, "the runtime checks the backend's error after forward, backward and step (%ld)",
           counts[C_ERROR]);
@@ -396,10 +409,11 @@ int main(void) {
               counts[C_ALLOC] == 0,
           "eval forward without labels: one copy in (%zu bytes), none out", bytes_to_device);
     int NL = m.config.num_hidden_layers, L = m.config.num_labels;
-    CHECK(kernel("attention_forward_rows") == NL && rows_att_null == NL && kernel("attention_forward_nokeep") == 0 &&
-              kernel("attention_forward") == 0,
-          "eval forward: the attention without its probabilities, one call a layer for the packed rows "
-          "(%ld, %ld kept none)", kernel("attention_forward_rows"), rows_att_null);
+    CHECK(kernel("attention_forward_rows") == NL - 1 && rows_att_null == NL - 1 && kernel("attention_forward_cls") == 1 &&
+              cls_att_null == 1 && kernel("attention_forward_nokeep") == 0 && kernel("attention_forward") == 0,
+          "eval forward: the attention without its probabilities, one call a layer for the packed rows, the last "
+          "on their [CLS] queries (%ld, %ld kept none; %ld)", kernel("attention_forward_rows"), rows_att_null,
+          kernel("attention_forward_cls"));
     CHECK(kernel("ffn_forward_nokeep") == NL && kernel("gelu_forward") == ffn_declined &&
               kernel("linear_forward") == 2 * NL + 2 * ffn_declined + 2,
           "eval forward: the fused feed-forward tried once a layer, linear-GELU-linear where it declined "
@@ -409,8 +423,8 @@ int main(void) {
     bert_inputs_t ev_kept = {ids, mask, NULL, labels, 0, 0, 0};
     float ev_loss;
     reset_counts();
-    CHECK(L <= 8 && bert_forward(&m, &ev_kept, &ev_loss) == 0 && kernel("attention_forward_rows") == NL &&
-              rows_att_null == 0 &&
+    CHECK(L <= 8 && bert_forward(&m, &ev_kept, &ev_loss) == 0 && kernel("attention_forward_rows") == NL - 1 &&
+              rows_att_null == 0 && kernel("attention_forward_cls") == 1 && cls_att_null == 0 &&
               !memcmp(ev_logits, m.acts.logits, sizeof(float) * 3 * (size_t)L),
           "eval forward with labels (activations kept for a backward): attention_forward_rows keeping the probabilities, the same "
           "logits bit for bit");
@@ -495,6 +509,8 @@ int main(void) {
         bare.layernorm_backward_set = NULL;
         bare.dropout_backward_set = NULL;
         bare.dropout_backward_rows_set = NULL;
+        bare.attention_forward_cls = NULL;
+        bare.attention_backward_cls = NULL;
         bert_t fa = {0}, fb = {0};
         if (load_twins(&fa, &fb, &bare, &lo) == 0) {
             size_t n = fa.num_parameters;

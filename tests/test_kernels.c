@@ -1514,6 +1514,65 @@ static void test_rows(void) {
     CHECK(drop_same && dropped > nc / 20 && dropped < nc / 5,
           "dropout_forward_rows (in place and not) and _backward_rows equal a call per row bit for bit "
           "(%ld of %ld dropped)", dropped, nc);
+    /* the [CLS] queries alone: k_attention_forward_cls gives each row's token-0 output and
+     * probabilities of the whole attention, and k_attention_backward_cls, from those rows' gradient,
+     * the whole backward's dqkv for a gradient zero on every other token, written over garbage:
+     * packed (rows above) and padded with a mask, 1 and 2 threads */
+    int cls_out = 1, cls_att = 1, cls_back = 1;
+    float *dz = zeros(nc), *dcls = zeros((long)n * C), *dq_z = zeros(nq), *scr3 = zeros((long)A);
+    for (int s = 0; s < n; s++) {
+        memcpy(dz + rows[s] * C, dout + rows[s] * C, sizeof(float) * C);
+        memcpy(dcls + (size_t)s * C, dout + rows[s] * C, sizeof(float) * C);
+    }
+    k_attention_backward_rows(dq_z, scr3, dz, qkv, att_r, rows, n, C, NH, P, p, seed, off);
+    for (int th = 1; th <= 2; th++) {
+        omp_set_num_threads(th);
+        float *oc = randn((long)n * C, 3.0f), *on = randn((long)n * C, 3.0f), *ac = randn((long)NH * N, 3.0f);
+        float *dqc = randn(nq, 3.0f);
+        k_attention_forward_cls(oc, ac, qkv, NULL, rows, n, 0, C, NH, P, p, seed, off);
+        k_attention_forward_cls(on, NULL, qkv, NULL, rows, n, 0, C, NH, P, p, seed, off);
+        k_attention_backward_cls(dqc, dcls, qkv, ac, rows, n, 0, C, NH, P, p, seed, off);
+        for (int s = 0; s < n; s++) {
+            cls_out &= !memcmp(oc + (size_t)s * C, out_r + rows[s] * C, sizeof(float) * C) &&
+                       !memcmp(on + (size_t)s * C, out_r + rows[s] * C, sizeof(float) * C);
+            for (int h = 0; h < NH; h++)
+                cls_att &= !memcmp(ac + rows[s] * NH + (size_t)h * lens[s], att_r + rows[2 * n + s] + (size_t)h * lens[s] * lens[s],
+                                   sizeof(float) * lens[s]);
+        }
+        cls_back &= !memcmp(dqc, dq_z, sizeof(float) * nq);
+        free(oc); free(on); free(ac); free(dqc);
+    }
+    { /* padded: 3 rows of 9 with padding masked, p = 0.1 */
+        enum { Bp = 3, Tp = 9, Cp = 32, NHp = 2, Pp = 12 };
+        long q3 = (long)Bp * Tp * 3 * Cp, c1 = (long)Bp * Tp * Cp;
+        float *qk = randn(q3, 1.0f), *ma = zeros(Bp * Tp), *o = zeros(c1), *at = zeros((long)Bp * NHp * Tp * Tp);
+        float *g = zeros(c1), *gc = zeros(Bp * Cp), *dq = zeros(q3), *sc = zeros((long)Bp * NHp * Tp * Tp);
+        float *oc = randn(Bp * Cp, 3.0f), *ac = randn((long)NHp * Bp * Tp, 3.0f), *dqc = randn(q3, 3.0f);
+        float *gd = randn(c1, 1.0f);
+        for (int b = 0; b < Bp; b++)
+            for (int t = 0; t < Tp; t++) ma[b * Tp + t] = t < 9 - 3 * b ? 0.0f : -FLT_MAX;
+        for (int b = 0; b < Bp; b++) {
+            memcpy(g + (size_t)b * Tp * Cp, gd + (size_t)b * Tp * Cp, sizeof(float) * Cp);
+            memcpy(gc + (size_t)b * Cp, gd + (size_t)b * Tp * Cp, sizeof(float) * Cp);
+        }
+        k_attention_forward(o, at, qk, ma, Bp, Tp, Cp, NHp, Pp, 0.1f, seed, off);
+        k_attention_backward(dq, sc, g, qk, at, Bp, Tp, Cp, NHp, Pp, 0.1f, seed, off);
+        k_attention_forward_cls(oc, ac, qk, ma, NULL, Bp, Tp, Cp, NHp, Pp, 0.1f, seed, off);
+        k_attention_backward_cls(dqc, gc, qk, ac, NULL, Bp, Tp, Cp, NHp, Pp, 0.1f, seed, off);
+        for (int b = 0; b < Bp; b++) {
+            cls_out &= !memcmp(oc + (size_t)b * Cp, o + (size_t)b * Tp * Cp, sizeof(float) * Cp);
+            for (int h = 0; h < NHp; h++)
+                cls_att &= !memcmp(ac + ((size_t)b * NHp + h) * Tp, at + ((size_t)b * NHp + h) * Tp * Tp, sizeof(float) * Tp);
+        }
+        cls_back &= !memcmp(dqc, dq, sizeof(float) * q3);
+        free(qk); free(ma); free(o); free(at); free(g); free(gc); free(dq); free(sc); free(oc); free(ac); free(dqc); free(gd);
+    }
+    CHECK(cls_out, "attention_forward_cls: each row's [CLS] output of the whole attention, bit for bit (packed rows "
+                   "of 1-130 tokens and a padded batch with a mask; keeping att and not; 1 and 2 threads)");
+    CHECK(cls_att, "attention_forward_cls keeps the [CLS] rows of the whole attention's probabilities (with the "
+                   "dropout marks)");
+    CHECK(cls_back, "attention_backward_cls: dqkv written, the whole backward's bits for a gradient zero past [CLS]");
+    free(dz); free(dcls); free(dq_z); free(scr3);
     free(qkv); free(dout); free(x); free(d0); free(out_r); free(att_r); free(dq_r); free(scr); free(y_r); free(dx_r);
 }
 

@@ -574,20 +574,20 @@ static void head_mm(int ta, int tb, int M, int N, int K, const float *A, int lda
  * (AVX-512), each element is the same chain of fused multiply-adds whatever the rows of a call, so
  * both give the same bits; sgemm (without AVX-512) may round differently where the rows come in
  * blocks (T > 128). */
-/* One head of one row: o [T, HS] (row stride C) from its q, k, v (row stride 3C; k = q + C, v = q +
- * 2C), mask ma (NULL: none); a: its T x T slot of att, or NULL; w: ATT_ROWS floats; head: the
- * stream index of its mask's first element. */
-static void head_forward(float *o, float *a, const float *q, const float *ma, int T, int C, int HS,
+/* One head of one row: o [Tq, HS] (row stride C) from its q, k, v (row stride 3C; k = q + C, v = q +
+ * 2C) for the first Tq of its T queries (T: all; 1: [CLS]), mask ma (NULL: none); a: its Tq x T
+ * slot of att, or NULL; w: ATT_ROWS floats; head: the stream index of its mask's first element. */
+static void head_forward(float *o, float *a, const float *q, const float *ma, int T, int Tq, int C, int HS,
                          int P, float p, uint64_t seed, uint64_t head, float *w, float *room) {
     int C3 = 3 * C, RB = T <= ATT_ROWS / T ? T : ATT_ROWS / T;
     if (RB < 1) RB = 1;
     float scale = 1.0f / sqrtf((float)HS);
     const float *k = q + C, *v = q + 2 * C;
     if (a) {
-        head_mm(0, 1, T, T, HS, q, C3, k, C3, 0, a, T, room);
-        softmax_rows(a, T, scale, ma, T);
+        head_mm(0, 1, Tq, T, HS, q, C3, k, C3, 0, a, T, room);
+        softmax_rows(a, Tq, scale, ma, T);
         if (p <= 0.0f) {
-            head_mm(0, 0, T, HS, T, a, T, v, C3, 0, o, C, room);
+            head_mm(0, 0, Tq, HS, T, a, T, v, C3, 0, o, C, room);
             return;
         }
     }
@@ -595,9 +595,9 @@ static void head_forward(float *o, float *a, const float *q, const float *ma, in
      * tokens it was laid out four times a head), where V needs no room of its own (HS a multiple
      * of 16: the products' V is read where it lies); the same tiles, so the same bits */
     size_t ldk = 0;
-    const float *kt = !a && RB < T && HS % 16 == 0 ? k_head_lay_b(k, C3, T, HS, 1, room, &ldk) : NULL;
-    for (int i0 = 0; i0 < T; i0 += RB) {
-        int R = T - i0 < RB ? T - i0 : RB;
+    const float *kt = !a && RB < Tq && HS % 16 == 0 ? k_head_lay_b(k, C3, T, HS, 1, room, &ldk) : NULL;
+    for (int i0 = 0; i0 < Tq; i0 += RB) {
+        int R = Tq - i0 < RB ? Tq - i0 : RB;
         if (a) /* p > 0 here: the dropped copy in w, the dropped elements of a marked */
             dropout_mark(w, a + (size_t)i0 * T, (size_t)R * T, p, seed, head, T, P, (uint64_t)i0 * T);
         else {
@@ -621,26 +621,41 @@ static inline att_row_t att_row(const size_t *rows, int n, int T, int NH, int s)
     return (att_row_t){rows[s], rows[n + s], rows[2 * (size_t)n + s]};
 }
 
-/* the longest row and the multiply-adds of the rows' attention */
-static int rows_longest(const size_t *rows, int n, int T, int NH, int HS, long *work) {
+/* the longest row and the multiply-adds of the rows' attention (of one product: cls, of the [CLS]
+ * queries alone) */
+static int rows_longest(const size_t *rows, int n, int T, int NH, int HS, int cls, long *work) {
     int longest = 0;
     *work = 0;
     for (int s = 0; s < n; s++) {
         int l = (int)att_row(rows, n, T, NH, s).T;
         if (l > longest) longest = l;
-        *work += (long)NH * l * l * HS;
+        *work += (long)NH * l * (cls ? 1 : l) * HS;
     }
     return longest;
 }
 
+/* Where row s's head h of the attention on every query (cls 0) or on [CLS] alone (cls 1) finds its
+ * queries' output rows (out, dout: r.tok, or s for [CLS]: its row of [n, C]) and its probabilities
+ * (Tq x T from att + first; [CLS]'s at NH * r.tok + h * T) */
+typedef struct {
+    size_t orow, first;
+    int Tq;
+} att_head_t;
+
+static inline att_head_t att_head(att_row_t r, int s, int h, int NH, int cls) {
+    if (cls) return (att_head_t){(size_t)s, r.tok * NH + (size_t)h * r.T, 1};
+    return (att_head_t){r.tok, r.att + (size_t)h * r.T * r.T, (int)r.T};
+}
+
 /* The heads of the rows, shared by the threads (dynamic: a packed batch's heads differ in cost as
- * their rows' lengths squared); row s's heads at stream offset + s*NH*P*P. */
+ * their rows' lengths squared); row s's heads at stream offset + s*NH*P*P. cls: the [CLS] queries
+ * alone (k_attention_forward_cls). */
 static void attention_forward_run(float *out, float *att, const float *qkv, const float *mask_add,
                                   const size_t *rows, int n, int T, int C, int NH, int P, float p,
-                                  uint64_t seed, uint64_t offset) {
+                                  uint64_t seed, uint64_t offset, int cls) {
     int HS = C / NH;
     long work;
-    int longest = rows_longest(rows, n, T, NH, HS, &work);
+    int longest = rows_longest(rows, n, T, NH, HS, cls, &work);
     assert(longest <= P);
 #pragma omp parallel if (work > PAR_HEADS)
     {
@@ -650,34 +665,38 @@ static void attention_forward_run(float *out, float *att, const float *qkv, cons
         for (int sh = 0; sh < n * NH; sh++) {
             int s = sh / NH, h = sh % NH;
             att_row_t r = att_row(rows, n, T, NH, s);
-            head_forward(out + r.tok * C + h * HS, att ? att + r.att + (size_t)h * r.T * r.T : NULL,
-                         qkv + r.tok * 3 * C + h * HS, mask_add ? mask_add + r.tok : NULL, (int)r.T, C, HS, P,
-                         p, seed, offset + ((uint64_t)s * NH + h) * P * P, w, room);
+            att_head_t a = att_head(r, s, h, NH, cls);
+            head_forward(out + a.orow * C + h * HS, att ? att + a.first : NULL, qkv + r.tok * 3 * C + h * HS,
+                         mask_add ? mask_add + r.tok : NULL, (int)r.T, a.Tq, C, HS, P, p, seed,
+                         offset + ((uint64_t)s * NH + h) * P * P, w, room);
         }
         free(room);
     }
 }
 
 /* One head of one row's backward: dq (row stride 3C; dk = dq + C, dv = dq + 2C) += the gradient
- * from go [T, HS] (row stride C), its T x T probabilities a (with p > 0, the forward's dropout marks
- * in their sign bits: dropout_mark); s: T x T floats of scratch, u: T. acc 0: dq, dk, dv written
- * instead (each product's chain, without the + 0 of a cleared one). */
+ * from go [Tq, HS] (row stride C), the gradient of its first Tq queries' outputs (T: all; 1: [CLS],
+ * the others' taken as zero), its Tq x T probabilities a (with p > 0, the forward's dropout marks
+ * in their sign bits: dropout_mark); s: Tq x T floats of scratch, u: T. acc 0: dq, dk, dv written
+ * instead (each product's chain, without the + 0 of a cleared one; dq's rows past Tq zero). With
+ * Tq = 1 each product's chain is the first term of the whole one, whose other terms are the
+ * zero gradients' exact zeros: the same values. */
 static void head_backward(float *dq, float *s, float *u, const float *go, const float *q, const float *a,
-                          int T, int C, int HS, float p, float *room, int acc) {
+                          int T, int Tq, int C, int HS, float p, float *room, int acc) {
     int C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)HS), keep = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
     const float *k = q + C, *v = q + 2 * C;
     float *dk = dq + C, *dv = dq + 2 * C;
-    size_t TT = (size_t)T * T;
+    size_t TT = (size_t)Tq * T;
     /* dV += dropout(att)^T @ dout */
     if (p > 0.0f)
         for (size_t e = 0; e < TT; e++) s[e] = signbit(a[e]) ? 0.0f : a[e] * keep;
     else
         memcpy(s, a, sizeof(float) * TT);
-    head_mm(1, 0, T, HS, T, s, T, go, C, acc, dv, C3, room);
+    head_mm(1, 0, T, HS, Tq, s, T, go, C, acc, dv, C3, room);
     /* datt = (dout @ V^T) * dropout factor; softmax backward row by row (u: the row's probabilities) */
-    head_mm(0, 1, T, T, HS, go, C, v, C3, 0, s, T, room);
-    for (int i = 0; i < T; i++) {
+    head_mm(0, 1, Tq, T, HS, go, C, v, C3, 0, s, T, room);
+    for (int i = 0; i < Tq; i++) {
         float *si = s + (size_t)i * T;
         const float *ai = a + (size_t)i * T;
         if (p > 0.0f)
@@ -691,31 +710,35 @@ static void head_backward(float *dq, float *s, float *u, const float *go, const 
         for (int j = 0; j < T; j++) si[j] = u[j] * (si[j] - dot) * scale;
     }
     /* dQ += dpre @ K ; dK += dpre^T @ Q */
-    head_mm(0, 0, T, HS, T, s, T, k, C3, acc, dq, C3, room);
-    head_mm(1, 0, T, HS, T, s, T, q, C3, acc, dk, C3, room);
+    head_mm(0, 0, Tq, HS, T, s, T, k, C3, acc, dq, C3, room);
+    head_mm(1, 0, T, HS, Tq, s, T, q, C3, acc, dk, C3, room);
+    if (!acc)
+        for (int i = Tq; i < T; i++) memset(dq + (size_t)i * C3, 0, sizeof(float) * HS);
 }
 
 static void attention_backward_run(float *dqkv, float *scratch, const float *dout, const float *qkv,
                                    const float *att, const size_t *rows, int n, int T, int C, int NH, int P,
-                                   float p, int acc) {
+                                   float p, int acc, int cls) {
     int HS = C / NH;
     long work;
-    int longest = rows_longest(rows, n, T, NH, HS, &work);
+    int longest = rows_longest(rows, n, T, NH, HS, cls, &work);
     assert(longest <= P);
 #pragma omp parallel if (work > PAR_HEADS)
     {
         float *room = head_room(longest, HS);
-        /* a head's T x T scratch of its own, reused by each head the thread takes, so it stays in
+        /* a head's Tq x T scratch of its own, reused by each head the thread takes, so it stays in
          * the cache (a slot of scratch a head was written to memory and read back: at 32 x 256
-         * tokens of MiniLM, 100 MB a layer); the scratch slot without the memory */
-        float *own = malloc(sizeof(float) * (size_t)longest * longest), u[longest];
+         * tokens of MiniLM, 100 MB a layer); the scratch slot without the memory ([CLS] alone: no
+         * slot, a row on the stack) */
+        float *own = cls ? NULL : malloc(sizeof(float) * (size_t)longest * longest), u[longest], row[longest];
 #pragma omp for schedule(dynamic)
         for (int sh = 0; sh < n * NH; sh++) {
             int s = sh / NH, h = sh % NH;
             att_row_t r = att_row(rows, n, T, NH, s);
-            size_t first = r.att + (size_t)h * r.T * r.T; /* this head's att[0][0] (and its scratch) */
-            head_backward(dqkv + r.tok * 3 * C + h * HS, own ? own : scratch + first, u, dout + r.tok * C + h * HS,
-                          qkv + r.tok * 3 * C + h * HS, att + first, (int)r.T, C, HS, p, room, acc);
+            att_head_t a = att_head(r, s, h, NH, cls); /* a.first: this head's att[0][0] (and its scratch) */
+            head_backward(dqkv + r.tok * 3 * C + h * HS, cls ? row : own ? own : scratch + a.first, u,
+                          dout + a.orow * C + h * HS, qkv + r.tok * 3 * C + h * HS, att + a.first, (int)r.T, a.Tq, C,
+                          HS, p, room, acc);
         }
         free(own);
         free(room);
@@ -724,45 +747,57 @@ static void attention_backward_run(float *dqkv, float *scratch, const float *dou
 
 void k_attention_forward(float *out, float *att, const float *qkv, const float *mask_add, int B, int T,
                          int C, int NH, int P, float p, uint64_t seed, uint64_t offset) {
-    attention_forward_run(out, att, qkv, mask_add, NULL, B, T, C, NH, P, p, seed, offset);
+    attention_forward_run(out, att, qkv, mask_add, NULL, B, T, C, NH, P, p, seed, offset, 0);
 }
 
 void k_attention_forward_nokeep(float *out, const float *qkv, const float *mask_add, int B, int T,
                                 int C, int NH, int P, float p, uint64_t seed, uint64_t offset) {
-    attention_forward_run(out, NULL, qkv, mask_add, NULL, B, T, C, NH, P, p, seed, offset);
+    attention_forward_run(out, NULL, qkv, mask_add, NULL, B, T, C, NH, P, p, seed, offset, 0);
 }
 
 void k_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                           const float *att, int B, int T, int C, int NH, int P, float p,
                           uint64_t seed, uint64_t offset) {
     (void)seed, (void)offset; /* the mask is in att's signs */
-    attention_backward_run(dqkv, scratch, dout, qkv, att, NULL, B, T, C, NH, P, p, 1);
+    attention_backward_run(dqkv, scratch, dout, qkv, att, NULL, B, T, C, NH, P, p, 1, 0);
 }
 
 void k_attention_backward_set(float *dqkv, float *scratch, const float *dout, const float *qkv,
                               const float *att, int B, int T, int C, int NH, int P, float p,
                               uint64_t seed, uint64_t offset) {
     (void)seed, (void)offset;
-    attention_backward_run(dqkv, scratch, dout, qkv, att, NULL, B, T, C, NH, P, p, 0);
+    attention_backward_run(dqkv, scratch, dout, qkv, att, NULL, B, T, C, NH, P, p, 0, 0);
 }
 
 void k_attention_forward_rows(float *out, float *att, const float *qkv, const size_t *rows, int n, int C,
                               int NH, int P, float p, uint64_t seed, uint64_t offset) {
-    attention_forward_run(out, att, qkv, NULL, rows, n, 0, C, NH, P, p, seed, offset);
+    attention_forward_run(out, att, qkv, NULL, rows, n, 0, C, NH, P, p, seed, offset, 0);
 }
 
 void k_attention_backward_rows(float *dqkv, float *scratch, const float *dout, const float *qkv,
                                const float *att, const size_t *rows, int n, int C, int NH, int P, float p,
                                uint64_t seed, uint64_t offset) {
     (void)seed, (void)offset;
-    attention_backward_run(dqkv, scratch, dout, qkv, att, rows, n, 0, C, NH, P, p, 1);
+    attention_backward_run(dqkv, scratch, dout, qkv, att, rows, n, 0, C, NH, P, p, 1, 0);
 }
 
 void k_attention_backward_rows_set(float *dqkv, float *scratch, const float *dout, const float *qkv,
                                    const float *att, const size_t *rows, int n, int C, int NH, int P, float p,
                                    uint64_t seed, uint64_t offset) {
     (void)seed, (void)offset;
-    attention_backward_run(dqkv, scratch, dout, qkv, att, rows, n, 0, C, NH, P, p, 0);
+    attention_backward_run(dqkv, scratch, dout, qkv, att, rows, n, 0, C, NH, P, p, 0, 0);
+}
+
+void k_attention_forward_cls(float *out, float *att, const float *qkv, const float *mask_add, const size_t *rows,
+                             int n, int T, int C, int NH, int P, float p, uint64_t seed, uint64_t offset) {
+    attention_forward_run(out, att, qkv, mask_add, rows, n, T, C, NH, P, p, seed, offset, 1);
+}
+
+void k_attention_backward_cls(float *dqkv, const float *dout, const float *qkv, const float *att,
+                              const size_t *rows, int n, int T, int C, int NH, int P, float p, uint64_t seed,
+                              uint64_t offset) {
+    (void)seed, (void)offset; /* the mask is in att's signs */
+    attention_backward_run(dqkv, NULL, dout, qkv, att, rows, n, T, C, NH, P, p, 0, 1);
 }
 
 /* ---- pointwise ----------------------------------------------------------------------------------- */
