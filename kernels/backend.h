@@ -176,6 +176,11 @@ typedef struct bl_backend {
     void (*attention_backward_cls)(float *dqkv, const float *dout, const float *qkv, const float *att,
                                    const size_t *rows, int n, int T, int C, int NH, int P, float p,
                                    uint64_t seed, uint64_t offset);
+    /* residual_forward (res = a + b) and layernorm_forward of res in one pass
+     * (k_residual_layernorm_forward); NULL in a backend without it (the model makes the two calls). */
+    void (*residual_layernorm_forward)(float *res, float *out, float *mean, float *rstd, const float *a,
+                                       const float *b, const float *weight, const float *bias, int N, int C,
+                                       float eps);
 } bl_backend_t;
 
 /* The CPU backend (always present). */

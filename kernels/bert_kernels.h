@@ -38,6 +38,10 @@ void k_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
 void k_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                           const float *inp, const float *mean, const float *rstd, const float *weight,
                           int N, int C);
+/* res[N,C] = a + b (res may be a or b), then out = k_layernorm_forward of res: the bits of
+ * k_residual_forward and k_layernorm_forward, a row at a time. */
+void k_residual_layernorm_forward(float *res, float *out, float *mean, float *rstd, const float *a, const float *b,
+                                  const float *weight, const float *bias, int N, int C, float eps);
 /* The same with dinp written, whatever it held (dweight and dbias still add): the bits of
  * k_layernorm_backward on a zero dinp. */
 void k_layernorm_backward_set(float *dinp, float *dweight, float *dbias, const float *dout,

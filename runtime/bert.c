@@ -784,12 +784,21 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
         if (last) be->dropout_forward((t), (t), B, 1, C, P, ph, seed, (o));                        \
         else DROP_HIDDEN(t, t, o);                                                                 \
     } while (0)
-        /* dense, dropout and residual in place in res1: backward needs only the sum */
+        /* dense, dropout and residual in place in res1: backward needs only the sum. RES_LN: the
+         * residual add and the layer norm of its sum, in one pass where the backend can */
+#define RES_LN(res, b, out, mean, rstd, w, bias)                                                   \
+    do {                                                                                           \
+        if (be->residual_layernorm_forward)                                                        \
+            be->residual_layernorm_forward((res), (out), (mean), (rstd), (res), (b), (w), (bias), (int)R, C, \
+                                           c->layer_norm_eps);                                     \
+        else {                                                                                     \
+            be->residual_forward((res), (res), (b), rc);                                           \
+            be->layernorm_forward((out), (mean), (rstd), (res), (w), (bias), (int)R, C, c->layer_norm_eps); \
+        }                                                                                          \
+    } while (0)
         be->linear_forward(res1, ain, p->attprojw + l * cc, p->attprojb + l * C, (int)R, C, C);
         DROP_PAST(res1, off[2 + 3 * l]);
-        be->residual_forward(res1, res1, xin, rc);
-        be->layernorm_forward(ln1, a->ln1_mean + k * N, a->ln1_rstd + k * N, res1, p->ln1w + l * C,
-                            p->ln1b + l * C, (int)R, C, c->layer_norm_eps);
+        RES_LN(res1, xin, ln1, a->ln1_mean + k * N, a->ln1_rstd + k * N, p->ln1w + l * C, p->ln1b + l * C);
         if (kept || !be->ffn_forward_nokeep ||
             !be->ffn_forward_nokeep(res2, ln1, p->fcw + l * ic, p->fcb + l * I, p->fcprojw + l * ic,
                                     p->fcprojb + l * C, (int)R, C, I)) {
@@ -799,10 +808,9 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
         }
         DROP_PAST(res2, off[3 + 3 * l]);
 #undef DROP_PAST
-        be->residual_forward(res2, res2, ln1, rc);
         float *out = last ? a->cls : ln2;
-        be->layernorm_forward(out, a->ln2_mean + k * N, a->ln2_rstd + k * N, res2, p->ln2w + l * C,
-                            p->ln2b + l * C, (int)R, C, c->layer_norm_eps);
+        RES_LN(res2, ln1, out, a->ln2_mean + k * N, a->ln2_rstd + k * N, p->ln2w + l * C, p->ln2b + l * C);
+#undef RES_LN
         x = out;
     }
     if (!m->cls_last) EACH_SEQ be->cls_forward(a->cls + q.b * C, x + q.tok * C, q.B, q.T, C);

@@ -123,6 +123,8 @@ WRAP(45, layernorm_backward_set, (float *di, float *dw, float *db, const float *
      (di, dw, db, d, x, m, r, w, N, C))
 WRAP(46, dropout_backward_set, (float *di, const float *d, int B, int T, int C, int P, float p, uint64_t s, uint64_t f), (di, d, B, T, C, P, p, s, f))
 WRAP(47, dropout_backward_rows_set, (float *di, const float *d, const size_t *r, int n, int C, int P, float p, uint64_t s, uint64_t f), (di, d, r, n, C, P, p, s, f))
+WRAP(50, residual_layernorm_forward, (float *r, float *o, float *m, float *s, const float *a, const float *b, const float *w, const float *bi, int N, int C, float e),
+     (r, o, m, s, a, b, w, bi, N, C, e))
 WRAP(49, attention_backward_cls, (float *dq, const float *d, const float *q, const float *a, const size_t *r, int n, int T, int C, int NH, int P, float p, uint64_t s, uint64_t f),
      (dq, d, q, a, r, n, T, C, NH, P, p, s, f))
 WRAP(33, adamw_step_rows, (float *p, const float *g, float *m, float *v, size_t n, k_adamw_hparams_t hp, unsigned char *live, const unsigned char *touched, size_t rows, size_t C), (p, g, m, v, n, hp, live, touched, rows, C))
@@ -180,7 +182,7 @@ static void counting_init(void) {
     SET(dropout_forward_rows); SET(dropout_backward_rows); SET(linear_backward_to);
     SET(gelu_backward_set); SET(attention_backward_set); SET(attention_backward_rows_set);
     SET(layernorm_backward_set); SET(dropout_backward_set); SET(dropout_backward_rows_set);
-    SET(attention_forward_cls); SET(attention_backward_cls);
+    SET(attention_forward_cls); SET(attention_backward_cls); SET(residual_layernorm_forward);
 #undef SET
 }
 
@@ -375,6 +377,10 @@ int main(void) {
               "each on the [CLS] rows (the pooled one adding); "
               "the layer norms' backwards writing theirs; the last layer's [CLS] gather of its input and "
               "spread of its gradient (per row; its attention writes its [CLS] outputs itself)");
+        CHECK(kernel("residual_layernorm_forward") == 2 * nl && kernel("residual_forward") == 0 &&
+                  kernel("layernorm_forward") == 1,
+              "each layer's two residual adds and layer norms one call each (%ld), the embeddings' layer norm "
+              "alone", kernel("residual_layernorm_forward"));
     }
     CHECK(counts[C_ERROR] >= 3, "the runtime checks the backend's error after forward, backward and step (%ld)",
           counts[C_ERROR]);
@@ -511,6 +517,7 @@ int main(void) {
         bare.dropout_backward_rows_set = NULL;
         bare.attention_forward_cls = NULL;
         bare.attention_backward_cls = NULL;
+        bare.residual_layernorm_forward = NULL;
         bert_t fa = {0}, fb = {0};
         if (load_twins(&fa, &fb, &bare, &lo) == 0) {
             size_t n = fa.num_parameters;

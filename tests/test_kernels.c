@@ -225,6 +225,20 @@ static void test_layernorm(const char *tag) {
     float *out = zeros(n), *mean = zeros(N), *rstd = zeros(N);
     char what[128];
     k_layernorm_forward(out, mean, rstd, x, w, b, N, (int)C, 1e-12f);
+    { /* the fused residual + layer norm: the bytes of the two calls (res in place and not) */
+        float *y = randn(n, 1.0f), *r1 = zeros(n), *o1 = zeros(n), *m1 = zeros(N), *s1 = zeros(N);
+        float *r2 = copyf(x, n), *o2 = zeros(n), *m2 = zeros(N), *s2 = zeros(N), *r3 = zeros(n);
+        k_residual_forward(r1, x, y, n);
+        k_layernorm_forward(o1, m1, s1, r1, w, b, N, (int)C, 1e-12f);
+        k_residual_layernorm_forward(r2, o2, m2, s2, r2, y, w, b, N, (int)C, 1e-12f);
+        int same = !memcmp(r1, r2, sizeof(float) * n) && !memcmp(o1, o2, sizeof(float) * n) &&
+                   !memcmp(m1, m2, sizeof(float) * N) && !memcmp(s1, s2, sizeof(float) * N);
+        k_residual_layernorm_forward(r3, o2, NULL, NULL, x, y, w, b, N, (int)C, 1e-12f);
+        same &= !memcmp(r1, r3, sizeof(float) * n) && !memcmp(o1, o2, sizeof(float) * n);
+        CHECK(same, "k_residual_layernorm_forward: the sum and its layer norm, the bytes of k_residual_forward "
+                    "and k_layernorm_forward (in place, and into another buffer without mean and rstd)");
+        free(y); free(r1); free(o1); free(m1); free(s1); free(r2); free(o2); free(m2); free(s2); free(r3);
+    }
     snprintf(what, sizeof what, "layernorm forward N=%d C=%ld eps=1e-12 vs torch", N, C);
     check_close(what, out, want, n, 1.0, TOL);
     check_close("layernorm cached mean", mean, wm, N, 1.0, TOL);

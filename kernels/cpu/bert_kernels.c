@@ -282,20 +282,37 @@ static double sum8d(const float *x, int C, int squares, double m) {
     return s;
 }
 
+/* one row of k_layernorm_forward: o[C] from x[C], its mean and rstd to *mean, *rstd (if not NULL) */
+static inline void layernorm_row(float *o, float *mean, float *rstd, const float *x, const float *weight,
+                                 const float *bias, int C, float eps) {
+    /* double sums, two passes: exact enough when |mean| >> std (a float sum of 384 values near 50 is
+     * off by ~1e-5) */
+    double md = sum8d(x, C, 0, 0.0) / C, v = sum8d(x, C, 1, md);
+    float m = (float)md;
+    float r = (float)(1.0 / sqrt(v / C + (double)eps));
+    for (int c = 0; c < C; c++) o[c] = (x[c] - m) * r * weight[c] + bias[c];
+    if (mean) *mean = m;
+    if (rstd) *rstd = r;
+}
+
 void k_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                          const float *bias, int N, int C, float eps) {
 #pragma omp parallel for if ((long)N * C > PAR_MIN)
+    for (int n = 0; n < N; n++)
+        layernorm_row(out + (size_t)n * C, mean ? mean + n : NULL, rstd ? rstd + n : NULL, inp + (size_t)n * C,
+                      weight, bias, C, eps);
+}
+
+/* a row's sum, then its layer norm while the row is in the cache: one pass over res instead of two
+ * (k_residual_forward wrote it out, k_layernorm_forward read it back) */
+void k_residual_layernorm_forward(float *res, float *out, float *mean, float *rstd, const float *a, const float *b,
+                                  const float *weight, const float *bias, int N, int C, float eps) {
+#pragma omp parallel for if ((long)N * C > PAR_MIN)
     for (int n = 0; n < N; n++) {
-        const float *x = inp + (size_t)n * C;
-        float *o = out + (size_t)n * C;
-        /* double sums, two passes: exact enough when |mean| >> std (a float sum of 384 values near
-         * 50 is off by ~1e-5) */
-        double md = sum8d(x, C, 0, 0.0) / C, v = sum8d(x, C, 1, md);
-        float m = (float)md;
-        float r = (float)(1.0 / sqrt(v / C + (double)eps));
-        for (int c = 0; c < C; c++) o[c] = (x[c] - m) * r * weight[c] + bias[c];
-        if (mean) mean[n] = m;
-        if (rstd) rstd[n] = r;
+        float *r = res + (size_t)n * C;
+        const float *x = a + (size_t)n * C, *y = b + (size_t)n * C;
+        for (int c = 0; c < C; c++) r[c] = x[c] + y[c];
+        layernorm_row(out + (size_t)n * C, mean ? mean + n : NULL, rstd ? rstd + n : NULL, r, weight, bias, C, eps);
     }
 }
 
