@@ -669,9 +669,8 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
     m->weighted_forward = in->labels != NULL && m->class_weights != NULL;
     m->cls_last = !m->full_last && NL > 0;
     /* the last layer's attention on the [CLS] queries alone: the rest of that layer reads only
-     * their outputs (a padded batch, or a packed one where the backend takes its rows in a call) */
-    m->cls_att = m->cls_last && be->attention_forward_cls && be->attention_backward_cls &&
-                 (!m->packed || (be->attention_forward_rows && be->dropout_forward_rows));
+     * their outputs (the entries take a padded or a packed batch in one call) */
+    m->cls_att = m->cls_last && be->attention_forward_cls && be->attention_backward_cls;
     int nseq = seq_count(m);
     /* the batch in (its first T columns): staged on the host as the scratch lays it out, then one
      * copy */
@@ -750,13 +749,13 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
         float *ln2 = a->ln2 + k * nc;
         be->linear_forward(qkv, x, p->qkvw + l * 3 * cc, p->qkvb + l * 3 * C, (int)N, C, 3 * C);
         int cls_att = l == NL - 1 && m->cls_att;
+        /* the one-call entries' att: NULL, no slot (as _nokeep), where nothing differentiates it */
+        float *att_slot = kept || !be->attention_forward_nokeep ? a->att + k * att : NULL;
         if (cls_att) /* the [CLS] rows' outputs straight into last_att (probabilities: B x NH x T at most) */
-            be->attention_forward_cls(a->last_att, kept || !be->attention_forward_nokeep ? a->att + k * att : NULL,
-                                      qkv, m->packed ? NULL : a->mask_add, m->packed ? m->seq : NULL, B, T, C, NH,
-                                      P, pa, seed, off[1 + 3 * l]);
-        else if (rows_calls) /* att NULL: no slot (as _nokeep) where nothing differentiates it */
-            be->attention_forward_rows(atty, kept || !be->attention_forward_nokeep ? a->att + k * att : NULL,
-                                       qkv, m->seq, B, C, NH, P, pa, seed, off[1 + 3 * l]);
+            be->attention_forward_cls(a->last_att, att_slot, qkv, m->packed ? NULL : a->mask_add,
+                                      m->packed ? m->seq : NULL, B, T, C, NH, P, pa, seed, off[1 + 3 * l]);
+        else if (rows_calls)
+            be->attention_forward_rows(atty, att_slot, qkv, m->seq, B, C, NH, P, pa, seed, off[1 + 3 * l]);
         else if (!kept && be->attention_forward_nokeep) /* no att slot: nothing differentiates it */
             EACH_SEQ be->attention_forward_nokeep(atty + q.tok * C, qkv + q.tok * 3 * C,
                                                   m->packed ? NULL : a->mask_add, q.B, q.T, C, NH, P,

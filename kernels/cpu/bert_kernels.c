@@ -334,6 +334,7 @@ static void layernorm_backward(float *dinp, float *dweight, float *dbias, const 
             sd /= C;
             sdn /= C;
             float *g = dinp + (size_t)n * C;
+            /* (two loops: the adding one's add may fuse into its multiply, the written one has none) */
             if (set)
                 for (int c = 0; c < C; c++) {
                     float norm = (x[c] - m) * r;
