@@ -73,6 +73,16 @@ $(BUILD)/runtime/dist.o $(BUILD)/pic/runtime/dist.o: CFLAGS += $(MPI_CFLAGS)
 LDLIBS  += $(MPI_LIBS)
 MODLIBS += $(MPI_LIBS)
 endif
+# dist.o remembers whether it was built with MPI: $(BUILD)/.mpi-flags holds the flags it was compiled
+# with and changes only when they do (Open MPI installed or removed after a build, MPI=0 given), so
+# dist.o, the libraries and the binaries are rebuilt then, and only then (a build made before .ci/run
+# installed Open MPI kept skipping the MPI tests until `make clean`).
+$(BUILD)/.mpi-flags: FORCE | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	@printf '%s\n' '$(MPI_CFLAGS)' | cmp -s - $@ || printf '%s\n' '$(MPI_CFLAGS)' > $@
+$(BUILD)/runtime/dist.o $(BUILD)/pic/runtime/dist.o: $(BUILD)/.mpi-flags
+.PHONY: FORCE
+FORCE:
 
 CORE_SRC := $(wildcard runtime/*.c) $(wildcard kernels/cpu/*.c)
 LUA_SRC  := $(filter-out lua/main.c lua/module.c,$(wildcard lua/*.c))

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.." || exit 1
 MODEL=${MODEL:-models/all-MiniLM-L6-v2}
 G=${G:-6}; STEPS=${STEPS:-30}; T=${THREADS:-$(nproc)}
 if ! bin/bertlab -e 'os.exit(require("bertlab").dist_have_mpi() and 0 or 1)' || ! command -v mpirun >/dev/null 2>&1; then
-  echo "note: bench_dist skipped: this bertlab has no MPI or mpirun is missing (apt-get install libopenmpi-dev openmpi-bin; make clean all)"
+  echo "note: bench_dist skipped: this bertlab has no MPI or mpirun is missing (apt-get install libopenmpi-dev openmpi-bin, then run make again: it rebuilds with MPI)"
   exit 0
 fi
 half=$((T / 2)); [ "$half" -ge 1 ] || half=1

@@ -64,7 +64,7 @@ int dist_init(void) {
 #else
     if (want > 1)
         return bl_fail("launched as %d tasks (mpirun or srun), but this bertlab was built without MPI: "
-                       "install Open MPI (apt-get install libopenmpi-dev openmpi-bin), then `make clean all`",
+                       "install Open MPI (apt-get install libopenmpi-dev openmpi-bin), then run `make` again (it rebuilds with MPI)",
                        want);
 #endif
     g_init = 1;

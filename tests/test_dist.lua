@@ -8,7 +8,7 @@ local T = require("testlib")
 local bl = require("bertlab")
 
 if not bl.dist_have_mpi() then
-  T.skip("data parallel", "this bertlab was built without MPI (install libopenmpi-dev openmpi-bin, then make clean all)")
+  T.skip("data parallel", "this bertlab was built without MPI (install libopenmpi-dev openmpi-bin, then run make again: it rebuilds with MPI)")
   T.done()
 end
 if not os.execute("command -v mpirun >/dev/null 2>&1") then

@@ -1,0 +1,62 @@
+-- test_build.lua: the Makefile rebuilds runtime/dist.o when the MPI flags it was compiled with change
+-- (Open MPI installed after a build, or MPI=0 given) and only then. Builds dist.o alone into a
+-- temporary BUILD folder, three times: as configured, then with MPI=0, then with MPI=0 again.
+local T = require("testlib")
+
+local function run(cmd)
+  local p = io.popen(cmd .. " 2>&1; echo \"__rc=$?\"")
+  local out = p:read("a")
+  p:close()
+  local rc = tonumber(out:match("__rc=(%d+)%s*$"))
+  return (out:gsub("__rc=%d+%s*$", "")), rc
+end
+local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+local _, has_make = run("command -v make >/dev/null")
+if has_make ~= 0 then
+  T.skip("build flags stamp", "make is not installed")
+  T.done()
+end
+
+local dir = os.tmpname()
+os.remove(dir)
+-- MAKEFLAGS cleared: under `make test` the outer make's jobserver is not ours to use.
+local function make(extra)
+  return run(("MAKEFLAGS= MAKELEVEL= make BUILD=%s %s %s/runtime/dist.o"):format(q(dir), extra, q(dir)))
+end
+local function compiled(out) return out:find("runtime/dist.c", 1, true) ~= nil end
+local function stamp()
+  local f = io.open(dir .. "/.mpi-flags")
+  local s = f and f:read("a")
+  if f then f:close() end
+  return s
+end
+
+local out, rc = make("")
+T.eq(rc, 0, "dist.o builds into a fresh BUILD folder")
+if rc ~= 0 then print("#   " .. out:gsub("\n", "\n#   ")) end
+T.check(compiled(out), "the first build compiles runtime/dist.c")
+local _, mpi = run("command -v mpicc >/dev/null")
+local first = stamp()
+T.check(first ~= nil, "the build writes BUILD/.mpi-flags")
+T.eq(first and first:find("-DBL_WITH_MPI", 1, true) ~= nil, mpi == 0,
+  "BUILD/.mpi-flags names -DBL_WITH_MPI exactly when mpicc is on PATH")
+
+out = make("")
+T.check(not compiled(out), "a second build with the same flags leaves dist.o alone")
+
+out, rc = make("MPI=0")
+T.eq(rc, 0, "make MPI=0 builds dist.o")
+-- with mpicc the flags change (-DBL_WITH_MPI goes away): rebuilt; without, MPI=0 changes nothing
+T.eq(compiled(out), mpi == 0, mpi == 0 and "MPI=0 after an MPI build recompiles dist.o"
+  or "MPI=0 without mpicc leaves dist.o alone (the flags were empty already)")
+T.eq(stamp(), "\n", "BUILD/.mpi-flags holds no flags under MPI=0")
+out = make("MPI=0")
+T.check(not compiled(out), "MPI=0 again leaves dist.o alone")
+if mpi == 0 then
+  out = make("")
+  T.check(compiled(out), "back to MPI: dist.o recompiled with -DBL_WITH_MPI")
+end
+
+os.execute("rm -rf " .. q(dir))
+T.done()
