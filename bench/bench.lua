@@ -16,7 +16,9 @@
 --   bertlab's, on the tokens it computes), at most 30 (60 eval);
 --   BENCH_REUSE=build/bench/bench-DATE.csv takes PyTorch's columns from that earlier table for the
 --   rows it has (PyTorch's speed does not change with bertlab's code; the table says so) and runs
---   PyTorch only for the others.
+--   PyTorch only for the others; BENCH_ROUNDS=N (default 1) runs each row's two peers N times,
+--   alternating which goes first (A B, B A, ...), and gives the median of the rounds' rates and of
+--   their ratios round by round (the machine's speed drifts between minutes, not within a pair).
 local bl = require("bertlab")
 local OUT = "build/bench"
 local MINILM = "models/all-MiniLM-L6-v2"
@@ -157,17 +159,24 @@ local function run_peer(cmd, th)
   return r
 end
 
--- the sgemm rate at a row's shapes, measured right before and right after bertlab's peer (two
--- windows of 0.5 s each time): the best window is the rate the machine reached at that moment, the
--- worst shows how much it drifted. OpenBLAS picks its kernels itself there (an OPENBLAS_CORETYPE of
--- the environment is removed for it): the machine's rate, not that of a kernel set someone forced.
-local blas_core = nil
-local function sgemm(cfg, N, th)
-  local out = sh(("env -u OPENBLAS_CORETYPE OPENBLAS_NUM_THREADS=%d %s/sgemm %d %d %d %d 0.5 2"):format(th, OUT, cfg.C, cfg.I, N, th))
-  blas_core = blas_core or out:match("core=(%S+)")
-  local best, worst = tonumber(out:match("gflops=(%S+)")), tonumber(out:match("min=(%S+)"))
-  if not best then log("bench: sgemm failed:\n%s", out) end
-  return best, worst
+-- the sgemm rate at a row's shapes: bertlab's peer runs one window of 0.5 s before its timed
+-- training steps and one after each block of about a second of them (BENCH_SGEMM, see
+-- peer_bertlab.lua), so each block's FLOP/s is set against the rate the machine reached in the same
+-- minute: frac is the median over the blocks of block GFLOP/s / the mean of its two windows. The
+-- sgemm column is the best window (what the machine reached at these shapes), the CSV has the worst
+-- too. OpenBLAS picks its kernels itself there (an OPENBLAS_CORETYPE of the environment is removed
+-- for it): the machine's rate, not that of a kernel set someone forced.
+local function sgemm_cmd(cfg, N, th)
+  return ("env -u OPENBLAS_CORETYPE OPENBLAS_NUM_THREADS=%d %s/sgemm %d %d %d %d 0.5 1"):format(th, OUT, cfg.C, cfg.I, N, th)
+end
+local blas_core = (sh("env -u OPENBLAS_CORETYPE " .. OUT .. "/sgemm 64 64 64 1 0 1")):match("core=(%S+)")
+local function median(t)
+  local v = {}
+  for _, x in ipairs(t) do v[#v + 1] = x end
+  table.sort(v)
+  local n = #v
+  if n == 0 then return nil end
+  return n % 2 == 1 and v[(n + 1) // 2] or (v[n // 2] + v[n // 2 + 1]) / 2
 end
 
 -- the tokens bertlab computes a training step (as peer_bertlab.lua counts them: each row's real
@@ -213,28 +222,71 @@ if reuse_path then
   f:close()
 end
 
+-- one record from a peer's rounds: the median of their rates, the largest peak RSS
+local function combine(list)
+  local ok = {}
+  for _, p in ipairs(list) do if p then ok[#ok + 1] = p end end
+  if #ok == 0 then return nil end
+  local c = {}
+  for k, v in pairs(ok[1]) do c[k] = v end
+  for _, key in ipairs({ "train_sps", "eval_bps" }) do
+    local v = {}
+    for _, p in ipairs(ok) do v[#v + 1] = p[key] end
+    c[key] = median(v)
+  end
+  for _, p in ipairs(ok) do c.rss_kb = math.max(c.rss_kb, p.rss_kb) end
+  return c
+end
+-- the median over the rounds of bertlab's rate / PyTorch's in the same round
+local function round_ratio(r, key)
+  local v = {}
+  for k = 1, #r.bls do
+    local a, b = r.bls[k], r.pts[k]
+    if a and b and a[key] and b[key] and b[key] > 0 then v[#v + 1] = a[key] / b[key] end
+  end
+  return median(v)
+end
+
+local rounds = math.max(1, math.floor(tonumber(os.getenv("BENCH_ROUNDS") or "") or 1))
 local load0, t_start = loadavg(), bl.clock()
 local impl = {}
 for i, r in ipairs(rows) do
   local args = ("%s %s %d %d %d %d %d"):format(r.m.dir, ids_file, r.B, r.T, r.th, r.tr, r.ev)
   local pargs = ("%s %s %d %d %d %d %d"):format(r.m.dir, ids_file, r.B, r.T, r.th, r.ptr, r.pev)
-  log("bench: [%d/%d] %s (train %d, eval %d reps; PyTorch %d, %d) ...", i, #rows, r.name, r.tr, r.ev, r.ptr, r.pev)
+  log("bench: [%d/%d] %s (train %d, eval %d reps; PyTorch %d, %d%s) ...", i, #rows, r.name, r.tr, r.ev, r.ptr, r.pev,
+    rounds > 1 and ("; %d rounds"):format(rounds) or "")
   local N = math.floor(computed_tokens(r) + 0.5)
-  local b1, w1 = sgemm(r.m.cfg, N, r.th)
-  r.bl = run_peer("bin/bertlab bench/peer_bertlab.lua " .. args, r.th)
-  local b2, w2 = sgemm(r.m.cfg, N, r.th)
-  if b1 and b2 then r.sgemm, r.sgemm_min = math.max(b1, b2), math.min(w1, w2) end
+  r.bls, r.pts = {}, {}
+  for k = 1, rounds do
+    for _, who in ipairs(k % 2 == 1 and { "bl", "pt" } or { "pt", "bl" }) do
+      if who == "bl" then
+        r.bls[k] = run_peer(("BENCH_SGEMM='%s' bin/bertlab bench/peer_bertlab.lua %s"):format(sgemm_cmd(r.m.cfg, N, r.th), args), r.th) or false
+      elseif reused[r.name] then r.pts[k] = reused[r.name]
+      elseif want_torch then r.pts[k] = run_peer(python .. " bench/peer_torch.py " .. pargs, r.th) or false end
+    end
+  end
+  r.bl, r.pt = combine(r.bls), combine(r.pts)
   if r.bl and r.bl.ctokens and math.abs(r.bl.ctokens - N) > 0.5 then
     log("bench: %s: the peer computed %.1f tokens a step, bench.lua expected %d (sgemm measured at %d)", r.name, r.bl.ctokens, N, N)
   end
-  if reused[r.name] then r.pt = reused[r.name]
-  elseif want_torch then r.pt = run_peer(python .. " bench/peer_torch.py " .. pargs, r.th) end
   for _, p in ipairs({ r.bl, r.pt }) do if p and p.impl then impl[p.impl] = true end end
   -- bertlab's FLOPs: on the columns it computes (up to each batch's longest row), at those shapes
   local p = r.bl
   if p then
     r.flops = train_flops(r.m.cfg, p.ctokens or p.tokens, p.cattn or p.attn, r.B)
   end
+  -- the blocks of all rounds: each one's FLOP/s against the mean of the sgemm windows beside it
+  local fracs = {}
+  for _, q in ipairs(r.bls) do
+    for n, dt, ct, ca, g0, g1 in tostring(q and q.blocks or ""):gmatch("(%d+):([^:]+):(%d+):(%d+):([^:]+):([^;]+)") do
+      n, dt, ct, ca, g0, g1 = tonumber(n), tonumber(dt), tonumber(ct), tonumber(ca), tonumber(g0), tonumber(g1)
+      local gf = train_flops(r.m.cfg, ct / n, ca / n, r.B) * n / dt / 1e9
+      fracs[#fracs + 1] = gf / ((g0 + g1) / 2)
+      r.sgemm = math.max(r.sgemm or 0, g0, g1)
+      r.sgemm_min = math.min(r.sgemm_min or math.huge, g0, g1)
+    end
+  end
+  r.frac, r.nblocks = median(fracs), #fracs
 end
 local elapsed = bl.clock() - t_start
 
@@ -259,37 +311,43 @@ print("  then PyTorch's where they differ (each phase after one untimed warm-up 
 print("  batch); GFLOP/s: bertlab's training step at (6 x encoder params x tokens + attention)")
 print("  FLOPs on the tokens it computes (the rows' real tokens: it drops padding; the last layer past its")
 print("  attention on the [CLS] tokens only); sgemm: OpenBLAS at that")
-print("  layer's GEMM shapes, tokens and threads, on the kernels OpenBLAS picks itself, the best of 4")
-print("  windows of 0.5 s right before and after bertlab's row (the CSV has the worst too); frac = GFLOP/s /")
-print("  sgemm (bertlab's linear layers run on its own kernels, kernels/cpu/skinny.c, not on OpenBLAS)")
-local hdr = ("%-22s %11s | %8s %8s %5s | %8s %8s %5s | %6s %6s %5s | %7s %7s %5s")
+print("  layer's GEMM shapes, tokens and threads, on the kernels OpenBLAS picks itself: the best of the")
+print("  windows of 0.5 s that bertlab's peer runs before its timed steps and after each second of them (the")
+print("  CSV has the worst too); frac: the median over those seconds of their GFLOP/s / the mean of the two")
+print("  windows beside them (so the machine's drift between minutes cancels), f/best: GFLOP/s / sgemm")
+print("  (bertlab's linear layers run on its own kernels, kernels/cpu/skinny.c, not on OpenBLAS)")
+if rounds > 1 then
+  print(("  %d rounds a row, the peers' order alternating: rates are the rounds' medians, x the median of the"):format(rounds))
+  print("  rounds' ratios (each round's bertlab against that round's PyTorch), RSS the largest")
+end
+local hdr = ("%-22s %11s | %8s %8s %5s | %8s %8s %5s | %6s %6s %5s | %7s %7s %5s %6s")
 print(hdr:format("row", "reps", "train/s", "torch", "x", "eval/s", "torch", "x", "RSS MB", "torch", "x",
-  "GFLOP/s", "sgemm", "frac"))
+  "GFLOP/s", "sgemm", "frac", "f/best"))
 local csv = { "row,model,batch,pad,threads,train_reps,eval_reps,bertlab_train_sps,torch_train_sps,train_ratio," ..
   "bertlab_eval_bps,torch_eval_bps,eval_ratio,bertlab_rss_mb,torch_rss_mb,rss_ratio,tokens_per_step," ..
   "computed_tokens_per_step,model_gflops,sgemm_gflops,sgemm_fraction,warmup,sgemm_min_gflops," ..
-  "torch_train_reps,torch_eval_reps" }
+  "torch_train_reps,torch_eval_reps,sgemm_fraction_paired,paired_blocks,rounds" }
 for _, r in ipairs(rows) do
   local gf = r.flops and get(r.bl, "train_sps") and r.flops * r.bl.train_sps / 1e9
   local frac = gf and r.sgemm and gf / r.sgemm
+  local tx, ex = round_ratio(r, "train_sps"), round_ratio(r, "eval_bps")
   local reps = r.tr .. "/" .. r.ev
   if r.pt and not r.pt.reused and (r.ptr ~= r.tr or r.pev ~= r.ev) then reps = reps .. " " .. r.ptr .. "/" .. r.pev end
   print(hdr:format(r.name, reps,
-    f3(get(r.bl, "train_sps")), f3(get(r.pt, "train_sps")), ratio(get(r.bl, "train_sps"), get(r.pt, "train_sps")),
-    f3(get(r.bl, "eval_bps")), f3(get(r.pt, "eval_bps")), ratio(get(r.bl, "eval_bps"), get(r.pt, "eval_bps")),
+    f3(get(r.bl, "train_sps")), f3(get(r.pt, "train_sps")), tx and ("%.2f"):format(tx) or "-",
+    f3(get(r.bl, "eval_bps")), f3(get(r.pt, "eval_bps")), ex and ("%.2f"):format(ex) or "-",
     mb(r.bl), mb(r.pt), ratio(get(r.pt, "rss_kb"), get(r.bl, "rss_kb")),
     gf and ("%.1f"):format(gf) or "-", r.sgemm and ("%.1f"):format(r.sgemm) or "-",
-    frac and ("%.2f"):format(frac) or "-"))
+    r.frac and ("%.2f"):format(r.frac) or "-", frac and ("%.2f"):format(frac) or "-"))
   local function n(x) return x and ("%.6g"):format(x) or "" end
   csv[#csv + 1] = table.concat({ r.name, r.m.name, r.B, r.T == 0 and "dynamic" or r.T, r.th, r.tr, r.ev,
-    n(get(r.bl, "train_sps")), n(get(r.pt, "train_sps")),
-    n(get(r.bl, "train_sps") and get(r.pt, "train_sps") and r.bl.train_sps / r.pt.train_sps),
-    n(get(r.bl, "eval_bps")), n(get(r.pt, "eval_bps")),
-    n(get(r.bl, "eval_bps") and get(r.pt, "eval_bps") and r.bl.eval_bps / r.pt.eval_bps),
+    n(get(r.bl, "train_sps")), n(get(r.pt, "train_sps")), n(tx),
+    n(get(r.bl, "eval_bps")), n(get(r.pt, "eval_bps")), n(ex),
     n(get(r.bl, "rss_kb") and r.bl.rss_kb / 1024), n(get(r.pt, "rss_kb") and r.pt.rss_kb / 1024),
     n(get(r.bl, "rss_kb") and get(r.pt, "rss_kb") and r.pt.rss_kb / r.bl.rss_kb),
     n(get(r.bl, "tokens") or get(r.pt, "tokens")), n(get(r.bl, "ctokens")), n(gf), n(r.sgemm), n(frac), "1", n(r.sgemm_min),
-    r.pt and not r.pt.reused and r.ptr or "", r.pt and not r.pt.reused and r.pev or "" }, ",")
+    r.pt and not r.pt.reused and r.ptr or "", r.pt and not r.pt.reused and r.pev or "",
+    n(r.frac), r.nblocks or "", rounds }, ",")
 end
 print("x: bertlab/PyTorch (for RSS: PyTorch's/bertlab's, so > 1 is better everywhere)")
 local n_reused = 0

@@ -8,6 +8,12 @@
 --   first-touch page faults (about 12 s of a bert-base step at 32 x 128 tokens on a VM here) and
 --   lazy initialisation are not what a step costs.
 -- Prints one line: "peer: train_sps=... eval_bps=... tokens=... attn=... rss_kb=...".
+-- BENCH_SGEMM=COMMAND (bench.lua sets it: build/bench/sgemm at the row's shapes, one window): the
+--   timed training steps run in blocks of about a second, with one sgemm window before the first block
+--   and after each, so each block's rate has the machine's sgemm rate of the same minutes beside it
+--   (this machine's rate drifts 10-40% within a day); the line then also has
+--   "blocks=N:SECONDS:CTOKENS:CATTN:GFLOPS_BEFORE:GFLOPS_AFTER;...". The windows' time is not
+--   in train_sps.
 local bl = require("bertlab")
 local dir, ids_file = arg[1], arg[2]
 local B, T, threads = tonumber(arg[3]), tonumber(arg[4]), tonumber(arg[5])
@@ -88,28 +94,51 @@ end
 -- steps 1..reps on batches 1..reps, after a warm-up on the widest of them: under dynamic padding a
 -- batch longer than any before grows the activation block, whose fresh pages the kernel clears
 -- (clear_page: 1.1% of a 40-step profile of minilm/B32/dyn when the warm-up took batch nb); a
--- training run pays that once, when its longest batch first comes
-local function time_reps(reps, f, count)
+-- training run pays that once, when its longest batch first comes. With `windows`, in blocks of about
+-- a second between sgemm windows (BENCH_SGEMM above).
+local sgemm_cmd = os.getenv("BENCH_SGEMM")
+local function sgemm_window()
+  local p = io.popen(sgemm_cmd .. " 2>&1")
+  local out = p:read("a")
+  p:close()
+  local g = tonumber(out:match("gflops=(%S+)"))
+  if not g then error("peer_bertlab: BENCH_SGEMM printed no gflops=:\n" .. out, 0) end
+  return g
+end
+local blocks = {}
+local function time_reps(reps, f, count, windows)
   if reps >= 1 then
     local w = 1
     for k = 2, reps do if batches[k].width > batches[w].width then w = k end end
     f(batches[w])
   end
-  local t0 = bl.clock()
-  for k = 1, reps do
-    f(batches[k])
-    if count then
-      tokens = tokens + B * batches[k].width
-      attn = attn + B * batches[k].width * batches[k].width
-      ctokens = ctokens + batches[k].real
-      cattn = cattn + batches[k].real2
+  local total, k = 0, 1
+  local before = windows and sgemm_window()
+  while k <= reps do
+    local n, ct, ca = 0, 0, 0
+    local t0 = bl.clock()
+    repeat
+      f(batches[k])
+      if count then
+        tokens = tokens + B * batches[k].width
+        attn = attn + B * batches[k].width * batches[k].width
+        ct, ca = ct + batches[k].real, ca + batches[k].real2
+      end
+      k, n = k + 1, n + 1
+    until k > reps or (windows and bl.clock() - t0 >= 1.0)
+    local dt = bl.clock() - t0
+    total, ctokens, cattn = total + dt, ctokens + ct, cattn + ca
+    if windows then
+      local after = sgemm_window()
+      blocks[#blocks + 1] = ("%d:%.6g:%d:%d:%.6g:%.6g"):format(n, dt, ct, ca, before, after)
+      before = after
     end
   end
-  return reps / (bl.clock() - t0)
+  return reps / total
 end
 
 model:train()
-local train_sps = time_reps(train_reps, train_step, true)
+local train_sps = time_reps(train_reps, train_step, true, sgemm_cmd ~= nil)
 model:eval()
 local eval_bps = time_reps(eval_reps, eval_batch, false)
 
@@ -118,6 +147,6 @@ for line in io.lines("/proc/self/status") do
   local v = line:match("^VmHWM:%s*(%d+)")
   if v then rss = tonumber(v) end
 end
-print(("peer: train_sps=%.6g eval_bps=%.6g tokens=%.6g attn=%.6g ctokens=%.6g cattn=%.6g rss_kb=%d impl=bertlab-%s")
+print(("peer: train_sps=%.6g eval_bps=%.6g tokens=%.6g attn=%.6g ctokens=%.6g cattn=%.6g rss_kb=%d impl=bertlab-%s%s")
   :format(train_sps, eval_bps, tokens / train_reps, attn / train_reps, ctokens / train_reps,
-    cattn / train_reps, rss, bl.version))
+    cattn / train_reps, rss, bl.version, #blocks > 0 and " blocks=" .. table.concat(blocks, ";") or ""))
