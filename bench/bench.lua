@@ -31,17 +31,80 @@ local function sh(cmd)
 end
 local function exists(path) local f = io.open(path); if f then f:close() end; return f ~= nil end
 local function log(...) io.stderr:write(string.format(...), "\n") end
-if not exists(OUT .. "/sgemm") then
-  -- without it every row's sgemm and frac columns would come out empty, after the whole run
-  error("bench: " .. OUT .. "/sgemm is missing: run `make bench` (or `make " .. OUT .. "/sgemm` first)", 0)
-end
 local function loadavg() local f = io.open("/proc/loadavg"); local s = f and f:read("l") or "?"; if f then f:close() end; return s:match("^(%S+ %S+ %S+)") or s end
 
+-- a wrong setting: its message alone (no traceback: nothing in the bench went wrong), exit status 2
+local function fail(msg) io.stderr:write("bench: ", msg, "\n"); os.exit(2) end
+-- the environment's BENCH_ settings, checked before any work: a misspelt name or a value that is not
+-- one would otherwise be ignored, and the run (up to an hour) measure something else than asked
+local known = { BENCH_ROWS = true, BENCH_PEERS = true, BENCH_PYTHON = true, BENCH_BUDGET = true,
+                BENCH_REUSE = true, BENCH_ROUNDS = true }
+for line in (sh("env")):gmatch("[^\n]+") do
+  local name = line:match("^(BENCH_[%w_]*)=")
+  if name and not known[name] then
+    local names = {}
+    for k in pairs(known) do names[#names + 1] = k end
+    table.sort(names)
+    fail(("unknown setting %s in the environment (known: %s)"):format(name, table.concat(names, ", ")))
+  end
+end
+local function positive(name, default, integer)
+  local s = os.getenv(name)
+  if not s then return default end
+  local v = tonumber(s)
+  if not v or v <= 0 or v ~= v or v == math.huge or (integer and v ~= math.floor(v)) then
+    fail(("%s=%s: want a positive %s"):format(name, s, integer and "integer" or "number"))
+  end
+  return v
+end
 os.execute("mkdir -p " .. OUT)
 local nproc = tonumber((sh("nproc"))) or 1
 local peers_env = os.getenv("BENCH_PEERS") or "bertlab,torch"
+for p in peers_env:gmatch("[^,]+") do
+  if p ~= "bertlab" and p ~= "torch" then
+    fail(("BENCH_PEERS=%s: unknown peer %q (the peers: bertlab, torch)"):format(peers_env, p))
+  end
+end
 local want_torch = peers_env:find("torch", 1, true) ~= nil
-local budget = (tonumber(os.getenv("BENCH_BUDGET") or "") or 240) * 1e9
+local budget = positive("BENCH_BUDGET", 240) * 1e9
+local rounds = math.floor(positive("BENCH_ROUNDS", 1, true))
+if os.getenv("BENCH_REUSE") and not exists(os.getenv("BENCH_REUSE")) then
+  fail("BENCH_REUSE=" .. os.getenv("BENCH_REUSE") .. ": no such file (an earlier table: build/bench/bench-DATE.csv)")
+end
+if os.getenv("BENCH_PYTHON") and not select(2, sh("command -v " .. os.getenv("BENCH_PYTHON"))) then
+  fail("BENCH_PYTHON=" .. os.getenv("BENCH_PYTHON") .. ": no such command (a Python with torch and transformers)")
+end
+
+local models = { { name = "minilm", dir = MINILM }, { name = "base", dir = BASE } }
+-- {B, T}: T = 0 pads each batch to its longest title, T > 0 pads to T, T < 0 fills -T tokens with
+-- titles run together (no padding: the GEMM-bound case, where bertlab has nothing to drop)
+local shapes = { { 3, 0 }, { 3, 256 }, { 32, 0 }, { 32, 128 }, { 32, 256 }, { 32, -128 }, { 32, -256 } }
+local threads = nproc > 1 and { 1, nproc } or { 1 }
+local function row_name(m, s, th)
+  local T = s[2]
+  return ("%s/B%d/%s/%dt"):format(m.name, s[1], T == 0 and "dyn" or (T < 0 and "full" .. -T or tostring(T)), th)
+end
+-- BENCH_ROWS: patterns (plain substrings) of the rows to keep; each must name one at least
+local filter = os.getenv("BENCH_ROWS")
+local pats = {}
+if filter == "quick" then pats = { "minilm/B3/dyn", "minilm/B32/dyn" }
+elseif filter then for p in filter:gmatch("[^,]+") do pats[#pats + 1] = p end end
+do
+  local names = {}
+  for _, m in ipairs(models) do
+    for _, s in ipairs(shapes) do for _, th in ipairs(threads) do names[#names + 1] = row_name(m, s, th) end end
+  end
+  for _, p in ipairs(pats) do
+    local hit = false
+    for _, n in ipairs(names) do hit = hit or n:find(p, 1, true) ~= nil end
+    if not hit then fail(("BENCH_ROWS=%s: %q names no row (the rows: %s)"):format(filter, p, table.concat(names, ", "))) end
+  end
+end
+
+if not exists(OUT .. "/sgemm") then
+  -- without it every row's sgemm and frac columns would come out empty, after the whole run
+  fail(OUT .. "/sgemm is missing: run `make bench` (or `make " .. OUT .. "/sgemm` first)")
+end
 
 -- the PyTorch peer's interpreter: BENCH_PYTHON, or the private venv (made once)
 local python = os.getenv("BENCH_PYTHON")
@@ -94,10 +157,6 @@ local function config(dir)
   c.qkv = 3 * (c.C * c.C + c.C)
   return c
 end
-local models = { { name = "minilm", dir = MINILM }, { name = "base", dir = BASE } }
--- {B, T}: T = 0 pads each batch to its longest title, T > 0 pads to T, T < 0 fills -T tokens with
--- titles run together (no padding: the GEMM-bound case, where bertlab has nothing to drop)
-local shapes = { { 3, 0 }, { 3, 256 }, { 32, 0 }, { 32, 128 }, { 32, 256 }, { 32, -128 }, { 32, -256 } }
 
 -- training FLOPs of a step: 6 x encoder params x tokens + attention (QK^T and AV: 4 B T^2 C a
 -- layer forward, x3 with backward); the forward is a third of it. With `rows` (bertlab's count),
@@ -110,15 +169,11 @@ local function train_flops(cfg, tokens, attn, rows)
 end
 
 local rows = {}
-local filter = os.getenv("BENCH_ROWS")
-local pats = {}
-if filter == "quick" then pats = { "minilm/B3/dyn", "minilm/B32/dyn" }
-elseif filter then for p in filter:gmatch("[^,]+") do pats[#pats + 1] = p end end
 for _, m in ipairs(models) do
   for _, s in ipairs(shapes) do
-    for _, th in ipairs(nproc > 1 and { 1, nproc } or { 1 }) do
+    for _, th in ipairs(threads) do
       local B, T = s[1], s[2]
-      local name = ("%s/B%d/%s/%dt"):format(m.name, B, T == 0 and "dyn" or (T < 0 and "full" .. -T or tostring(T)), th)
+      local name = row_name(m, s, th)
       local keep = #pats == 0
       for _, p in ipairs(pats) do if name:find(p, 1, true) then keep = true end end
       if keep then
@@ -202,7 +257,8 @@ end
 -- PyTorch's columns from an earlier table (BENCH_REUSE): row name -> {train_sps, eval_bps, rss_kb}
 local reuse_path, reused = os.getenv("BENCH_REUSE"), {}
 if reuse_path then
-  local f = assert(io.open(reuse_path), "BENCH_REUSE: cannot open " .. reuse_path)
+  local f = io.open(reuse_path)
+  if not f then fail("BENCH_REUSE=" .. reuse_path .. ": cannot open it") end
   local hdr = {}
   for line in f:lines() do
     local cells = {}
@@ -247,7 +303,6 @@ local function round_ratio(r, key)
   return median(v)
 end
 
-local rounds = math.max(1, math.floor(tonumber(os.getenv("BENCH_ROUNDS") or "") or 1))
 local load0, t_start = loadavg(), bl.clock()
 local impl = {}
 for i, r in ipairs(rows) do
