@@ -1264,6 +1264,40 @@ static void test_skinny(void) {
     CHECK(same, "skinny forward: 1 and 2 threads give the same bits");
     CHECK(chain, "skinny forward: every element is bias + one chain of fmaf over c, bit for bit (7 shapes)");
     CHECK(worst < 2e-6, "skinny forward (bias and none) agrees with sgemm (max |diff| / sqrt(K) %.3g)", worst);
+    {
+        /* outputs from 2^18 floats on go out with non-temporal stores where y is 64-byte aligned and
+         * OC a multiple of 16 (skinny.c, STREAM_MIN): y aligned and 4 floats off (plain stores),
+         * 1 and 2 threads, the feed-forward block's too: the same bits, and the chain contract */
+        int N = 300, C = 384, OC = 1152, I = 1536, ok = 1, nt_same = 1, stream_chain = 1;
+        float *sx = randn((long)N * C, 1.0f), *sw = randn((long)OC * C, 0.1f), *sb = randn(OC, 1.0f);
+        float *w1 = randn((long)I * C, 0.1f), *b1 = randn(I, 1.0f), *w2 = randn((long)C * I, 0.1f);
+        size_t ny = ((size_t)N * OC + 16) * sizeof(float);
+        float *ya = aligned_alloc(64, (ny + 63) / 64 * 64), *yb = aligned_alloc(64, (ny + 63) / 64 * 64);
+        for (int th = 1; th <= 2; th++) {
+            omp_set_num_threads(th);
+            memset(ya, 0xff, ny), memset(yb, 0xff, ny);
+            ok &= k_skinny_forward(ya, sx, sw, sb, N, C, OC) && k_skinny_forward(yb + 4, sx, sw, sb, N, C, OC);
+            nt_same &= !memcmp(ya, yb + 4, sizeof(float) * (size_t)N * OC);
+            for (int t = 0; t < N; t += 7)
+                for (int o = 0; o < OC; o += 5) {
+                    float want = sb[o] + fma_chain(sw + (size_t)o * C, 1, sx + (size_t)t * C, 1, 0, C);
+                    stream_chain &= !memcmp(&want, &ya[(size_t)t * OC + o], sizeof want);
+                }
+            /* the feed-forward block: N x C = 115200 floats out, under the threshold; 800 tokens: over */
+            int NF = 800;
+            float *fx = randn((long)NF * C, 1.0f);
+            float *fa = aligned_alloc(64, sizeof(float) * (size_t)NF * C + 64), *fb = aligned_alloc(64, sizeof(float) * (size_t)NF * C + 64);
+            ok &= k_ffn_forward_nokeep(fa, fx, w1, b1, w2, sb, NF, C, I) && k_ffn_forward_nokeep(fb + 4, fx, w1, b1, w2, sb, NF, C, I);
+            nt_same &= !memcmp(fa, fb + 4, sizeof(float) * (size_t)NF * C);
+            free(fx), free(fa), free(fb);
+        }
+        omp_set_num_threads(1);
+        CHECK(ok, "skinny forward and the feed-forward block took the streamed shapes (300 x 384 x 1152, 800 x 384 x 1536)");
+        CHECK(nt_same, "skinny forward: non-temporal stores (y aligned) and plain ones (y 16 bytes off) give the same bits, "
+                    "1 and 2 threads, the feed-forward block's too");
+        CHECK(stream_chain, "skinny forward, streamed: every element is bias + one chain of fmaf over c, bit for bit");
+        free(sx), free(sw), free(sb), free(w1), free(b1), free(w2), free(ya), free(yb);
+    }
     float *x = zeros(129 * 384), *w = zeros(384 * 384), *y = zeros(129 * 384);
     CHECK(!k_skinny_forward(y, x, w, NULL, 2, 64, 64) && !k_skinny_backward_dx(y, x, w, 2, 64, 64) &&
               !k_skinny_backward_dw(w, x, y, 2, 64, 64),
