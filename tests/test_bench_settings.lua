@@ -3,7 +3,6 @@
 -- virtual environment is made (a run takes up to an hour; a setting it ignored would measure
 -- something else than asked).
 local T = require("testlib")
-local bin = os.getenv("BL_TEST_BIN") or "bin/bertlab"
 
 local function run(env)
   -- the other BENCH_ settings of the caller's environment removed, so each case sees its own alone
@@ -13,10 +12,8 @@ local function run(env)
     if name then unset[#unset + 1] = "-u " .. name end
   end
   -- (timeout: a setting the bench let through would start the whole run)
-  local p = io.popen(("env %s %s timeout 60 %s bench/bench.lua 2>&1; echo \"__rc=$?\""):format(table.concat(unset, " "), env, bin))
-  local out = p:read("a")
-  p:close()
-  return (out:gsub("__rc=%d+%s*$", "")), tonumber(out:match("__rc=(%d+)%s*$"))
+  local rc, out = T.sh(("env %s %s timeout 60 %s bench/bench.lua"):format(table.concat(unset, " "), env, T.BIN))
+  return out, rc
 end
 
 local cases = {

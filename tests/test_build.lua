@@ -1,15 +1,10 @@
 -- test_build.lua: the Makefile rebuilds runtime/dist.o when the MPI flags it was compiled with change
 -- (Open MPI installed after a build, or MPI=0 given) and only then. Builds dist.o alone into a
--- temporary BUILD folder, three times: as configured, then with MPI=0, then with MPI=0 again.
+-- temporary BUILD folder: as configured (twice), with MPI=0 (twice), and, where mpicc exists, as
+-- configured again.
 local T = require("testlib")
 
-local function run(cmd)
-  local p = io.popen(cmd .. " 2>&1; echo \"__rc=$?\"")
-  local out = p:read("a")
-  p:close()
-  local rc = tonumber(out:match("__rc=(%d+)%s*$"))
-  return (out:gsub("__rc=%d+%s*$", "")), rc
-end
+local function run(cmd) local rc, out = T.sh(cmd); return out, rc end
 local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 local _, has_make = run("command -v make >/dev/null")
