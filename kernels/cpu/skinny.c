@@ -157,9 +157,10 @@ static void transpose_in(float *vt, const float *a, int N, int K, int Tp) {
 }
 
 /* y [N, OC] = bias + ot [OC, Tp] transposed (the first N columns), 16 x 16 blocks in registers;
- * each element bias[o] + ot[o, t], one rounding, as before. stream (AVX-512): whole lines of y go
- * out with non-temporal stores, which skip reading each line in before writing it (the call's y is
- * then far larger than L2, so nothing would find it there). */
+ * each element bias[o] + ot[o, t], one rounding, as before. stream (AVX-512; STREAM_OUT): whole
+ * lines of y go out with non-temporal stores, which skip reading each line in before writing it;
+ * the call's y is then 1 MB or more, and the rest of the call (W, the other chunks) has gone
+ * through L2 by the time the next layer reads it. */
 static void transpose_out(float *y, const float *ot, const float *bias, int N, int OC, int Tp, int stream) {
     int oblocks = (OC + 15) / 16, tblocks = (N + 15) / 16;
 #if V16_REGS == 1
