@@ -68,9 +68,30 @@ end
 local want_torch = peers_env:find("torch", 1, true) ~= nil
 local budget = positive("BENCH_BUDGET", 240) * 1e9
 local rounds = math.floor(positive("BENCH_ROUNDS", 1, true))
-if os.getenv("BENCH_REUSE") and not exists(os.getenv("BENCH_REUSE")) then
-  fail("BENCH_REUSE=" .. os.getenv("BENCH_REUSE") .. ": no such file (an earlier table: build/bench/bench-DATE.csv)")
+-- PyTorch's columns from an earlier table (BENCH_REUSE): row name -> {train_sps, eval_bps, rss_kb}
+local reuse_path, reused = os.getenv("BENCH_REUSE"), {}
+if reuse_path then
+  local f = io.open(reuse_path)
+  if not f then fail("BENCH_REUSE=" .. reuse_path .. ": no such file, or not readable (an earlier table: build/bench/bench-DATE.csv)") end
+  local hdr = {}
+  for line in f:lines() do
+    local cells = {}
+    for c in (line .. ","):gmatch("([^,]*),") do cells[#cells + 1] = c end
+    if #hdr == 0 then hdr = cells
+    else
+      local row = {}
+      for i, k in ipairs(hdr) do row[k] = cells[i] end
+      -- tables from before every phase had a warm-up timed 1-rep phases cold: those rows are not comparable
+      local warm = row.warmup == "1" or (tonumber(row.train_reps) or 0) >= 2 and (tonumber(row.eval_reps) or 0) >= 2
+      if tonumber(row.torch_train_sps) and warm then
+        reused[row.row] = { train_sps = tonumber(row.torch_train_sps), eval_bps = tonumber(row.torch_eval_bps),
+                            rss_kb = tonumber(row.torch_rss_mb) * 1024, reused = true }
+      end
+    end
+  end
+  f:close()
 end
+
 if os.getenv("BENCH_PYTHON") and not select(2, sh("command -v " .. os.getenv("BENCH_PYTHON"))) then
   fail("BENCH_PYTHON=" .. os.getenv("BENCH_PYTHON") .. ": no such command (a Python with torch and transformers)")
 end
@@ -254,30 +275,6 @@ local function computed_tokens(r)
   return sum / r.tr
 end
 
--- PyTorch's columns from an earlier table (BENCH_REUSE): row name -> {train_sps, eval_bps, rss_kb}
-local reuse_path, reused = os.getenv("BENCH_REUSE"), {}
-if reuse_path then
-  local f = io.open(reuse_path)
-  if not f then fail("BENCH_REUSE=" .. reuse_path .. ": cannot open it") end
-  local hdr = {}
-  for line in f:lines() do
-    local cells = {}
-    for c in (line .. ","):gmatch("([^,]*),") do cells[#cells + 1] = c end
-    if #hdr == 0 then hdr = cells
-    else
-      local row = {}
-      for i, k in ipairs(hdr) do row[k] = cells[i] end
-      -- tables from before every phase had a warm-up timed 1-rep phases cold: those rows are not comparable
-      local warm = row.warmup == "1" or (tonumber(row.train_reps) or 0) >= 2 and (tonumber(row.eval_reps) or 0) >= 2
-      if tonumber(row.torch_train_sps) and warm then
-        reused[row.row] = { train_sps = tonumber(row.torch_train_sps), eval_bps = tonumber(row.torch_eval_bps),
-                            rss_kb = tonumber(row.torch_rss_mb) * 1024, reused = true }
-      end
-    end
-  end
-  f:close()
-end
-
 -- one record from a peer's rounds: the median of their rates, the largest peak RSS
 local function combine(list)
   local ok = {}
@@ -347,7 +344,8 @@ local elapsed = bl.clock() - t_start
 
 -- the table
 local function f3(x) return x and ("%.3g"):format(x) or "-" end
-local function ratio(a, b) return (a and b and b > 0) and ("%.2f"):format(a / b) or "-" end
+local function f2(x) return x and ("%.2f"):format(x) or "-" end
+local function ratio(a, b) return f2(a and b and b > 0 and a / b or nil) end
 local function mb(p) return p and ("%.0f"):format(p.rss_kb / 1024) or "-" end
 local function get(p, k) return p and p[k] end
 local cpu = (sh("grep -m1 'model name' /proc/cpuinfo")):match(":%s*(.-)%s*$") or "?"
@@ -389,11 +387,11 @@ for _, r in ipairs(rows) do
   local reps = r.tr .. "/" .. r.ev
   if r.pt and not r.pt.reused and (r.ptr ~= r.tr or r.pev ~= r.ev) then reps = reps .. " " .. r.ptr .. "/" .. r.pev end
   print(hdr:format(r.name, reps,
-    f3(get(r.bl, "train_sps")), f3(get(r.pt, "train_sps")), tx and ("%.2f"):format(tx) or "-",
-    f3(get(r.bl, "eval_bps")), f3(get(r.pt, "eval_bps")), ex and ("%.2f"):format(ex) or "-",
+    f3(get(r.bl, "train_sps")), f3(get(r.pt, "train_sps")), f2(tx),
+    f3(get(r.bl, "eval_bps")), f3(get(r.pt, "eval_bps")), f2(ex),
     mb(r.bl), mb(r.pt), ratio(get(r.pt, "rss_kb"), get(r.bl, "rss_kb")),
     gf and ("%.1f"):format(gf) or "-", r.sgemm and ("%.1f"):format(r.sgemm) or "-",
-    r.frac and ("%.2f"):format(r.frac) or "-", frac and ("%.2f"):format(frac) or "-"))
+    f2(r.frac), f2(frac)))
   local function n(x) return x and ("%.6g"):format(x) or "" end
   csv[#csv + 1] = table.concat({ r.name, r.m.name, r.B, r.T == 0 and "dynamic" or r.T, r.th, r.tr, r.ev,
     n(get(r.bl, "train_sps")), n(get(r.pt, "train_sps")), n(tx),

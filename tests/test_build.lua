@@ -4,10 +4,9 @@
 -- configured again.
 local T = require("testlib")
 
-local function run(cmd) local rc, out = T.sh(cmd); return out, rc end
 local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
-local _, has_make = run("command -v make >/dev/null")
+local has_make = T.sh("command -v make >/dev/null")
 if has_make ~= 0 then
   T.skip("build flags stamp", "make is not installed")
   T.done()
@@ -17,7 +16,8 @@ local dir = os.tmpname()
 os.remove(dir)
 -- MAKEFLAGS cleared: under `make test` the outer make's jobserver is not ours to use.
 local function make(extra)
-  return run(("MAKEFLAGS= MAKELEVEL= make BUILD=%s %s %s/runtime/dist.o"):format(q(dir), extra, q(dir)))
+  local rc, out = T.sh(("MAKEFLAGS= MAKELEVEL= make BUILD=%s %s %s/runtime/dist.o"):format(q(dir), extra, q(dir)))
+  return out, rc
 end
 local function compiled(out) return out:find("runtime/dist.c", 1, true) ~= nil end
 local function stamp()
@@ -31,7 +31,7 @@ local out, rc = make("")
 T.eq(rc, 0, "dist.o builds into a fresh BUILD folder")
 if rc ~= 0 then print("#   " .. out:gsub("\n", "\n#   ")) end
 T.check(compiled(out), "the first build compiles runtime/dist.c")
-local _, mpi = run("command -v mpicc >/dev/null")
+local mpi = T.sh("command -v mpicc >/dev/null")
 local first = stamp()
 T.check(first ~= nil, "the build writes BUILD/.mpi-flags")
 T.eq(first and first:find("-DBL_WITH_MPI", 1, true) ~= nil, mpi == 0,
