@@ -3,6 +3,9 @@
 # make fixtures | make install [PREFIX=/usr/local DESTDIR=] | make uninstall | make fresh-check |
 # make test-asan | make test-portable
 VERSION := 0.1.0
+# a bare `make` is `make all`, whatever rule comes first below (ad46eb4 put the MPI stamp's first,
+# and for a while `make` only rewrote the stamp)
+.DEFAULT_GOAL := all
 CC      ?= gcc
 PKGS    := lua5.4 openblas jansson libutf8proc
 # pkg-config runs when a recipe first needs the flags, i.e. after build/.deps-ok (scripts/deps.sh) has

@@ -1,7 +1,7 @@
 -- test_build.lua: the Makefile rebuilds runtime/dist.o when the MPI flags it was compiled with change
 -- (Open MPI installed after a build, or MPI=0 given) and only then. Builds dist.o alone into a
 -- temporary BUILD folder: as configured (twice), with MPI=0 (twice), and, where mpicc exists, as
--- configured again.
+-- configured again. And a bare `make` means `make all`.
 local T = require("testlib")
 
 local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
@@ -52,6 +52,12 @@ if mpi == 0 then
   out = make("")
   T.check(compiled(out), "back to MPI: dist.o recompiled with -DBL_WITH_MPI")
 end
+
+-- a bare `make` (what README and the messages say) builds the binary, not just the first rule's target
+local rc2, plan = T.sh(("MAKEFLAGS= MAKELEVEL= make -n BUILD=%s BIN=%s/bin/bertlab"):format(q(dir), q(dir)))
+T.eq(rc2, 0, "make -n with no target runs")
+T.check(plan:find(dir .. "/bin/bertlab", 1, true) ~= nil and plan:find("bert_kernels.c", 1, true) ~= nil,
+  "a bare make builds bin/bertlab and its objects (the default goal is all)")
 
 os.execute("rm -rf " .. q(dir))
 T.done()
