@@ -79,6 +79,12 @@ void k_attention_forward(float *out, float *att, const float *qkv, const float *
  * stay in the cache a block of rows at a time. */
 void k_attention_forward_nokeep(float *out, const float *qkv, const float *mask_add, int B, int T,
                                 int C, int NH, int P, float p, uint64_t seed, uint64_t offset);
+/* The attention's softmax as its kernels run it, for tests: R rows of T scores in place, each times
+ * scale plus ma[j] (ma NULL: none; one rounding), then softmax over j (a row's maximum and sum in 16
+ * lanes over j mod 16, the lanes then added in order, then the tail; each element times 1/sum). And
+ * the scalar exp that defines it: the CPU's vector code must give its bits for every float. */
+void k_scores_softmax(float *a, int R, float scale, const float *ma, int T);
+float k_expf(float x);
 /* dqkv[B,T,3C] += gradient, from att as the forward left it (its marks); scratch[B,NH,T,T] is work
  * space, used only where a thread's own T x T buffer cannot be allocated. */
 void k_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,

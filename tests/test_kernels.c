@@ -1624,6 +1624,66 @@ static void test_rows(void) {
     free(qkv); free(dout); free(x); free(d0); free(out_r); free(att_r); free(dq_r); free(scr); free(y_r); free(dx_r);
 }
 
+/* The attention's softmax (k_scores_softmax: AVX-512 code where built so) against its definition in
+ * scalar C on k_expf, bit for bit: rows of 5-256 scores spanning exp's whole range and its clamps
+ * (-86, and scores that scale past 88), masked entries (-FLT_MAX), a row with a NaN, one with +inf,
+ * one all masked, R = 37 rows (the blocks of 16 and their tail). And k_expf against libm's exp. */
+static void softmax_def(float *a, int R, float scale, const float *ma, int T) {
+    int T16 = T / 16 * 16;
+    for (int r = 0; r < R; r++) {
+        float *x = a + (size_t)r * T, lane[16], m, sum = 0.0f;
+        for (int j = 0; j < T; j++) x[j] = ma ? fmaf(x[j], scale, ma[j]) : x[j] * scale;
+        for (int l = 0; l < 16; l++) lane[l] = x[0];
+        for (int j = 0; j < T16; j++) lane[j % 16] = x[j] > lane[j % 16] ? x[j] : lane[j % 16];
+        m = lane[0];
+        for (int l = 1; l < 16; l++) m = lane[l] > m ? lane[l] : m;
+        for (int j = T16; j < T; j++) m = x[j] > m ? x[j] : m;
+        for (int l = 0; l < 16; l++) lane[l] = 0.0f;
+        for (int j = 0; j < T; j++) x[j] = k_expf(x[j] - m);
+        for (int j = 0; j < T16; j++) lane[j % 16] += x[j];
+        for (int l = 0; l < 16; l++) sum += lane[l];
+        for (int j = T16; j < T; j++) sum += x[j];
+        float inv = 1.0f / sum;
+        for (int j = 0; j < T; j++) x[j] *= inv;
+    }
+}
+
+static void test_scores_softmax(void) {
+    const int Ts[] = {5, 16, 37, 130, 256}, R = 37;
+    for (int ti = 0; ti < 5; ti++)
+        for (int masked = 0; masked < 2; masked++) {
+            int T = Ts[ti];
+            float *a = randn((long)R * T, 40.0f), *ma = zeros(T);
+            for (int j = 0; j < T; j++) ma[j] = j % 7 == 3 ? -FLT_MAX : 0.0f;
+            for (int j = 0; j < T; j++) {
+                a[3 * T + j] *= 0.05f;                  /* a row of small scores */
+                a[5 * T + j] = -85.0f - 0.01f * (float)j; /* x - max around exp's -86 clamp */
+                a[7 * T + j] = 1e30f * (float)(j % 3);  /* scores * scale past 88 and to +inf */
+                if (masked) a[9 * T + j] = 0.0f;
+            }
+            a[11 * T + T / 2] = NAN;
+            a[13 * T] = INFINITY;
+            if (masked) for (int j = 0; j < T; j++) if (j % 7 != 3) ma[j] = j < 2 ? 0.0f : -FLT_MAX;
+            float *want = copyf(a, (long)R * T);
+            k_scores_softmax(a, R, 0.125f, masked ? ma : NULL, T);
+            softmax_def(want, R, 0.125f, masked ? ma : NULL, T);
+            long bad = 0;
+            for (long i = 0; i < (long)R * T; i++)
+                if (memcmp(&a[i], &want[i], sizeof(float)) != 0 && !(isnan(a[i]) && isnan(want[i]))) bad++;
+            CHECK(bad == 0, "k_scores_softmax, T = %d%s: the bits of its scalar definition (%ld of %ld differ)", T,
+                  masked ? ", masked" : "", bad, (long)R * T);
+            free(a); free(ma); free(want);
+        }
+    double worst = 0.0;
+    for (int i = -8600; i <= 8800; i++) {
+        double x = i * 0.01, e = k_expf((float)x), t = exp((float)x);
+        worst = fmax(worst, fabs(e - t) / t);
+    }
+    CHECK(worst < 3e-7, "k_expf on [-86, 88] against libm's exp: relative error %.3g < 3e-7", worst);
+    CHECK(k_expf(-86.5f) == 0.0f && k_expf(-FLT_MAX) == 0.0f && isnan(k_expf(NAN)),
+          "k_expf: 0 below -86 and for -FLT_MAX; NaN for NaN");
+}
+
 int main(void) {
     if (fx_load() != 0) {
         CHECK(0, "fixtures " FIXDIR "{index.txt,data.bin} readable (run tests/fixtures/gen_kernels.py)");
@@ -1641,6 +1701,7 @@ int main(void) {
     test_attention("att80");  /* T >= 64: the sgemm path */
     test_attention("att80d");
     test_attention("att130d"); /* T > 128: the rows in blocks (126, then 4) */
+    test_scores_softmax();
     test_pointwise();
     test_dropout();
     test_dropout_hidden();

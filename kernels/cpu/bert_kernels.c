@@ -454,6 +454,34 @@ static inline float vexpf(float x) {
     return x < -86.0f ? 0.0f : (x == x ? vexpf_in(xc) : x);
 }
 
+#if defined(__AVX512F__)
+/* vexpf on 16 lanes: the operations GCC makes of the C above (each a * b + c one fused multiply-add,
+ * r's two as xc - n * a, then + n * b), written out. GCC's own vector code for vexpf's clamps and
+ * selects is ~20 mask operations a vector, some through general registers, on the ports the
+ * multiply-adds need: half of the softmax's exp pass. The same bits as vexpf for every float
+ * (all 2^32 compared once on this build; test_kernels compares the softmax's rows with the C's).
+ * softmax_rows with it (and its scale, mask and maximum in one pass), 64 rows, 1 thread, against
+ * the C loops, median of 41 alternated runs: 1.34x at T = 256, 1.39x at 128, 1.12x at 24 and 37. */
+static inline __m512 vexpf16(__m512 x) {
+    /* max(x, -86) is -86 for a NaN x (the second operand), as vexpf's clamp keeps a NaN's n defined */
+    __m512 xc = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-86.0f)), _mm512_set1_ps(88.0f));
+    __m512 n = _mm512_sub_ps(_mm512_fmadd_ps(xc, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(12582912.0f)),
+                             _mm512_set1_ps(12582912.0f));
+    __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f),
+                               _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc));
+    __m512 y = _mm512_fmadd_ps(_mm512_set1_ps(1.9875691500e-4f), r, _mm512_set1_ps(1.3981999507e-3f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
+    y = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(y, r), r, r), _mm512_set1_ps(1.0f));
+    __m512i sc = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(n), _mm512_set1_epi32(127)), 23);
+    y = _mm512_mul_ps(y, _mm512_castsi512_ps(sc));
+    __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), low = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-86.0f), _CMP_LT_OQ);
+    return _mm512_maskz_mov_ps((__mmask16)~low, _mm512_mask_blend_ps(nan, y, x));
+}
+#endif
+
 static inline float verff(float x) {
     float ax = fabsf(x);
     float t = 1.0f / (1.0f + 0.3275911f * ax);
@@ -497,6 +525,23 @@ static void softmax_rows(float *a, int R, float scale, const float *ma, int T) {
         float lane[16][16], mx[16], sum[16];
         for (int r = 0; r < n; r++) { /* scaled and masked; the largest, 16 lanes over j mod 16 */
             float *x = a + (size_t)(r0 + r) * T, *m = lane[r];
+#if defined(__AVX512F__)
+            if (T16) { /* the same, in one pass: max_ps(v, m) is v > m ? v : m, NaN included */
+                __m512 vs = _mm512_set1_ps(scale), v = _mm512_loadu_ps(x), vm;
+                v = ma ? _mm512_fmadd_ps(v, vs, _mm512_loadu_ps(ma)) : _mm512_mul_ps(v, vs);
+                _mm512_storeu_ps(x, v);
+                vm = _mm512_max_ps(v, _mm512_broadcastss_ps(_mm512_castps512_ps128(v)));
+                for (int j = 16; j < T16; j += 16) {
+                    v = _mm512_loadu_ps(x + j);
+                    v = ma ? _mm512_fmadd_ps(v, vs, _mm512_loadu_ps(ma + j)) : _mm512_mul_ps(v, vs);
+                    _mm512_storeu_ps(x + j, v);
+                    vm = _mm512_max_ps(v, vm);
+                }
+                _mm512_storeu_ps(m, vm);
+                for (int j = T16; j < T; j++) x[j] = ma ? fmaf(x[j], scale, ma[j]) : x[j] * scale;
+                continue;
+            }
+#endif
             if (ma)
                 for (int j = 0; j < T; j++) x[j] = fmaf(x[j], scale, ma[j]); /* (one rounding) */
             else
@@ -516,6 +561,15 @@ static void softmax_rows(float *a, int R, float scale, const float *ma, int T) {
         }
         for (int r = 0; r < n; r++) { /* the exponentials, summed in 16 lanes as they are made */
             float *x = a + (size_t)(r0 + r) * T, *acc = lane[r], m = mx[r];
+#if defined(__AVX512F__)
+            __m512 vm = _mm512_set1_ps(m), va = _mm512_setzero_ps();
+            for (int j = 0; j < T16; j += 16) {
+                __m512 e = vexpf16(_mm512_sub_ps(_mm512_loadu_ps(x + j), vm));
+                _mm512_storeu_ps(x + j, e);
+                va = _mm512_add_ps(va, e);
+            }
+            _mm512_storeu_ps(acc, va);
+#else
             for (int l = 0; l < 16; l++) acc[l] = 0.0f;
             for (int j = 0; j < T16; j += 16)
                 for (int l = 0; l < 16; l++) {
@@ -523,6 +577,7 @@ static void softmax_rows(float *a, int R, float scale, const float *ma, int T) {
                     x[j + l] = e;
                     acc[l] += e;
                 }
+#endif
             for (int j = T16; j < T; j++) x[j] = vexpf(x[j] - m);
         }
         for (int r = 0; r < n; r++) { /* the lanes in order, then the tail */
@@ -538,6 +593,9 @@ static void softmax_rows(float *a, int R, float scale, const float *ma, int T) {
         }
     }
 }
+
+void k_scores_softmax(float *a, int R, float scale, const float *ma, int T) { softmax_rows(a, R, scale, ma, T); }
+float k_expf(float x) { return vexpf(x); }
 
 /* Per (b, h), the T x T x HS products run on kernels/cpu/headgemm.c's register tiles where the CPU
  * has AVX-512 (one thread a head; each element one fixed chain of fused multiply-adds, so the same
