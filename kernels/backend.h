@@ -176,6 +176,12 @@ typedef struct bl_backend {
     void (*attention_backward_cls)(float *dqkv, const float *dout, const float *qkv, const float *att,
                                    const size_t *rows, int n, int T, int C, int NH, int P, float p,
                                    uint64_t seed, uint64_t offset);
+    /* The last layer's QKV for attention_forward_cls in a forward that keeps nothing: K and V of every
+     * token, Q of the [CLS] tokens only (k_qkv_forward_cls; rows as attention_forward_cls's, x_cls the
+     * [CLS] tokens' inputs, q_cls n x C of scratch), the bits linear_forward gives; returns 0 when it
+     * cannot (the model then makes the whole linear_forward); NULL in a backend without it. */
+    int (*qkv_forward_cls)(float *qkv, float *q_cls, const float *x, const float *x_cls, const size_t *rows,
+                           int n, int T, const float *weight, const float *bias, int N, int C);
     /* residual_forward (res = a + b) and layernorm_forward of res in one pass
      * (k_residual_layernorm_forward); NULL in a backend without it (the model makes the two calls). */
     void (*residual_layernorm_forward)(float *res, float *out, float *mean, float *rstd, const float *a,

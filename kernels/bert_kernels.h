@@ -110,6 +110,13 @@ void k_attention_backward_rows(float *dqkv, float *scratch, const float *dout, c
 void k_attention_backward_rows_set(float *dqkv, float *scratch, const float *dout, const float *qkv,
                                    const float *att, const size_t *rows, int n, int C, int NH, int P, float p,
                                    uint64_t seed, uint64_t offset);
+/* The last layer's qkv [N, 3C] of a forward whose attention reads only each row's [CLS] query: K
+ * and V of every token, Q of the n [CLS] tokens (their inputs gathered in x_cls [n, C]; q_cls [n, C]
+ * scratch; rows NULL: the padded batch, [CLS] at s * T, else packed as below), the bits
+ * k_linear_forward gives those elements; 0 when it cannot vouch for them (the caller then makes the
+ * whole call). The other tokens' Q is left unwritten. */
+int k_qkv_forward_cls(float *qkv, float *q_cls, const float *x, const float *x_cls, const size_t *rows, int n,
+                      int T, const float *weight, const float *bias, int N, int C);
 /* The attention of each row's first query ([CLS]) alone, for a last layer whose later work reads
  * only the [CLS] rows: out[n, C] row s = row s's token 0 of k_attention_forward's out, the same bits
  * with the head tiles (AVX-512 or AVX2: the same chains, softmax and dropout stream indices; sgemm

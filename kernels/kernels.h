@@ -51,6 +51,13 @@ void k_skinny_set_max_tokens(int n);
 /* 1 when OpenBLAS runs AVX-512 kernels (its core SkylakeX, Cooperlake or SapphireRapids) */
 int k_blas_avx512(void);
 int k_skinny_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC);
+/* 1 where k_skinny_forward takes a call of these sizes (the tiles' bits), 0 where sgemm would */
+int k_skinny_forward_takes(int N, int C, int OC);
+/* k_skinny_forward's out rows ldo floats apart (ldo >= OC), whatever the sizes (no threshold of work
+ * or tokens: the tiles' bits for any call); 0 only without the tiles, inside a parallel region or
+ * without memory for the scratch. */
+int k_skinny_forward_ld(float *out, size_t ldo, const float *inp, const float *weight, const float *bias, int N,
+                        int C, int OC);
 /* A feed-forward block without storing its intermediate: out [N, C] = b2 + act(b1 + inp W1^T) W2^T,
  * W1 [I, C], W2 [C, I]; act(x, n) works in place on n floats, one thread. The same bits as
  * k_skinny_forward, act and k_skinny_forward; 0 when the caller must (as above). */

@@ -9,6 +9,8 @@
 #include <math.h>
 #include <string.h>
 #include "../kernels/backend.h"
+#include "../kernels/kernels.h"      /* k_skinny_forward_takes: whether the tiles take a call */
+#include "../kernels/cpu/simd16.h" /* BL_TILES */
 #include "../runtime/bert.h"
 #include "../runtime/device.h"
 #include "../runtime/error.h"
@@ -154,6 +156,15 @@ static void w_attention_forward_cls(float *o, float *a, const float *q, const fl
     cpu->attention_forward_cls(o, a, q, m, r, n, T, C, NH, P, p, s, f);
 }
 
+static long qkv_cls_done; /* qkv_forward_cls calls that computed (else the model made the whole call) */
+static int w_qkv_forward_cls(float *qkv, float *qc, const float *x, const float *xc, const size_t *r, int n, int T,
+                             const float *w, const float *b, int N, int C) {
+    count_kernel(51, "qkv_forward_cls");
+    int done = cpu->qkv_forward_cls(qkv, qc, x, xc, r, n, T, w, b, N, C);
+    qkv_cls_done += done;
+    return done;
+}
+
 static bl_backend_t counting;
 
 static void counting_init(void) {
@@ -183,6 +194,7 @@ static void counting_init(void) {
     SET(gelu_backward_set); SET(attention_backward_set); SET(attention_backward_rows_set);
     SET(layernorm_backward_set); SET(dropout_backward_set); SET(dropout_backward_rows_set);
     SET(attention_forward_cls); SET(attention_backward_cls); SET(residual_layernorm_forward);
+    SET(qkv_forward_cls);
 #undef SET
 }
 
@@ -203,7 +215,7 @@ static void reset_counts(void) {
     memset(counts, 0, sizeof counts);
     memset(kernel_calls, 0, sizeof kernel_calls);
     bytes_to_device = bytes_to_host = 0;
-    ffn_declined = rows_att_null = cls_att_null = 0;
+    ffn_declined = rows_att_null = cls_att_null = qkv_cls_done = 0;
 }
 
 static long kernel(const char *name) {
@@ -421,9 +433,10 @@ int main(void) {
           "on their [CLS] queries (%ld, %ld kept none; %ld)", kernel("attention_forward_rows"), rows_att_null,
           kernel("attention_forward_cls"));
     CHECK(kernel("ffn_forward_nokeep") == NL && kernel("gelu_forward") == ffn_declined &&
-              kernel("linear_forward") == 2 * NL + 2 * ffn_declined + 2,
+              kernel("qkv_forward_cls") == 1 && kernel("linear_forward") == 2 * NL + 2 * ffn_declined + 2 - qkv_cls_done,
           "eval forward: the fused feed-forward tried once a layer, linear-GELU-linear where it declined "
-          "(%ld declined of %ld; %ld GELU)", ffn_declined, kernel("ffn_forward_nokeep"), kernel("gelu_forward"));
+          "(%ld declined of %ld; %ld GELU); the last layer's QKV tried once for the [CLS] queries (%ld done)",
+          ffn_declined, kernel("ffn_forward_nokeep"), kernel("gelu_forward"), qkv_cls_done);
     float ev_logits[3 * 8];
     memcpy(ev_logits, m.acts.logits, sizeof(float) * 3 * (size_t)L);
     bert_inputs_t ev_kept = {ids, mask, NULL, labels, 0, 0, 0};
@@ -438,6 +451,34 @@ int main(void) {
     reset_counts();
     CHECK(bert_forward(&m, &nomask, NULL) == 0 && bytes_to_device == (2 * 21 + 3) * sizeof(int64_t),
           "without attention_mask the mask is not copied (%zu bytes in)", bytes_to_device);
+    { /* rows long enough for the tiles (>= 86 tokens of this width): the last layer's QKV for the
+       * [CLS] queries alone where the tiles vouch for its bits, the logits of the forward that keeps
+       * everything, bit for bit, padded rows and packed ones */
+        enum { BR = 3, BT = 48 };
+        int64_t bid[BR * BT], bmask[BR * BT], blab[BR] = {1, 2, 0};
+        for (int pk = 0; pk < 2; pk++) {
+            for (int i = 0; i < BR * BT; i++) {
+                int r = i / BT, t = i % BT, len = pk ? BT - 9 * r : BT;
+                bid[i] = t == 0 ? 2 : t < len ? 5 + (i * 7) % 90 : 0;
+                bmask[i] = t < len;
+            }
+            tensor_t *bi = i64(2, BR, BT, bid), *bm = i64(2, BR, BT, bmask), *bl = i64(1, BR, 0, blab);
+            bert_inputs_t bev = {bi, bm, NULL, NULL, 0, 0, 0}, bkept = {bi, bm, NULL, bl, 0, 0, 0};
+            float blog[BR * 8], bloss;
+            reset_counts();
+            int ok = L <= 8 && bert_forward(&m, &bev, NULL) == 0;
+            long done = qkv_cls_done;
+            if (ok) memcpy(blog, m.acts.logits, sizeof(float) * BR * (size_t)L);
+            ok = ok && bert_forward(&m, &bkept, &bloss) == 0 && !memcmp(blog, m.acts.logits, sizeof(float) * BR * (size_t)L);
+            CHECK(ok && kernel("qkv_forward_cls") == 1 && done == k_skinny_forward_takes(BR * BT - (pk ? 27 : 0), 32, 96),
+                  "eval forward of %s rows of %d tokens: the last layer's Q for the [CLS] queries alone (%ld done), the "
+                  "logits of the forward that keeps its activations bit for bit", pk ? "packed" : "full", BT, done);
+            tensor_free(bi); tensor_free(bm); tensor_free(bl);
+        }
+#if BL_TILES
+        CHECK(k_skinny_forward_takes(BR * BT - 27, 32, 96), "the tiles take the batch above (so its Q ran for [CLS] alone)");
+#endif
+    }
 
     /* moving to a backend and back keeps every value */
     float *before = malloc(m.num_parameters * sizeof(float));
@@ -518,6 +559,7 @@ int main(void) {
         bare.attention_forward_cls = NULL;
         bare.attention_backward_cls = NULL;
         bare.residual_layernorm_forward = NULL;
+        bare.qkv_forward_cls = NULL;
         bert_t fa = {0}, fb = {0};
         if (load_twins(&fa, &fb, &bare, &lo) == 0) {
             size_t n = fa.num_parameters;

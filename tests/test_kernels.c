@@ -1432,6 +1432,58 @@ static void test_sumsq(void) {
 /* The fused feed-forward of evaluation (k_ffn_forward_nokeep: the intermediate never stored) gives
  * the bits of linear_forward, gelu_forward and linear_forward, with 1 and 2 threads, at a batch of
  * titles, across chunk edges (64 tokens), with shapes that are not multiples of 16 or of 6 */
+/* k_qkv_forward_cls: K and V of every token and Q of the [CLS] tokens, the bits of the whole
+ * k_linear_forward (padded rows and packed ones, 1 and 2 threads); the other tokens' Q untouched;
+ * declines where the whole call would not run on the tiles. */
+static void test_qkv_cls(void) {
+    const int shapes[][3] = {{4, 64, 384}, {3, 37, 384}, {2, 130, 48}, {5, 17, 64}, {2, 5, 16}}; /* n, T, C */
+    int same = 1, untouched = 1, done = 1, declined = 1, ran = 0, refused = 0;
+    for (int si = 0; si < 5; si++)
+        for (int packed = 0; packed < 2; packed++) {
+            int n = shapes[si][0], T = shapes[si][1], C = shapes[si][2], C3 = 3 * C, N = 0;
+            size_t rows[3 * 8];
+            for (int s = 0; s < n; s++) { /* packed: rows of T, T - 2s tokens, one after another */
+                rows[s] = (size_t)N;
+                N += packed ? T - 2 * s : T;
+            }
+            float *x = randn((long)N * C, 1.0f), *w = randn((long)C3 * C, 0.1f), *b = randn(C3, 0.5f);
+            float *want = zeros((long)N * C3), *got = malloc(sizeof(float) * (size_t)N * C3);
+            float *xc = zeros((long)n * C), *qc = zeros((long)n * C);
+            for (int s = 0; s < n; s++) memcpy(xc + (size_t)s * C, x + (packed ? rows[s] : (size_t)s * T) * C, sizeof(float) * C);
+            k_linear_forward(want, x, w, b, N, C, C3);
+            for (int th = 1; th <= 2; th++) {
+                for (long i = 0; i < (long)N * C3; i++) got[i] = -7.0f;
+                omp_set_num_threads(th);
+                int ok = k_qkv_forward_cls(got, qc, x, xc, packed ? rows : NULL, n, T, w, b, N, C);
+                if (!k_skinny_forward_takes(N, C, C3)) {
+                    declined &= !ok;
+                    refused++;
+                    continue;
+                }
+                done &= ok;
+                ran++;
+                for (int t = 0; t < N; t++) {
+                    int cls = 0;
+                    for (int s = 0; s < n; s++) cls |= (size_t)t == (packed ? rows[s] : (size_t)s * T);
+                    const float *g = got + (size_t)t * C3, *e = want + (size_t)t * C3;
+                    same &= !memcmp(g + C, e + C, sizeof(float) * 2 * C) && (!cls || !memcmp(g, e, sizeof(float) * C));
+                    if (!cls) for (int c = 0; c < C; c++) untouched &= g[c] == -7.0f;
+                }
+            }
+            omp_set_num_threads(2);
+            free(x); free(w); free(b); free(want); free(got); free(xc); free(qc);
+        }
+    CHECK(done && same, "k_qkv_forward_cls: K and V of every token and the [CLS] tokens' Q, the bits of the whole "
+                        "linear forward (padded and packed rows, 1 and 2 threads; %d calls)", ran);
+    CHECK(untouched, "k_qkv_forward_cls: the other tokens' Q left as it was");
+    CHECK(declined && refused >= 4, "k_qkv_forward_cls: declines where the whole call would not run on the tiles (%d calls)",
+          refused);
+#if BL_TILES
+    CHECK(ran >= (k_skinny_max_tokens(0) == INT_MAX ? 16 : 12), /* AVX2: 260 tokens go to sgemm */
+          "k_qkv_forward_cls computed at MiniLM's width and others (%d calls of 20)", ran);
+#endif
+}
+
 static void test_ffn_nokeep(void) {
 #if BL_TILES
     const int shapes[][3] = {{45, 384, 1536}, {1, 384, 1536}, {64, 384, 1536}, {200, 384, 1536},
@@ -1715,6 +1767,7 @@ int main(void) {
     test_threads_same_bits();
     test_skinny();
     test_ffn_nokeep();
+    test_qkv_cls();
     test_rows();
     test_head_gemm();
     test_sumsq();

@@ -171,6 +171,7 @@ static const bl_backend_t cpu_backend = {
     .dropout_backward_set = k_dropout_backward_set,
     .dropout_backward_rows_set = k_dropout_backward_rows_set,
     .attention_forward_cls = k_attention_forward_cls,
+    .qkv_forward_cls = k_qkv_forward_cls,
     .attention_backward_cls = k_attention_backward_cls,
     .residual_layernorm_forward = k_residual_layernorm_forward,
     .sumsq_f32 = cpu_sumsq_f32,

@@ -379,6 +379,25 @@ void k_layernorm_backward_set(float *dinp, float *dweight, float *dbias, const f
 
 /* ---- linear ------------------------------------------------------------------------------------ */
 
+/* The last layer's QKV for an evaluation whose attention reads only the [CLS] queries: K and V of
+ * every token (W's rows C..3C, written into qkv's columns C..3C, rows 3C floats apart) and Q of the
+ * n [CLS] tokens alone, from their inputs gathered in x_cls [n, C], through q_cls [n, C] into their
+ * rows of qkv. Only where k_linear_forward would run the whole [N, 3C] call on the tiles: their
+ * elements are one chain of multiply-adds over c whatever the call's rows, so these are its bits
+ * (the other tokens' Q is left as it was: nothing reads it). Returns 0 otherwise (the caller makes
+ * the whole call). */
+int k_qkv_forward_cls(float *qkv, float *q_cls, const float *x, const float *x_cls, const size_t *rows, int n,
+                      int T, const float *weight, const float *bias, int N, int C) {
+    size_t C3 = 3 * (size_t)C;
+    if (!k_skinny_forward_takes(N, C, 3 * C)) return 0;
+    if (!k_skinny_forward_ld(qkv + C, C3, x, weight + (size_t)C * C, bias ? bias + C : NULL, N, C, 2 * C) ||
+        !k_skinny_forward_ld(q_cls, (size_t)C, x_cls, weight, bias, n, C, C))
+        return 0;
+    for (int s = 0; s < n; s++)
+        memcpy(qkv + (rows ? rows[s] : (size_t)s * T) * C3, q_cls + (size_t)s * C, sizeof(float) * C);
+    return 1;
+}
+
 void k_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
                       int C, int OC) {
     if (k_skinny_forward(out, inp, weight, bias, N, C, OC)) return;

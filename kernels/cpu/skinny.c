@@ -156,15 +156,16 @@ static void transpose_in(float *vt, const float *a, int N, int K, int Tp) {
     }
 }
 
-/* y [N, OC] = bias + ot [OC, Tp] transposed (the first N columns), 16 x 16 blocks in registers;
- * each element bias[o] + ot[o, t], one rounding, as before. stream (AVX-512; STREAM_OUT): whole
- * lines of y go out with non-temporal stores, which skip reading each line in before writing it;
- * the call's y is then 1 MB or more, and the rest of the call (W, the other chunks) has gone
- * through L2 by the time the next layer reads it. */
-static void transpose_out(float *y, const float *ot, const float *bias, int N, int OC, int Tp, int stream) {
+/* y [N, OC] (rows ldy floats apart) = bias + ot [OC, Tp] transposed (the first N columns), 16 x 16
+ * blocks in registers; each element bias[o] + ot[o, t], one rounding, as before. stream (AVX-512;
+ * STREAM_OUT): whole lines of y go out with non-temporal stores, which skip reading each line in
+ * before writing it; the call's y is then 1 MB or more, and the rest of the call (W, the other
+ * chunks) has gone through L2 by the time the next layer reads it. */
+static void transpose_out(float *y, size_t ldy, const float *ot, const float *bias, int N, int OC, int Tp,
+                          int stream) {
     int oblocks = (OC + 15) / 16, tblocks = (N + 15) / 16;
 #if V16_REGS == 1
-    stream = stream && OC % 16 == 0 && ((uintptr_t)y & 63) == 0;
+    stream = stream && OC % 16 == 0 && ldy % 16 == 0 && ((uintptr_t)y & 63) == 0;
 #else
     stream = 0;
 #endif
@@ -181,12 +182,12 @@ static void transpose_out(float *y, const float *ot, const float *bias, int N, i
 #if V16_REGS == 1
             if (stream) {
                 for (int j = 0; j < 16 && t0 + j < N; j++)
-                    _mm512_stream_ps(y + (size_t)(t0 + j) * OC + o0, bias ? v16_add(b, r[j]) : r[j]);
+                    _mm512_stream_ps(y + (size_t)(t0 + j) * ldy + o0, bias ? v16_add(b, r[j]) : r[j]);
                 continue;
             }
 #endif
             for (int j = 0; j < 16 && t0 + j < N; j++)
-                v16_storem(y + (size_t)(t0 + j) * OC + o0, mo, bias ? v16_add(b, r[j]) : r[j]);
+                v16_storem(y + (size_t)(t0 + j) * ldy + o0, mo, bias ? v16_add(b, r[j]) : r[j]);
         }
 #if V16_REGS == 1
     if (stream) _mm_sfence(); /* this thread's streamed lines ordered before the barrier's release */
@@ -432,6 +433,7 @@ static void over_tokens(int N, int parts, size_t per, float *buf, tokens_fn fn, 
 typedef struct {
     float *out;
     const float *inp, *weight, *bias;
+    size_t ldo;
     int C, OC, chunk, Tp, stream;
 } forward_args;
 
@@ -443,13 +445,23 @@ static void forward_tokens(int lo, int hi, float *xt, const void *ctx) {
         int n = hi - t0 < f->chunk ? hi - t0 : f->chunk, tp = (n + 15) / 16 * 16;
         transpose_in(xt, f->inp + (size_t)t0 * f->C, n, f->C, tp);
         product(ot, f->weight, (size_t)f->C, f->OC, xt, tp, f->C); /* (the loops' barriers order the phases) */
-        transpose_out(f->out + (size_t)t0 * f->OC, ot, f->bias, n, f->OC, tp, f->stream);
+        transpose_out(f->out + (size_t)t0 * f->ldo, f->ldo, ot, f->bias, n, f->OC, tp, f->stream);
     }
+}
+
+int k_skinny_forward_takes(int N, int C, int OC) {
+    return N <= k_skinny_max_tokens(0) && usable(N, (long)N * C * OC);
 }
 
 int k_skinny_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
                      int C, int OC) {
-    if (N > k_skinny_max_tokens(0) || !usable(N, (long)N * C * OC)) return 0;
+    if (!k_skinny_forward_takes(N, C, OC)) return 0;
+    return k_skinny_forward_ld(out, (size_t)OC, inp, weight, bias, N, C, OC);
+}
+
+int k_skinny_forward_ld(float *out, size_t ldo, const float *inp, const float *weight, const float *bias, int N,
+                        int C, int OC) {
+    if (N <= 0 || omp_in_parallel()) return 0;
     /* x^T's block (C x chunk) stays in L2: 128 tokens up to C = 768, then 64 (at 4096 tokens, one
      * thread: 180 against 148 GFLOP/s with 128 at C = 3072, 166 against 160 at 1536) */
     int chunk = C <= 768 ? SKINNY_MAX_N : SKINNY_MAX_N / 2;
@@ -457,7 +469,7 @@ int k_skinny_forward(float *out, const float *inp, const float *weight, const fl
     size_t per = (size_t)Tp * ((size_t)C + OC);
     float *buf = scratch(per * (size_t)parts);
     if (!buf) return 0;
-    forward_args f = {out, inp, weight, bias, C, OC, chunk, Tp, STREAM_OUT((size_t)N * OC)};
+    forward_args f = {out, inp, weight, bias, ldo, C, OC, chunk, Tp, STREAM_OUT((size_t)N * OC)};
     over_tokens(N, parts, per, buf, forward_tokens, &f);
     return 1;
 }
@@ -497,7 +509,7 @@ static void ffn_tokens(int lo, int hi, float *xt, const void *ctx) {
             f->act(h, (size_t)tp);
         }
         product(ot, f->w2, (size_t)I, C, ht, tp, I);
-        transpose_out(f->out + (size_t)t0 * C, ot, f->b2, n, C, tp, f->stream);
+        transpose_out(f->out + (size_t)t0 * C, (size_t)C, ot, f->b2, n, C, tp, f->stream);
     }
 }
 
@@ -568,6 +580,15 @@ int k_skinny_backward_dx_to(float *dinp, const float *dout, const float *weight,
 int k_skinny_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
                      int C, int OC) {
     (void)out, (void)inp, (void)weight, (void)bias, (void)N, (void)C, (void)OC;
+    return 0;
+}
+int k_skinny_forward_takes(int N, int C, int OC) {
+    (void)N, (void)C, (void)OC;
+    return 0;
+}
+int k_skinny_forward_ld(float *out, size_t ldo, const float *inp, const float *weight, const float *bias, int N,
+                        int C, int OC) {
+    (void)out, (void)ldo, (void)inp, (void)weight, (void)bias, (void)N, (void)C, (void)OC;
     return 0;
 }
 #endif
