@@ -87,8 +87,7 @@ int k_head_gemm(int M, int N, int K, const float *a, size_t ar, size_t ak, const
                 size_t ldb, int tb, float *room, int acc, float *c, size_t ldc);
 /* k_head_gemm's two steps, for a B that several products share (the rows of an evaluation's head
  * come in blocks, each against the same K^T): k_head_lay_b returns B as the tiles read it (b
- * itself, or room with B^T, the padded B, or B's rows laid together where they lie apart over 256
- * KB or more and room is given; NULL without the tiles, or room needed and NULL) and its
+ * itself, or room with B^T or the padded B; NULL without the tiles, or room needed and NULL) and its
  * row stride in *ldr; k_head_gemm_laid runs the tiles on it (only where k_head_lay_b gave non-NULL). */
 const float *k_head_lay_b(const float *b, size_t ldb, int N, int K, int tb, float *room, size_t *ldr);
 void k_head_gemm_laid(int M, int N, int K, const float *a, size_t ar, size_t ak, const float *b, size_t ldb,

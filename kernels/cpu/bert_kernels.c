@@ -632,16 +632,12 @@ float k_expf(float x) { return vexpf(x); }
 #define HEAD_TILES BL_TILES /* headgemm's tiles: AVX-512, or AVX2 with FMA */
 
 /* A thread's room to lay out a head's K or V transposed (HS x T, T rounded up to 16), or one of
- * its T x HS operands padded to 16 columns or its rows laid together (k_head_lay_b): head_room's
- * floats; twice that is allocated, the second half for the forward's V, laid out once a head
- * while the products lay their operands (an evaluation's K^T, once a head) in the first. NULL without the tiles (or without memory: sgemm then takes the
- * products that need it). */
-static size_t head_room_floats(int T, int HS) {
-    size_t t16 = ((size_t)T + 15) / 16 * 16, h16 = ((size_t)HS + 15) / 16 * 16;
-    return (size_t)HS * t16 > (size_t)T * h16 ? (size_t)HS * t16 : (size_t)T * h16;
-}
+ * its T x HS operands padded to 16 columns when HS is not a multiple of 16; NULL without the tiles
+ * (or without memory: sgemm then takes the products that need it). */
 static float *head_room(int T, int HS) {
-    return HEAD_TILES ? malloc(sizeof(float) * 2 * head_room_floats(T, HS)) : NULL;
+    size_t t16 = ((size_t)T + 15) / 16 * 16, h16 = ((size_t)HS + 15) / 16 * 16;
+    size_t n = (size_t)HS * t16 > (size_t)T * h16 ? (size_t)HS * t16 : (size_t)T * h16;
+    return HEAD_TILES ? malloc(sizeof(float) * n) : NULL;
 }
 
 /* C [M, N] = op(A) op(B), plus C when acc (op(X) = X^T when tX; lda, ldb, ldc row strides):
@@ -677,21 +673,16 @@ static void head_mm(int ta, int tb, int M, int N, int K, const float *A, int lda
  * 2C) for the first Tq of its T queries (T: all; 1: [CLS]), mask ma (NULL: none); a: its Tq x T
  * slot of att, or NULL; w: ATT_ROWS floats; head: the stream index of its mask's first element. */
 static void head_forward(float *o, float *a, const float *q, const float *ma, int T, int Tq, int C, int HS,
-                         int P, float p, uint64_t seed, uint64_t head, float *w, float *room, float *room_v) {
+                         int P, float p, uint64_t seed, uint64_t head, float *w, float *room) {
     int C3 = 3 * C, RB = T <= ATT_ROWS / T ? T : ATT_ROWS / T;
     if (RB < 1) RB = 1;
     float scale = 1.0f / sqrtf((float)HS);
     const float *k = q + C, *v = q + 2 * C;
-    /* V's rows laid together once a head (k_head_lay_b: where they span 256 KB or more) for a head
-     * of 64 queries or more: they are read once per 12 of them */
-    size_t ldv = (size_t)C3;
-    const float *vl = Tq >= 64 && room_v ? k_head_lay_b(v, C3, HS, T, 0, room_v, &ldv) : NULL;
-    if (!vl) vl = v, ldv = (size_t)C3;
     if (a) {
         head_mm(0, 1, Tq, T, HS, q, C3, k, C3, 0, a, T, room);
         softmax_rows(a, Tq, scale, ma, T);
         if (p <= 0.0f) {
-            head_mm(0, 0, Tq, HS, T, a, T, vl, (int)ldv, 0, o, C, room);
+            head_mm(0, 0, Tq, HS, T, a, T, v, C3, 0, o, C, room);
             return;
         }
     }
@@ -710,8 +701,7 @@ static void head_forward(float *o, float *a, const float *q, const float *ma, in
             softmax_rows(w, R, scale, ma, T);
             if (p > 0.0f) dropout_apply(w, (size_t)R * T, p, seed, head, T, P, (uint64_t)i0 * T);
         }
-        /* (room: V's rows as vl has them; kt, in room, is still needed) */
-        head_mm(0, 0, R, HS, T, w, T, vl, (int)ldv, 0, o + (size_t)i0 * C, C, kt ? NULL : room);
+        head_mm(0, 0, R, HS, T, w, T, v, C3, 0, o + (size_t)i0 * C, C, room);
     }
 }
 
@@ -764,7 +754,7 @@ static void attention_forward_run(float *out, float *att, const float *qkv, cons
     assert(longest <= P);
 #pragma omp parallel if (work > PAR_HEADS)
     {
-        float *room = head_room(longest, HS), *room_v = room ? room + head_room_floats(longest, HS) : NULL;
+        float *room = head_room(longest, HS);
         float w[ATT_ROWS];
 #pragma omp for schedule(dynamic)
         for (int sh = 0; sh < n * NH; sh++) {
@@ -773,7 +763,7 @@ static void attention_forward_run(float *out, float *att, const float *qkv, cons
             att_head_t a = att_head(r, s, h, NH, cls);
             head_forward(out + a.orow * C + h * HS, att ? att + a.first : NULL, qkv + r.tok * 3 * C + h * HS,
                          mask_add ? mask_add + r.tok : NULL, (int)r.T, a.Tq, C, HS, P, p, seed,
-                         offset + ((uint64_t)s * NH + h) * P * P, w, room, room_v);
+                         offset + ((uint64_t)s * NH + h) * P * P, w, room);
         }
         free(room);
     }

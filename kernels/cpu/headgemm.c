@@ -84,23 +84,12 @@ static void pad_b(float *room, const float *b, size_t ldb, int N, int K, size_t 
         }
 }
 
-/* k_head_lay_b with room lays out B's rows (not transposed) next to each other where they span
- * HG_LAY_SPAN floats or more, though the tiles could read them where they lie: a head's V rows are
- * 3C floats apart (4.5 KB for MiniLM), so each of the product's K steps reads its row of B from
- * another page, and the tiles read all of B once per 12 rows of A: more pages than the first-level
- * TLB holds. The attention's forward asks for it (its P V, V laid out once a head). P V of MiniLM's
- * 12 heads (M x 32 x T, 1 thread, median of 31 alternated runs, the copy included): M = T = 128
- * 1.34x, 96 1.20x, 64 1.06x, 48 and 32 1.01x, 16 0.69x; 64-row blocks of T = 256, V laid out
- * once a head, 1.31x. The same values, so the same bits. Not in k_head_gemm: the backward's
- * products with their Q and K laid out so (32 x 128 tokens) lost 5-10%. */
-#define HG_LAY_SPAN (1L << 16) /* floats: 256 KB of B's rows, 64 pages */
-
 const float *k_head_lay_b(const float *b, size_t ldb, int N, int K, int tb, float *room, size_t *ldr) {
     /* the tiles read B's rows in whole vectors: B^T is laid out in room, and so is a B whose rows
-     * end inside a vector, and (room given) a long B whose rows lie apart */
+     * end inside a vector */
     size_t ld = ((size_t)N + 15) / 16 * 16;
     *ldr = ldb;
-    if (!tb && ld == (size_t)N && (ldb == ld || (size_t)K * ldb < HG_LAY_SPAN || !room)) return b;
+    if (!tb && ld == (size_t)N) return b;
     if (!room) return NULL;
     if (tb) transpose_b(room, b, ldb, N, K, ld);
     else pad_b(room, b, ldb, N, K, ld);
@@ -131,8 +120,7 @@ int k_head_gemm(int M, int N, int K, const float *a, size_t ar, size_t ak, const
                 size_t ldb, int tb, float *room, int acc, float *c, size_t ldc) {
     if (M <= 0 || N <= 0) return 1;
     size_t ldr;
-    /* (room only where it is needed: B's rows read where they lie) */
-    const float *bl = k_head_lay_b(b, ldb, N, K, tb, tb || N % 16 ? room : NULL, &ldr);
+    const float *bl = k_head_lay_b(b, ldb, N, K, tb, room, &ldr);
     if (!bl) return 0;
     k_head_gemm_laid(M, N, K, a, ar, ak, bl, ldr, acc, c, ldc);
     return 1;
