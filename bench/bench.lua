@@ -105,19 +105,24 @@ local function row_name(m, s, th)
   local T = s[2]
   return ("%s/B%d/%s/%dt"):format(m.name, s[1], T == 0 and "dyn" or (T < 0 and "full" .. -T or tostring(T)), th)
 end
--- BENCH_ROWS: patterns (plain substrings) of the rows to keep; each must name one at least
+-- BENCH_ROWS: patterns (plain substrings) of the rows to keep; each must name one at least.
+-- keep[name]: the rows chosen (all of them without BENCH_ROWS)
 local filter = os.getenv("BENCH_ROWS")
 local pats = {}
 if filter == "quick" then pats = { "minilm/B3/dyn", "minilm/B32/dyn" }
 elseif filter then for p in filter:gmatch("[^,]+") do pats[#pats + 1] = p end end
+local keep = {}
 do
   local names = {}
   for _, m in ipairs(models) do
     for _, s in ipairs(shapes) do for _, th in ipairs(threads) do names[#names + 1] = row_name(m, s, th) end end
   end
+  for _, n in ipairs(names) do keep[n] = #pats == 0 end
   for _, p in ipairs(pats) do
     local hit = false
-    for _, n in ipairs(names) do hit = hit or n:find(p, 1, true) ~= nil end
+    for _, n in ipairs(names) do
+      if n:find(p, 1, true) then hit, keep[n] = true, true end
+    end
     if not hit then fail(("BENCH_ROWS=%s: %q names no row (the rows: %s)"):format(filter, p, table.concat(names, ", "))) end
   end
 end
@@ -195,9 +200,7 @@ for _, m in ipairs(models) do
     for _, th in ipairs(threads) do
       local B, T = s[1], s[2]
       local name = row_name(m, s, th)
-      local keep = #pats == 0
-      for _, p in ipairs(pats) do if name:find(p, 1, true) then keep = true end end
-      if keep then
+      if keep[name] then
         m.cfg = m.cfg or config(m.dir)
         -- reps from a phase's work: PyTorch computes the padding, bertlab only the titles (about
         -- 24 tokens a row whatever T > 0 pads to), so a padded row gives bertlab more reps; and

@@ -748,11 +748,12 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
         float *fchg = a->fch_gelu + k * ni, *res2 = a->res2 + k * nc;
         float *ln2 = a->ln2 + k * nc;
         int cls_att = l == NL - 1 && m->cls_att;
-        /* a forward that keeps nothing, its last layer's attention on the [CLS] queries: Q for those
-         * alone (K and V for every token), from the [CLS] rows of x gathered first (~1.4% of an
-         * evaluation's multiply-adds at 32 x 256 tokens) */
+        /* The last layer past its attention (below) reads x at its [CLS] rows only: gathered here,
+         * where a forward that keeps nothing, its attention on the [CLS] queries, also computes Q for
+         * those alone (K and V for every token; ~1.4% of an evaluation's multiply-adds at 32 x 256) */
+        int last = l == NL - 1 && m->cls_last;
+        if (last) EACH_SEQ be->cls_forward(a->last_x + q.b * C, x + q.tok * C, q.B, q.T, C);
         int q_cls = cls_att && !kept && be->qkv_forward_cls;
-        if (q_cls) EACH_SEQ be->cls_forward(a->last_x + q.b * C, x + q.tok * C, q.B, q.T, C);
         if (!q_cls || !be->qkv_forward_cls(qkv, a->last_att, x, a->last_x, m->packed ? m->seq : NULL, B, T,
                                            p->qkvw + l * 3 * cc, p->qkvb + l * 3 * C, (int)N, C))
             be->linear_forward(qkv, x, p->qkvw + l * 3 * cc, p->qkvb + l * 3 * C, (int)N, C, 3 * C);
@@ -776,12 +777,10 @@ int bert_forward(bert_t *m, const bert_inputs_t *in, float *loss) {
          * attention output and the layer input (~12% of a MiniLM step's FLOPs on titles). Their
          * dropout masks are the padded layout's at t = 0: B rows of width 1 spaced P x C apart in
          * the stream. Everything else is per row, so the rows' values are the same. */
-        int last = l == NL - 1 && m->cls_last;
         size_t R = last ? (size_t)B : N, rc = R * C; /* rows past the attention */
         const float *ain = atty, *xin = x;
-        if (last) {
+        if (last) { /* (last_x gathered above) */
             if (!cls_att) EACH_SEQ be->cls_forward(a->last_att + q.b * C, atty + q.tok * C, q.B, q.T, C);
-            if (!q_cls) EACH_SEQ be->cls_forward(a->last_x + q.b * C, x + q.tok * C, q.B, q.T, C);
             ain = a->last_att;
             xin = a->last_x;
         }
