@@ -1197,9 +1197,9 @@ static void test_head_gemm(void) {
 /* kernels/cpu/skinny.c against sgemm (k_gemm): the linear layer's forward (with and without bias),
  * dx and dW, at shapes with row tails (OC % 6), two token blocks (N > 64), 16-token padding, several
  * token chunks with a tail (N > 128; the forward takes 64 at a time when C > 768); the same bits on 1
- * and 2 threads (with AVX-512, 2 threads split the tokens of N >= 96 between them: 100, 128, 150 and
- * 300 here, uneven parts with partial chunks); and the cases it hands back (too little work, C not a
- * multiple of 16). */
+ * and 2 threads (with AVX-512, 2 threads take the tokens of N >= 96 a piece at a time, whichever
+ * thread is free: 100, 128, 150 and 300 here, 2 or 4 pieces with partial chunks); and the cases it
+ * hands back (too little work, C not a multiple of 16). */
 static void test_skinny(void) {
 #if BL_TILES
     /* the limits (skinny.c): the forward's with AVX2, dx and dW's with AVX-512 where OpenBLAS runs

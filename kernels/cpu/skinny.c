@@ -395,7 +395,14 @@ int k_skinny_backward_dw_to(float *dweight, const float *dout, const float *inp,
  * 284-293 / 247-269, 768 276-278 / 233-264, 4096 260-268 / 229-245; evaluation of 32 titles
  * 23.8-24.3 against 22.2-23.3 batches/s, of 32 x 128 tokens 2.75-2.81 against 2.62-2.64; batches
  * of 3 titles the same within the noise. Not measured with AVX2 (its 6 x 16 tiles and K blocks
- * read W differently), where the threads keep splitting the outputs. The number of parts (1: the
+ * read W differently), where the threads keep splitting the outputs.
+ * The threads take the tokens a piece (one chunk or less) at a time, in turn, rather than half each:
+ * on a VM whose two cores' rates move independently (a 100 ms FMA loop on each, side by side: one
+ * core's rate 0.85-1.34x the other's in most windows, 0.4-2.2x at the extremes) a fixed half waits
+ * for the slower core. One process alternating two pieces and the pieces below, 2 threads, MiniLM:
+ * evaluation of 32 x 256 tokens 1.04-1.16x faster (median of 16 pairs; 1.17-1.31x in total time),
+ * 32 x 128 1.01-1.04x (1.08-1.24x in total), 32 titles 1.01x; training steps at 32 x 128 0.96-1.01x.
+ * The bits are the same (every element is still one chain over c). The number of parts (1: the
  * threads split each chunk's outputs). */
 #define SPLIT_MIN (V16_REGS == 1 ? 48 : 0)
 static int token_parts(int N) {
@@ -412,21 +419,31 @@ static void part_range(int N, int t, int parts, int *lo, int *hi) {
 }
 
 /* Runs fn over the N tokens: with parts 1 by all the threads together (fn's phases share each
- * chunk's work), else each thread on its own part of the tokens and of the scratch (`per` floats
- * each), in a team of one. fn(lo, hi, scratch, ctx) does tokens [lo, hi). */
+ * chunk's work), else each thread in a team of one, in its own part of the scratch (`per` floats
+ * each), taking pieces of the tokens (whole 16-token groups, at most `chunk` tokens: one of fn's
+ * chunks) in turn until none is left. fn(lo, hi, scratch, ctx) does tokens [lo, hi). */
 typedef void (*tokens_fn)(int lo, int hi, float *scratch, const void *ctx);
-static void over_tokens(int N, int parts, size_t per, float *buf, tokens_fn fn, const void *ctx) {
+static void over_tokens(int N, int parts, int chunk, size_t per, float *buf, tokens_fn fn, const void *ctx) {
     if (parts == 1) {
 #pragma omp parallel
         fn(0, N, buf, ctx);
         return;
     }
+    int pieces = (N + chunk - 1) / chunk;
+    pieces = (pieces + parts - 1) / parts * parts;
+    int next = 0;
 #pragma omp parallel num_threads(parts)
     {
-        int t = omp_get_thread_num(), lo, hi;
-        part_range(N, t, omp_get_num_threads(), &lo, &hi);
+        float *mine = buf + per * (size_t)omp_get_thread_num();
 #pragma omp parallel num_threads(1)
-        fn(lo, hi, buf + per * (size_t)t, ctx);
+        for (;;) {
+            int i, lo, hi;
+#pragma omp atomic capture
+            i = next++;
+            if (i >= pieces) break;
+            part_range(N, i, pieces, &lo, &hi);
+            fn(lo, hi, mine, ctx);
+        }
     }
 }
 
@@ -470,7 +487,7 @@ int k_skinny_forward_ld(float *out, size_t ldo, const float *inp, const float *w
     float *buf = scratch(per * (size_t)parts);
     if (!buf) return 0;
     forward_args f = {out, inp, weight, bias, ldo, C, OC, chunk, Tp, STREAM_OUT((size_t)N * OC)};
-    over_tokens(N, parts, per, buf, forward_tokens, &f);
+    over_tokens(N, parts, chunk, per, buf, forward_tokens, &f);
     return 1;
 }
 
@@ -521,7 +538,7 @@ int k_skinny_ffn_forward(float *out, const float *inp, const float *w1, const fl
     float *buf = scratch(per * (size_t)parts);
     if (!buf) return 0;
     ffn_args f = {out, inp, w1, b1, w2, b2, C, I, Tp, act, STREAM_OUT((size_t)N * C)};
-    over_tokens(N, parts, per, buf, ffn_tokens, &f);
+    over_tokens(N, parts, FFN_TOKENS, per, buf, ffn_tokens, &f);
     return 1;
 }
 
