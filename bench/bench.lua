@@ -293,15 +293,17 @@ local function combine(list)
   for _, p in ipairs(ok) do c.rss_kb = math.max(c.rss_kb, p.rss_kb) end
   return c
 end
--- the median over the rounds of bertlab's rate / PyTorch's in the same round
-local function round_ratio(r, key)
+-- bertlab's rate / PyTorch's in the same round, round by round (a round where either peer failed:
+-- none); round_ratio: their median
+local function round_ratios(r, key)
   local v = {}
   for k = 1, #r.bls do
     local a, b = r.bls[k], r.pts[k]
     if a and b and a[key] and b[key] and b[key] > 0 then v[#v + 1] = a[key] / b[key] end
   end
-  return median(v)
+  return v
 end
+local function round_ratio(r, key) return median(round_ratios(r, key)) end
 
 local load0, t_start = loadavg(), bl.clock()
 local impl = {}
@@ -379,10 +381,17 @@ end
 local hdr = ("%-22s %11s | %8s %8s %5s | %8s %8s %5s | %6s %6s %5s | %7s %7s %5s %6s")
 print(hdr:format("row", "reps", "train/s", "torch", "x", "eval/s", "torch", "x", "RSS MB", "torch", "x",
   "GFLOP/s", "sgemm", "frac", "f/best"))
+-- a row's ratios round by round, in the rounds' order (the table gives their median)
+local function each_round(r, key, fmt, sep)
+  local v = {}
+  for _, x in ipairs(round_ratios(r, key)) do v[#v + 1] = fmt:format(x) end
+  return table.concat(v, sep)
+end
 local csv = { "row,model,batch,pad,threads,train_reps,eval_reps,bertlab_train_sps,torch_train_sps,train_ratio," ..
   "bertlab_eval_bps,torch_eval_bps,eval_ratio,bertlab_rss_mb,torch_rss_mb,rss_ratio,tokens_per_step," ..
   "computed_tokens_per_step,model_gflops,sgemm_gflops,sgemm_fraction,warmup,sgemm_min_gflops," ..
-  "torch_train_reps,torch_eval_reps,sgemm_fraction_paired,paired_blocks,rounds" }
+  "torch_train_reps,torch_eval_reps,sgemm_fraction_paired,paired_blocks,rounds,train_ratio_rounds," ..
+  "eval_ratio_rounds" }
 for _, r in ipairs(rows) do
   local gf = r.flops and get(r.bl, "train_sps") and r.flops * r.bl.train_sps / 1e9
   local frac = gf and r.sgemm and gf / r.sgemm
@@ -403,9 +412,16 @@ for _, r in ipairs(rows) do
     n(get(r.bl, "rss_kb") and get(r.pt, "rss_kb") and r.pt.rss_kb / r.bl.rss_kb),
     n(get(r.bl, "tokens") or get(r.pt, "tokens")), n(get(r.bl, "ctokens")), n(gf), n(r.sgemm), n(frac), "1", n(r.sgemm_min),
     r.pt and not r.pt.reused and r.ptr or "", r.pt and not r.pt.reused and r.pev or "",
-    n(r.frac), r.nblocks or "", rounds }, ",")
+    n(r.frac), r.nblocks or "", rounds, each_round(r, "train_sps", "%.4g", ";"),
+    each_round(r, "eval_bps", "%.4g", ";") }, ",")
 end
 print("x: bertlab/PyTorch (for RSS: PyTorch's/bertlab's, so > 1 is better everywhere)")
+if rounds > 1 then -- the spread behind each median x (the CSV has them too)
+  print("x round by round (train; eval):")
+  for _, r in ipairs(rows) do
+    print(("  %-22s %s; %s"):format(r.name, each_round(r, "train_sps", "%.2f", " "), each_round(r, "eval_bps", "%.2f", " ")))
+  end
+end
 local n_reused = 0
 for _, r in ipairs(rows) do if r.pt and r.pt.reused then n_reused = n_reused + 1 end end
 if n_reused > 0 then
