@@ -205,17 +205,14 @@ for _, m in ipairs(models) do
         m.cfg = m.cfg or config(m.dir)
         -- reps from a phase's work: PyTorch computes the padding, bertlab only the titles (about
         -- 24 tokens a row whatever T > 0 pads to), so a padded row gives bertlab more reps; and
-        -- bertlab, 2-90x faster, four times the work (its phases of a few steps drifted by 8%).
-        -- An evaluation batch is a third of a step's work, so at least three a step (the full256
-        -- rows evaluated 2 batches, ~4 s of PyTorch's, against 2 steps, ~30 s: their rounds' eval
-        -- ratios spread 1.01-1.31x in one run, the train ratios 2.5-3.4x)
+        -- bertlab, 2-90x faster, four times the work (its phases of a few steps drifted by 8%)
         local function reps(Te, work)
           local f = train_flops(m.cfg, B * Te, B * Te * Te)
           local tr = math.max(1, math.min(30, math.floor(work / f)))
           local ev = math.max(1, math.min(60, math.floor(3 * work / f)))
           if f < 1e12 then tr = math.max(tr, 2) end
           if f / 3 < 1e12 then ev = math.max(ev, 2) end
-          return tr, math.max(ev, math.min(60, 3 * tr))
+          return tr, ev
         end
         local Te = T == 0 and 24 or math.abs(T)
         local tr, ev = reps(T > 0 and 24 or Te, 4 * budget)
