@@ -1429,9 +1429,6 @@ static void test_sumsq(void) {
     free(x);
 }
 
-/* The fused feed-forward of evaluation (k_ffn_forward_nokeep: the intermediate never stored) gives
- * the bits of linear_forward, gelu_forward and linear_forward, with 1 and 2 threads, at a batch of
- * titles, across chunk edges (64 tokens), with shapes that are not multiples of 16 or of 6 */
 /* k_qkv_forward_cls: K and V of every token and Q of the [CLS] tokens, the bits of the whole
  * k_linear_forward (padded rows and packed ones, 1 and 2 threads); the other tokens' Q untouched;
  * declines where the whole call would not run on the tiles. */
@@ -1484,6 +1481,9 @@ static void test_qkv_cls(void) {
 #endif
 }
 
+/* The fused feed-forward of evaluation (k_ffn_forward_nokeep: the intermediate never stored) gives
+ * the bits of linear_forward, gelu_forward and linear_forward, with 1 and 2 threads, at a batch of
+ * titles, across chunk edges (64 tokens), with shapes that are not multiples of 16 or of 6 */
 static void test_ffn_nokeep(void) {
 #if BL_TILES
     const int shapes[][3] = {{45, 384, 1536}, {1, 384, 1536}, {64, 384, 1536}, {200, 384, 1536},
