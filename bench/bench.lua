@@ -19,7 +19,11 @@
 --   PyTorch only for the others; BENCH_ROUNDS=N (default 1) runs each row's two peers N times,
 --   alternating which goes first (A B, B A, ...), and gives the median of the rounds' rates and of
 --   their ratios round by round (the machine's speed drifts between minutes, not within a pair);
---   each round's ratios are listed under the table and kept in the CSV (*_ratio_rounds).
+--   each round's ratios are listed under the table and kept in the CSV (*_ratio_rounds);
+--   BENCH_PAIRS=N (instead of BENCH_ROUNDS) starts both peers of a row at once and runs them in
+--   lockstep, N pairs of 1.5 s blocks of training, then of evaluation, one peer's block right after
+--   the other's, and gives x as the median of the pairs' ratios (listed under the table, and in the
+--   same CSV columns; both peers are in memory at once: see run_pair).
 local bl = require("bertlab")
 local OUT = "build/bench"
 local MINILM = "models/all-MiniLM-L6-v2"
@@ -39,7 +43,7 @@ local function fail(msg) io.stderr:write("bench: ", msg, "\n"); os.exit(2) end
 -- the environment's BENCH_ settings, checked before any work: a misspelt name or a value that is not
 -- one would otherwise be ignored, and the run (up to an hour) measure something else than asked
 local known = { BENCH_ROWS = true, BENCH_PEERS = true, BENCH_PYTHON = true, BENCH_BUDGET = true,
-                BENCH_REUSE = true, BENCH_ROUNDS = true }
+                BENCH_REUSE = true, BENCH_ROUNDS = true, BENCH_PAIRS = true }
 for line in (sh("env")):gmatch("[^\n]+") do
   local name = line:match("^(BENCH_[%w_]*)=")
   if name and not known[name] then
@@ -69,6 +73,8 @@ end
 local want_torch = peers_env:find("torch", 1, true) ~= nil
 local budget = positive("BENCH_BUDGET", 240) * 1e9
 local rounds = math.floor(positive("BENCH_ROUNDS", 1, true))
+local npairs = os.getenv("BENCH_PAIRS") and math.floor(positive("BENCH_PAIRS", 1, true))
+if npairs and os.getenv("BENCH_ROUNDS") then fail("BENCH_PAIRS and BENCH_ROUNDS: give one of them (pairs of blocks, or rounds of whole runs)") end
 -- PyTorch's columns from an earlier table (BENCH_REUSE): row name -> {train_sps, eval_bps, rss_kb}
 local reuse_path, reused = os.getenv("BENCH_REUSE"), {}
 if reuse_path then
@@ -239,6 +245,68 @@ local function run_peer(cmd, th)
   return r
 end
 
+-- BENCH_PAIRS=N: both peers of a row run at once, in lockstep (BENCH_SYNC in bench/peer_bertlab.lua
+-- and bench/peer_torch.py): each waits on a FIFO while the other runs, and the bench hands out blocks
+-- of PAIR_SECS of steps, bertlab's then PyTorch's (the order alternating pair by pair), N pairs of
+-- training blocks, then N of evaluation. A pair's ratio sets two blocks seconds apart against each
+-- other: on a VM whose cores slow down for seconds to minutes at a time, whole runs a minute apart
+-- (BENCH_ROUNDS) catch different spells. Both peers are in memory at once. Returns the two peers'
+-- records (as run_peer's) and the rates block by block: rates.bl.train[k] is bertlab's in pair k.
+local PAIR_SECS = 1.5
+local function run_pair(blcmd, ptcmd, th)
+  local dir = OUT .. "/sync"
+  local ok = os.execute(("rm -rf %s && mkdir -p %s && mkfifo %s/bl.go %s/bl.done %s/pt.go %s/pt.done")
+    :format(dir, dir, dir, dir, dir, dir))
+  if not ok then log("bench: could not make the FIFOs under %s", dir); return nil end
+  local env = ("OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d MKL_NUM_THREADS=%d "):format(th, th, th)
+  local who_all = { "bl", "pt" }
+  for _, who in ipairs(who_all) do
+    -- a peer that ends (or dies) says so on its FIFO, so the bench never waits on a dead one
+    os.execute(("(%sBENCH_SYNC=%s/%s %s >%s/%s.out 2>&1; echo \"exit $?\" >%s/%s.done) &")
+      :format(env, dir, who, who == "bl" and blcmd or ptcmd, dir, who, dir, who))
+  end
+  -- opened after both started (no peer inherits them), read-write so no open waits for the other end
+  local ch, ended = {}, {}
+  for _, who in ipairs(who_all) do
+    ch[who] = { go = assert(io.open(dir .. "/" .. who .. ".go", "r+")), done = assert(io.open(dir .. "/" .. who .. ".done", "r+")) }
+  end
+  local function recv(who)
+    local l = ch[who].done:read("l") or "exit ?"
+    if l:match("^exit ") then ended[who] = l end
+    return l
+  end
+  local function send(who, cmd) ch[who].go:write(cmd, "\n"); ch[who].go:flush() end
+  local rates = { bl = { train = {}, eval = {} }, pt = { train = {}, eval = {} } }
+  local good = recv("bl") == "ready" and recv("pt") == "ready"
+  for _, phase in ipairs({ "train", "eval" }) do
+    for k = 1, good and npairs or 0 do
+      for _, who in ipairs(k % 2 == 1 and { "bl", "pt" } or { "pt", "bl" }) do
+        if good then
+          send(who, ("%s %g"):format(phase, PAIR_SECS))
+          local l = recv(who)
+          local n, dt = l:match("^n=(%d+) dt=(%S+)$")
+          if n and tonumber(dt) > 0 then rates[who][phase][k] = tonumber(n) / tonumber(dt)
+          else good = false end
+        end
+      end
+    end
+  end
+  local recs = {}
+  for _, who in ipairs(who_all) do
+    if not ended[who] then send(who, "quit") end
+  end
+  for _, who in ipairs(who_all) do
+    while not ended[who] do recv(who) end
+    ch[who].go:close(); ch[who].done:close()
+    local f = io.open(dir .. "/" .. who .. ".out")
+    local out = f and f:read("a") or ""
+    if f then f:close() end
+    recs[who] = ended[who] == "exit 0" and parse(out) or nil
+    if not recs[who] then log("bench: peer failed (%s): %s\n%s", ended[who], who == "bl" and blcmd or ptcmd, out) end
+  end
+  return recs.bl, recs.pt, rates
+end
+
 -- the sgemm rate at a row's shapes: bertlab's peer runs one window of 0.5 s before its timed
 -- training steps and one after each block of about a second of them (BENCH_SGEMM, see
 -- peer_bertlab.lua), so each block's FLOP/s is set against the rate the machine reached in the same
@@ -297,6 +365,7 @@ end
 -- bertlab's rate / PyTorch's in the same round, round by round (a round where either peer failed:
 -- none); round_ratio: their median
 local function round_ratios(r, key)
+  if r.pairs then return r.pairs[key] end -- BENCH_PAIRS: pair by pair
   local v = {}
   for k = 1, #r.bls do
     local a, b = r.bls[k], r.pts[k]
@@ -312,13 +381,31 @@ for i, r in ipairs(rows) do
   local args = ("%s %s %d %d %d %d %d"):format(r.m.dir, ids_file, r.B, r.T, r.th, r.tr, r.ev)
   local pargs = ("%s %s %d %d %d %d %d"):format(r.m.dir, ids_file, r.B, r.T, r.th, r.ptr, r.pev)
   log("bench: [%d/%d] %s (train %d, eval %d reps; PyTorch %d, %d%s) ...", i, #rows, r.name, r.tr, r.ev, r.ptr, r.pev,
-    rounds > 1 and ("; %d rounds"):format(rounds) or "")
+    npairs and ("; %d pairs of %g s blocks"):format(npairs, PAIR_SECS) or rounds > 1 and ("; %d rounds"):format(rounds) or "")
   local N = math.floor(computed_tokens(r) + 0.5)
   r.bls, r.pts = {}, {}
-  for k = 1, rounds do
+  local blcmd = ("BENCH_SGEMM='%s' bin/bertlab bench/peer_bertlab.lua %s"):format(sgemm_cmd(r.m.cfg, N, r.th), args)
+  if npairs and want_torch and not reused[r.name] then
+    -- the same batches for both (bertlab's reps): each cycles through them block after block
+    local bl_rec, pt_rec, rates = run_pair(blcmd, python .. " bench/peer_torch.py " .. args, r.th)
+    if bl_rec and pt_rec then
+      r.bls[1], r.pts[1], r.pairs = bl_rec, pt_rec, {}
+      for _, key in ipairs({ "train", "eval" }) do
+        local v = {}
+        for k = 1, npairs do
+          local a, b = rates.bl[key][k], rates.pt[key][k]
+          if a and b then v[#v + 1] = a / b end
+        end
+        r.pairs[key .. (key == "train" and "_sps" or "_bps")] = v
+      end
+    else
+      log("bench: %s: the paired run failed (out of memory with both peers in it?); the peers one after the other instead", r.name)
+    end
+  end
+  for k = 1, r.pairs and 0 or rounds do
     for _, who in ipairs(k % 2 == 1 and { "bl", "pt" } or { "pt", "bl" }) do
       if who == "bl" then
-        r.bls[k] = run_peer(("BENCH_SGEMM='%s' bin/bertlab bench/peer_bertlab.lua %s"):format(sgemm_cmd(r.m.cfg, N, r.th), args), r.th) or false
+        r.bls[k] = run_peer(blcmd, r.th) or false
       elseif reused[r.name] then r.pts[k] = reused[r.name]
       elseif want_torch then r.pts[k] = run_peer(python .. " bench/peer_torch.py " .. pargs, r.th) or false end
     end
@@ -375,7 +462,11 @@ print("  windows of 0.5 s that bertlab's peer runs before its timed steps and af
 print("  CSV has the worst too); frac: the median over those seconds of their GFLOP/s / the mean of the two")
 print("  windows beside them (so the machine's drift between minutes cancels), f/best: GFLOP/s / sgemm")
 print("  (bertlab's linear layers run on its own kernels, kernels/cpu/skinny.c, not on OpenBLAS)")
-if rounds > 1 then
+if npairs then
+  print(("  BENCH_PAIRS=%d: both peers at once, in lockstep: %d pairs of %g s blocks of training steps, then"):format(npairs, npairs, PAIR_SECS))
+  print("  of evaluation, each pair bertlab's block and PyTorch's one after the other (the order alternating);")
+  print("  rates are each peer's steps over its blocks' time, x the median of the pairs' ratios")
+elseif rounds > 1 then
   print(("  %d rounds a row, the peers' order alternating: rates are the rounds' medians, x the median of the"):format(rounds))
   print("  rounds' ratios (each round's bertlab against that round's PyTorch), RSS the largest")
 end
@@ -392,13 +483,13 @@ local csv = { "row,model,batch,pad,threads,train_reps,eval_reps,bertlab_train_sp
   "bertlab_eval_bps,torch_eval_bps,eval_ratio,bertlab_rss_mb,torch_rss_mb,rss_ratio,tokens_per_step," ..
   "computed_tokens_per_step,model_gflops,sgemm_gflops,sgemm_fraction,warmup,sgemm_min_gflops," ..
   "torch_train_reps,torch_eval_reps,sgemm_fraction_paired,paired_blocks,rounds,train_ratio_rounds," ..
-  "eval_ratio_rounds" }
+  "eval_ratio_rounds,pairs" }
 for _, r in ipairs(rows) do
   local gf = r.flops and get(r.bl, "train_sps") and r.flops * r.bl.train_sps / 1e9
   local frac = gf and r.sgemm and gf / r.sgemm
   local tx, ex = round_ratio(r, "train_sps"), round_ratio(r, "eval_bps")
-  local reps = r.tr .. "/" .. r.ev
-  if r.pt and not r.pt.reused and (r.ptr ~= r.tr or r.pev ~= r.ev) then reps = reps .. " " .. r.ptr .. "/" .. r.pev end
+  local reps = r.pairs and ("%dx%gs"):format(npairs, PAIR_SECS) or r.tr .. "/" .. r.ev
+  if not r.pairs and r.pt and not r.pt.reused and (r.ptr ~= r.tr or r.pev ~= r.ev) then reps = reps .. " " .. r.ptr .. "/" .. r.pev end
   print(hdr:format(r.name, reps,
     f3(get(r.bl, "train_sps")), f3(get(r.pt, "train_sps")), f2(tx),
     f3(get(r.bl, "eval_bps")), f3(get(r.pt, "eval_bps")), f2(ex),
@@ -414,11 +505,11 @@ for _, r in ipairs(rows) do
     n(get(r.bl, "tokens") or get(r.pt, "tokens")), n(get(r.bl, "ctokens")), n(gf), n(r.sgemm), n(frac), "1", n(r.sgemm_min),
     r.pt and not r.pt.reused and r.ptr or "", r.pt and not r.pt.reused and r.pev or "",
     n(r.frac), r.nblocks or "", rounds, each_round(r, "train_sps", "%.4g", ";"),
-    each_round(r, "eval_bps", "%.4g", ";") }, ",")
+    each_round(r, "eval_bps", "%.4g", ";"), r.pairs and npairs or "" }, ",")
 end
 print("x: bertlab/PyTorch (for RSS: PyTorch's/bertlab's, so > 1 is better everywhere)")
-if rounds > 1 then -- the spread behind each median x (the CSV has them too)
-  print("x round by round (train; eval):")
+if rounds > 1 or npairs then -- the spread behind each median x (the CSV has them too)
+  print(npairs and "x pair by pair (train; eval):" or "x round by round (train; eval):")
   for _, r in ipairs(rows) do
     print(("  %-22s %s; %s"):format(r.name, each_round(r, "train_sps", "%.2f", " "), each_round(r, "eval_bps", "%.2f", " ")))
   end

@@ -14,6 +14,8 @@
 --   (this machine's rate drifts 10-40% within a day); the line then also has
 --   "blocks=N:SECONDS:CTOKENS:CATTN:GFLOPS_BEFORE:GFLOPS_AFTER;...". The windows' time is not
 --   in train_sps.
+-- BENCH_SYNC=PREFIX (bench.lua sets it for BENCH_PAIRS): the phases run a block at a time, on
+--   commands read from the FIFO PREFIX.go, answered on PREFIX.done (see the sync loop below).
 local bl = require("bertlab")
 local dir, ids_file = arg[1], arg[2]
 local B, T, threads = tonumber(arg[3]), tonumber(arg[4]), tonumber(arg[5])
@@ -106,28 +108,38 @@ local function sgemm_window()
   return g
 end
 local blocks = {}
+-- steps from batch k on (wrapping past the last), one at least, until batch `reps` is done or `secs`
+-- have gone by (either may be nil); returns the steps, their time, the next k and the real tokens
+local function run_steps(f, count, k, reps, secs)
+  local n, ct, ca = 0, 0, 0
+  local t0 = bl.clock()
+  repeat
+    local bt = batches[(k - 1) % #batches + 1]
+    f(bt)
+    if count then
+      tokens = tokens + B * bt.width
+      attn = attn + B * bt.width * bt.width
+      ct, ca = ct + bt.real, ca + bt.real2
+    end
+    k, n = k + 1, n + 1
+  until (reps and k > reps) or (secs and bl.clock() - t0 >= secs)
+  local dt = bl.clock() - t0
+  ctokens, cattn = ctokens + ct, cattn + ca
+  return n, dt, k, ct, ca
+end
+local function warm_up(reps, f)
+  local w = 1
+  for k = 2, math.min(reps, #batches) do if batches[k].width > batches[w].width then w = k end end
+  f(batches[w])
+end
 local function time_reps(reps, f, count, windows)
-  if reps >= 1 then
-    local w = 1
-    for k = 2, reps do if batches[k].width > batches[w].width then w = k end end
-    f(batches[w])
-  end
+  if reps >= 1 then warm_up(reps, f) end
   local total, k = 0, 1
   local before = windows and sgemm_window()
   while k <= reps do
-    local n, ct, ca = 0, 0, 0
-    local t0 = bl.clock()
-    repeat
-      f(batches[k])
-      if count then
-        tokens = tokens + B * batches[k].width
-        attn = attn + B * batches[k].width * batches[k].width
-        ct, ca = ct + batches[k].real, ca + batches[k].real2
-      end
-      k, n = k + 1, n + 1
-    until k > reps or (windows and bl.clock() - t0 >= 1.0)
-    local dt = bl.clock() - t0
-    total, ctokens, cattn = total + dt, ctokens + ct, cattn + ca
+    local n, dt, ct, ca
+    n, dt, k, ct, ca = run_steps(f, count, k, reps, windows and 1.0 or nil)
+    total = total + dt
     if windows then
       local after = sgemm_window()
       blocks[#blocks + 1] = ("%d:%.6g:%d:%d:%.6g:%.6g"):format(n, dt, ct, ca, before, after)
@@ -137,10 +149,51 @@ local function time_reps(reps, f, count, windows)
   return reps / total
 end
 
-model:train()
-local train_sps = time_reps(train_reps, train_step, true, sgemm_cmd ~= nil)
-model:eval()
-local eval_bps = time_reps(eval_reps, eval_batch, false)
+local train_sps, eval_bps, counted
+local sync = os.getenv("BENCH_SYNC")
+if not sync then
+  model:train()
+  train_sps = time_reps(train_reps, train_step, true, sgemm_cmd ~= nil)
+  model:eval()
+  eval_bps = time_reps(eval_reps, eval_batch, false)
+  counted = train_reps
+else
+  -- BENCH_SYNC=PREFIX (bench.lua's BENCH_PAIRS): in lockstep with the other peer, which waits while
+  -- this one runs. Ready once set up, then one block a command read from the FIFO PREFIX.go: "train
+  -- SECS" or "eval SECS" runs steps for SECS (one at least; a phase's first block after its warm-up,
+  -- and each training block between sgemm windows as above) and answers "n=STEPS dt=SECONDS" on
+  -- PREFIX.done; "quit" ends with the peer line. The batches cycle through all train/eval reps.
+  local done = assert(io.open(sync .. ".done", "w"))
+  done:setvbuf("line")
+  local go = assert(io.open(sync .. ".go", "r"))
+  done:write("ready\n")
+  local phase, k, before
+  local sum = { train = { 0, 0 }, eval = { 0, 0 } }
+  for line in go:lines() do
+    if line == "quit" then break end
+    local cmd, secs = line:match("^(%a+) (%S+)$")
+    secs = tonumber(secs)
+    if not sum[cmd or ""] or not secs then error("peer_bertlab: BENCH_SYNC: unknown command " .. line, 0) end
+    local f, train = cmd == "train" and train_step or eval_batch, cmd == "train"
+    if cmd ~= phase then
+      phase, k = cmd, 1
+      if train then model:train() else model:eval() end
+      warm_up(#batches, f)
+      if train and sgemm_cmd then before = sgemm_window() end
+    end
+    local n, dt, ct, ca
+    n, dt, k, ct, ca = run_steps(f, train, k, nil, secs)
+    if train and sgemm_cmd then
+      local after = sgemm_window()
+      blocks[#blocks + 1] = ("%d:%.6g:%d:%d:%.6g:%.6g"):format(n, dt, ct, ca, before, after)
+      before = after
+    end
+    sum[cmd][1], sum[cmd][2] = sum[cmd][1] + n, sum[cmd][2] + dt
+    done:write(("n=%d dt=%.6g\n"):format(n, dt))
+  end
+  local function rate(s) return s[2] > 0 and s[1] / s[2] or 0 end
+  train_sps, eval_bps, counted = rate(sum.train), rate(sum.eval), math.max(1, sum.train[1])
+end
 
 local rss = 0
 for line in io.lines("/proc/self/status") do
@@ -148,5 +201,5 @@ for line in io.lines("/proc/self/status") do
   if v then rss = tonumber(v) end
 end
 print(("peer: train_sps=%.6g eval_bps=%.6g tokens=%.6g attn=%.6g ctokens=%.6g cattn=%.6g rss_kb=%d impl=bertlab-%s%s")
-  :format(train_sps, eval_bps, tokens / train_reps, attn / train_reps, ctokens / train_reps,
-    cattn / train_reps, rss, bl.version, #blocks > 0 and " blocks=" .. table.concat(blocks, ";") or ""))
+  :format(train_sps, eval_bps, tokens / counted, attn / counted, ctokens / counted,
+    cattn / counted, rss, bl.version, #blocks > 0 and " blocks=" .. table.concat(blocks, ";") or ""))

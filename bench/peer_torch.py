@@ -4,8 +4,9 @@ work as bench/peer_bertlab.lua on the same token ids (zero_grad, forward, backwa
 AdamW; then evaluation forwards under no_grad).
 Usage: python peer_torch.py MODEL_DIR IDS_FILE B T THREADS TRAIN_REPS EVAL_REPS
        (T = 0: each batch padded to its longest title; T > 0: padded to T; T < 0: -T real tokens)
-       python peer_torch.py --make-random DIR   (a bert-base-sized model with random weights)"""
-import sys, time
+       python peer_torch.py --make-random DIR   (a bert-base-sized model with random weights)
+BENCH_SYNC=PREFIX: in lockstep with bertlab's peer, as bench/peer_bertlab.lua's (bench.lua's BENCH_PAIRS)."""
+import os, sys, time
 
 
 def peak_rss_kb():
@@ -89,12 +90,48 @@ def main():
             f(batches[k])
         return reps / (time.perf_counter() - t0)
 
-    model.train()
-    train_sps = time_reps(train_reps, train_step)
-    model.eval()
-    eval_bps = time_reps(eval_reps, eval_batch)
-    tokens = sum(B * batches[k][0].shape[1] for k in range(train_reps)) / train_reps
-    attn = sum(B * batches[k][0].shape[1] ** 2 for k in range(train_reps)) / train_reps
+    sync = os.environ.get("BENCH_SYNC")
+    if not sync:
+        model.train()
+        train_sps = time_reps(train_reps, train_step)
+        model.eval()
+        eval_bps = time_reps(eval_reps, eval_batch)
+        widths = [batches[k][0].shape[1] for k in range(train_reps)]
+    else:  # in lockstep with the other peer (bench.lua's BENCH_PAIRS): as peer_bertlab.lua's BENCH_SYNC
+        done = open(sync + ".done", "w", buffering=1)
+        go = open(sync + ".go", "r")
+        done.write("ready\n")
+        phase, k, widths = None, 0, []
+        total = {"train": [0, 0.0], "eval": [0, 0.0]}
+        for line in go:
+            line = line.strip()
+            if line == "quit":
+                break
+            cmd, secs = line.split()
+            secs = float(secs)
+            f = train_step if cmd == "train" else eval_batch
+            if cmd != phase:
+                phase, k = cmd, 0
+                model.train() if cmd == "train" else model.eval()
+                f(max(batches, key=lambda bt: bt[0].shape[1]))
+            n, t0 = 0, time.perf_counter()
+            while True:
+                bt = batches[k % len(batches)]
+                f(bt)
+                if cmd == "train":
+                    widths.append(bt[0].shape[1])
+                k, n = k + 1, n + 1
+                if time.perf_counter() - t0 >= secs:
+                    break
+            dt = time.perf_counter() - t0
+            total[cmd][0] += n
+            total[cmd][1] += dt
+            done.write("n=%d dt=%.6g\n" % (n, dt))
+        rate = lambda t: t[0] / t[1] if t[1] > 0 else 0.0
+        train_sps, eval_bps = rate(total["train"]), rate(total["eval"])
+        widths = widths or [0]
+    tokens = sum(B * w for w in widths) / len(widths)
+    attn = sum(B * w ** 2 for w in widths) / len(widths)
     impl = "torch-%s/transformers-%s/%s" % (torch.__version__, __import__("transformers").__version__,
                                               getattr(model.config, "_attn_implementation", "?"))
     print("peer: train_sps=%.6g eval_bps=%.6g tokens=%.6g attn=%.6g rss_kb=%d impl=%s"

@@ -20,6 +20,8 @@ local cases = {
   { "BENCH_ROW=minilm", "unknown setting BENCH_ROW in the environment %(known: .*BENCH_ROWS" },
   { "BENCH_ROUNDS=0", "BENCH_ROUNDS=0: want a positive integer" },
   { "BENCH_ROUNDS=1.5", "BENCH_ROUNDS=1.5: want a positive integer" },
+  { "BENCH_PAIRS=0", "BENCH_PAIRS=0: want a positive integer" },
+  { "BENCH_PAIRS=4 BENCH_ROUNDS=2", "BENCH_PAIRS and BENCH_ROUNDS: give one of them" },
   { "BENCH_BUDGET=abc", "BENCH_BUDGET=abc: want a positive number" },
   { "BENCH_BUDGET=-5", "BENCH_BUDGET=%-5: want a positive number" },
   { "BENCH_PEERS=bertlab,pytorch", "unknown peer \"pytorch\" %(the peers: bertlab, torch%)" },
