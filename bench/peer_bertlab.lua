@@ -108,13 +108,14 @@ local function sgemm_window()
   return g
 end
 local blocks = {}
--- steps from batch k on (wrapping past the last), one at least, until batch `reps` is done or `secs`
--- have gone by (either may be nil); returns the steps, their time, the next k and the real tokens
-local function run_steps(f, count, k, reps, secs)
+-- steps from batch k on (after batch `wrap`, batch 1 again), one at least, until batch `reps` is
+-- done or `secs` have gone by (either may be nil); returns the steps, their time, the next k and
+-- the real tokens
+local function run_steps(f, count, k, reps, secs, wrap)
   local n, ct, ca = 0, 0, 0
   local t0 = bl.clock()
   repeat
-    local bt = batches[(k - 1) % #batches + 1]
+    local bt = batches[(k - 1) % (wrap or #batches) + 1]
     f(bt)
     if count then
       tokens = tokens + B * bt.width
@@ -162,7 +163,8 @@ else
   -- this one runs. Ready once set up, then one block a command read from the FIFO PREFIX.go: "train
   -- SECS" or "eval SECS" runs steps for SECS (one at least; a phase's first block after its warm-up,
   -- and each training block between sgemm windows as above) and answers "n=STEPS dt=SECONDS" on
-  -- PREFIX.done; "quit" ends with the peer line. The batches cycle through all train/eval reps.
+  -- PREFIX.done; "quit" ends with the peer line. Training cycles through batches 1..TRAIN_REPS,
+  -- evaluation through 1..EVAL_REPS, as the phases above take them.
   local done = assert(io.open(sync .. ".done", "w"))
   done:setvbuf("line")
   local go = assert(io.open(sync .. ".go", "r"))
@@ -175,14 +177,15 @@ else
     secs = tonumber(secs)
     if not sum[cmd or ""] or not secs then error("peer_bertlab: BENCH_SYNC: unknown command " .. line, 0) end
     local f, train = cmd == "train" and train_step or eval_batch, cmd == "train"
+    local wrap = math.max(1, train and train_reps or eval_reps)
     if cmd ~= phase then
       phase, k = cmd, 1
       if train then model:train() else model:eval() end
-      warm_up(#batches, f)
+      warm_up(wrap, f)
       if train and sgemm_cmd then before = sgemm_window() end
     end
     local n, dt, ct, ca
-    n, dt, k, ct, ca = run_steps(f, train, k, nil, secs)
+    n, dt, k, ct, ca = run_steps(f, train, k, nil, secs, wrap)
     if train and sgemm_cmd then
       local after = sgemm_window()
       blocks[#blocks + 1] = ("%d:%.6g:%d:%d:%.6g:%.6g"):format(n, dt, ct, ca, before, after)

@@ -110,13 +110,14 @@ def main():
             cmd, secs = line.split()
             secs = float(secs)
             f = train_step if cmd == "train" else eval_batch
+            wrap = max(1, train_reps if cmd == "train" else eval_reps)  # as peer_bertlab.lua
             if cmd != phase:
                 phase, k = cmd, 0
                 model.train() if cmd == "train" else model.eval()
-                f(max(batches, key=lambda bt: bt[0].shape[1]))
+                f(max(batches[:wrap], key=lambda bt: bt[0].shape[1]))
             n, t0 = 0, time.perf_counter()
             while True:
-                bt = batches[k % len(batches)]
+                bt = batches[k % wrap]
                 f(bt)
                 if cmd == "train":
                     widths.append(bt[0].shape[1])
