@@ -250,8 +250,9 @@ end
 -- of PAIR_SECS of steps, bertlab's then PyTorch's (the order alternating pair by pair), N pairs of
 -- training blocks, then N of evaluation. A pair's ratio sets two blocks seconds apart against each
 -- other: on a VM whose cores slow down for seconds to minutes at a time, whole runs a minute apart
--- (BENCH_ROUNDS) catch different spells. Both peers are in memory at once. Returns the two peers'
--- records (as run_peer's) and the rates block by block: rates.bl.train[k] is bertlab's in pair k.
+-- (BENCH_ROUNDS) catch different spells. bertlab's training blocks each sit between two sgemm
+-- windows of their own (frac). Both peers are in memory at once. Returns the two peers' records (as
+-- run_peer's) and the rates block by block: rates.bl.train[k] is bertlab's in pair k.
 local PAIR_SECS = 1.5
 local function run_pair(blcmd, ptcmd, th)
   local dir = OUT .. "/sync"

@@ -162,7 +162,7 @@ else
   -- BENCH_SYNC=PREFIX (bench.lua's BENCH_PAIRS): in lockstep with the other peer, which waits while
   -- this one runs. Ready once set up, then one block a command read from the FIFO PREFIX.go: "train
   -- SECS" or "eval SECS" runs steps for SECS (one at least; a phase's first block after its warm-up,
-  -- and each training block between sgemm windows as above) and answers "n=STEPS dt=SECONDS" on
+  -- and each training block between two sgemm windows of its own) and answers "n=STEPS dt=SECONDS" on
   -- PREFIX.done; "quit" ends with the peer line. Training cycles through batches 1..TRAIN_REPS,
   -- evaluation through 1..EVAL_REPS, as the phases above take them.
   local done = assert(io.open(sync .. ".done", "w"))
@@ -182,14 +182,14 @@ else
       phase, k = cmd, 1
       if train then model:train() else model:eval() end
       warm_up(wrap, f)
-      if train and sgemm_cmd then before = sgemm_window() end
     end
+    -- a window right before each training block too: the other peer ran since the last one
+    if train and sgemm_cmd then before = sgemm_window() end
     local n, dt, ct, ca
     n, dt, k, ct, ca = run_steps(f, train, k, nil, secs, wrap)
     if train and sgemm_cmd then
       local after = sgemm_window()
       blocks[#blocks + 1] = ("%d:%.6g:%d:%d:%.6g:%.6g"):format(n, dt, ct, ca, before, after)
-      before = after
     end
     sum[cmd][1], sum[cmd][2] = sum[cmd][1] + n, sum[cmd][2] + dt
     done:write(("n=%d dt=%.6g\n"):format(n, dt))
