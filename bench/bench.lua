@@ -467,7 +467,8 @@ print("  (bertlab's linear layers run on its own kernels, kernels/cpu/skinny.c, 
 if npairs then
   print(("  BENCH_PAIRS=%d: both peers at once, in lockstep: %d pairs of %g s blocks of training steps, then"):format(npairs, npairs, PAIR_SECS))
   print("  of evaluation, each pair bertlab's block and PyTorch's one after the other (the order alternating);")
-  print("  rates are each peer's steps over its blocks' time, x the median of the pairs' ratios")
+  print("  rates are each peer's steps over its blocks' time, x the median of the pairs' ratios; frac's")
+  print("  windows: one right before and one right after each of bertlab's training blocks")
 elseif rounds > 1 then
   print(("  %d rounds a row, the peers' order alternating: rates are the rounds' medians, x the median of the"):format(rounds))
   print("  rounds' ratios (each round's bertlab against that round's PyTorch), RSS the largest")
