@@ -237,9 +237,13 @@ local function parse(out)
   return r
 end
 
+-- a peer's thread settings, as a prefix of its command
+local function threads_env(th)
+  return ("OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d MKL_NUM_THREADS=%d "):format(th, th, th)
+end
+
 local function run_peer(cmd, th)
-  local env = ("OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d MKL_NUM_THREADS=%d "):format(th, th, th)
-  local out = sh(env .. cmd)
+  local out = sh(threads_env(th) .. cmd)
   local r = parse(out)
   if not r then log("bench: peer failed: %s\n%s", cmd, out) end
   return r
@@ -252,19 +256,18 @@ end
 -- other: on a VM whose cores slow down for seconds to minutes at a time, whole runs a minute apart
 -- (BENCH_ROUNDS) catch different spells. bertlab's training blocks each sit between two sgemm
 -- windows of their own (frac). Both peers are in memory at once. Returns the two peers' records (as
--- run_peer's) and the rates block by block: rates.bl.train[k] is bertlab's in pair k.
+-- run_peer's) and the pairs' ratios, bertlab's rate over PyTorch's: ratios.train_sps[k] for pair k.
 local PAIR_SECS = 1.5
 local function run_pair(blcmd, ptcmd, th)
   local dir = OUT .. "/sync"
   local ok = os.execute(("rm -rf %s && mkdir -p %s && mkfifo %s/bl.go %s/bl.done %s/pt.go %s/pt.done")
     :format(dir, dir, dir, dir, dir, dir))
   if not ok then log("bench: could not make the FIFOs under %s", dir); return nil end
-  local env = ("OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d MKL_NUM_THREADS=%d "):format(th, th, th)
   local who_all = { "bl", "pt" }
   for _, who in ipairs(who_all) do
     -- a peer that ends (or dies) says so on its FIFO, so the bench never waits on a dead one
     os.execute(("(%sBENCH_SYNC=%s/%s %s >%s/%s.out 2>&1; echo \"exit $?\" >%s/%s.done) &")
-      :format(env, dir, who, who == "bl" and blcmd or ptcmd, dir, who, dir, who))
+      :format(threads_env(th), dir, who, who == "bl" and blcmd or ptcmd, dir, who, dir, who))
   end
   -- opened after both started (no peer inherits them), read-write so no open waits for the other end
   local ch, ended = {}, {}
@@ -277,19 +280,22 @@ local function run_pair(blcmd, ptcmd, th)
     return l
   end
   local function send(who, cmd) ch[who].go:write(cmd, "\n"); ch[who].go:flush() end
-  local rates = { bl = { train = {}, eval = {} }, pt = { train = {}, eval = {} } }
+  local ratios = { train_sps = {}, eval_bps = {} }
   local good = recv("bl") == "ready" and recv("pt") == "ready"
-  for _, phase in ipairs({ "train", "eval" }) do
+  for _, pk in ipairs({ { "train", "train_sps" }, { "eval", "eval_bps" } }) do -- training first
+    local phase, key = pk[1], pk[2]
     for k = 1, good and npairs or 0 do
+      local rate = {}
       for _, who in ipairs(k % 2 == 1 and { "bl", "pt" } or { "pt", "bl" }) do
         if good then
           send(who, ("%s %g"):format(phase, PAIR_SECS))
           local l = recv(who)
           local n, dt = l:match("^n=(%d+) dt=(%S+)$")
-          if n and tonumber(dt) > 0 then rates[who][phase][k] = tonumber(n) / tonumber(dt)
+          if n and tonumber(dt) > 0 then rate[who] = tonumber(n) / tonumber(dt)
           else good = false end
         end
       end
+      if good then ratios[key][k] = rate.bl / rate.pt end
     end
   end
   local recs = {}
@@ -305,7 +311,7 @@ local function run_pair(blcmd, ptcmd, th)
     recs[who] = ended[who] == "exit 0" and parse(out) or nil
     if not recs[who] then log("bench: peer failed (%s): %s\n%s", ended[who], who == "bl" and blcmd or ptcmd, out) end
   end
-  return recs.bl, recs.pt, rates
+  return recs.bl, recs.pt, ratios
 end
 
 -- the sgemm rate at a row's shapes: bertlab's peer runs one window of 0.5 s before its timed
@@ -388,17 +394,9 @@ for i, r in ipairs(rows) do
   local blcmd = ("BENCH_SGEMM='%s' bin/bertlab bench/peer_bertlab.lua %s"):format(sgemm_cmd(r.m.cfg, N, r.th), args)
   if npairs and want_torch and not reused[r.name] then
     -- the same batches for both (bertlab's reps): each cycles through them block after block
-    local bl_rec, pt_rec, rates = run_pair(blcmd, python .. " bench/peer_torch.py " .. args, r.th)
+    local bl_rec, pt_rec, ratios = run_pair(blcmd, python .. " bench/peer_torch.py " .. args, r.th)
     if bl_rec and pt_rec then
-      r.bls[1], r.pts[1], r.pairs = bl_rec, pt_rec, {}
-      for _, key in ipairs({ "train", "eval" }) do
-        local v = {}
-        for k = 1, npairs do
-          local a, b = rates.bl[key][k], rates.pt[key][k]
-          if a and b then v[#v + 1] = a / b end
-        end
-        r.pairs[key .. (key == "train" and "_sps" or "_bps")] = v
-      end
+      r.bls[1], r.pts[1], r.pairs = bl_rec, pt_rec, ratios
     else
       log("bench: %s: the paired run failed (out of memory with both peers in it?); the peers one after the other instead", r.name)
     end

@@ -81,10 +81,13 @@ def main():
         with torch.no_grad():
             return model(input_ids=ids, attention_mask=mask).logits
 
+    def warm_up(n, f):  # one untimed step (first-touch memory, lazy initialisation), on the widest
+        # of the first n batches, as peer_bertlab.lua: no timed step meets a longer one
+        f(max(batches[:n], key=lambda bt: bt[0].shape[1]))
+
     def time_reps(reps, f):
-        if reps >= 1:  # one untimed warm-up step (first-touch memory, lazy initialisation), on the
-            # widest of the timed batches, as peer_bertlab.lua: no timed step meets a longer one
-            f(max(batches[:reps], key=lambda bt: bt[0].shape[1]))
+        if reps >= 1:
+            warm_up(reps, f)
         t0 = time.perf_counter()
         for k in range(reps):
             f(batches[k])
@@ -114,7 +117,7 @@ def main():
             if cmd != phase:
                 phase, k = cmd, 0
                 model.train() if cmd == "train" else model.eval()
-                f(max(batches[:wrap], key=lambda bt: bt[0].shape[1]))
+                warm_up(wrap, f)
             n, t0 = 0, time.perf_counter()
             while True:
                 bt = batches[k % wrap]
